@@ -1,0 +1,38 @@
+/**
+ * `@diffuse/backend`: the pluggable tensor backend every Diffuse package runs on.
+ *
+ * - `initBackend(kind)` chooses and initialises wasm, webgl, webgpu or cpu, and reports capabilities.
+ * - Importing this package registers tfjs gradients, so training works with tfjs-core alone.
+ * - On wasm, it adds the missing `Conv2DBackpropFilter` kernel and fast transposed matMuls.
+ * - `Random` gives seeded noise that is identical on every backend.
+ * - Test helpers: `assertNoLeaks`, `readFloat32`, `maxAbsDiff`.
+ *
+ * @packageDocumentation
+ */
+import './gradients.js';
+
+export {
+  BackendUnavailableError,
+  DiffuseError,
+  InvalidArgumentError,
+  TensorLeakError,
+} from './errors.js';
+export {
+  AUTO_ORDER,
+  type BackendInfo,
+  type BackendKind,
+  type BackendName,
+  initBackend,
+  type InitBackendOptions,
+  isNode,
+} from './init.js';
+export { Random } from './random.js';
+export {
+  assertNoLeaks,
+  assertNoLeaksSync,
+  liveTensors,
+  maxAbsDiff,
+  readArray,
+  readFloat32,
+} from './testing.js';
+export { installWasmKernelFixes } from './wasm-kernels.js';

@@ -1,0 +1,246 @@
+/**
+ * Fixes for the tfjs wasm backend's two training gaps, made at the kernel level so every model,
+ * every op and every gradient that reaches these kernels gets them:
+ *
+ * 1. `Conv2DBackpropFilter` has no wasm kernel, so the gradient of any conv net fails on wasm.
+ *    We register one, composed of kernels the wasm backend does have (Transpose, Conv2D, Slice),
+ *    through the classic identity
+ *
+ *        dW[kh, kw, ci, co] = sum_{n, oh, ow} xpad[n, oh*sh + kh, ow*sw + kw, ci] * dy[n, oh, ow, co]
+ *
+ *    which is a stride-1 convolution with dilation (sh, sw) of x^T = transpose(x, [3, 1, 2, 0])
+ *    (channels as batch, batch as channels) by the filter dy^T = transpose(dy, [1, 2, 0, 3]);
+ *    its [Ci, KH', KW', Co] output is cropped to the filter size and transposed back.
+ *
+ * 2. The wasm `BatchMatMul` and `_FusedMatMul` kernels run an order of magnitude slower with
+ *    `transposeA` or `transposeB` set (measured: 0.75 against 14.8 GFLOP/s for 4096x256 by
+ *    4096x256), and matMul's gradient uses exactly those forms. We wrap both kernels: a transposed
+ *    operand is transposed explicitly (a cheap memory pass) and the fast untransposed kernel runs.
+ *
+ * 3. The wasm `_FusedMatMul` kernel gives wrong results for batched (rank-3, batch > 1) operands
+ *    (found by our tests against the cpu backend: every batch after the first is wrong). Batched
+ *    fused matMuls are computed as BatchMatMul, then bias add, then the activation kernel.
+ */
+import {
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  type NamedTensorInfoMap,
+  type TensorInfo,
+  backend_util,
+  getKernel,
+  registerKernel,
+  unregisterKernel,
+} from '@tensorflow/tfjs-core';
+
+const WASM = 'wasm';
+
+/** Minimal view of the wasm backend object that kernels receive. */
+interface KernelBackend {
+  disposeData(dataId: object): boolean;
+}
+
+function kernel(name: string): KernelFunc {
+  const config = getKernel(name, WASM);
+  if (config === undefined) {
+    throw new Error(`wasm kernel '${name}' is not registered`);
+  }
+  return config.kernelFunc;
+}
+
+/** Runs another wasm kernel from inside a kernel, as tfjs backends do for composite kernels. */
+function run(
+  name: string,
+  backend: KernelBackend,
+  inputs: NamedTensorInfoMap,
+  attrs: NamedAttrMap = {},
+): TensorInfo {
+  // biome-ignore lint/suspicious/noExplicitAny: the kernel signature takes the concrete backend.
+  return kernel(name)({ inputs, backend: backend as any, attrs }) as TensorInfo;
+}
+
+function transpose(backend: KernelBackend, x: TensorInfo, perm: number[]): TensorInfo {
+  return run('Transpose', backend, { x }, { perm });
+}
+
+/** Swaps the last two axes. */
+function transposeLast2(backend: KernelBackend, x: TensorInfo): TensorInfo {
+  const rank = x.shape.length;
+  const perm = [...Array(rank).keys()];
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return transpose(backend, x, perm);
+}
+
+/** `Conv2DBackpropFilter` for wasm: the filter gradient of conv2d (see the file comment). */
+const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
+  const be = backend as unknown as KernelBackend;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dataFormat: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
+  };
+  const temps: TensorInfo[] = [];
+  const keep = (t: TensorInfo) => {
+    temps.push(t);
+    return t;
+  };
+  try {
+    // Work in NHWC: x [N, H, W, Ci], dy [N, OH, OW, Co].
+    const xNhwc = dataFormat === 'NCHW' ? keep(transpose(be, x, [0, 2, 3, 1])) : x;
+    const dyNhwc = dataFormat === 'NCHW' ? keep(transpose(be, dy, [0, 2, 3, 1])) : dy;
+    const info = backend_util.computeConv2DInfo(
+      xNhwc.shape as [number, number, number, number],
+      filterShape,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const [kh, kw, ci, co] = filterShape;
+    const { top, bottom, left, right } = info.padInfo;
+    const xT = keep(transpose(be, xNhwc, [3, 1, 2, 0])); // [Ci, H, W, N]
+    const dyT = keep(transpose(be, dyNhwc, [1, 2, 0, 3])); // [OH, OW, N, Co]
+    const full = keep(
+      run(
+        'Conv2D',
+        be,
+        { x: xT, filter: dyT },
+        {
+          strides: [1, 1],
+          pad: [
+            [0, 0],
+            [top, bottom],
+            [left, right],
+            [0, 0],
+          ],
+          dataFormat: 'NHWC',
+          dilations: [info.strideHeight, info.strideWidth],
+          dimRoundingMode: 'floor',
+        },
+      ),
+    ); // [Ci, >=KH, >=KW, Co]
+    const cropped =
+      full.shape[1] === kh && full.shape[2] === kw
+        ? full
+        : keep(run('Slice', be, { x: full }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] }));
+    return transpose(be, cropped, [1, 2, 0, 3]); // [KH, KW, Ci, Co]
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+};
+
+/** The activation kernel of a fused op, applied to `x`. */
+function activate(
+  be: KernelBackend,
+  x: TensorInfo,
+  activation: string | undefined,
+  preluWeights: TensorInfo | undefined,
+  leakyreluAlpha: number | undefined,
+): TensorInfo {
+  switch (activation ?? 'linear') {
+    case 'linear':
+      return x;
+    case 'relu':
+      return run('Relu', be, { x });
+    case 'relu6':
+      return run('Relu6', be, { x });
+    case 'elu':
+      return run('Elu', be, { x });
+    case 'sigmoid':
+      return run('Sigmoid', be, { x });
+    case 'leakyrelu':
+      return run('LeakyRelu', be, { x }, { alpha: leakyreluAlpha ?? 0.2 });
+    case 'prelu':
+      return run('Prelu', be, { x, alpha: preluWeights! });
+    default:
+      throw new Error(`unsupported fused activation '${activation}'`);
+  }
+}
+
+/** `_FusedMatMul` for batched operands, composed of correct kernels (see fix 3 above). */
+const batchedFusedMatMul: KernelFunc = ({ inputs, backend, attrs }) => {
+  const be = backend as unknown as KernelBackend;
+  const { a, b, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
+  const { activation, leakyreluAlpha } = attrs as { activation?: string; leakyreluAlpha?: number };
+  const temps: TensorInfo[] = [];
+  try {
+    let y = run('BatchMatMul', be, { a: a!, b: b! }, { transposeA: false, transposeB: false });
+    if (bias !== undefined) {
+      temps.push(y);
+      y = run('Add', be, { a: y, b: bias });
+    }
+    const out = activate(be, y, activation, preluActivationWeights, leakyreluAlpha);
+    if (out !== y) temps.push(y);
+    return out;
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+};
+
+function batchSize(x: TensorInfo): number {
+  return x.shape.slice(0, -2).reduce((p, d) => p * d, 1);
+}
+
+/**
+ * Wraps a matMul kernel (`BatchMatMul` or `_FusedMatMul`) so that transposed operands are
+ * transposed explicitly before the untransposed fast path runs.
+ */
+function withExplicitTranspose(original: KernelConfig): KernelConfig {
+  const fused = original.kernelName === '_FusedMatMul';
+  const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
+    const be = backend as unknown as KernelBackend;
+    const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+    const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+    const inner: KernelFunc =
+      fused && Math.max(batchSize(a), batchSize(b)) > 1 ? batchedFusedMatMul : original.kernelFunc;
+    if (!transposeA && !transposeB) {
+      return inner({ inputs, backend, attrs });
+    }
+    const temps: TensorInfo[] = [];
+    try {
+      const a2 = transposeA ? transposeLast2(be, a) : a;
+      if (transposeA) temps.push(a2);
+      const b2 = transposeB ? transposeLast2(be, b) : b;
+      if (transposeB) temps.push(b2);
+      return inner({
+        inputs: { ...inputs, a: a2, b: b2 },
+        backend,
+        attrs: { ...attrs, transposeA: false, transposeB: false },
+      });
+    } finally {
+      for (const t of temps) be.disposeData(t.dataId);
+    }
+  };
+  return { ...original, kernelFunc };
+}
+
+const PATCHED = Symbol.for('diffuse.wasmKernelsPatched');
+
+/**
+ * Installs the wasm kernel fixes. Idempotent; call after `@tensorflow/tfjs-backend-wasm` has
+ * registered its kernels (initBackend does this for you).
+ */
+export function installWasmKernelFixes(): void {
+  const g = globalThis as Record<symbol, unknown>;
+  if (g[PATCHED]) return;
+  for (const name of ['BatchMatMul', '_FusedMatMul']) {
+    const original = getKernel(name, WASM);
+    if (original === undefined) continue;
+    unregisterKernel(name, WASM);
+    registerKernel(withExplicitTranspose(original));
+  }
+  if (getKernel('Conv2DBackpropFilter', WASM) === undefined) {
+    registerKernel({
+      kernelName: 'Conv2DBackpropFilter',
+      backendName: WASM,
+      kernelFunc: conv2DBackpropFilter,
+    });
+  }
+  g[PATCHED] = true;
+}

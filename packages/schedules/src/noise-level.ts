@@ -1,0 +1,49 @@
+/**
+ * A noise level in the unified view (Luo 2022, eq. 69; Kingma et al. 2021, VDM sec. 2):
+ *
+ *     x_t = alpha_t x_0 + sigma_t eps,   eps ~ N(0, I)
+ *
+ * Every schedule in this package, discrete or continuous, variance-preserving (alpha^2 + sigma^2 = 1)
+ * or variance-exploding (alpha = 1), reduces to a sequence of such pairs. The signal-to-noise ratio is
+ * SNR = alpha^2 / sigma^2 and logSNR = lambda = 2 log(alpha / sigma). The variance-exploding view of
+ * the same level (k-diffusion, EDM) divides by alpha: x / alpha = x_0 + (sigma / alpha) eps.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** A scalar or a tensor that broadcasts against the batch (e.g. shape [batch, 1, ...]). */
+export type Scalar = number | tf.Tensor;
+
+/** alpha_t and sigma_t of one noise level (numbers while sampling, tensors while training). */
+export interface NoiseLevel<T extends Scalar = Scalar> {
+  alpha: T;
+  sigma: T;
+}
+
+/** lambda = log SNR = 2 log(alpha / sigma). */
+export function logSNRFromLevel(level: NoiseLevel<number>): number {
+  return 2 * (Math.log(level.alpha) - Math.log(level.sigma));
+}
+
+/** The variance-preserving level with the given logSNR: alpha^2 = sigmoid(lambda), sigma^2 = sigmoid(-lambda). */
+export function vpLevelFromLogSNR(logSNR: number): NoiseLevel<number> {
+  // sqrt(sigmoid(l)) computed stably for large |l|.
+  const alpha = Math.exp(-0.5 * softplus(-logSNR));
+  const sigma = Math.exp(-0.5 * softplus(logSNR));
+  return { alpha, sigma };
+}
+
+/** The variance-preserving level whose VE noise level is `sigmaVE = sigma / alpha`. */
+export function vpLevelFromSigmaVE(sigmaVE: number): NoiseLevel<number> {
+  const alpha = 1 / Math.sqrt(1 + sigmaVE * sigmaVE);
+  return { alpha, sigma: sigmaVE * alpha };
+}
+
+/** The variance-exploding noise level sigma / alpha (k-diffusion's and EDM's sigma). */
+export function sigmaVE(level: NoiseLevel<number>): number {
+  return level.sigma / level.alpha;
+}
+
+/** log(1 + e^x), without overflow. */
+export function softplus(x: number): number {
+  return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
+}
