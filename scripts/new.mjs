@@ -13,7 +13,10 @@ import { parseArgs } from 'node:util';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { description: { type: 'string', default: 'A Diffuse package.' }, help: { type: 'boolean' } },
+  options: {
+    description: { type: 'string', default: 'A Diffuse package.' },
+    help: { type: 'boolean' },
+  },
 });
 const [kind, name] = positionals;
 const usage = 'usage: pnpm new package <name> [--description "..."] | pnpm new <kind> <name>';
@@ -22,7 +25,9 @@ if (values.help || !kind || !name) {
   process.exit(values.help ? 0 : 1);
 }
 if (!/^[a-z][a-z0-9-]*$/.test(name)) {
-  console.error(`name '${name}' must be lower-case letters, digits and dashes, starting with a letter`);
+  console.error(
+    `name '${name}' must be lower-case letters, digits and dashes, starting with a letter`,
+  );
   process.exit(1);
 }
 
@@ -40,12 +45,16 @@ if (kind === 'package') {
       else
         writeFileSync(
           p,
-          readFileSync(p, 'utf8').replaceAll('__NAME__', name).replaceAll('__DESCRIPTION__', values.description),
+          readFileSync(p, 'utf8')
+            .replaceAll('__NAME__', name)
+            .replaceAll('__DESCRIPTION__', values.description),
         );
     }
   };
   fill(dest);
-  console.log(`created packages/${name} (@diffuse/${name}). Next: pnpm install && pnpm --filter @diffuse/${name} test`);
+  console.log(
+    `created packages/${name} (@diffuse/${name}). Next: pnpm install && pnpm --filter @diffuse/${name} test`,
+  );
 } else {
   const generator = join(root, 'tooling', 'template', `${kind}.mjs`);
   if (!existsSync(generator)) {

@@ -22,8 +22,8 @@ export {
   type BackendInfo,
   type BackendKind,
   type BackendName,
-  initBackend,
   type InitBackendOptions,
+  initBackend,
   isNode,
 } from './init.js';
 export { Random } from './random.js';

@@ -19,13 +19,16 @@ describe('initBackend in Node', () => {
     expect(tf.getBackend()).toBe('cpu');
   });
 
-  it.each(['webgl', 'webgpu'] as const)('%s says which backend and why it is unavailable', async (kind) => {
-    const err = await initBackend(kind).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(BackendUnavailableError);
-    expect(err).toBeInstanceOf(DiffuseError);
-    expect((err as BackendUnavailableError).backend).toBe(kind);
-    expect((err as Error).message).toMatch(new RegExp(`'${kind}'.*needs a browser`));
-  });
+  it.each(['webgl', 'webgpu'] as const)(
+    '%s says which backend and why it is unavailable',
+    async (kind) => {
+      const err = await initBackend(kind).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BackendUnavailableError);
+      expect(err).toBeInstanceOf(DiffuseError);
+      expect((err as BackendUnavailableError).backend).toBe(kind);
+      expect((err as Error).message).toMatch(new RegExp(`'${kind}'.*needs a browser`));
+    },
+  );
 
   it('rejects an unknown backend name', async () => {
     // biome-ignore lint/suspicious/noExplicitAny: deliberately wrong input

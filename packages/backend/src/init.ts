@@ -65,9 +65,11 @@ async function precheck(name: BackendName): Promise<string | null> {
     if (env === 'node') return 'WebGPU needs a browser; in Node use wasm or cpu';
     const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } })
       .navigator?.gpu;
-    if (gpu === undefined) return 'navigator.gpu is undefined (WebGPU is not enabled in this browser)';
+    if (gpu === undefined)
+      return 'navigator.gpu is undefined (WebGPU is not enabled in this browser)';
     try {
-      if ((await gpu.requestAdapter()) === null) return 'navigator.gpu.requestAdapter() found no adapter';
+      if ((await gpu.requestAdapter()) === null)
+        return 'navigator.gpu.requestAdapter() found no adapter';
     } catch (e) {
       return `navigator.gpu.requestAdapter() failed: ${(e as Error).message}`;
     }
@@ -112,7 +114,9 @@ async function loadPackage(name: BackendName, options: InitBackendOptions): Prom
   }
 }
 
-async function capabilities(name: BackendName): Promise<Pick<BackendInfo, 'simd' | 'threads' | 'float32'>> {
+async function capabilities(
+  name: BackendName,
+): Promise<Pick<BackendInfo, 'simd' | 'threads' | 'float32'>> {
   if (name === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
@@ -174,7 +178,10 @@ export async function initBackend(
 ): Promise<BackendInfo> {
   const valid: BackendKind[] = ['auto', 'wasm', 'webgl', 'webgpu', 'cpu'];
   if (!valid.includes(kind)) {
-    throw new BackendUnavailableError(String(kind), `unknown backend; use one of ${valid.join(', ')}`);
+    throw new BackendUnavailableError(
+      String(kind),
+      `unknown backend; use one of ${valid.join(', ')}`,
+    );
   }
   const env = environment();
   const candidates = kind === 'auto' ? AUTO_ORDER[env] : [kind];

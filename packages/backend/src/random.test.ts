@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, Random, initBackend } from './index.js';
+import { InvalidArgumentError, initBackend, Random } from './index.js';
 
 function mean(a: ArrayLike<number>): number {
   let s = 0;

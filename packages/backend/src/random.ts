@@ -8,10 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
-import {
-  xoroshiro128plus,
-  xoroshiro128plusFromState,
-} from 'pure-rand/generator/xoroshiro128plus';
+import { xoroshiro128plus, xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
 import { InvalidArgumentError } from './errors.js';
 
 type JumpableRandomGenerator = ReturnType<typeof xoroshiro128plus>;
@@ -135,7 +132,8 @@ export class Random {
 
   /** A uniform integer in [0, n). */
   int(n: number): number {
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`int(n) needs n >= 1, got ${n}`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new InvalidArgumentError(`int(n) needs n >= 1, got ${n}`);
     return Math.floor(this.uniform01() * n);
   }
 

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  TensorLeakError,
   assertNoLeaks,
   assertNoLeaksSync,
   initBackend,
   maxAbsDiff,
   readFloat32,
+  TensorLeakError,
 } from './index.js';
 
 describe.each(['wasm', 'cpu'] as const)('test helpers on %s', (backend) => {

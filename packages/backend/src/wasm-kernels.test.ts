@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { Random, initBackend } from './index.js';
+import { initBackend, Random } from './index.js';
 
 type Run = (backend: 'wasm' | 'cpu') => Promise<Float32Array[]>;
 
@@ -39,7 +39,18 @@ const convCases = [
   { name: '3x3 same stride 2 (odd size)', x: [3, 9, 9, 2], f: [3, 3, 2, 4], s: 2, pad: 'same' },
   { name: '4x4 valid stride 2', x: [2, 10, 10, 3], f: [4, 4, 3, 2], s: 2, pad: 'valid' },
   { name: '1x1', x: [2, 5, 5, 8], f: [1, 1, 8, 4], s: 1, pad: 'valid' },
-  { name: 'explicit pad, stride (2,1)', x: [1, 7, 6, 2], f: [3, 2, 2, 3], s: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  {
+    name: 'explicit pad, stride (2,1)',
+    x: [1, 7, 6, 2],
+    f: [3, 2, 2, 3],
+    s: [2, 1],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
 ] as const;
 
 /** The kernel itself, as tfjs's conv2d gradient calls it (3x3 filter, 3 -> 4 channels, 'same'). */
@@ -110,23 +121,33 @@ describe('wasm transposed matMul', () => {
     { ta: false, tb: true },
     { ta: true, tb: true },
   ];
-  it.each(shapes)('matMul transposeA=$ta transposeB=$tb agrees with cpu, plain and fused, with batch dims', async ({ ta, tb }) => {
-    const rng = Random.seed(11);
-    const av = rng.normalArray(3 * 17 * 9);
-    const bv = rng.normalArray(3 * 9 * 13);
-    const biasv = rng.normalArray(13);
-    const { wasm, cpu } = await onBoth(async () => {
-      const a = tf.tensor3d(av, ta ? [3, 9, 17] : [3, 17, 9]);
-      const b = tf.tensor3d(bv, tb ? [3, 13, 9] : [3, 9, 13]);
-      const bias = tf.tensor1d(biasv);
-      const y = tf.matMul(a, b, ta, tb);
-      const z = tf.fused.matMul({ a, b, transposeA: ta, transposeB: tb, bias, activation: 'relu' });
-      const out = [await y.data(), await z.data()] as Float32Array[];
-      tf.dispose([a, b, bias, y, z]);
-      return out;
-    });
-    expectClose(wasm, cpu);
-  });
+  it.each(shapes)(
+    'matMul transposeA=$ta transposeB=$tb agrees with cpu, plain and fused, with batch dims',
+    async ({ ta, tb }) => {
+      const rng = Random.seed(11);
+      const av = rng.normalArray(3 * 17 * 9);
+      const bv = rng.normalArray(3 * 9 * 13);
+      const biasv = rng.normalArray(13);
+      const { wasm, cpu } = await onBoth(async () => {
+        const a = tf.tensor3d(av, ta ? [3, 9, 17] : [3, 17, 9]);
+        const b = tf.tensor3d(bv, tb ? [3, 13, 9] : [3, 9, 13]);
+        const bias = tf.tensor1d(biasv);
+        const y = tf.matMul(a, b, ta, tb);
+        const z = tf.fused.matMul({
+          a,
+          b,
+          transposeA: ta,
+          transposeB: tb,
+          bias,
+          activation: 'relu',
+        });
+        const out = [await y.data(), await z.data()] as Float32Array[];
+        tf.dispose([a, b, bias, y, z]);
+        return out;
+      });
+      expectClose(wasm, cpu);
+    },
+  );
 
   it('MLP gradients (which use the transposed forms) agree with cpu', async () => {
     const rng = Random.seed(5);

@@ -22,14 +22,14 @@
  *    fused matMuls are computed as BatchMatMul, then bias add, then the activation kernel.
  */
 import {
+  backend_util,
+  getKernel,
   type KernelConfig,
   type KernelFunc,
   type NamedAttrMap,
   type NamedTensorInfoMap,
-  type TensorInfo,
-  backend_util,
-  getKernel,
   registerKernel,
+  type TensorInfo,
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 

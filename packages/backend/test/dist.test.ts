@@ -3,7 +3,7 @@
  * installed it would load it (through the package's `exports` map, not the source).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +44,9 @@ describe('dist entry points', () => {
   it('imports from a plain ESM script', () => {
     const r = run(
       'main.mjs',
-      body(`import * as tf from '@tensorflow/tfjs-core';\nimport { initBackend, Random } from '@diffuse/backend';`),
+      body(
+        `import * as tf from '@tensorflow/tfjs-core';\nimport { initBackend, Random } from '@diffuse/backend';`,
+      ),
     );
     expect(r).toMatchObject({ name: 'wasm', simd: true, grad: [2, 4] });
   });
@@ -52,11 +54,15 @@ describe('dist entry points', () => {
   it('requires from a plain CJS script, with the same noise', () => {
     const esm = run(
       'a.mjs',
-      body(`import * as tf from '@tensorflow/tfjs-core';\nimport { initBackend, Random } from '@diffuse/backend';`),
+      body(
+        `import * as tf from '@tensorflow/tfjs-core';\nimport { initBackend, Random } from '@diffuse/backend';`,
+      ),
     );
     const cjs = run(
       'main.cjs',
-      body(`const tf = require('@tensorflow/tfjs-core');\nconst { initBackend, Random } = require('@diffuse/backend');`),
+      body(
+        `const tf = require('@tensorflow/tfjs-core');\nconst { initBackend, Random } = require('@diffuse/backend');`,
+      ),
     );
     expect(cjs).toMatchObject({ name: 'wasm', simd: true, grad: [2, 4] });
     expect(cjs.noise).toEqual(esm.noise);
