@@ -12,5 +12,5 @@ fi
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 echo "installing Debian's chromium for the browser tests"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq chromium >/dev/null
