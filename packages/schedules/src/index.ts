@@ -25,3 +25,23 @@ export {
   toEpsilon,
   toX0,
 } from './parameterization.js';
+export {
+  BETA_SCHEDULES,
+  type BetaSchedule,
+  DiscreteSchedule,
+  type DiscreteScheduleConfig,
+  TERMINAL_ALPHA_CUMPROD_FLOOR,
+  cosineBetas,
+  linearBetas,
+  rescaleZeroTerminalSNR,
+  scaledLinearBetas,
+  sigmoidBetas,
+} from './discrete.js';
+export {
+  interp,
+  numpyArange,
+  numpyLinspace,
+  roundHalfEven,
+  torchLinspace,
+  torchLinspaceFloat32,
+} from './numeric.js';
