@@ -8,8 +8,9 @@
  * that reaches that noise level (VDM, sec. 3.3), so a model trained under one schedule samples under
  * any other.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+
 import type { NoiseLevel, Prediction, Scalar } from '@diffuse/schedules';
+import type * as tf from '@tensorflow/tfjs-core';
 
 /** Conditioning passed to a denoiser. `labels` are int32 class indices, shape [batch]. */
 export interface Conditioning {

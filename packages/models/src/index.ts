@@ -5,3 +5,12 @@
  * @packageDocumentation
  */
 export type { Conditioning, Denoiser } from './denoiser.js';
+export { ModelError } from './errors.js';
+export { GaussianMixture, type GaussianMixtureSpec, type Labels } from './gaussian-mixture.js';
+export {
+  type EdmOptions,
+  edmPreconditioned,
+  logSNRTensor,
+  type NoiseConditionalNetwork,
+  withPrediction,
+} from './wrappers.js';

@@ -1,0 +1,646 @@
+/**
+ * The exact denoiser of Gaussian-mixture data: the oracle the tests, the benchmark app and the demo
+ * compare every sampler, loss and trained network against.
+ *
+ * Data p_0 = sum_k w_k N(mu_k, S_k). Under the forward process x_t = alpha x_0 + sigma eps
+ * (Luo 2022, eq. 69) every component stays Gaussian, so the noisy marginal is
+ *
+ *     p_t(x) = sum_k w_k N(x; alpha mu_k, C_k),   C_k = alpha^2 S_k + sigma^2 I,
+ *
+ * and with responsibilities r_k(x) = softmax_k(log w_k + log N(x; alpha mu_k, C_k)) the posterior
+ * mean (Tweedie's formula, Luo eq. 133; Efron 2011) is
+ *
+ *     E[x_0 | x_t] = sum_k r_k (mu_k + alpha S_k C_k^{-1} (x - alpha mu_k)),
+ *     score        = grad log p_t(x) = -sum_k r_k C_k^{-1} (x - alpha mu_k),
+ *     epsilon      = -sigma score.
+ *
+ * Each quantity is evaluated from its own sum, never by subtracting nearly equal numbers, so all are
+ * accurate from sigma -> 0 (where x - alpha x0 would cancel) to alpha -> 0. The tensor path works in
+ * each component's eigenbasis S_k = U_k diag(lambda_k) U_k^T, where C_k^{-1} = U_k diag(1 / (alpha^2
+ * lambda_k + sigma^2)) U_k^T, so per-example noise levels (tensors) and gradients come for free on any
+ * backend. The float64 path (`x0Array`, `logProbArray`, ...) uses Cholesky solves instead, an
+ * independent implementation to test against (it mirrors k-diffusion's reference model).
+ *
+ * Components may carry class labels; `labels` then selects p_t(x | y) = sum_{k: y_k = y} w_k N(...) /
+ * p(y), and `classLogPosterior` gives log p_t(y | x) (the exact classifier for classifier guidance).
+ * The label `numClasses` stands for "no class" (the null class of classifier-free guidance) and
+ * selects the unconditional mixture.
+ */
+
+import type { Random } from '@diffuse/backend';
+import type { NoiseLevel, Prediction, Scalar } from '@diffuse/schedules';
+import { assertPrediction } from '@diffuse/schedules';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Conditioning, Denoiser } from './denoiser.js';
+import { ModelError } from './errors.js';
+import { cholesky, logSumExp, matVec, solveLower, solveUpperT, symmetricEigen } from './linalg.js';
+
+/** Parameters of a Gaussian mixture p_0 = sum_k w_k N(mu_k, S_k). */
+export interface GaussianMixtureSpec {
+  /** Mixture weights w_k, positive, summing to 1 (to 1e-6). */
+  weights: readonly number[];
+  /** Means mu_k, K x d. */
+  means: readonly (readonly number[])[];
+  /** Covariances S_k, K x d x d, symmetric positive definite. */
+  covs: readonly (readonly (readonly number[])[])[];
+  /** Optional class of each component (integers >= 0): makes the mixture class-conditional. */
+  labels?: readonly number[];
+  /** Number of classes (default: largest label + 1). Every class needs at least one component. */
+  numClasses?: number;
+}
+
+/** Class labels: an int32 tensor [batch] or plain integers. `numClasses` means "unconditional". */
+export type Labels = tf.Tensor | readonly number[] | Int32Array;
+
+const LOG_2PI = Math.log(2 * Math.PI);
+/** Stands in for log 0 in masked logits: exp underflows to exactly 0, and gradients stay finite. */
+const MASKED = -1e30;
+
+/**
+ * An exact Gaussian-mixture oracle: posterior mean, epsilon, score, log-density and class posterior
+ * of the noisy marginal at any noise level, and samples of the data.
+ *
+ * @example
+ * const gm = new GaussianMixture({
+ *   weights: [0.5, 0.5], means: [[-1, 0], [1, 0]],
+ *   covs: [[[0.1, 0], [0, 0.1]], [[0.1, 0], [0, 0.1]]], labels: [0, 1],
+ * });
+ * const x = tf.tensor2d([[0.3, 0.1]]);
+ * const x0 = gm.x0(x, { alpha: 0.8, sigma: 0.6 });          // E[x0 | x_t], [1, 2]
+ * const logPy = gm.classLogPosterior(x, { alpha: 0.8, sigma: 0.6 }); // [1, 2]
+ * const data = gm.sample(100, Random.seed(0));               // [100, 2] draws from p_0
+ */
+export class GaussianMixture {
+  /** Dimension d of the data. */
+  readonly dim: number;
+  /** Number of components K. */
+  readonly numComponents: number;
+  /** Number of classes (0 when the components carry no labels). */
+  readonly numClasses: number;
+  /** The parameters, as given (copied). */
+  readonly spec: GaussianMixtureSpec;
+
+  private readonly w: Float64Array;
+  private readonly mu: Float64Array; // K*d
+  private readonly cov: Float64Array; // K*d*d
+  private readonly chol: Float64Array; // K*d*d, Cholesky factors of S_k (sampling)
+  private readonly componentClass: Int32Array; // K
+  private readonly classLogPrior: Float64Array; // numClasses: log p(y)
+  // float32 copies of the constants uploaded by the tensor path
+  private readonly muF: Float32Array;
+  private readonly eigvecF: Float32Array;
+  private readonly eigvalF: Float32Array;
+  private readonly logWF: Float32Array;
+
+  constructor(spec: GaussianMixtureSpec) {
+    const { weights, means, covs } = spec;
+    const K = weights.length;
+    if (K === 0)
+      throw new ModelError('a Gaussian mixture needs at least one component (weights is empty)');
+    if (means.length !== K || covs.length !== K) {
+      throw new ModelError(
+        `weights, means and covs must have one entry per component: got ${K}, ${means.length}, ${covs.length}`,
+      );
+    }
+    const d = means[0]!.length;
+    if (d === 0) throw new ModelError('the data dimension must be at least 1 (means[0] is empty)');
+    let total = 0;
+    for (const [k, wk] of weights.entries()) {
+      if (!(wk > 0) || !Number.isFinite(wk))
+        throw new ModelError(`weights[${k}] must be positive and finite, got ${wk}`);
+      total += wk;
+    }
+    if (Math.abs(total - 1) > 1e-6) throw new ModelError(`weights must sum to 1, got ${total}`);
+    this.dim = d;
+    this.numComponents = K;
+    this.w = Float64Array.from(weights);
+    this.mu = new Float64Array(K * d);
+    this.cov = new Float64Array(K * d * d);
+    this.chol = new Float64Array(K * d * d);
+    this.muF = new Float32Array(K * d);
+    this.eigvecF = new Float32Array(K * d * d);
+    this.eigvalF = new Float32Array(K * d);
+    this.logWF = Float32Array.from(weights, Math.log);
+    for (let k = 0; k < K; k++) {
+      const m = means[k]!;
+      if (m.length !== d) throw new ModelError(`means[${k}] has length ${m.length}, expected ${d}`);
+      for (let i = 0; i < d; i++) {
+        if (!Number.isFinite(m[i]!)) throw new ModelError(`means[${k}][${i}] is not finite`);
+        this.mu[k * d + i] = m[i]!;
+      }
+      const c = covs[k]!;
+      if (c.length !== d || c.some((row) => row.length !== d))
+        throw new ModelError(`covs[${k}] must be ${d} x ${d}`);
+      const s = this.cov.subarray(k * d * d, (k + 1) * d * d);
+      for (let i = 0; i < d; i++) {
+        for (let j = 0; j < d; j++) {
+          const v = c[i]![j]!;
+          if (!Number.isFinite(v)) throw new ModelError(`covs[${k}][${i}][${j}] is not finite`);
+          if (Math.abs(v - c[j]![i]!) > 1e-9 * (Math.abs(v) + 1e-300)) {
+            throw new ModelError(
+              `covs[${k}] is not symmetric: [${i}][${j}] = ${v} but [${j}][${i}] = ${c[j]![i]}`,
+            );
+          }
+          s[i * d + j] = v;
+        }
+      }
+      this.chol.set(cholesky(s, d, `covs[${k}]`), k * d * d);
+      const { values, vectors } = symmetricEigen(s, d);
+      this.eigvalF.set(values, k * d);
+      this.eigvecF.set(vectors, k * d * d);
+    }
+    this.muF.set(this.mu);
+
+    // Class structure.
+    this.componentClass = new Int32Array(K);
+    if (spec.labels !== undefined) {
+      if (spec.labels.length !== K)
+        throw new ModelError(
+          `labels must have one entry per component (${K}), got ${spec.labels.length}`,
+        );
+      let maxLabel = -1;
+      for (const [k, y] of spec.labels.entries()) {
+        if (!Number.isInteger(y) || y < 0)
+          throw new ModelError(`labels[${k}] must be an integer >= 0, got ${y}`);
+        maxLabel = Math.max(maxLabel, y);
+        this.componentClass[k] = y;
+      }
+      const C = spec.numClasses ?? maxLabel + 1;
+      if (!Number.isInteger(C) || C <= maxLabel)
+        throw new ModelError(
+          `numClasses (${C}) must be an integer above every label (max ${maxLabel})`,
+        );
+      this.numClasses = C;
+      this.classLogPrior = new Float64Array(C);
+      const mass = new Float64Array(C);
+      for (let k = 0; k < K; k++) mass[this.componentClass[k]!]! += this.w[k]!;
+      for (let c = 0; c < C; c++) {
+        if (mass[c] === 0)
+          throw new ModelError(`class ${c} has no component (labels: ${spec.labels.join(', ')})`);
+        this.classLogPrior[c] = Math.log(mass[c]!);
+      }
+    } else {
+      if (spec.numClasses !== undefined)
+        throw new ModelError('numClasses needs labels (one class per component)');
+      this.numClasses = 0;
+      this.classLogPrior = new Float64Array(0);
+    }
+    this.spec = {
+      weights: [...weights],
+      means: means.map((m) => [...m]),
+      covs: covs.map((c) => c.map((r) => [...r])),
+      ...(spec.labels ? { labels: [...spec.labels], numClasses: this.numClasses } : {}),
+    };
+  }
+
+  /**
+   * A single Gaussian N(mean, cov) as a one-component mixture.
+   *
+   * @example
+   * const g = GaussianMixture.gaussian([0, 0], [[1, 0.5], [0.5, 2]]);
+   */
+  static gaussian(mean: readonly number[], cov: readonly (readonly number[])[]): GaussianMixture {
+    return new GaussianMixture({ weights: [1], means: [mean], covs: [cov] });
+  }
+
+  // ---------------------------------------------------------------- tensor path
+
+  /**
+   * E[x_0 | x_t] = sum_k r_k (mu_k + alpha S_k C_k^{-1} (x - alpha mu_k)), shape [batch, d].
+   * With `labels`, the posterior mean under p(x_0 | y).
+   *
+   * @example
+   * const x0 = gm.x0(x, { alpha: 0.6, sigma: 0.8 });
+   */
+  x0(x: tf.Tensor, level: NoiseLevel<Scalar>, labels?: Labels): tf.Tensor {
+    return tf.tidy(() => this.posterior(x, level, labels).x0());
+  }
+
+  /**
+   * The exact noise prediction eps = (x - alpha x0) / sigma = sigma sum_k r_k C_k^{-1} (x - alpha mu_k),
+   * computed without the subtraction. Shape [batch, d].
+   *
+   * @example
+   * const eps = gm.epsilon(x, { alpha: 0.6, sigma: 0.8 });
+   */
+  epsilon(x: tf.Tensor, level: NoiseLevel<Scalar>, labels?: Labels): tf.Tensor {
+    return tf.tidy(() => {
+      const p = this.posterior(x, level, labels);
+      return tf.mul(p.cinvDiff(), p.sigmaB);
+    });
+  }
+
+  /**
+   * The score grad_x log p_t(x) = -sum_k r_k C_k^{-1} (x - alpha mu_k) (class-conditional with labels).
+   * Shape [batch, d].
+   *
+   * @example
+   * const s = gm.score(x, { alpha: 1, sigma: 0.1 });
+   */
+  score(x: tf.Tensor, level: NoiseLevel<Scalar>, labels?: Labels): tf.Tensor {
+    return tf.tidy(() => tf.neg(this.posterior(x, level, labels).cinvDiff()));
+  }
+
+  /**
+   * log p_t(x) = logsumexp_k (log w_k + log N(x; alpha mu_k, C_k)), or log p_t(x | y) with labels.
+   * Shape [batch].
+   *
+   * @example
+   * const lp = gm.logProb(x, { alpha: 1, sigma: 0 }); // the data log-density
+   */
+  logProb(x: tf.Tensor, level: NoiseLevel<Scalar>, labels?: Labels): tf.Tensor {
+    return tf.tidy(() => this.posterior(x, level, labels).logProb());
+  }
+
+  /**
+   * log p_t(y | x) = logsumexp_{k: y_k = y} (log w_k + log N_k(x)) - log p_t(x): the exact
+   * noise-conditional classifier. Shape [batch, numClasses]; each row's exp sums to 1.
+   *
+   * @example
+   * const logits = gm.classLogPosterior(x, { alpha: 0.9, sigma: 0.4 });
+   */
+  classLogPosterior(x: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor {
+    if (this.numClasses === 0)
+      throw new ModelError('classLogPosterior needs a mixture whose components carry labels');
+    return tf.tidy(() => {
+      const p = this.posterior(x, level, undefined);
+      const C = this.numClasses;
+      const K = this.numComponents;
+      const member = new Uint8Array(C * K); // [C, K]
+      for (let k = 0; k < K; k++) member[this.componentClass[k]! * K + k] = 1;
+      const mask = tf.tensor3d(member, [C, K, 1], 'bool');
+      const logits = tf.expandDims(p.logits, 0); // [1, K, B]
+      const perClass = tf.logSumExp(tf.where(mask, logits, tf.fill(logits.shape, MASKED)), 1); // [C, B]
+      return tf.transpose(tf.sub(perClass, p.lse)); // [B, C]
+    });
+  }
+
+  /**
+   * The posterior quantities at x, shared by x0/epsilon/score/logProb (call inside tf.tidy).
+   * Layout: components first, [K, B, d].
+   */
+  private posterior(x: tf.Tensor, level: NoiseLevel<Scalar>, labels: Labels | undefined) {
+    if (x.rank !== 2 || x.shape[1] !== this.dim) {
+      throw new ModelError(`x must have shape [batch, ${this.dim}], got [${x.shape.join(', ')}]`);
+    }
+    const B = x.shape[0]!;
+    const K = this.numComponents;
+    const d = this.dim;
+    if (level.alpha === 0 && level.sigma === 0)
+      throw new ModelError('alpha and sigma cannot both be 0');
+    const a = levelTensor(level.alpha, B, 'alpha');
+    const s = levelTensor(level.sigma, B, 'sigma');
+    const mu = tf.tensor3d(this.muF, [K, 1, d]);
+    const U = tf.tensor3d(this.eigvecF, [K, d, d]);
+    const lam = tf.tensor3d(this.eigvalF, [K, 1, d]);
+    const xf = tf.cast(x, 'float32');
+    const diff = tf.sub(tf.expandDims(xf, 0), tf.mul(a, mu)); // [K, B, d]: x - alpha mu_k
+    const z = tf.matMul(diff, U); // U_k^T (x - alpha mu_k), as rows
+    const dk = tf.add(tf.mul(tf.square(a), lam), tf.square(s)); // eigenvalues of C_k
+    const zOverD = tf.div(z, dk);
+    const maha = tf.sum(tf.mul(z, zOverD), -1); // [K, B]
+    const logDet = tf.sum(tf.log(dk), -1); // [K, B] or [K, 1]
+    const logN = tf.mul(-0.5, tf.add(tf.add(maha, logDet), d * LOG_2PI));
+    let logits: tf.Tensor = tf.add(tf.tensor2d(this.logWF, [K, 1]), logN); // [K, B]
+    let logPy: tf.Tensor | number = 0;
+    if (labels !== undefined) {
+      const { mask, logPrior } = this.labelMask(labels, B);
+      logits = tf.where(mask, logits, tf.fill(logits.shape, MASKED));
+      logPy = logPrior;
+    }
+    const lse = tf.logSumExp(logits, 0); // [B]
+    const r = tf.expandDims(tf.exp(tf.sub(logits, lse)), -1); // [K, B, 1]
+    const sigmaB = levelForBatch(s);
+    return {
+      logits,
+      lse,
+      sigmaB,
+      logProb: () => tf.sub(lse, logPy),
+      // sum_k r_k U_k (z_k / d_k) = sum_k r_k C_k^{-1} (x - alpha mu_k)
+      cinvDiff: () => tf.sum(tf.mul(r, tf.matMul(zOverD, U, false, true)), 0),
+      // sum_k r_k (mu_k + U_k (alpha lambda_k / d_k) z_k)
+      x0: () => {
+        const shrink = tf.matMul(tf.mul(tf.mul(a, lam), zOverD), U, false, true);
+        return tf.sum(tf.mul(r, tf.add(mu, shrink)), 0);
+      },
+    };
+  }
+
+  /** [K, B] membership mask of each example's class, and log p(y) per example ([B]). */
+  private labelMask(labels: Labels, B: number): { mask: tf.Tensor; logPrior: tf.Tensor } {
+    const ys = this.checkLabels(labels, B);
+    const K = this.numComponents;
+    const mask = new Uint8Array(K * B);
+    const logPrior = new Float32Array(B);
+    for (let b = 0; b < B; b++) {
+      const y = ys[b]!;
+      const isNull = y === this.numClasses;
+      for (let k = 0; k < K; k++) if (isNull || this.componentClass[k] === y) mask[k * B + b] = 1;
+      logPrior[b] = isNull ? 0 : this.classLogPrior[y]!;
+    }
+    return { mask: tf.tensor2d(mask, [K, B], 'bool'), logPrior: tf.tensor1d(logPrior) };
+  }
+
+  /** Reads and validates labels: integers in [0, numClasses] (numClasses = unconditional). */
+  private checkLabels(labels: Labels, n: number): Int32Array {
+    if (this.numClasses === 0)
+      throw new ModelError('labels were given, but the mixture components carry no class labels');
+    let ys: ArrayLike<number>;
+    if (labels instanceof tf.Tensor) {
+      if (labels.rank !== 1)
+        throw new ModelError(`labels must have shape [batch], got [${labels.shape.join(', ')}]`);
+      ys = labels.dataSync(); // a few bytes; needed to reject out-of-range classes
+    } else {
+      ys = labels;
+    }
+    if (ys.length !== n)
+      throw new ModelError(`expected ${n} labels (one per example), got ${ys.length}`);
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const y = ys[i]!;
+      if (!Number.isInteger(y) || y < 0 || y > this.numClasses) {
+        throw new ModelError(
+          `label ${y} is out of range: classes are 0..${this.numClasses - 1} (and ${this.numClasses} = unconditional)`,
+        );
+      }
+      out[i] = y;
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- denoiser
+
+  /**
+   * This oracle as a `Denoiser` predicting `prediction` (x0, epsilon, v or score). `cond.labels`
+   * makes it class-conditional. Each target is computed from its own sum (v = alpha eps - sigma x0
+   * from both), so there is no cancellation at either end of the noise range.
+   *
+   * @example
+   * const denoise = gm.denoiser('epsilon');
+   * const eps = denoise.predict(x, { alpha: 0.6, sigma: 0.8 });
+   */
+  denoiser(prediction: Prediction = 'x0'): Denoiser {
+    assertPrediction(prediction);
+    const gm = this;
+    return {
+      prediction,
+      shape: [this.dim],
+      ...(this.numClasses > 0 ? { numClasses: this.numClasses } : {}),
+      predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
+        const labels = cond?.labels;
+        switch (prediction) {
+          case 'x0':
+            return gm.x0(x, level, labels);
+          case 'epsilon':
+            return gm.epsilon(x, level, labels);
+          case 'score':
+            return gm.score(x, level, labels);
+          case 'v':
+            return tf.tidy(() => {
+              const p = gm.posterior(x, level, labels);
+              const eps = tf.mul(p.cinvDiff(), p.sigmaB);
+              return tf.sub(
+                tf.mul(levelForBatch(levelTensor(level.alpha, x.shape[0]!, 'alpha')), eps),
+                tf.mul(p.sigmaB, p.x0()),
+              );
+            });
+        }
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- sampling
+
+  /**
+   * n draws from the data distribution p_0 (or p_0(x | y) for the given labels: one per draw, or one
+   * for all). Float32 tensor [n, d]; the same seed gives the same draws on every backend.
+   *
+   * @example
+   * const x = gm.sample(1000, Random.seed(1));
+   * const ones = gm.sample(100, Random.seed(2), 1); // all from class 1
+   */
+  sample(n: number, rng: Random, labels?: number | readonly number[] | Int32Array): tf.Tensor {
+    return tf.tensor2d(this.sampleArray(n, rng, labels).x, [n, this.dim]);
+  }
+
+  /**
+   * Like `sample`, also returning each draw's class (int32 tensor [n]; all zeros without labels)
+   * and component index.
+   *
+   * @example
+   * const { x, labels } = gm.sampleWithLabels(256, Random.seed(0));
+   */
+  sampleWithLabels(
+    n: number,
+    rng: Random,
+    labels?: number | readonly number[] | Int32Array,
+  ): { x: tf.Tensor; labels: tf.Tensor; components: Int32Array } {
+    const { x, classes, components } = this.sampleArray(n, rng, labels);
+    return { x: tf.tensor2d(x, [n, this.dim]), labels: tf.tensor1d(classes, 'int32'), components };
+  }
+
+  /** The draws of `sampleWithLabels` as plain arrays (x: Float32Array n*d). */
+  sampleArray(
+    n: number,
+    rng: Random,
+    labels?: number | readonly number[] | Int32Array,
+  ): { x: Float32Array; classes: Int32Array; components: Int32Array } {
+    if (!Number.isInteger(n) || n < 0)
+      throw new ModelError(`sample size must be a non-negative integer, got ${n}`);
+    const d = this.dim;
+    const K = this.numComponents;
+    let ys: Int32Array | undefined;
+    if (labels !== undefined) {
+      ys =
+        typeof labels === 'number' ? new Int32Array(n).fill(labels) : this.checkLabels(labels, n);
+      if (typeof labels === 'number') this.checkLabels([labels], 1);
+    }
+    const x = new Float32Array(n * d);
+    const classes = new Int32Array(n);
+    const components = new Int32Array(n);
+    const zs = new Float64Array(d);
+    for (let i = 0; i < n; i++) {
+      const y = ys?.[i];
+      const conditional = y !== undefined && y !== this.numClasses;
+      const total = conditional ? Math.exp(this.classLogPrior[y]!) : 1;
+      let u = rng.uniform01() * total;
+      let k = -1;
+      for (let j = 0; j < K; j++) {
+        if (conditional && this.componentClass[j] !== y) continue;
+        k = j;
+        u -= this.w[j]!;
+        if (u < 0) break;
+      }
+      components[i] = k;
+      classes[i] = this.componentClass[k]!;
+      for (let j = 0; j < d; j++) zs[j] = rng.standardNormal();
+      const lz = matVec(this.chol.subarray(k * d * d, (k + 1) * d * d), zs, d);
+      for (let j = 0; j < d; j++) x[i * d + j] = this.mu[k * d + j]! + lz[j]!;
+    }
+    return { x, classes, components };
+  }
+
+  // ---------------------------------------------------------------- float64 reference path
+
+  /**
+   * Float64 E[x_0 | x_t] for a batch of points (row-major, batch*d), by Cholesky solves.
+   *
+   * @example
+   * const x0 = gm.x0Array(Float64Array.of(0.1, 0.2), 0.8, 0.6);
+   */
+  x0Array(
+    x: ArrayLike<number>,
+    alpha: number,
+    sigma: number,
+    labels?: readonly number[] | Int32Array,
+  ): Float64Array {
+    return this.exact64(x, alpha, sigma, labels).x0;
+  }
+
+  /** Float64 epsilon = sigma sum_k r_k C_k^{-1} (x - alpha mu_k). */
+  epsilonArray(
+    x: ArrayLike<number>,
+    alpha: number,
+    sigma: number,
+    labels?: readonly number[] | Int32Array,
+  ): Float64Array {
+    const { cinvDiff } = this.exact64(x, alpha, sigma, labels);
+    return cinvDiff.map((v) => sigma * v);
+  }
+
+  /** Float64 score = -sum_k r_k C_k^{-1} (x - alpha mu_k). */
+  scoreArray(
+    x: ArrayLike<number>,
+    alpha: number,
+    sigma: number,
+    labels?: readonly number[] | Int32Array,
+  ): Float64Array {
+    return this.exact64(x, alpha, sigma, labels).cinvDiff.map((v) => -v);
+  }
+
+  /**
+   * Float64 log p_t(x) (or log p_t(x | y)) per point.
+   *
+   * @example
+   * const lp = gm.logProbArray(Float64Array.of(0, 0), 1, 0);
+   */
+  logProbArray(
+    x: ArrayLike<number>,
+    alpha: number,
+    sigma: number,
+    labels?: readonly number[] | Int32Array,
+  ): Float64Array {
+    return this.exact64(x, alpha, sigma, labels).logProb;
+  }
+
+  /** Float64 log p_t(y | x), row-major [batch, numClasses]. */
+  classLogPosteriorArray(x: ArrayLike<number>, alpha: number, sigma: number): Float64Array {
+    if (this.numClasses === 0)
+      throw new ModelError('classLogPosteriorArray needs a mixture whose components carry labels');
+    const { logits, logProb } = this.exact64(x, alpha, sigma, undefined);
+    const K = this.numComponents;
+    const C = this.numClasses;
+    const B = logProb.length;
+    const out = new Float64Array(B * C);
+    for (let b = 0; b < B; b++) {
+      for (let c = 0; c < C; c++) {
+        const sel: number[] = [];
+        for (let k = 0; k < K; k++) if (this.componentClass[k] === c) sel.push(logits[b * K + k]!);
+        out[b * C + c] = logSumExp(sel) - logProb[b]!;
+      }
+    }
+    return out;
+  }
+
+  private exact64(
+    x: ArrayLike<number>,
+    alpha: number,
+    sigma: number,
+    labels: readonly number[] | Int32Array | undefined,
+  ) {
+    const d = this.dim;
+    const K = this.numComponents;
+    checkLevelNumber(alpha, 'alpha');
+    checkLevelNumber(sigma, 'sigma');
+    if (alpha === 0 && sigma === 0) throw new ModelError('alpha and sigma cannot both be 0');
+    if (x.length % d !== 0)
+      throw new ModelError(`x has ${x.length} numbers, not a multiple of the dimension ${d}`);
+    const B = x.length / d;
+    const ys = labels === undefined ? undefined : this.checkLabels(labels, B);
+    // Factor C_k = alpha^2 S_k + sigma^2 I once per call.
+    const a2 = alpha * alpha;
+    const s2 = sigma * sigma;
+    const facs: Float64Array[] = [];
+    const logDets: number[] = [];
+    for (let k = 0; k < K; k++) {
+      const c = new Float64Array(d * d);
+      for (let i = 0; i < d * d; i++) c[i] = a2 * this.cov[k * d * d + i]!;
+      for (let i = 0; i < d; i++) c[i * d + i]! += s2;
+      const l = cholesky(c, d, `C_${k} = alpha^2 S_${k} + sigma^2 I`);
+      facs.push(l);
+      let ld = 0;
+      for (let i = 0; i < d; i++) ld += 2 * Math.log(l[i * d + i]!);
+      logDets.push(ld);
+    }
+    const x0 = new Float64Array(B * d);
+    const cinvDiff = new Float64Array(B * d);
+    const logProb = new Float64Array(B);
+    const logits = new Float64Array(B * K);
+    const diff = new Float64Array(d);
+    const solves: Float64Array[] = [];
+    for (let b = 0; b < B; b++) {
+      const y = ys?.[b];
+      const conditional = y !== undefined && y !== this.numClasses;
+      solves.length = 0;
+      for (let k = 0; k < K; k++) {
+        for (let i = 0; i < d; i++) diff[i] = x[b * d + i]! - alpha * this.mu[k * d + i]!;
+        const l = facs[k]!;
+        const half = solveLower(l, diff, d);
+        let maha = 0;
+        for (let i = 0; i < d; i++) maha += half[i]! ** 2;
+        solves.push(solveUpperT(l, half, d)); // C_k^{-1} (x - alpha mu_k)
+        const member = !conditional || this.componentClass[k] === y;
+        logits[b * K + k] = member
+          ? Math.log(this.w[k]!) - 0.5 * (maha + logDets[k]! + d * LOG_2PI)
+          : Number.NEGATIVE_INFINITY;
+      }
+      const row = logits.subarray(b * K, (b + 1) * K);
+      const lse = logSumExp(row);
+      logProb[b] = lse - (conditional ? this.classLogPrior[y]! : 0);
+      for (let k = 0; k < K; k++) {
+        const r = Math.exp(row[k]! - lse);
+        if (r === 0) continue;
+        const ci = solves[k]!;
+        const sci = matVec(this.cov.subarray(k * d * d, (k + 1) * d * d), ci, d);
+        for (let i = 0; i < d; i++) {
+          x0[b * d + i]! += r * (this.mu[k * d + i]! + alpha * sci[i]!);
+          cinvDiff[b * d + i]! += r * ci[i]!;
+        }
+      }
+    }
+    return { x0, cinvDiff, logProb, logits };
+  }
+}
+
+function checkLevelNumber(v: number, name: string): void {
+  if (!Number.isFinite(v) || v < 0)
+    throw new ModelError(`${name} must be a finite number >= 0, got ${v}`);
+}
+
+/** alpha or sigma as a tensor that broadcasts against [K, B, d]: a scalar, or [1, B, 1]. */
+function levelTensor(v: Scalar, batch: number, name: string): tf.Tensor {
+  if (typeof v === 'number') {
+    checkLevelNumber(v, name);
+    return tf.scalar(v);
+  }
+  if (v.size === 1) return tf.reshape(tf.cast(v, 'float32'), []);
+  if (v.size === batch) return tf.reshape(tf.cast(v, 'float32'), [1, batch, 1]);
+  throw new ModelError(
+    `${name} must be a number or a tensor with 1 or ${batch} (batch) elements, got shape [${v.shape.join(', ')}]`,
+  );
+}
+
+/** A level tensor from `levelTensor` reshaped to broadcast against [B, d]. */
+function levelForBatch(t: tf.Tensor): tf.Tensor {
+  return t.rank === 0 ? t : tf.reshape(t, [-1, 1]);
+}
