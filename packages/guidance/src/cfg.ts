@@ -1,0 +1,301 @@
+/**
+ * Classifier-free guidance (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance", eq. 6) as a
+ * denoiser wrapper, with guidance rescale (Lin et al. 2023, sec. 3.4), a guidance interval
+ * (Kynkäänniemi et al. 2024), negative conditioning, and both branches in one batched forward pass.
+ *
+ * The guided prediction combines a conditional prediction c and an unconditional one u:
+ *
+ *     guided = u + s (c - u) = (1 + w) c - w u,     s = 1 + w
+ *
+ * `s` is diffusers' `guidance_scale` (s = 1: conditional, s = 0: unconditional); `w` is the paper's
+ * guidance weight (w = 0: conditional). The weights sum to one, so the combination is the same in
+ * x0, epsilon, v or score space (the conversions in `@diffuse/schedules` are affine in the prediction
+ * for a fixed x_t and level): it is computed in the denoiser's declared prediction.
+ */
+import type { Conditioning, Denoiser } from '@diffuse/models';
+import {
+  assertPrediction,
+  convertPrediction,
+  type NoiseLevel,
+  type Prediction,
+  type Scalar,
+} from '@diffuse/schedules';
+import * as tf from '@tensorflow/tfjs-core';
+import { GuidanceError } from './errors.js';
+import { assertFinite, assertInRange, assertLabel, assertLabelTensor, batchOf } from './validate.js';
+
+/** diffusers' `guidance_scale` s from the paper's weight w (Ho & Salimans 2022, eq. 6): s = 1 + w. */
+export function guidanceScaleFromWeight(w: number): number {
+  assertFinite('w', w);
+  return 1 + w;
+}
+
+/** The paper's guidance weight w from diffusers' `guidance_scale` s: w = s - 1. */
+export function weightFromGuidanceScale(guidanceScale: number): number {
+  assertFinite('guidanceScale', guidanceScale);
+  return guidanceScale - 1;
+}
+
+/**
+ * The classifier-free guidance combination u + s (c - u) (diffusers' `guidance_scale` s; the paper's
+ * (1 + w) c - w u with w = s - 1). Pure: works on predictions of any one type.
+ *
+ * @example
+ * const guided = cfgCombine(epsCond, epsUncond, 7.5);
+ */
+export function cfgCombine(cond: tf.Tensor, uncond: tf.Tensor, guidanceScale: number): tf.Tensor {
+  return tf.tidy(() => tf.add(uncond, tf.mul(guidanceScale, tf.sub(cond, uncond))));
+}
+
+/** Standard deviation of each example over all non-batch axes, shape [batch, 1, ..., 1]. */
+function perExampleStd(t: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const axes = Array.from({ length: t.rank - 1 }, (_, i) => i + 1);
+    return tf.sqrt(tf.moments(t, axes, true).variance);
+  });
+}
+
+/**
+ * Guidance rescale (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps are Flawed",
+ * sec. 3.4 and Algorithm 2; diffusers' `rescale_noise_cfg`):
+ *
+ *     rescaled = guided * std(cond) / std(guided)
+ *     out      = phi * rescaled + (1 - phi) * guided
+ *
+ * with std over all axes but the batch axis. phi = 0 leaves the guided prediction unchanged; the
+ * paper recommends phi = 0.7. Where std(guided) = 0 the guided prediction is returned unchanged.
+ *
+ * @example
+ * const out = rescaleGuidance(guided, epsCond, 0.7);
+ */
+export function rescaleGuidance(guided: tf.Tensor, cond: tf.Tensor, phi: number): tf.Tensor {
+  assertInRange('rescale (phi)', phi, 0, 1);
+  return tf.tidy(() => {
+    const stdCond = perExampleStd(cond);
+    const stdGuided = perExampleStd(guided);
+    const positive = tf.greater(stdGuided, 0);
+    const ratio = tf.where(positive, tf.div(stdCond, tf.where(positive, stdGuided, tf.onesLike(stdGuided))), tf.onesLike(stdGuided));
+    const factor = tf.add(tf.mul(phi, ratio), 1 - phi);
+    return tf.mul(guided, factor);
+  });
+}
+
+/** Noise levels sigma / alpha (EDM's sigma) inside which guidance is applied: (sigmaLo, sigmaHi]. */
+export interface GuidanceInterval {
+  /** Lower end, exclusive (default 0). */
+  sigmaLo?: number;
+  /** Upper end, inclusive (default +Infinity). */
+  sigmaHi?: number;
+}
+
+/** Options of `classifierFreeGuidance`. Give exactly one of `guidanceScale` and `w`. */
+export interface ClassifierFreeGuidanceOptions {
+  /** diffusers' `guidance_scale` s: guided = u + s (c - u). s = 1 is the conditional model. */
+  guidanceScale?: number;
+  /** The paper's guidance weight w (Ho & Salimans 2022, eq. 6): guided = (1 + w) c - w u. w = 0 is conditional. */
+  w?: number;
+  /**
+   * The label that means "no condition" to a model trained with label dropout (a learned null class).
+   * Default: `denoiser.numClasses` (the `Denoiser` convention). Ignored with `unconditional` or `negativeLabels`.
+   */
+  nullLabel?: number;
+  /**
+   * Negative conditioning: the unconditional branch is evaluated at these labels instead of the null
+   * label, so samples are pushed away from them: guided = n + s (c - n). A number (the whole batch)
+   * or an int32 tensor [batch]. Not combinable with `unconditional`.
+   */
+  negativeLabels?: number | tf.Tensor;
+  /**
+   * A separate unconditional denoiser (for example an oracle's marginal, or a smaller model as in
+   * autoguidance). It is called with the conditioning minus `labels`; this costs a second forward pass.
+   */
+  unconditional?: Denoiser;
+  /** Guidance rescale phi in [0, 1] (Lin et al. 2023, sec. 3.4). Default 0 (off). */
+  rescale?: number;
+  /** The prediction space in which std is measured for the rescale. Default: the denoiser's own (as diffusers). */
+  rescaleSpace?: Prediction;
+  /**
+   * Apply guidance only while sigma / alpha lies in (sigmaLo, sigmaHi] (Kynkäänniemi et al. 2024,
+   * "Applying Guidance in a Limited Interval Improves Sample and Distribution Quality in Diffusion
+   * Models", sec. 3); outside it the conditional prediction is returned (s = 1), and with a numeric
+   * noise level only one forward pass is made.
+   */
+  interval?: GuidanceInterval;
+}
+
+/** The resolved, validated settings. */
+interface CfgSettings {
+  scale: number;
+  phi: number;
+  rescaleSpace: Prediction;
+  sigmaLo: number;
+  sigmaHi: number;
+}
+
+function resolveSettings(denoiser: Denoiser, options: ClassifierFreeGuidanceOptions): CfgSettings {
+  const { guidanceScale, w } = options;
+  if ((guidanceScale === undefined) === (w === undefined)) {
+    throw new GuidanceError(
+      'give exactly one of guidanceScale (diffusers: u + s (c - u)) and w (the paper: (1 + w) c - w u, w = s - 1)',
+    );
+  }
+  const scale = guidanceScale !== undefined ? (assertFinite('guidanceScale', guidanceScale), guidanceScale) : guidanceScaleFromWeight(w!);
+  const phi = options.rescale ?? 0;
+  assertInRange('rescale (phi)', phi, 0, 1);
+  const rescaleSpace = options.rescaleSpace ?? denoiser.prediction;
+  try {
+    assertPrediction(rescaleSpace);
+  } catch (e) {
+    throw new GuidanceError(`rescaleSpace: ${(e as Error).message}`);
+  }
+  const sigmaLo = options.interval?.sigmaLo ?? 0;
+  const sigmaHi = options.interval?.sigmaHi ?? Number.POSITIVE_INFINITY;
+  if (Number.isNaN(sigmaLo) || Number.isNaN(sigmaHi) || sigmaLo < 0 || !(sigmaHi > sigmaLo)) {
+    throw new GuidanceError(`interval must satisfy 0 <= sigmaLo < sigmaHi, got (${sigmaLo}, ${sigmaHi}]`);
+  }
+  return { scale, phi, rescaleSpace, sigmaLo, sigmaHi };
+}
+
+/** Duplicates a batched tensor along axis 0; tensors that do not carry the batch pass through. */
+function doubleBatch(v: Scalar, batch: number): Scalar {
+  if (typeof v === 'number' || v.rank === 0 || v.shape[0] !== batch) return v;
+  return tf.concat([v, v], 0);
+}
+
+/**
+ * Evaluates the conditional and the unconditional branch in ONE forward pass: the batch is
+ * concatenated with itself, the first half gets `labels`, the second `uncondLabels`, and the result
+ * is split back. Other conditioning tensors that carry the batch axis are duplicated alongside.
+ */
+export function predictPair(
+  denoiser: Denoiser,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+  cond: Conditioning,
+  uncondLabels: tf.Tensor,
+): [tf.Tensor, tf.Tensor] {
+  const batch = batchOf(x);
+  return tf.tidy(() => {
+    const cond2: Conditioning = {};
+    for (const [key, value] of Object.entries(cond)) {
+      cond2[key] = value instanceof tf.Tensor ? doubleBatch(value, batch) : value;
+    }
+    cond2.labels = tf.concat([cond.labels!, uncondLabels], 0);
+    const level2 = { alpha: doubleBatch(level.alpha, batch), sigma: doubleBatch(level.sigma, batch) };
+    const out = denoiser.predict(tf.concat([x, x], 0), level2, cond2);
+    const [c, u] = tf.split(out, 2, 0) as [tf.Tensor, tf.Tensor];
+    return [c, u];
+  });
+}
+
+/**
+ * 1 where sigma / alpha lies in (lo, hi], else 0: a number for numeric levels (and, with
+ * `perExample` false, 1 for tensor levels: "maybe inside"), or a float tensor broadcasting like the level.
+ */
+function insideInterval(
+  level: NoiseLevel<Scalar>,
+  lo: number,
+  hi: number,
+  perExample: boolean,
+): number | tf.Tensor {
+  const { alpha, sigma } = level;
+  if (typeof alpha === 'number' && typeof sigma === 'number') {
+    const s = sigma / alpha;
+    return s > lo && s <= hi ? 1 : 0;
+  }
+  if (!perExample || (lo === 0 && hi === Number.POSITIVE_INFINITY)) return 1;
+  return tf.tidy(() => {
+    const s = tf.div(sigma, alpha);
+    return tf.cast(tf.logicalAnd(tf.greater(s, lo), tf.lessEqual(s, hi)), 'float32');
+  });
+}
+
+/**
+ * Wraps a class-conditional denoiser into a classifier-free guided one (Ho & Salimans 2022, eq. 6):
+ *
+ *     guided = u + s (c - u) = (1 + w) c - w u
+ *
+ * with c = D(x, level, labels) and u = D(x, level, null label) evaluated in one batched forward pass
+ * (or u from a separate `unconditional` denoiser, or at `negativeLabels` for negative conditioning),
+ * optional guidance rescale (Lin et al. 2023, sec. 3.4) and a guidance interval (Kynkäänniemi et al. 2024).
+ * The result is a `Denoiser` of the same prediction type, so any sampler can use it; the labels come
+ * from `cond.labels` (int32 [batch]) at each call.
+ *
+ * Reference implementation: diffusers' `StableDiffusionPipeline.__call__` (`guidance_scale`,
+ * `guidance_rescale`), EDM2's `guidance_interval`.
+ *
+ * @example
+ * const guided = classifierFreeGuidance(unet, { guidanceScale: 4, rescale: 0.7 });
+ * const x0 = await sample(guided, { shape: [16, 28, 28, 1], cond: { labels: tf.tensor1d(digits, 'int32') } });
+ */
+export function classifierFreeGuidance(denoiser: Denoiser, options: ClassifierFreeGuidanceOptions): Denoiser {
+  const settings = resolveSettings(denoiser, options);
+  const { unconditional, negativeLabels } = options;
+  if (unconditional !== undefined && negativeLabels !== undefined) {
+    throw new GuidanceError('negativeLabels and unconditional cannot be combined: the negative branch needs the conditional model');
+  }
+  if (unconditional !== undefined && unconditional.prediction !== denoiser.prediction) {
+    throw new GuidanceError(
+      `the unconditional denoiser predicts '${unconditional.prediction}' but the conditional one '${denoiser.prediction}'; wrap one so both agree`,
+    );
+  }
+  const numClasses = denoiser.numClasses;
+  const nullLabel = options.nullLabel ?? numClasses;
+  if (unconditional === undefined && negativeLabels === undefined) {
+    if (nullLabel === undefined) {
+      throw new GuidanceError(
+        'the denoiser declares no numClasses, so there is no null label: pass nullLabel, negativeLabels or an unconditional denoiser',
+      );
+    }
+    assertLabel('nullLabel', nullLabel, undefined);
+  }
+  if (typeof negativeLabels === 'number') assertLabel('negativeLabels', negativeLabels, numClasses);
+
+  function unconditionalLabels(batch: number): tf.Tensor {
+    if (negativeLabels instanceof tf.Tensor) {
+      assertLabelTensor('negativeLabels', negativeLabels, batch, numClasses);
+      return tf.clone(negativeLabels);
+    }
+    return tf.fill([batch], negativeLabels ?? nullLabel!, 'int32');
+  }
+
+  function combine(c: tf.Tensor, u: tf.Tensor, x: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor {
+    const guided = cfgCombine(c, u, settings.scale);
+    if (settings.phi === 0) return guided;
+    const space = settings.rescaleSpace;
+    if (space === denoiser.prediction) return rescaleGuidance(guided, c, settings.phi);
+    const g = convertPrediction(guided, denoiser.prediction, space, x, level);
+    const cs = convertPrediction(c, denoiser.prediction, space, x, level);
+    return convertPrediction(rescaleGuidance(g, cs, settings.phi), space, denoiser.prediction, x, level);
+  }
+
+  return {
+    prediction: denoiser.prediction,
+    ...(denoiser.shape !== undefined ? { shape: denoiser.shape } : {}),
+    ...(numClasses !== undefined ? { numClasses } : {}),
+    predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
+      const batch = batchOf(x);
+      if (cond?.labels === undefined) {
+        throw new GuidanceError('classifier-free guidance needs cond.labels (int32 [batch]) at every call');
+      }
+      assertLabelTensor('cond.labels', cond.labels, batch, numClasses);
+      if (insideInterval(level, settings.sigmaLo, settings.sigmaHi, false) === 0) {
+        return denoiser.predict(x, level, cond);
+      }
+      return tf.tidy(() => {
+        const inside = insideInterval(level, settings.sigmaLo, settings.sigmaHi, true);
+        let c: tf.Tensor;
+        let u: tf.Tensor;
+        if (unconditional !== undefined) {
+          const { labels: _dropped, ...rest } = cond;
+          c = denoiser.predict(x, level, cond);
+          u = unconditional.predict(x, level, rest);
+        } else {
+          [c, u] = predictPair(denoiser, x, level, cond, unconditionalLabels(batch));
+        }
+        const guided = combine(c, u, x, level);
+        return inside === 1 ? guided : tf.add(c, tf.mul(inside, tf.sub(guided, c)));
+      });
+    },
+  };
+}

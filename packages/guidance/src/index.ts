@@ -1,0 +1,41 @@
+/**
+ * `@diffuse/guidance`: guidance as denoiser wrappers. Each takes a `Denoiser` and returns a
+ * `Denoiser`, so any sampler works with any guidance:
+ *
+ * - `classifierFreeGuidance`: u + s (c - u) in one batched forward pass, diffusers' `guidanceScale` or
+ *   the paper's `w`, guidance rescale, a guidance interval, negative labels.
+ * - `classifierGuidance`: score + gamma grad log p_t(y | x_t) from any differentiable classifier
+ *   (`mixtureClassifier` gives the exact one of a Gaussian-mixture oracle).
+ * - `dynamicThresholding`, `sampleClipping`, `withX0Transform`: x0 post-processing (Imagen).
+ * - `repaint`: inpainting by known-region replacement with resampling (RePaint).
+ *
+ * @packageDocumentation
+ */
+export { GuidanceError } from './errors.js';
+export {
+  type ClassifierFreeGuidanceOptions,
+  cfgCombine,
+  classifierFreeGuidance,
+  type GuidanceInterval,
+  guidanceScaleFromWeight,
+  predictPair,
+  rescaleGuidance,
+  weightFromGuidanceScale,
+} from './cfg.js';
+export {
+  type ClassifierGuidanceOptions,
+  classifierGradient,
+  classifierGuidance,
+  mixtureClassifier,
+  type NoiseConditionalClassifier,
+} from './classifier.js';
+export {
+  type ClipOptions,
+  type DynamicThresholdOptions,
+  dynamicThreshold,
+  dynamicThresholding,
+  perExampleQuantile,
+  sampleClipping,
+  withX0Transform,
+  type X0Transform,
+} from './threshold.js';
