@@ -1,0 +1,76 @@
+/**
+ * The backend picker: switches tfjs between webgpu, webgl, wasm and cpu through `initBackend`,
+ * shows which one runs and its capabilities, and the measured milliseconds per step of whatever
+ * the page last ran (a sampler step or a training step).
+ */
+import { type BackendInfo, type BackendName, initBackend } from '@diffuse/backend';
+import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+
+const WASM_PATHS = {
+  'tfjs-backend-wasm.wasm': wasmPlain,
+  'tfjs-backend-wasm-simd.wasm': wasmSimd,
+  'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
+};
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+let current: BackendInfo | undefined;
+/** Work is serialised so a backend switch never happens in the middle of a step. */
+let queue: Promise<unknown> = Promise.resolve();
+
+/** Runs `job` after every job queued before it (the page's one lane for tensor work). */
+export function exclusive<T>(job: () => Promise<T>): Promise<T> {
+  const run = queue.then(job, job);
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+/** The backend now running. */
+export function activeBackend(): BackendInfo | undefined {
+  return current;
+}
+
+/** Switches to `name` (or the best available for `auto`), updating the picker; errors are shown, not thrown. */
+export async function switchBackend(name: BackendName | 'auto'): Promise<BackendInfo | undefined> {
+  return exclusive(async () => {
+    const select = $<HTMLSelectElement>('backend-select');
+    const error = $('backend-error');
+    error.textContent = '';
+    try {
+      current = await initBackend(name, { wasmPaths: WASM_PATHS });
+    } catch (e) {
+      error.textContent = (e as Error).message;
+      if (current === undefined) current = await initBackend('auto', { wasmPaths: WASM_PATHS });
+      else await initBackend(current.name, { wasmPaths: WASM_PATHS });
+    }
+    select.value = current.name;
+    $('backend-active').textContent = current.name;
+    const caps = [current.float32 ? 'float32' : 'float16'];
+    if (current.name === 'wasm') caps.push(current.simd ? 'SIMD' : 'no SIMD', `${current.threads} thread(s)`);
+    $('backend-caps').textContent = `(${caps.join(', ')})`;
+    $('ms-per-step').textContent = '–';
+    document.body.dataset.backend = current.name;
+    return current;
+  });
+}
+
+/** Shows a measured time per step and what the step was. */
+export function reportStepTime(ms: number, what: string): void {
+  const el = $('ms-per-step');
+  el.textContent = ms.toFixed(ms < 10 ? 2 : 1);
+  el.title = what;
+  el.dataset.what = what;
+  const label = $('ms-per-step-what');
+  if (label) label.textContent = `(${what}, ${current?.name ?? '?'})`;
+}
+
+/** Wires the picker's select element. */
+export function mountBackendPicker(onSwitched: (info: BackendInfo) => void): void {
+  const select = $<HTMLSelectElement>('backend-select');
+  select.addEventListener('change', async () => {
+    const info = await switchBackend(select.value as BackendName);
+    if (info) onSwitched(info);
+  });
+}

@@ -1,0 +1,92 @@
+/**
+ * Forward process: x_t = alpha_t x0 + sigma_t eps (Luo 2022, eq. 69-70), on the chosen data set and
+ * schedule, with alpha, sigma and logSNR = 2 log(alpha / sigma) plotted against t.
+ */
+import { Random } from '@diffuse/backend';
+import { logSNRFromLevel, type NoiseLevel } from '@diffuse/schedules';
+import * as tf from '@tensorflow/tfjs-core';
+import type uPlot from 'uplot';
+import { DATASETS, type PlaygroundData } from './data.js';
+import { lineChart, PlaneView } from './plots.js';
+import { type DemoSchedule, SCHEDULES, scheduleCurves } from './schedule.js';
+import { act, el, labelled, range, row, section, select } from './ui.js';
+
+export interface ForwardSection {
+  schedule(): DemoSchedule;
+  onDatasetChange(cb: (name: string) => void): void;
+  redraw(): Promise<void>;
+}
+
+/** x_t for the points, with fixed noise (seed 7) so the slider moves each point along one line. */
+export function noisy(points: Float32Array, n: number, level: NoiseLevel<number>, seed = 7): Float32Array {
+  const eps = Random.seed(seed).normalArray(n * 2);
+  const out = tf.tidy(() => tf.add(tf.mul(level.alpha, tf.tensor2d(points, [n, 2])), tf.mul(level.sigma, tf.tensor2d(eps, [n, 2]))));
+  const arr = out.dataSync() as Float32Array;
+  out.dispose();
+  return arr;
+}
+
+export function mountForward(getData: () => PlaygroundData): ForwardSection {
+  const s = section(
+    'forward',
+    '1. Forward process',
+    'Pick a data set and drag <i>t</i>: each point moves along x<sub>t</sub> = α<sub>t</sub> x<sub>0</sub> + σ<sub>t</sub> ε with its own fixed ε. The chart shows the schedule: α, σ and logSNR = 2 log(α/σ).',
+  );
+  const dataset = select('dataset-select', DATASETS, 'two-moons');
+  const schedSel = select('schedule-select', SCHEDULES.map((x) => x.name));
+  const t = range('forward-t', 0, 1, 0.01, 0.3);
+  const readout = el('span', { id: 'forward-level', className: 'readout' });
+  row(s, labelled('data', dataset), labelled('schedule', schedSel), labelled('t', t), readout);
+  const panels = el('div', { className: 'panels' });
+  s.append(panels);
+  const view = new PlaneView(panels, { id: 'forward-canvas', size: 300, extent: 3.5, title: 'x_t (colour: class)' });
+  const chartBox = el('div', { id: 'schedule-chart' });
+  panels.append(chartBox);
+  let chart: uPlot | undefined;
+
+  const schedule = () => SCHEDULES.find((x) => x.name === schedSel.value) ?? SCHEDULES[0]!;
+
+  const drawChart = () => {
+    const c = scheduleCurves(schedule());
+    if (chart && chart.root.querySelector('.u-title')?.textContent !== `schedule: ${schedule().name}`) {
+      chart.destroy();
+      chart = undefined;
+    }
+    if (!chart) {
+      chart = lineChart(chartBox, {
+        title: `schedule: ${schedule().name}`,
+        xLabel: 't',
+        series: [
+          { label: 'alpha', color: '#1f77b4' },
+          { label: 'sigma', color: '#d62728' },
+          { label: 'logSNR', color: '#2ca02c', scale: 'y2' },
+        ],
+      });
+    }
+    chart.setData([c.t, c.alpha, c.sigma, c.logSNR]);
+  };
+
+  const redraw = () =>
+    act(s, async () => {
+      const d = getData();
+      const tv = Number(t.value);
+      const level = schedule().level(tv);
+      const xt = noisy(d.points, d.n, level);
+      view.clear();
+      view.points(xt, { labels: d.labels });
+      readout.textContent = `α = ${level.alpha.toFixed(3)}, σ = ${level.sigma.toFixed(3)}, logSNR = ${logSNRFromLevel(level).toFixed(2)}`;
+      view.caption(`x_t at t = ${tv.toFixed(2)} (${d.n} points of ${d.name}; colour: class)`);
+    });
+
+  const datasetCbs: ((name: string) => void)[] = [];
+  dataset.addEventListener('change', () => {
+    for (const cb of datasetCbs) cb(dataset.value);
+  });
+  t.addEventListener('input', () => void redraw());
+  schedSel.addEventListener('change', () => {
+    drawChart();
+    void redraw();
+  });
+  drawChart();
+  return { schedule, onDatasetChange: (cb) => datasetCbs.push(cb), redraw };
+}
