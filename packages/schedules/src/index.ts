@@ -45,3 +45,20 @@ export {
   torchLinspace,
   torchLinspaceFloat32,
 } from './numeric.js';
+export {
+  type DiffusersFamily,
+  type DiffusersSetTimestepsOptions,
+  type DiffusersTimestepOptions,
+  type DiffusersTimesteps,
+  TIMESTEP_SPACINGS,
+  type TimestepSpacing,
+  diffusersSetTimesteps,
+  diffusersTimesteps,
+  exponentialSigmas,
+  karrasSigmas,
+  polyexponentialSigmas,
+  uniformLogSNR,
+  validateSigmas,
+  validateTimesteps,
+  vpSigmas,
+} from './spacing.js';
