@@ -8,6 +8,21 @@ export type { Conditioning, Denoiser } from './denoiser.js';
 export { ModelError } from './errors.js';
 export { GaussianMixture, type GaussianMixtureSpec, type Labels } from './gaussian-mixture.js';
 export {
+  loadTensors,
+  MAX_HEADER_BYTES,
+  type ParseOptions,
+  parseSafetensors,
+  type RawTensor,
+  rawToTensor,
+  SAFETENSORS_DTYPES,
+  type SafetensorsDtype,
+  SafetensorsError,
+  type SafetensorsFile,
+  saveTensors,
+  serializeSafetensors,
+  tensorToRaw,
+} from './safetensors.js';
+export {
   type EdmOptions,
   edmPreconditioned,
   logSNRTensor,
