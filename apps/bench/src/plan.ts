@@ -1,0 +1,216 @@
+/**
+ * What a run measures: the suites, backends and sizes, resolved from the command-line options and
+ * one of three presets (`quick`, `default`, `full`). The plan is stored in results.json, so every
+ * number can be traced to the sizes that produced it.
+ */
+
+export const SUITES = ['accuracy', 'throughput', 'training', 'peers'] as const;
+export type SuiteName = (typeof SUITES)[number];
+
+export const NODE_BACKENDS = ['wasm', 'cpu'] as const;
+export const BROWSER_BACKENDS = ['webgl', 'webgpu'] as const;
+export type BenchBackend = (typeof NODE_BACKENDS)[number] | (typeof BROWSER_BACKENDS)[number];
+
+export type Preset = 'quick' | 'default' | 'full';
+
+/** Batch sizes of one backend. */
+export interface BackendSizes {
+  /** MLP denoiser batch for forward passes and sampling. */
+  mlpBatch: number;
+  /** U-Net batch for forward passes and sampling. */
+  unetBatch: number;
+  /** MLP batch of one Adam step. */
+  mlpTrainBatch: number;
+  /** U-Net batch of one Adam step. */
+  unetTrainBatch: number;
+}
+
+export interface Plan {
+  preset: Preset;
+  suites: SuiteName[];
+  /** Backends in Node. */
+  backends: BenchBackend[];
+  /** Backends run in headless Chromium (only with `--browser`). */
+  browserBackends: BenchBackend[];
+  warmup: number;
+  repeats: number;
+  /** Sizes on fast backends (wasm, and the browser's). */
+  sizes: BackendSizes;
+  /** Sizes on the cpu backend (25-35x slower than wasm, so smaller by default). */
+  cpuSizes: BackendSizes;
+  /** Steps of the sampling run that measures samples/s and the sampler's own overhead. */
+  samplingSteps: number;
+  accuracy: {
+    /** Model evaluations (NFE) to measure every sampler at. */
+    nfe: number[];
+    /** Samples per run for the distribution metrics (the first 16 of mixture A are the stored noise). */
+    samples: number;
+    /** Random projections of the sliced Wasserstein distance. */
+    projections: number;
+    /** Dimension of the higher-dimensional mixture. */
+    highDim: number;
+    /** Only these samplers (all registered ones when empty). */
+    samplers: string[];
+  };
+  /** Measure MLP training on wasm without the backend's explicit-transpose matMul fix as well. */
+  transposeFixComparison: boolean;
+  /** Python interpreter for the PyTorch peer (tried in order). */
+  python: string[];
+  seed: number;
+}
+
+const PRESETS: Record<
+  Preset,
+  Omit<Plan, 'suites' | 'backends' | 'browserBackends' | 'python' | 'seed'>
+> = {
+  quick: {
+    preset: 'quick',
+    warmup: 1,
+    repeats: 2,
+    sizes: { mlpBatch: 512, unetBatch: 2, mlpTrainBatch: 512, unetTrainBatch: 2 },
+    cpuSizes: { mlpBatch: 64, unetBatch: 1, mlpTrainBatch: 64, unetTrainBatch: 1 },
+    samplingSteps: 3,
+    accuracy: { nfe: [5, 10], samples: 256, projections: 32, highDim: 8, samplers: [] },
+    transposeFixComparison: false,
+  },
+  default: {
+    preset: 'default',
+    warmup: 1,
+    repeats: 3,
+    sizes: { mlpBatch: 4096, unetBatch: 8, mlpTrainBatch: 4096, unetTrainBatch: 8 },
+    cpuSizes: { mlpBatch: 256, unetBatch: 1, mlpTrainBatch: 256, unetTrainBatch: 1 },
+    samplingSteps: 10,
+    accuracy: {
+      nfe: [5, 10, 20, 50, 100],
+      samples: 1024,
+      projections: 64,
+      highDim: 16,
+      samplers: [],
+    },
+    transposeFixComparison: true,
+  },
+  full: {
+    preset: 'full',
+    warmup: 2,
+    repeats: 7,
+    sizes: { mlpBatch: 4096, unetBatch: 64, mlpTrainBatch: 4096, unetTrainBatch: 64 },
+    cpuSizes: { mlpBatch: 4096, unetBatch: 64, mlpTrainBatch: 4096, unetTrainBatch: 64 },
+    samplingSteps: 20,
+    accuracy: {
+      nfe: [5, 8, 10, 15, 20, 30, 50, 75, 100],
+      samples: 4096,
+      projections: 128,
+      highDim: 32,
+      samplers: [],
+    },
+    transposeFixComparison: true,
+  },
+};
+
+/** Options as the command line gives them (all optional). */
+export interface PlanOptions {
+  quick?: boolean;
+  full?: boolean;
+  suites?: string[];
+  backends?: string[];
+  browser?: boolean;
+  warmup?: number;
+  repeats?: number;
+  mlpBatch?: number;
+  unetBatch?: number;
+  cpuMlpBatch?: number;
+  cpuUnetBatch?: number;
+  steps?: number;
+  nfe?: number[];
+  samples?: number;
+  samplers?: string[];
+  transposeFix?: boolean;
+  python?: string;
+  seed?: number;
+}
+
+/** A bad option value; the message says which and what is allowed. */
+export class PlanError extends Error {
+  override name = 'PlanError';
+}
+
+function pick<T extends string>(
+  what: string,
+  given: string[] | undefined,
+  allowed: readonly T[],
+  fallback: T[],
+): T[] {
+  if (given === undefined || given.length === 0) return fallback;
+  const out: T[] = [];
+  for (const g of given) {
+    if (g === 'all') return [...allowed];
+    if (!(allowed as readonly string[]).includes(g)) {
+      throw new PlanError(`unknown ${what} '${g}'; use ${allowed.join(', ')} or all`);
+    }
+    if (!out.includes(g as T)) out.push(g as T);
+  }
+  return out;
+}
+
+function positive(name: string, v: number | undefined, min = 1): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < min)
+    throw new PlanError(`${name} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+/** Resolves command-line options into a plan. Throws `PlanError` on a bad value. */
+export function resolvePlan(o: PlanOptions = {}): Plan {
+  if (o.quick && o.full) throw new PlanError('--quick and --full exclude each other');
+  const preset: Preset = o.quick ? 'quick' : o.full ? 'full' : 'default';
+  const base = structuredClone(PRESETS[preset]);
+  const suites = pick('suite', o.suites, SUITES, [...SUITES]);
+  const backends = pick(
+    'backend',
+    o.backends,
+    [...NODE_BACKENDS, ...BROWSER_BACKENDS],
+    [...NODE_BACKENDS],
+  );
+  const nodeBackends = backends.filter((b) => (NODE_BACKENDS as readonly string[]).includes(b));
+  let browserBackends = backends.filter((b) => (BROWSER_BACKENDS as readonly string[]).includes(b));
+  if (o.browser && browserBackends.length === 0) browserBackends = [...BROWSER_BACKENDS];
+  if (browserBackends.length > 0 && !o.browser) {
+    throw new PlanError(
+      `backends ${browserBackends.join(', ')} run in headless Chromium: add --browser`,
+    );
+  }
+  const plan: Plan = {
+    ...base,
+    suites,
+    backends: nodeBackends,
+    browserBackends,
+    python: o.python ? [o.python] : ['/usr/bin/python3', 'python3'],
+    seed: o.seed ?? 20240601,
+  };
+  plan.warmup = positive('--warmup', o.warmup, 0) ?? plan.warmup;
+  plan.repeats = positive('--repeats', o.repeats) ?? plan.repeats;
+  plan.sizes.mlpBatch = positive('--mlp-batch', o.mlpBatch) ?? plan.sizes.mlpBatch;
+  plan.sizes.mlpTrainBatch = positive('--mlp-batch', o.mlpBatch) ?? plan.sizes.mlpTrainBatch;
+  plan.sizes.unetBatch = positive('--unet-batch', o.unetBatch) ?? plan.sizes.unetBatch;
+  plan.sizes.unetTrainBatch = positive('--unet-batch', o.unetBatch) ?? plan.sizes.unetTrainBatch;
+  plan.cpuSizes.mlpBatch = positive('--cpu-mlp-batch', o.cpuMlpBatch) ?? plan.cpuSizes.mlpBatch;
+  plan.cpuSizes.mlpTrainBatch =
+    positive('--cpu-mlp-batch', o.cpuMlpBatch) ?? plan.cpuSizes.mlpTrainBatch;
+  plan.cpuSizes.unetBatch = positive('--cpu-unet-batch', o.cpuUnetBatch) ?? plan.cpuSizes.unetBatch;
+  plan.cpuSizes.unetTrainBatch =
+    positive('--cpu-unet-batch', o.cpuUnetBatch) ?? plan.cpuSizes.unetTrainBatch;
+  plan.samplingSteps = positive('--steps', o.steps) ?? plan.samplingSteps;
+  if (o.nfe !== undefined && o.nfe.length > 0) {
+    for (const n of o.nfe) positive('--nfe', n);
+    plan.accuracy.nfe = [...new Set(o.nfe)].sort((a, b) => a - b);
+  }
+  plan.accuracy.samples = positive('--samples', o.samples, 16) ?? plan.accuracy.samples;
+  if (o.samplers !== undefined) plan.accuracy.samplers = o.samplers;
+  if (o.transposeFix === false) plan.transposeFixComparison = false;
+  return plan;
+}
+
+/** Sizes for one backend. */
+export function sizesFor(plan: Plan, backend: BenchBackend): BackendSizes {
+  return backend === 'cpu' ? plan.cpuSizes : plan.sizes;
+}

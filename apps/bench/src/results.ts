@@ -1,0 +1,216 @@
+/**
+ * The results of one run: the TypeScript view of `schema/results.schema.json` (the documented
+ * schema; `validateResults` checks a document against it with ajv).
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import type { MachineInfo } from './machine.js';
+import type { Plan } from './plan.js';
+import type { Stat } from './stats.js';
+
+export const SCHEMA_VERSION = 1;
+
+/** A backend as it was initialised (or why it was not). */
+export interface BackendRecord {
+  name: string;
+  environment: 'node' | 'browser';
+  available: boolean;
+  /** Why it could not be used (when not available). */
+  reason?: string;
+  simd?: boolean;
+  threads?: number;
+  float32?: boolean;
+  /** Browser runs: the browser's version string. */
+  browser?: string;
+}
+
+export type SuiteStatus = 'ok' | 'partial' | 'skipped' | 'failed';
+
+interface SuiteBase {
+  status: SuiteStatus;
+  /** What was left out or went wrong, and why; what a stand-in stands for. */
+  notes: string[];
+  durationMs: number;
+}
+
+export interface ModelRef {
+  model: 'mlp' | 'unet';
+  modelLabel: string;
+  modelSource: 'package' | 'stand-in';
+  params: number;
+}
+
+/** The sampling run of the throughput suite: whole runs, and where their time goes. */
+export interface SamplingRecord {
+  sampler: string;
+  steps: number;
+  nfe: number;
+  msPerRun: Stat;
+  samplesPerSecond: number;
+  /** Median over runs of time inside the model, per step. */
+  modelMsPerStep: number;
+  /** Median over runs of time outside the model (the sampler's own work), per step. */
+  overheadMsPerStep: number;
+  /** overhead / (overhead + model). */
+  overheadFraction: number;
+  /** Live tensors seen at each model call of the last run. */
+  liveTensorsPerCall: number[];
+  /** Backend bytes (tf.memory().numBytes) at each model call of the last run. */
+  bytesPerCall: number[];
+  /** Live tensors after the run minus before it (0 when nothing leaked). */
+  leakedTensors: number;
+}
+
+export interface ThroughputRow extends ModelRef {
+  backend: string;
+  environment: 'node' | 'browser';
+  batch: number;
+  msPerCall: Stat;
+  /** batch / median seconds per call. */
+  samplesPerSecond: number;
+  /** Live tensors after the timed calls minus before them. */
+  leakedTensors: number;
+  /** Backend bytes held while idle, after the model was built. */
+  modelBytes: number;
+  /** Process resident set size after the calls (Node only). */
+  rssBytes?: number;
+  sampling?: SamplingRecord;
+}
+
+export interface TrainingRow extends ModelRef {
+  backend: string;
+  environment: 'node' | 'browser';
+  batch: number;
+  /** `default`, or `no-wasm-transpose-fix` (the backend's explicit-transpose matMul kernels removed). */
+  variant: 'default' | 'no-wasm-transpose-fix';
+  msPerStep: Stat;
+  leakedTensors: number;
+}
+
+export interface AccuracyPoint {
+  /** NFE asked for. */
+  nfeRequested: number;
+  /** Model evaluations the sampler actually made. */
+  nfe: number;
+  steps: number;
+  /** Mean and max L2 distance to the exact probability-flow ODE end points. */
+  meanL2: number;
+  maxL2: number;
+  /** Sliced Wasserstein-2 distance to samples of the data distribution. */
+  slicedWasserstein: number;
+  /** MMD^2 (Gaussian kernel) to samples of the data distribution. */
+  mmd: number;
+}
+
+export interface AccuracyCurve {
+  mixture: string;
+  sampler: string;
+  stochastic: boolean;
+  points: AccuracyPoint[];
+  /** Set when this sampler failed on this mixture; the message says why. */
+  error?: string;
+}
+
+export interface MixtureRecord {
+  id: string;
+  dim: number;
+  components: number;
+  /** How the exact ODE end points were obtained. */
+  exactReference: string;
+  /** Distance floor: sliced Wasserstein / MMD between two independent sets of data samples. */
+  floor: { slicedWasserstein: number; mmd: number };
+  samples: number;
+}
+
+export interface ReferenceComparison {
+  /** Run id in the reference file. */
+  id: string;
+  source: 'diffusers' | 'k-diffusion';
+  /** Our sampler and settings that match it. */
+  ours: string;
+  nfe: number;
+  theirs: { meanL2: number; maxL2: number };
+  mine: { meanL2: number; maxL2: number } | null;
+  note?: string;
+}
+
+export interface AccuracySuite extends SuiteBase {
+  mixtures: MixtureRecord[];
+  curves: AccuracyCurve[];
+  references: ReferenceComparison[];
+}
+
+export interface ThroughputSuite extends SuiteBase {
+  rows: ThroughputRow[];
+}
+
+export interface TrainingSuite extends SuiteBase {
+  rows: TrainingRow[];
+}
+
+export interface PeerRow {
+  model: 'mlp' | 'unet';
+  task: 'forward' | 'train';
+  batch: number;
+  paramsTorch: number;
+  paramsOurs: number;
+  torch: Stat;
+  /** Our backend compared (the fastest Node backend measured at the same batch). */
+  oursBackend: string | null;
+  oursMs: number | null;
+  /** ours / torch: above 1 means we are slower. */
+  ratio: number | null;
+}
+
+export interface PeersSuite extends SuiteBase {
+  torch: {
+    available: boolean;
+    version?: string;
+    threads?: number;
+    python?: string;
+    blas?: string;
+    install?: string;
+  };
+  rows: PeerRow[];
+}
+
+export interface Results {
+  schemaVersion: typeof SCHEMA_VERSION;
+  createdAt: string;
+  argv: string[];
+  plan: Plan;
+  machine: MachineInfo;
+  backends: BackendRecord[];
+  suites: {
+    accuracy?: AccuracySuite;
+    throughput?: ThroughputSuite;
+    training?: TrainingSuite;
+    peers?: PeersSuite;
+  };
+  durationMs: number;
+}
+
+const schemaUrl = new URL('../schema/results.schema.json', import.meta.url);
+
+/** The JSON Schema of results.json. */
+export function resultsSchema(): Record<string, unknown> {
+  return JSON.parse(readFileSync(schemaUrl, 'utf8')) as Record<string, unknown>;
+}
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+
+/** Validates a results document; returns the ajv errors (empty when valid). */
+export function validateResults(doc: unknown): ErrorObject[] {
+  if (validator === undefined) {
+    const ajv = new Ajv({ allErrors: true, strict: true });
+    validator = ajv.compile(resultsSchema());
+  }
+  return validator(doc) ? [] : [...(validator.errors ?? [])];
+}
+
+/** Ajv errors as readable lines. */
+export function formatSchemaErrors(errors: ErrorObject[]): string {
+  return errors
+    .map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`)
+    .join('\n');
+}

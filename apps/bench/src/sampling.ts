@@ -1,0 +1,101 @@
+/**
+ * Whole sampling runs for the throughput suite. A wrapper around the denoiser times every model call
+ * and records live tensors and backend bytes at each one, so a run splits into time inside the model
+ * and the sampler's own time (in Node's wasm and cpu backends kernels run synchronously, so the wall
+ * time of `predict` is the model's compute).
+ */
+import type { Denoiser } from '@diffuse/models';
+import * as tf from '@tensorflow/tfjs-core';
+import type { BenchModel } from './models.js';
+import type { SamplingRecord } from './results.js';
+import { median, timeIt } from './stats.js';
+import type { SuiteContext } from './suite.js';
+
+/** A denoiser that records the time and memory of each call it forwards. */
+export class TimedDenoiser implements Denoiser {
+  calls = 0;
+  modelMs = 0;
+  liveTensors: number[] = [];
+  bytes: number[] = [];
+  constructor(readonly inner: Denoiser) {}
+  get prediction() {
+    return this.inner.prediction;
+  }
+  get shape() {
+    return this.inner.shape;
+  }
+  get numClasses() {
+    return this.inner.numClasses;
+  }
+  reset(): void {
+    this.calls = 0;
+    this.modelMs = 0;
+    this.liveTensors = [];
+    this.bytes = [];
+  }
+  predict(...args: Parameters<Denoiser['predict']>): tf.Tensor {
+    const m = tf.memory();
+    this.liveTensors.push(m.numTensors);
+    this.bytes.push(m.numBytes);
+    const t0 = performance.now();
+    const y = this.inner.predict(...args);
+    this.modelMs += performance.now() - t0;
+    this.calls++;
+    return y;
+  }
+}
+
+/** Whether sampling runs can be measured in this build. */
+export async function samplingAvailable(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  return { ok: false, reason: '@diffuse/samplers is not available yet' };
+}
+
+/** Runs the throughput sampler for `steps` steps and returns the final sample (caller disposes). */
+type RunSampler = (denoiser: Denoiser, xT: tf.Tensor, steps: number) => Promise<tf.Tensor>;
+let runSampler: { name: string; run: RunSampler } | undefined;
+
+/** Measures whole sampling runs of `model` at `batch`. */
+export async function measureSampling(
+  model: BenchModel,
+  batch: number,
+  steps: number,
+  ctx: SuiteContext,
+): Promise<SamplingRecord> {
+  if (runSampler === undefined) throw new Error('no sampler available');
+  const timed = new TimedDenoiser(model.denoiser);
+  const xT = tf.randomNormal([batch, ...model.dataShape], 0, 1, 'float32', ctx.plan.seed + 1);
+  const modelMs: number[] = [];
+  const overheadMs: number[] = [];
+  const before = tf.memory().numTensors;
+  let nfe = 0;
+  try {
+    const msPerRun = await timeIt(async () => {
+      timed.reset();
+      const t0 = performance.now();
+      const x0 = await runSampler!.run(timed, xT, steps);
+      await x0.data();
+      x0.dispose();
+      const total = performance.now() - t0;
+      modelMs.push(timed.modelMs / steps);
+      overheadMs.push((total - timed.modelMs) / steps);
+      nfe = timed.calls;
+    }, ctx.plan);
+    const m = median(modelMs.slice(ctx.plan.warmup));
+    const o = median(overheadMs.slice(ctx.plan.warmup));
+    return {
+      sampler: runSampler.name,
+      steps,
+      nfe,
+      msPerRun,
+      samplesPerSecond: (batch * 1000) / msPerRun.median,
+      modelMsPerStep: m,
+      overheadMsPerStep: o,
+      overheadFraction: o / (o + m),
+      liveTensorsPerCall: timed.liveTensors,
+      bytesPerCall: timed.bytes,
+      leakedTensors: tf.memory().numTensors - before,
+    };
+  } finally {
+    xT.dispose();
+  }
+}

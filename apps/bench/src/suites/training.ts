@@ -1,0 +1,128 @@
+/**
+ * Training: ms per Adam step of the MLP denoiser and the U-Net on each Node backend. On wasm, the MLP
+ * is also timed with the backend's explicit-transpose matMul fix removed, to show what the fix buys.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  recordBackend,
+  useBackend,
+  wasmTransposeFixActive,
+  withoutWasmTransposeFix,
+} from '../backends.js';
+import { type BenchModel, createModel } from '../models.js';
+import { sizesFor } from '../plan.js';
+import type { TrainingRow, TrainingSuite } from '../results.js';
+import { timeIt } from '../stats.js';
+import { type SuiteContext, since } from '../suite.js';
+import { createTrainStep } from '../training-step.js';
+import { MODELS } from './throughput.js';
+
+async function timeSteps(model: BenchModel, batch: number, ctx: SuiteContext, what: string) {
+  const trainer = createTrainStep(model, batch, ctx.plan.seed);
+  try {
+    const stat = await timeIt(
+      async () => {
+        const loss = await trainer.step();
+        if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss}`);
+      },
+      ctx.plan,
+      () => ctx.progress.status(what),
+    );
+    return stat;
+  } finally {
+    trainer.dispose();
+  }
+}
+
+export async function runTraining(ctx: SuiteContext): Promise<TrainingSuite> {
+  const t0 = performance.now();
+  const { plan, progress } = ctx;
+  const rows: TrainingRow[] = [];
+  const notes: string[] = [];
+  const compare = plan.transposeFixComparison && plan.backends.includes('wasm');
+  progress.plan(plan.backends.length * MODELS.length + (compare ? 1 : 0));
+  for (const backend of plan.backends) {
+    if (backend !== 'wasm' && backend !== 'cpu') continue;
+    const rec = await useBackend(backend);
+    recordBackend(ctx.backends, rec);
+    if (!rec.available) {
+      notes.push(`${backend}: unavailable (${rec.reason})`);
+      continue;
+    }
+    const sizes = sizesFor(plan, backend);
+    for (const name of MODELS) {
+      const batch = name === 'mlp' ? sizes.mlpTrainBatch : sizes.unetTrainBatch;
+      const model = createModel(name, plan.seed);
+      if ('unavailable' in model) {
+        if (!notes.some((n) => n.startsWith(`${name}:`)))
+          notes.push(`${name}: not measured (${model.unavailable})`);
+        progress.tick();
+        if (compare && backend === 'wasm' && name === 'mlp') progress.tick();
+        continue;
+      }
+      if (model.source === 'stand-in' && !notes.some((n) => n.includes(model.label))) {
+        notes.push(`${name}: measured on a stand-in: ${model.label}`);
+      }
+      const base = {
+        model: name,
+        modelLabel: model.label,
+        modelSource: model.source,
+        params: model.params,
+      };
+      try {
+        const before = tf.memory().numTensors;
+        const stat = await timeSteps(
+          model,
+          batch,
+          ctx,
+          `training: ${name} Adam step on ${backend} (batch ${batch})`,
+        );
+        rows.push({
+          ...base,
+          backend,
+          environment: 'node',
+          batch,
+          variant: 'default',
+          msPerStep: stat,
+          leakedTensors: tf.memory().numTensors - before,
+        });
+        progress.tick();
+        if (compare && backend === 'wasm' && name === 'mlp') {
+          if (!wasmTransposeFixActive()) {
+            notes.push(
+              'wasm transpose fix comparison skipped: the original wasm matMul kernels could not be kept',
+            );
+          } else {
+            const b2 = tf.memory().numTensors;
+            const slow = await withoutWasmTransposeFix(() =>
+              timeSteps(
+                model,
+                batch,
+                ctx,
+                `training: ${name} Adam step on wasm WITHOUT the transpose fix`,
+              ),
+            );
+            rows.push({
+              ...base,
+              backend,
+              environment: 'node',
+              batch,
+              variant: 'no-wasm-transpose-fix',
+              msPerStep: slow,
+              leakedTensors: tf.memory().numTensors - b2,
+            });
+          }
+          progress.tick();
+        }
+      } catch (e) {
+        notes.push(`${name} on ${backend} failed: ${(e as Error).message}`);
+      } finally {
+        model.dispose();
+      }
+    }
+  }
+  const expected = plan.backends.length * MODELS.length;
+  const main = rows.filter((r) => r.variant === 'default').length;
+  const status = main === 0 ? 'failed' : main < expected ? 'partial' : 'ok';
+  return { status, notes, durationMs: since(t0), rows };
+}

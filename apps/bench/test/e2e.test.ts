@@ -1,0 +1,102 @@
+/**
+ * End to end: the built command line (what `pnpm bench` runs) with `--quick` writes a run folder whose
+ * results.json matches the schema, with REPORT.md and the SVG plots; a missing PyTorch is reported,
+ * never fatal. Needs `dist/` (turbo builds before testing).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { formatSchemaErrors, type Results, validateResults } from '../src/results.js';
+
+const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+function bench(args: string[]) {
+  const out = mkdtempSync(join(tmpdir(), 'diffuse-bench-'));
+  const r = spawnSync(process.execPath, [cli, ...args, '--out', out, '--no-progress'], {
+    encoding: 'utf8',
+    timeout: 540_000,
+  });
+  const runs = existsSync(out) ? readdirSync(out) : [];
+  return { ...r, out, dir: runs.length === 1 ? join(out, runs[0]!) : undefined };
+}
+
+function load(dir: string): Results {
+  const doc = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as unknown;
+  const errors = validateResults(doc);
+  expect(errors, formatSchemaErrors(errors)).toEqual([]);
+  return doc as Results;
+}
+
+describe('bench command line', () => {
+  it('--help lists suites, backends and sizes', () => {
+    const r = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    for (const word of [
+      '--suites',
+      '--backends',
+      '--browser',
+      '--quick',
+      '--full',
+      '--mlp-batch',
+      '--unet-batch',
+      '--nfe',
+      'accuracy',
+      'peers',
+    ]) {
+      expect(r.stdout).toContain(word);
+    }
+  });
+
+  it('rejects a bad option with a message that names it', () => {
+    const r = spawnSync(process.execPath, [cli, '--suites', 'speed'], { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/unknown suite 'speed'/);
+  });
+
+  it('--quick runs every suite end to end and writes a valid run folder', () => {
+    const r = bench(['--quick']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.dir).toBeDefined();
+    const files = readdirSync(r.dir!);
+    expect(files).toContain('results.json');
+    expect(files).toContain('REPORT.md');
+    expect(files.some((f) => f.endsWith('.svg'))).toBe(true);
+    const res = load(r.dir!);
+    expect(res.plan.preset).toBe('quick');
+    expect(Object.keys(res.suites).sort()).toEqual(['accuracy', 'peers', 'throughput', 'training']);
+    expect(res.machine.cores).toBeGreaterThan(0);
+    const wasm = res.backends.find((b) => b.name === 'wasm');
+    expect(wasm?.available).toBe(true);
+    // Measurements are real: positive medians of the planned number of repeats, no leaked tensors.
+    const rows = res.suites.throughput!.rows;
+    expect(rows.some((x) => x.model === 'mlp' && x.backend === 'wasm')).toBe(true);
+    for (const x of rows) {
+      expect(x.msPerCall.median).toBeGreaterThan(0);
+      expect(x.msPerCall.samples).toHaveLength(res.plan.repeats);
+      expect(x.leakedTensors).toBe(0);
+    }
+    for (const x of res.suites.training!.rows) expect(x.msPerStep.median).toBeGreaterThan(0);
+    const report = readFileSync(join(r.dir!, 'REPORT.md'), 'utf8');
+    expect(report).toContain('# Diffuse benchmark report');
+    expect(report).toContain(res.machine.cpuModel);
+    for (const svg of files.filter((f) => f.endsWith('.svg'))) {
+      expect(readFileSync(join(r.dir!, svg), 'utf8')).toMatch(/^<svg [\s\S]*<\/svg>$/);
+    }
+  });
+
+  it('reports a missing PyTorch with how to install it, and still succeeds', () => {
+    const r = bench(['--quick', '--suites', 'peers', '--python', '/nonexistent/python3']);
+    expect(r.status, r.stderr).toBe(0);
+    const res = load(r.dir!);
+    const peers = res.suites.peers!;
+    expect(peers.status).toBe('skipped');
+    expect(peers.torch.available).toBe(false);
+    expect(peers.torch.install).toMatch(/apt-get install python3-torch/);
+    expect(readFileSync(join(r.dir!, 'REPORT.md'), 'utf8')).toMatch(
+      /PyTorch is not installed here/,
+    );
+  });
+});
