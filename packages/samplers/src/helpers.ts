@@ -1,0 +1,136 @@
+/**
+ * Tiny shared pieces of the samplers, named as in k-diffusion's `sampling.py`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { SamplerContext } from './types.js';
+
+/**
+ * The probability-flow ODE derivative in VE variables (Karras et al. 2022, eq. 3 with sigma(t) = t):
+ * dx/dsigma = (x - D(x; sigma)) / sigma. This is also the noise eps predicted at that level.
+ *
+ * @example
+ * const d = toD(x, 2.5, denoised);
+ */
+export function toD(x: tf.Tensor, sigma: number, denoised: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.div(tf.sub(x, denoised), sigma));
+}
+
+/**
+ * Splits the move from `sigmaFrom` to `sigmaTo` into a deterministic move down to `sigmaDown` and
+ * fresh noise of size `sigmaUp`, with sigmaDown^2 + sigmaUp^2 = sigmaTo^2 (k-diffusion's
+ * `get_ancestral_step`; for eta = 1 it is DDPM's posterior, Ho et al. 2020 eq. 7, in VE variables;
+ * eta interpolates to DDIM, Song et al. 2021 eq. 16).
+ *
+ * @example
+ * const { sigmaDown, sigmaUp } = ancestralStep(1.0, 0.5); // sigmaUp = 0.5 * sqrt(0.75)
+ */
+export function ancestralStep(sigmaFrom: number, sigmaTo: number, eta = 1): { sigmaDown: number; sigmaUp: number } {
+  if (!eta) return { sigmaDown: sigmaTo, sigmaUp: 0 };
+  const sigmaUp = Math.min(
+    sigmaTo,
+    eta * Math.sqrt((sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo)) / (sigmaFrom * sigmaFrom)),
+  );
+  const sigmaDown = Math.sqrt(Math.max(0, sigmaTo * sigmaTo - sigmaUp * sigmaUp));
+  return { sigmaDown, sigmaUp };
+}
+
+/**
+ * EDM's churn factor (Karras et al. 2022, Algorithm 2, line 4):
+ * gamma_i = min(S_churn / N, sqrt(2) - 1) if S_tmin <= sigma_i <= S_tmax, else 0.
+ *
+ * @example
+ * churnGamma(40, 10, 1.0, 0.05, 50); // sqrt(2) - 1
+ */
+export function churnGamma(sChurn: number, steps: number, sigma: number, sTmin: number, sTmax: number): number {
+  return sTmin <= sigma && sigma <= sTmax ? Math.min(sChurn / steps, Math.SQRT2 - 1) : 0;
+}
+
+/** Coefficients (constant first) of the product of (u - r) over the roots. */
+function polyFromRoots(roots: readonly number[]): number[] {
+  let p = [1];
+  for (const r of roots) {
+    const q = new Array<number>(p.length + 1).fill(0);
+    for (let k = 0; k < p.length; k++) {
+      q[k + 1]! += p[k]!;
+      q[k]! -= r * p[k]!;
+    }
+    p = q;
+  }
+  return p;
+}
+
+/**
+ * The integral over [a, b] of the Lagrange basis polynomial l_j through `nodes`, computed exactly
+ * (k-diffusion's `linear_multistep_coeff` uses quadrature for the same polynomial integral).
+ *
+ * @example
+ * lagrangeIntegral([1, 0.5], 0, 0.5, 0.25); // the weight of the first node, integrating from 0.5 to 0.25
+ */
+export function lagrangeIntegral(nodes: readonly number[], j: number, a: number, b: number): number {
+  const others = nodes.filter((_, k) => k !== j);
+  const p = polyFromRoots(others);
+  let denom = 1;
+  for (const r of others) denom *= nodes[j]! - r;
+  let F = 0;
+  for (let k = 0; k < p.length; k++) F += (p[k]! * (b ** (k + 1) - a ** (k + 1))) / (k + 1);
+  return F / denom;
+}
+
+/**
+ * Linear multistep weights for step i: the Lagrange interpolant of the last `order` derivatives
+ * through sigmas i, i-1, ..., integrated from sigma_i to sigma_{i+1} (k-diffusion `sample_lms`).
+ * Entry j weighs the derivative of step i - j.
+ *
+ * @example
+ * lmsCoefficients([10, 5, 2, 0], 2, 2); // two weights for step 2
+ */
+export function lmsCoefficients(sigmas: readonly number[], i: number, order: number): number[] {
+  const nodes = Array.from({ length: order }, (_, k) => sigmas[i - k]!);
+  return nodes.map((_, j) => lagrangeIntegral(nodes, j, sigmas[i]!, sigmas[i + 1]!));
+}
+
+/** phi_2(h) = (e^{-h} - 1) / h + 1, the exponential-integrator weight of a first difference (Lu et al. 2022). */
+export function phi2(h: number): number {
+  return Math.expm1(-h) / h + 1;
+}
+
+/** phi_3(h) = phi_2(h) / h - 1/2, the weight of a second difference. */
+export function phi3(h: number): number {
+  return phi2(h) / h - 0.5;
+}
+
+/** x + sum_k c_k t_k in one tidy (skips zero weights). */
+export function axpy(x: tf.Tensor, terms: readonly (readonly [number, tf.Tensor])[]): tf.Tensor {
+  return tf.tidy(() => {
+    let y = x;
+    for (const [c, t] of terms) if (c !== 0) y = tf.add(y, tf.mul(t, c));
+    return y === x ? tf.clone(x) : y;
+  });
+}
+
+/** sum_k c_k t_k in one tidy. */
+export function lincomb(terms: readonly (readonly [number, tf.Tensor])[]): tf.Tensor {
+  return tf.tidy(() => {
+    let y: tf.Tensor | null = null;
+    for (const [c, t] of terms) {
+      const ct = tf.mul(t, c);
+      y = y === null ? ct : tf.add(y, ct);
+    }
+    if (y === null) throw new RangeError('lincomb of nothing');
+    return y;
+  });
+}
+
+/**
+ * x + scale * noise(sigma, sigmaNext): one noise request, scaled and added; frees x and the noise.
+ *
+ * @example
+ * x = addNoise(ctx, x, sigma, sigmaNext, sNoise * sigmaUp);
+ */
+export function addNoise(ctx: SamplerContext, x: tf.Tensor, sigma: number, sigmaNext: number, scale: number): tf.Tensor {
+  const n = ctx.noise(sigma, sigmaNext);
+  const next = ctx.tidy(() => tf.add(x, tf.mul(n, scale)));
+  ctx.free(n, x);
+  return next;
+}
+

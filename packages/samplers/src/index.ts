@@ -1,0 +1,53 @@
+/**
+ * `@diffuse/samplers`: every sampler written once against noise levels and a `Denoiser`, with two
+ * faces: the functional `sample(denoiser, options)` (k-diffusion style) and diffusers-compatible
+ * scheduler objects (`createScheduler(config)`), which are thin adapters over the same programs.
+ *
+ * @packageDocumentation
+ */
+export { NonFiniteError, SamplerError, SamplingAbortedError, SchedulerConfigError } from './errors.js';
+export {
+  addNoise,
+  ancestralStep,
+  axpy,
+  churnGamma,
+  lagrangeIntegral,
+  lincomb,
+  lmsCoefficients,
+  phi2,
+  phi3,
+  toD,
+} from './helpers.js';
+export { getSampler, listSamplers, registerSampler, resolveSamplerOptions } from './registry.js';
+export { type NoiseSource, RunScope } from './run.js';
+export {
+  type Embedding,
+  type SampleOptions,
+  type SamplingPlan,
+  type StepInfo,
+  assertFinite,
+  denoiseVE,
+  resolvePlan,
+  sample,
+  sampleSteps,
+} from './sample.js';
+export * from './samplers/ancestral.js';
+export * from './samplers/dpm-solver-multistep.js';
+export * from './samplers/dpm2.js';
+export * from './samplers/dpmpp-singlestep.js';
+export * from './samplers/euler.js';
+export * from './samplers/heun.js';
+export * from './samplers/lms.js';
+export {
+  type DenoiseRequest,
+  type SamplerContext,
+  type SamplerDefinition,
+  type SamplerFn,
+  type SamplerOptionValue,
+  type SamplerOptions,
+  type SamplerProgram,
+  type SamplerYield,
+  type StepEvent,
+  denoise,
+  stepEvent,
+} from './types.js';

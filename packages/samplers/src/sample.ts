@@ -1,0 +1,298 @@
+/**
+ * `sample(denoiser, options)`: the functional face. Resolves the noise levels, runs a registered
+ * sampler program and answers its denoise requests with the `Denoiser`.
+ */
+import { Random } from '@diffuse/backend';
+import type { Conditioning, Denoiser } from '@diffuse/models';
+import {
+  type DiscreteSchedule,
+  type NoiseLevel,
+  convertPrediction,
+  diffusersTimesteps,
+  exponentialSigmas,
+  karrasSigmas,
+  type TimestepSpacing,
+} from '@diffuse/schedules';
+import * as tf from '@tensorflow/tfjs-core';
+import { NonFiniteError, SamplerError, SamplingAbortedError } from './errors.js';
+import { getSampler, resolveSamplerOptions } from './registry.js';
+import { type NoiseSource, RunScope } from './run.js';
+import type { SamplerOptions } from './types.js';
+
+/** How a VE noise level sigma maps to the (alpha, sigma) pair the denoiser is called with. */
+export type Embedding = 'vp' | 've';
+
+/** Options of `sample` and `sampleSteps`. */
+export interface SampleOptions {
+  /** Registry name of the sampler (default `euler`); see `listSamplers()`. */
+  sampler?: string;
+  /** The sampler's own options (e.g. `{ eta: 0.5 }`); unknown keys throw. */
+  samplerOptions?: SamplerOptions;
+  /** Explicit decreasing VE noise levels sigma_i = sigma_t / alpha_t (k-diffusion's `sigmas`); may end in 0. */
+  sigmas?: ArrayLike<number>;
+  /** Explicit decreasing noise levels (alpha_i, sigma_i); the denoiser sees exactly these. */
+  levels?: readonly NoiseLevel<number>[];
+  /**
+   * With `steps`: `karras` (default; rho = 7 between sigmaMin and sigmaMax), `exponential` (uniform in
+   * log sigma), or a `DiscreteSchedule` (timesteps by `spacing`, then to 0).
+   */
+  schedule?: 'karras' | 'exponential' | DiscreteSchedule;
+  /** Number of sampler steps (with `schedule`). */
+  steps?: number;
+  /** Range of the `karras` / `exponential` schedules (defaults 0.002 and 80, as EDM). */
+  sigmaMin?: number;
+  sigmaMax?: number;
+  /** Karras rho (default 7). */
+  rho?: number;
+  /** Timestep spacing for a `DiscreteSchedule` (default `trailing`). */
+  spacing?: TimestepSpacing;
+  /**
+   * The (alpha, sigma) the denoiser sees for a VE level s that is not one of `levels`: `vp` (default:
+   * alpha = 1/sqrt(1+s^2)) or `ve` (alpha = 1). With `levels` all at alpha = 1 it is `ve`.
+   */
+  embedding?: Embedding;
+  /** Standard-normal initial noise [batch, ...]; the start state is noise * sigma_0 (VE), as k-diffusion. */
+  noise?: tf.Tensor;
+  /** Shape [batch, ...] of the samples, when `noise` is not given (falls back to `denoiser.shape`). */
+  shape?: readonly number[];
+  /** Batch size with `denoiser.shape` (default 1). */
+  batch?: number;
+  /** Seed for the initial and step noise. */
+  seed?: number;
+  /** Random stream for the initial and step noise (instead of `seed`). */
+  rng?: Random;
+  /** Injectable step noise (k-diffusion's `noise_sampler`): N(0, I) shaped `shape`; ownership passes to the sampler. */
+  noiseSampler?: NoiseSource;
+  /** Conditioning passed to the denoiser on every call. */
+  cond?: Conditioning;
+  /** Cancels sampling between model calls (throws `SamplingAbortedError`). */
+  signal?: AbortSignal;
+  /** Called after every step's first model call; the tensors are borrowed (valid during the call). */
+  onStep?: (info: StepInfo) => void | Promise<void>;
+  /** Check every model output for NaN / infinity (one tiny readback per call; default true). */
+  checkFinite?: boolean;
+}
+
+/** What a step reports (k-diffusion's callback dict). Tensors are borrowed: valid until sampling resumes. */
+export interface StepInfo {
+  /** Step index, 0-based. */
+  i: number;
+  /** Number of steps. */
+  steps: number;
+  /** VE noise level of the step, and the (churned) level the model was evaluated at. */
+  sigma: number;
+  sigmaHat: number;
+  /** The state, VE-scaled (x_t / alpha = x0 + sigma eps). */
+  x: tf.Tensor;
+  /** The denoiser's estimate of x0 at this state. */
+  denoised: tf.Tensor;
+}
+
+/** The resolved plan of a run (exported for the diffusers adapters and tests). */
+export interface SamplingPlan {
+  sigmas: number[];
+  levelFor: (sigma: number) => NoiseLevel<number>;
+}
+
+/**
+ * Resolves `sigmas` / `levels` / `schedule` + `steps` into VE sigmas and the level map.
+ *
+ * @example
+ * const { sigmas } = resolvePlan({ schedule: 'karras', steps: 10 }); // 11 sigmas ending in 0
+ */
+export function resolvePlan(o: SampleOptions): SamplingPlan {
+  const given = [o.sigmas, o.levels, o.schedule ?? (o.steps !== undefined ? 'karras' : undefined)].filter(
+    (v) => v !== undefined,
+  ).length;
+  if (given !== 1) throw new SamplerError('give exactly one of sigmas, levels, or schedule/steps');
+  let sigmas: number[];
+  let embedding: Embedding = o.embedding ?? 'vp';
+  const exact = new Map<number, NoiseLevel<number>>();
+  if (o.levels !== undefined) {
+    sigmas = o.levels.map((l, k) => {
+      if (!(l.alpha > 0) || !(l.sigma >= 0) || !Number.isFinite(l.sigma / l.alpha)) {
+        throw new SamplerError(`levels[${k}] = (${l.alpha}, ${l.sigma}) needs alpha > 0 and a finite sigma / alpha`);
+      }
+      const s = l.sigma / l.alpha;
+      exact.set(s, { alpha: l.alpha, sigma: l.sigma });
+      return s;
+    });
+    if (o.levels.every((l) => l.alpha === 1)) embedding = 've';
+  } else if (o.sigmas !== undefined) {
+    sigmas = Array.from(o.sigmas);
+  } else {
+    const steps = o.steps;
+    if (steps === undefined || !Number.isInteger(steps) || steps < 1) {
+      throw new SamplerError(`steps must be a positive integer, got ${steps}`);
+    }
+    const schedule = o.schedule ?? 'karras';
+    if (schedule === 'karras' || schedule === 'exponential') {
+      const lo = o.sigmaMin ?? 0.002;
+      const hi = o.sigmaMax ?? 80;
+      sigmas = Array.from(schedule === 'karras' ? karrasSigmas(steps, lo, hi, o.rho ?? 7) : exponentialSigmas(steps, lo, hi));
+    } else if (typeof schedule === 'object' && schedule !== null && 'levelAt' in schedule) {
+      const T = schedule.numTrainTimesteps;
+      if (steps > T) throw new SamplerError(`steps (${steps}) exceeds the schedule's ${T} training timesteps`);
+      const ts = diffusersTimesteps(T, { numInferenceSteps: steps, spacing: o.spacing ?? 'trailing' });
+      sigmas = Array.from(ts, (t) => {
+        const l = schedule.levelAt(t);
+        const s = l.sigma / l.alpha;
+        exact.set(s, l);
+        return s;
+      });
+      sigmas.push(0);
+    } else {
+      throw new SamplerError(`unknown schedule '${String(schedule)}'; expected karras, exponential or a DiscreteSchedule`);
+    }
+  }
+  validateSigmas(sigmas);
+  const levelFor = (s: number): NoiseLevel<number> => {
+    const e = exact.get(s);
+    if (e) return e;
+    if (s === 0) return { alpha: 1, sigma: 0 };
+    if (embedding === 've') return { alpha: 1, sigma: s };
+    const alpha = 1 / Math.sqrt(1 + s * s);
+    return { alpha, sigma: s * alpha };
+  };
+  return { sigmas, levelFor };
+}
+
+function validateSigmas(sigmas: readonly number[]): void {
+  if (sigmas.length < 2) throw new SamplerError(`need at least 2 noise levels (1 step), got ${sigmas.length}`);
+  for (let k = 0; k < sigmas.length; k++) {
+    const s = sigmas[k]!;
+    if (!Number.isFinite(s) || s < 0) throw new SamplerError(`sigmas[${k}] = ${s} must be finite and >= 0`);
+    if (k > 0 && !(s < sigmas[k - 1]!)) {
+      throw new SamplerError(`sigmas must decrease strictly: sigmas[${k}] = ${s} >= sigmas[${k - 1}] = ${sigmas[k - 1]}`);
+    }
+  }
+  if (!(sigmas[0]! > 0)) throw new SamplerError('the first noise level must be > 0');
+}
+
+/**
+ * Calls the denoiser on a VE-scaled state: the model sees x_t = alpha x (VP-scaled) and its level
+ * (alpha, sigma); its prediction is converted to x0 with `convertPrediction`.
+ */
+export function denoiseVE(
+  denoiser: Denoiser,
+  x: tf.Tensor,
+  level: NoiseLevel<number>,
+  cond: Conditioning | undefined,
+  step: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const xin = level.alpha === 1 ? x : tf.mul(x, level.alpha);
+    const pred = denoiser.predict(xin, level, cond);
+    if (pred.shape.length !== xin.shape.length || pred.shape.some((d, k) => d !== xin.shape[k])) {
+      throw new SamplerError(
+        `the denoiser returned shape [${pred.shape.join(', ')}] for input [${xin.shape.join(', ')}]`,
+        step,
+      );
+    }
+    return convertPrediction(pred, denoiser.prediction, 'x0', xin, level);
+  });
+}
+
+/** Throws `NonFiniteError` naming the step when `t` holds NaN or infinity (one scalar readback). */
+export async function assertFinite(t: tf.Tensor, what: string, step: number): Promise<void> {
+  const ok = tf.tidy(() => tf.all(tf.isFinite(t)));
+  const v = (await ok.data())[0];
+  ok.dispose();
+  if (!v) throw new NonFiniteError(what, step);
+}
+
+function initialNoise(denoiser: Denoiser, o: SampleOptions, rng: () => Random): tf.Tensor {
+  if (o.noise !== undefined) return tf.clone(o.noise);
+  const shape = o.shape ?? (denoiser.shape ? [o.batch ?? 1, ...denoiser.shape] : undefined);
+  if (shape === undefined) throw new SamplerError('give noise, shape, or a denoiser with a fixed shape');
+  return rng().normal(shape);
+}
+
+/**
+ * Runs a sampler step by step: an async generator of `StepInfo` (borrowed tensors, valid until the
+ * next iteration) whose return value is the final sample, VP-scaled at the last level
+ * (x = alpha_N x_VE; the data itself when the last level is 0). Breaking out of the loop frees everything.
+ *
+ * @example
+ * const it = sampleSteps(gm.denoiser('epsilon'), { sampler: 'dpmpp_2m', steps: 20, shape: [64, 2], seed: 7 });
+ * for (let r = await it.next(); ; r = await it.next()) {
+ *   if (r.done) { draw(await r.value.array()); r.value.dispose(); break; }
+ *   progress(r.value.i / r.value.steps);
+ * }
+ */
+export async function* sampleSteps(denoiser: Denoiser, options: SampleOptions = {}): AsyncGenerator<StepInfo, tf.Tensor, void> {
+  const def = getSampler(options.sampler ?? 'euler');
+  const samplerOptions = resolveSamplerOptions(def, options.samplerOptions);
+  const { sigmas, levelFor } = resolvePlan(options);
+  const steps = sigmas.length - 1;
+  let rng: Random | undefined = options.rng;
+  const getRng = (): Random => {
+    if (rng) return rng;
+    if (options.seed === undefined) {
+      throw new SamplerError(`sampler '${def.name}' needs noise: give seed, rng or noiseSampler (and noise for the start)`);
+    }
+    rng = Random.seed(options.seed);
+    return rng;
+  };
+  const scope = new RunScope();
+  const noise0 = scope.keep(initialNoise(denoiser, options, getRng));
+  let x = scope.keep(tf.tidy(() => tf.mul(noise0, sigmas[0]!)));
+  scope.free(noise0);
+  const shape = x.shape;
+  const source: NoiseSource = options.noiseSampler ?? ((_s, _n, sh) => getRng().normal(sh));
+  const program = def.fn(scope.context(() => shape, source), x, sigmas, samplerOptions);
+  const check = options.checkFinite ?? true;
+  let result: tf.Tensor | undefined;
+  let calls = 0;
+  try {
+    let input: tf.Tensor | undefined;
+    for (;;) {
+      const r = program.next(input);
+      input = undefined;
+      if (r.done) {
+        x = r.value;
+        const alpha = levelFor(sigmas[steps]!).alpha;
+        result = alpha === 1 ? tf.clone(x) : tf.tidy(() => tf.mul(x, alpha));
+        if (check) await assertFinite(result, 'the final sample', steps - 1);
+        return result;
+      }
+      const y = r.value;
+      if (options.signal?.aborted) throw new SamplingAbortedError(y.kind === 'denoise' ? y.step : y.i);
+      if (y.kind === 'denoise') {
+        if (!(y.sigma > 0) || !Number.isFinite(y.sigma)) {
+          throw new SamplerError(`the sampler asked for the denoiser at sigma = ${y.sigma}`, y.step);
+        }
+        const level = levelFor(y.sigma);
+        input = scope.keep(denoiseVE(denoiser, y.x, level, options.cond, y.step));
+        calls++;
+        if (check) await assertFinite(input, `the model output at sigma = ${y.sigma} (model call ${calls})`, y.step);
+      } else {
+        const info: StepInfo = { i: y.i, steps, sigma: y.sigma, sigmaHat: y.sigmaHat, x: y.x, denoised: y.denoised };
+        if (options.onStep) await options.onStep(info);
+        yield info;
+      }
+    }
+  } finally {
+    program.return(undefined as unknown as tf.Tensor);
+    scope.disposeAll();
+  }
+}
+
+/**
+ * Draws samples with a registered sampler: `sample(denoiser, options)` in the style of k-diffusion's
+ * `sample_*(model, x, sigmas)`. The denoiser sees VP-scaled inputs x_t = alpha x0 + sigma eps with their
+ * levels; every sampler is written once in VE variables (Karras et al. 2022, sec. 2-3).
+ * Returns the final sample (VP-scaled at the last level; the data when it is 0); the caller owns it.
+ *
+ * @example
+ * import { GaussianMixture } from '@diffuse/models';
+ * const gm = new GaussianMixture({ weights: [0.5, 0.5], means: [[-1, 0], [1, 0]], covs: [[[0.05, 0], [0, 0.05]], [[0.05, 0], [0, 0.05]]] });
+ * const x = await sample(gm.denoiser('epsilon'), { sampler: 'dpmpp_2m', steps: 20, shape: [256, 2], seed: 1 });
+ */
+export async function sample(denoiser: Denoiser, options: SampleOptions = {}): Promise<tf.Tensor> {
+  const it = sampleSteps(denoiser, options);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}

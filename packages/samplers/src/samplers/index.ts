@@ -1,0 +1,32 @@
+/**
+ * The built-in samplers. To add one: create `src/samplers/<name>.ts` exporting a `SamplerDefinition`
+ * (`pnpm new sampler <name>` writes the skeleton) and add it to this list: one import, one entry.
+ */
+import { ddim, ddpm, eulerAncestral } from './ancestral.js';
+import { dpmSolverMultistep, dpmpp2m, dpmpp2mSde, dpmpp3m, dpmpp3mSde } from './dpm-solver-multistep.js';
+import { dpm2, dpm2Ancestral } from './dpm2.js';
+import { dpmpp2sAncestral, dpmppSde } from './dpmpp-singlestep.js';
+import { euler } from './euler.js';
+import { heun } from './heun.js';
+import { lms } from './lms.js';
+import type { SamplerDefinition } from '../types.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: definitions differ in their option types
+export const BUILTIN_SAMPLERS: SamplerDefinition<any>[] = [
+  euler,
+  heun,
+  dpm2,
+  lms,
+  eulerAncestral,
+  dpm2Ancestral,
+  dpmpp2sAncestral,
+  dpmppSde,
+  dpmpp2m,
+  dpmpp3m,
+  dpmpp2mSde,
+  dpmpp3mSde,
+  dpmSolverMultistep,
+  ddim,
+  ddpm,
+  // new samplers above this line
+];
