@@ -62,3 +62,19 @@ export {
   validateTimesteps,
   vpSigmas,
 } from './spacing.js';
+export {
+  BaseSchedule,
+  type ContinuousSchedule,
+  type ScheduleConfig,
+  bisectDecreasing,
+  expm1Tensor,
+  readParams,
+} from './continuous/schedule.js';
+export { VPLinearSchedule, type VPLinearParams } from './continuous/vp-linear.js';
+export { SubVPSchedule } from './continuous/sub-vp.js';
+export { VEGeometricSchedule, type VEGeometricParams } from './continuous/ve.js';
+export { CosineSchedule, type CosineParams } from './continuous/cosine.js';
+export { LogSNRLinearSchedule, type LogSNRLinearParams } from './continuous/logsnr-linear.js';
+export { EDMSchedule, type EDMParams } from './continuous/edm.js';
+export { LearnedVDMSchedule, type LearnedVDMParams } from './continuous/learned-vdm.js';
+export { type ScheduleFactory, createSchedule, listSchedules, registerSchedule } from './registry.js';
