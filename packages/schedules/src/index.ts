@@ -78,3 +78,12 @@ export { LogSNRLinearSchedule, type LogSNRLinearParams } from './continuous/logs
 export { EDMSchedule, type EDMParams } from './continuous/edm.js';
 export { LearnedVDMSchedule, type LearnedVDMParams } from './continuous/learned-vdm.js';
 export { type ScheduleFactory, createSchedule, listSchedules, registerSchedule } from './registry.js';
+export {
+  type Posterior,
+  type Transition,
+  addNoise,
+  ddpmPosterior,
+  posterior,
+  posteriorMean,
+  transition,
+} from './forward.js';
