@@ -40,10 +40,13 @@ export interface DenoiserLike {
   predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Record<string, unknown>): tf.Tensor;
 }
 
-/** Noise levels of one batch as tensors ([batch]); `density` is p(lambda) (needed by the ELBO weightings). */
+/**
+ * Noise levels of one batch, [batch] each, as numbers or tensors (tensors stay differentiable, e.g.
+ * from a learned schedule); `density` is p(lambda), needed by the ELBO weightings.
+ */
 export interface LogSNRTensors {
-  logSNR: tf.Tensor;
-  density?: tf.Tensor;
+  logSNR: tf.Tensor | ArrayLike<number>;
+  density?: tf.Tensor | ArrayLike<number>;
 }
 
 /** How per-dimension squared errors are reduced to one number per example. */

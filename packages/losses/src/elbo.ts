@@ -44,8 +44,10 @@ import {
   type ContinuousSchedule,
   describe,
   isDifferentiableSchedule,
+  type LogSNRSchedule,
   logSNRAndDerivative,
   logSNRAt,
+  logSNRValues,
 } from './schedule.js';
 import { elboWeighting, type Weighting } from './weighting.js';
 
@@ -136,6 +138,11 @@ export interface DiffusionLossOptions {
   cond?: Record<string, unknown>;
   /** Use this noise instead of drawing it (same shape as x0). */
   noise?: tf.Tensor;
+  /**
+   * Evaluate the schedule on tensors so that gradients reach its parameters. Default: automatic (yes
+   * for schedules with `trainableVariables` or with tensor methods only).
+   */
+  differentiable?: boolean;
 }
 
 /**
@@ -182,9 +189,9 @@ export function continuousDiffusionLoss(
   assertTimeSampling(sampling);
   const t = uniformTimes(x0.shape[0]!, options.rng, sampling);
   return tf.tidy(() => {
-    const { logSNR, dLogSNR } = logSNRAndDerivative(options.schedule!, t);
+    const { logSNR, dLogSNRdt } = logSNRAndDerivative(options.schedule!, t, options.differentiable);
     // p(lambda) = 1 / |lambda'(t)| for t ~ U(0, 1).
-    const density = tf.div(-1, dLogSNR);
+    const density = tf.div(-1, dLogSNRdt);
     return denoisingLoss(denoiser, x0, { ...common, sample: { logSNR, density } });
   });
 }
@@ -224,18 +231,17 @@ export function discreteDiffusionLoss(
   return tf.tidy(() => {
     let logSNR: tf.Tensor1D;
     let weightEps: tf.Tensor1D;
-    if (isDifferentiableSchedule(schedule)) {
-      logSNR = tf.reshape(schedule.logSNRTensor(tf.tensor1d(Float32Array.from(t))), [
-        n,
-      ]) as tf.Tensor1D;
-      const logSNRs = tf.reshape(schedule.logSNRTensor(tf.tensor1d(Float32Array.from(s))), [n]);
+    if (isDifferentiableSchedule(schedule, options.differentiable)) {
+      logSNR = logSNRValues(schedule, t, true);
+      const logSNRs = logSNRValues(schedule, s, true);
       weightEps = tf.mul(steps / 2, tf.expm1(tf.sub(logSNRs, logSNR))) as tf.Tensor1D;
     } else {
       const lt = new Float32Array(n);
       const w = new Float32Array(n);
+      const numeric = schedule as LogSNRSchedule;
       for (let k = 0; k < n; k++) {
-        const a = schedule.logSNR(t[k]!);
-        const b = schedule.logSNR(s[k]!);
+        const a = numeric.logSNR(t[k]!);
+        const b = numeric.logSNR(s[k]!);
         if (!Number.isFinite(a) || !Number.isFinite(b) || !(b > a)) {
           throw new LossError(
             `schedule logSNR must be finite and strictly decreasing, got lambda(${s[k]}) = ${b}, lambda(${t[k]}) = ${a}`,
@@ -292,8 +298,8 @@ export function negativeELBO(
     );
   }
   return tf.tidy(() => {
-    const lMax = logSNRAt(schedule, 0);
-    const lMin = logSNRAt(schedule, 1);
+    const lMax = logSNRAt(schedule, 0, options.differentiable);
+    const lMin = logSNRAt(schedule, 1, options.differentiable);
     if (sampler !== undefined) {
       const a = typeof lMin === 'number' ? lMin : lMin.dataSync()[0]!;
       const b = typeof lMax === 'number' ? lMax : lMax.dataSync()[0]!;
@@ -311,6 +317,7 @@ export function negativeELBO(
       ...(options.sampling === undefined ? {} : { sampling: options.sampling }),
       ...(options.cond === undefined ? {} : { cond: options.cond }),
       ...(options.noise === undefined ? {} : { noise: options.noise }),
+      ...(options.differentiable === undefined ? {} : { differentiable: options.differentiable }),
     };
     const diffusion =
       steps !== undefined

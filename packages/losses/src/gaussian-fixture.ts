@@ -90,6 +90,6 @@ export function warpedSchedule(
 ) {
   return {
     logSNR: (t: number) => logSNRMax + (logSNRMin - logSNRMax) * h(t),
-    dLogSNR: (t: number) => (logSNRMin - logSNRMax) * dh(t),
+    dLogSNRdt: (t: number) => (logSNRMin - logSNRMax) * dh(t),
   };
 }

@@ -112,9 +112,9 @@ export function uniformTimeSampler(
   schedule: LogSNRSchedule,
   options: { sampling?: TimeSampling } = {},
 ): LogSNRSampler {
-  if (typeof schedule?.logSNR !== 'function' || typeof schedule?.dLogSNR !== 'function') {
+  if (typeof schedule?.logSNR !== 'function' || typeof schedule?.dLogSNRdt !== 'function') {
     throw new LossError(
-      `uniformTimeSampler needs a schedule with logSNR(t) and dLogSNR(t), got ${describe(schedule)}`,
+      `uniformTimeSampler needs a schedule with logSNR(t) and dLogSNRdt(t), got ${describe(schedule)}`,
     );
   }
   const sampling = options.sampling ?? 'iid';
@@ -137,10 +137,10 @@ export function uniformTimeSampler(
       for (let i = 0; i < n; i++) {
         const ti = t[i]!;
         const l = schedule.logSNR(ti);
-        const d = schedule.dLogSNR(ti);
+        const d = schedule.dLogSNRdt(ti);
         if (!Number.isFinite(l) || !(d < 0) || !Number.isFinite(d)) {
           throw new LossError(
-            `schedule at t = ${ti}: logSNR = ${l}, dLogSNR = ${d}; the logSNR must be finite and strictly decreasing`,
+            `schedule at t = ${ti}: logSNR = ${l}, dLogSNRdt = ${d}; the logSNR must be finite and strictly decreasing`,
           );
         }
         logSNR[i] = l;

@@ -20,12 +20,12 @@ export interface LogSNRSchedule {
   /** lambda(t) = log SNR(t), strictly decreasing on [0, 1]. */
   logSNR(t: number): number;
   /** d lambda / dt, negative on [0, 1]. */
-  dLogSNR(t: number): number;
+  dLogSNRdt(t: number): number;
 }
 
 /**
  * A continuous schedule evaluated on tensors, so that gradients reach its parameters (the learned VDM
- * schedule gamma(t) = -lambda(t) as a monotone network). `dLogSNRTensor` is used when present;
+ * schedule gamma(t) = -lambda(t) as a monotone network). `dLogSNRdtTensor` is used when present;
  * otherwise the derivative is taken with `tf.grad` (the schedule must act elementwise on t), and the
  * losses differentiate through it a second time when trained.
  */
@@ -33,15 +33,41 @@ export interface DifferentiableLogSNRSchedule {
   /** lambda(t) for a tensor of times (any shape), elementwise and differentiable. */
   logSNRTensor(t: tf.Tensor): tf.Tensor;
   /** d lambda / dt, elementwise and differentiable (optional). */
-  dLogSNRTensor?(t: tf.Tensor): tf.Tensor;
+  dLogSNRdtTensor?(t: tf.Tensor): tf.Tensor;
 }
 
-/** Any continuous schedule the losses accept. */
+/** Any continuous schedule the losses accept (every continuous schedule of `@diffuse/schedules`). */
 export type ContinuousSchedule = LogSNRSchedule | DifferentiableLogSNRSchedule;
 
-/** True when the schedule can be evaluated on tensors (and so be trained through the loss). */
-export function isDifferentiableSchedule(s: ContinuousSchedule): s is DifferentiableLogSNRSchedule {
-  return typeof (s as DifferentiableLogSNRSchedule).logSNRTensor === 'function';
+function hasNumeric(s: unknown): s is LogSNRSchedule {
+  const o = s as Partial<LogSNRSchedule> | null;
+  return (
+    o !== null &&
+    typeof o === 'object' &&
+    typeof o.logSNR === 'function' &&
+    typeof o.dLogSNRdt === 'function'
+  );
+}
+
+function hasTensor(s: unknown): s is DifferentiableLogSNRSchedule {
+  const o = s as Partial<DifferentiableLogSNRSchedule> | null;
+  return o !== null && typeof o === 'object' && typeof o.logSNRTensor === 'function';
+}
+
+/**
+ * Whether the losses evaluate this schedule on tensors (so gradients reach its parameters): when it
+ * has trainable variables (`trainableVariables`, as the learned VDM schedule), when it has only tensor
+ * methods, or when `differentiable` forces it. Fixed schedules are evaluated on numbers, in float64,
+ * with every lambda and d lambda / dt checked.
+ */
+export function isDifferentiableSchedule(
+  s: ContinuousSchedule,
+  differentiable?: boolean,
+): s is DifferentiableLogSNRSchedule {
+  if (!hasTensor(s)) return false;
+  if (!hasNumeric(s)) return true;
+  if (differentiable !== undefined) return differentiable;
+  return Array.isArray((s as { trainableVariables?: unknown }).trainableVariables);
 }
 
 /** Throws a `LossError` unless `s` looks like a continuous schedule. */
@@ -49,67 +75,104 @@ export function assertContinuousSchedule(
   s: unknown,
   what = 'schedule',
 ): asserts s is ContinuousSchedule {
-  const o = s as Partial<LogSNRSchedule & DifferentiableLogSNRSchedule> | null;
-  const numeric =
-    o !== null &&
-    typeof o === 'object' &&
-    typeof o.logSNR === 'function' &&
-    typeof o.dLogSNR === 'function';
-  const tensor = o !== null && typeof o === 'object' && typeof o.logSNRTensor === 'function';
-  if (!numeric && !tensor) {
+  if (!hasNumeric(s) && !hasTensor(s)) {
     throw new LossError(
-      `${what} must be a continuous schedule with logSNR(t) and dLogSNR(t), or logSNRTensor(t); got ${describe(s)}`,
+      `${what} must be a continuous schedule with logSNR(t) and dLogSNRdt(t), or logSNRTensor(t); got ${describe(s)}`,
     );
   }
 }
 
 /**
- * lambda(t) and d lambda / dt at the given times, as float32 tensors of t's shape. On the tensor path
- * both stay differentiable with respect to the schedule's variables.
+ * lambda(t) and d lambda / dt at the given times, as float32 tensors [n]. On the tensor path both stay
+ * differentiable with respect to the schedule's variables; on the number path each value is checked.
  */
 export function logSNRAndDerivative(
   schedule: ContinuousSchedule,
   t: Float64Array,
-): { logSNR: tf.Tensor1D; dLogSNR: tf.Tensor1D } {
-  if (isDifferentiableSchedule(schedule)) {
+  differentiable?: boolean,
+): { logSNR: tf.Tensor1D; dLogSNRdt: tf.Tensor1D } {
+  if (isDifferentiableSchedule(schedule, differentiable)) {
     return tf.tidy(() => {
       const tt = tf.tensor1d(Float32Array.from(t));
-      const logSNR = schedule.logSNRTensor(tt) as tf.Tensor1D;
-      const dLogSNR = (
-        schedule.dLogSNRTensor
-          ? schedule.dLogSNRTensor(tt)
-          : tf.grad((u: tf.Tensor) => tf.sum(schedule.logSNRTensor(u)))(tt)
-      ) as tf.Tensor1D;
-      return { logSNR: tf.reshape(logSNR, [t.length]), dLogSNR: tf.reshape(dLogSNR, [t.length]) };
+      const logSNR = schedule.logSNRTensor(tt);
+      const dLogSNRdt = schedule.dLogSNRdtTensor
+        ? schedule.dLogSNRdtTensor(tt)
+        : tf.grad((u: tf.Tensor) => tf.sum(schedule.logSNRTensor(u)))(tt);
+      return {
+        logSNR: tf.reshape(logSNR, [t.length]) as tf.Tensor1D,
+        dLogSNRdt: tf.reshape(dLogSNRdt, [t.length]) as tf.Tensor1D,
+      };
     });
+  }
+  if (!hasNumeric(schedule)) {
+    throw new LossError('this schedule has no logSNR(t) / dLogSNRdt(t) to evaluate on numbers');
   }
   const l = new Float32Array(t.length);
   const d = new Float32Array(t.length);
   for (let i = 0; i < t.length; i++) {
     const ti = t[i]!;
-    l[i] = schedule.logSNR(ti);
-    d[i] = schedule.dLogSNR(ti);
-    if (!Number.isFinite(l[i]!))
-      throw new LossError(`schedule.logSNR(${ti}) = ${l[i]} is not finite`);
-    if (!(d[i]! < 0) || !Number.isFinite(d[i]!)) {
+    const li = schedule.logSNR(ti);
+    const di = schedule.dLogSNRdt(ti);
+    if (!Number.isFinite(li)) throw new LossError(`schedule.logSNR(${ti}) = ${li} is not finite`);
+    if (!(di < 0) || !Number.isFinite(di)) {
       throw new LossError(
-        `schedule.dLogSNR(${ti}) = ${d[i]}: the logSNR of a schedule must strictly decrease in t (finite, negative derivative)`,
+        `schedule.dLogSNRdt(${ti}) = ${di}: the logSNR of a schedule must strictly decrease in t (finite, negative derivative)`,
       );
     }
+    l[i] = li;
+    d[i] = di;
   }
-  return { logSNR: tf.tensor1d(l), dLogSNR: tf.tensor1d(d) };
+  return { logSNR: tf.tensor1d(l), dLogSNRdt: tf.tensor1d(d) };
 }
 
 /**
- * lambda at one time (0 gives lambda_max, 1 gives lambda_min): a number for a numeric schedule, a
- * scalar tensor (differentiable) for a tensor schedule.
+ * lambda at the given times: float32 [n], differentiable on the tensor path, checked to be finite
+ * on the number path.
  */
-export function logSNRAt(schedule: ContinuousSchedule, t: number): number | tf.Scalar {
-  if (isDifferentiableSchedule(schedule)) {
+export function logSNRValues(
+  schedule: ContinuousSchedule,
+  t: Float64Array,
+  differentiable?: boolean,
+): tf.Tensor1D {
+  if (isDifferentiableSchedule(schedule, differentiable)) {
+    return tf.tidy(
+      () =>
+        tf.reshape(schedule.logSNRTensor(tf.tensor1d(Float32Array.from(t))), [
+          t.length,
+        ]) as tf.Tensor1D,
+    );
+  }
+  if (!hasNumeric(schedule))
+    throw new LossError('this schedule has no logSNR(t) to evaluate on numbers');
+  const l = new Float64Array(t.length);
+  for (let i = 0; i < t.length; i++) {
+    const li = schedule.logSNR(t[i]!);
+    if (!Number.isFinite(li)) throw new LossError(`schedule.logSNR(${t[i]}) = ${li} is not finite`);
+    l[i] = li;
+  }
+  return tf.tensor1d(Float32Array.from(l));
+}
+
+/**
+ * lambda at one time (0 gives lambda_max, 1 gives lambda_min): a number (checked finite) on the number
+ * path, a scalar tensor (differentiable) on the tensor path.
+ */
+export function logSNRAt(
+  schedule: ContinuousSchedule,
+  t: number,
+  differentiable?: boolean,
+): number | tf.Scalar {
+  if (isDifferentiableSchedule(schedule, differentiable)) {
     return tf.tidy(() => tf.reshape(schedule.logSNRTensor(tf.tensor1d([t])), []) as tf.Scalar);
   }
+  if (!hasNumeric(schedule))
+    throw new LossError('this schedule has no logSNR(t) to evaluate on numbers');
   const l = schedule.logSNR(t);
-  if (!Number.isFinite(l)) throw new LossError(`schedule.logSNR(${t}) = ${l} is not finite`);
+  if (!Number.isFinite(l)) {
+    throw new LossError(
+      `schedule.logSNR(${t}) = ${l} is not finite; the ELBO needs finite endpoints lambda(0) and lambda(1) (truncate the schedule, e.g. start VP-linear at t = 1e-5)`,
+    );
+  }
   return l;
 }
 
