@@ -108,7 +108,9 @@ describe('noise-level samplers report the density they draw with', () => {
     const n = 20000;
     const { logSNR, density } = sampler.sample(n, Random.seed(7));
     expect(ksDistance(logSNR, (l) => ((l - lo) / (hi - lo)) ** 2)).toBeLessThan(ks(n));
-    logSNR.forEach((l, i) => expect(density[i]).toBeCloseTo((2 * (l - lo)) / (hi - lo) ** 2, 9));
+    logSNR.forEach((l, i) => {
+      expect(density[i]).toBeCloseTo((2 * (l - lo)) / (hi - lo) ** 2, 9);
+    });
     // A smooth f on a grid: E[g / p] = int g exactly (whatever p is, as long as it is the one reported).
     const smooth = importanceSampler((l) => 1 / Math.cosh(l / 2), {
       logSNRMin: -15,

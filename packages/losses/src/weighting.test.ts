@@ -105,7 +105,9 @@ describe('the weightings, as functions of logSNR', () => {
     });
     for (const v of onSpace(ncsnWeighting(), 'epsilon')) relClose(v, 0.5);
     for (const v of onSpace(uniformWeighting('v'), 'v')) relClose(v, 1);
-    LAMBDAS.forEach((l, i) => relClose(onSpace(uniformWeighting('v'), 'x0')[i]!, 1 + Math.exp(l)));
+    LAMBDAS.forEach((l, i) => {
+      relClose(onSpace(uniformWeighting('v'), 'x0')[i]!, 1 + Math.exp(l));
+    });
   });
 
   it("Kingma & Gao's w(lambda) = 2 p(lambda) w_eps(lambda): 1 for the ELBO, and EDM's Table 1 entry", () => {
@@ -115,18 +117,18 @@ describe('the weightings, as functions of logSNR', () => {
     for (const v of effectiveWeighting(elboWeighting(), LAMBDAS, density)) relClose(v, 1);
     // EDM: lambda ~ N(2.4, 2.4^2) (ln sigma ~ N(-1.2, 1.2^2)) and lambda(sigma) on x0:
     const edm = effectiveWeighting(edmWeighting(0.5), LAMBDAS, density);
-    LAMBDAS.forEach((l, i) =>
-      relClose(edm[i]!, (2 * density[i]! * (Math.exp(-l) + 0.25)) / 0.25, 1e-4),
-    );
+    LAMBDAS.forEach((l, i) => {
+      relClose(edm[i]!, (2 * density[i]! * (Math.exp(-l) + 0.25)) / 0.25, 1e-4);
+    });
     // ... and the density the EDM sampler reports is that normal density.
     const sample = edmLogNormalSampler().sample(64, Random.seed(1));
-    sample.logSNR.forEach((l, i) =>
+    sample.logSNR.forEach((l, i) => {
       relClose(
         sample.density[i]!,
         Math.exp(-0.5 * ((l - 2.4) / 2.4) ** 2) / (2.4 * Math.sqrt(2 * Math.PI)),
         1e-9,
-      ),
-    );
+      );
+    });
   });
 });
 
@@ -213,7 +215,6 @@ describe('weightedMSE on any target', () => {
 describe('denoisingLoss with the exact Gaussian denoiser: E[loss | lambda] in closed form', () => {
   // x0 ~ N(mu, s^2 I): E||x0 - x0_hat||^2 / d = s^2 / (1 + SNR s^2) for the optimal denoiser, so the
   // mean-reduced loss has conditional expectation w_x0(lambda) s^2 / (1 + e^lambda s^2) given lambda.
-  const d = 3;
   const s = 0.5;
   const gm = GaussianMixture.gaussian(
     [0.2, -0.1, 0.4],
