@@ -19,12 +19,23 @@ export interface NoiseLevel<T extends Scalar = Scalar> {
   sigma: T;
 }
 
-/** lambda = log SNR = 2 log(alpha / sigma). */
+/**
+ * lambda = log SNR = 2 log(alpha / sigma) (VDM eq. 3).
+ *
+ * @example
+ * logSNRFromLevel({ alpha: 0.8, sigma: 0.6 }); // 2 log(4/3) = 0.575
+ */
 export function logSNRFromLevel(level: NoiseLevel<number>): number {
   return 2 * (Math.log(level.alpha) - Math.log(level.sigma));
 }
 
-/** The variance-preserving level with the given logSNR: alpha^2 = sigmoid(lambda), sigma^2 = sigmoid(-lambda). */
+/**
+ * The variance-preserving level with the given logSNR: alpha^2 = sigmoid(lambda), sigma^2 = sigmoid(-lambda)
+ * (VDM eq. 4), stable for large |lambda|.
+ *
+ * @example
+ * vpLevelFromLogSNR(0); // { alpha: 0.7071, sigma: 0.7071 }
+ */
 export function vpLevelFromLogSNR(logSNR: number): NoiseLevel<number> {
   // sqrt(sigmoid(l)) computed stably for large |l|.
   const alpha = Math.exp(-0.5 * softplus(-logSNR));
@@ -32,18 +43,34 @@ export function vpLevelFromLogSNR(logSNR: number): NoiseLevel<number> {
   return { alpha, sigma };
 }
 
-/** The variance-preserving level whose VE noise level is `sigmaVE = sigma / alpha`. */
+/**
+ * The variance-preserving level whose VE noise level is `sigmaVE = sigma / alpha`:
+ * alpha = 1 / sqrt(1 + sigmaVE^2) (Karras et al. 2022, sec. 4 / Table 1).
+ *
+ * @example
+ * vpLevelFromSigmaVE(1); // { alpha: 0.7071, sigma: 0.7071 }
+ */
 export function vpLevelFromSigmaVE(sigmaVE: number): NoiseLevel<number> {
   const alpha = 1 / Math.sqrt(1 + sigmaVE * sigmaVE);
   return { alpha, sigma: sigmaVE * alpha };
 }
 
-/** The variance-exploding noise level sigma / alpha (k-diffusion's and EDM's sigma). */
+/**
+ * The variance-exploding noise level sigma / alpha (k-diffusion's and EDM's sigma).
+ *
+ * @example
+ * sigmaVE({ alpha: 0.8, sigma: 0.6 }); // 0.75
+ */
 export function sigmaVE(level: NoiseLevel<number>): number {
   return level.sigma / level.alpha;
 }
 
-/** log(1 + e^x), without overflow. */
+/**
+ * log(1 + e^x), without overflow.
+ *
+ * @example
+ * softplus(1000); // 1000
+ */
 export function softplus(x: number): number {
   return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
 }

@@ -35,7 +35,12 @@ const DIFFUSERS_NAMES: Record<string, Prediction> = {
   v_prediction: 'v',
 };
 
-/** Maps a diffusers `prediction_type` (`epsilon`, `sample`, `v_prediction`) to ours. */
+/**
+ * Maps a diffusers `prediction_type` (`epsilon`, `sample`, `v_prediction`) to ours.
+ *
+ * @example
+ * predictionFromDiffusers('v_prediction'); // 'v'
+ */
 export function predictionFromDiffusers(name: string): Prediction {
   const p = DIFFUSERS_NAMES[name];
   if (p === undefined) {
@@ -46,20 +51,35 @@ export function predictionFromDiffusers(name: string): Prediction {
   return p;
 }
 
-/** Maps our prediction type to diffusers' `prediction_type`. */
+/**
+ * Maps our prediction type to diffusers' `prediction_type` (diffusers has none for `score`).
+ *
+ * @example
+ * predictionToDiffusers('x0'); // 'sample'
+ */
 export function predictionToDiffusers(p: Prediction): string {
   if (p === 'score') throw new ScheduleError(`diffusers has no prediction_type for 'score'`);
   return p === 'x0' ? 'sample' : p === 'v' ? 'v_prediction' : 'epsilon';
 }
 
-/** Throws unless `p` names a prediction type. */
+/**
+ * Throws a `ScheduleError` unless `p` names a prediction type.
+ *
+ * @example
+ * assertPrediction('eps'); // ScheduleError: unknown prediction type 'eps'; expected one of x0, epsilon, v, score
+ */
 export function assertPrediction(p: unknown): asserts p is Prediction {
   if (!PREDICTIONS.includes(p as Prediction)) {
     throw new ScheduleError(`unknown prediction type '${String(p)}'; expected one of ${PREDICTIONS.join(', ')}`);
   }
 }
 
-/** x0 from any prediction of the noisy sample x = alpha x0 + sigma eps. */
+/**
+ * x0 from any prediction of the noisy sample x = alpha x0 + sigma eps (Luo 2022, eq. 115, 133).
+ *
+ * @example
+ * const x0 = toX0(epsHat, 'epsilon', xt, { alpha: 0.8, sigma: 0.6 }); // (xt - 0.6 epsHat) / 0.8
+ */
 export function toX0(pred: tf.Tensor, from: Prediction, x: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor {
   const { alpha, sigma } = level;
   return tf.tidy(() => {
@@ -76,7 +96,12 @@ export function toX0(pred: tf.Tensor, from: Prediction, x: tf.Tensor, level: Noi
   });
 }
 
-/** epsilon from any prediction. */
+/**
+ * epsilon from any prediction (Luo 2022, eq. 122; score: eps = -sigma score, eq. 151).
+ *
+ * @example
+ * const eps = toEpsilon(x0Hat, 'x0', xt, { alpha: 0.8, sigma: 0.6 }); // (xt - 0.8 x0Hat) / 0.6
+ */
 export function toEpsilon(pred: tf.Tensor, from: Prediction, x: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor {
   const { alpha, sigma } = level;
   return tf.tidy(() => {
@@ -93,7 +118,13 @@ export function toEpsilon(pred: tf.Tensor, from: Prediction, x: tf.Tensor, level
   });
 }
 
-/** Converts a prediction of one type into another: the paper's equivalences, in one place. */
+/**
+ * Converts a prediction of one type into another: the paper's equivalences, in one place. Levels may be
+ * numbers or tensors that broadcast against x (one level per example while training).
+ *
+ * @example
+ * const score = convertPrediction(epsHat, 'epsilon', 'score', xt, { alpha: 0.8, sigma: 0.6 }); // -epsHat / 0.6
+ */
 export function convertPrediction(
   pred: tf.Tensor,
   from: Prediction,
@@ -136,6 +167,9 @@ function norm2({ alpha, sigma }: NoiseLevel<Scalar>): Scalar {
  *     c_in = 1 / sqrt(s^2 + sd^2),   c_noise = ln(s) / 4
  *
  * with sd = sigma_data, the data's standard deviation (0.5 for images in [-1, 1]).
+ *
+ * @example
+ * edmPreconditioning(1, 0.5); // { cSkip: 0.2, cOut: 0.4472, cIn: 0.8944, cNoise: 0 }
  */
 export function edmPreconditioning(
   sigma: number,
@@ -152,4 +186,34 @@ export function edmPreconditioning(
     cIn: 1 / Math.sqrt(s2 + d2),
     cNoise: Math.log(sigma) / 4,
   };
+}
+
+/** EDM's preconditioning coefficients as tensors (see `edmPreconditioning`). */
+export interface EDMCoefficients {
+  cSkip: tf.Tensor;
+  cOut: tf.Tensor;
+  cIn: tf.Tensor;
+  cNoise: tf.Tensor;
+}
+
+/**
+ * `edmPreconditioning` elementwise on a tensor of VE noise levels (one per example while training),
+ * differentiable. Values are not range-checked (sigma must be > 0).
+ *
+ * @example
+ * const { cSkip, cOut, cIn, cNoise } = edmPreconditioningTensor(sigmas, 0.5);
+ */
+export function edmPreconditioningTensor(sigma: tf.Tensor, sigmaData = 0.5): EDMCoefficients {
+  if (!(sigmaData > 0)) throw new ScheduleError(`EDM preconditioning needs sigmaData > 0, got ${sigmaData}`);
+  return tf.tidy(() => {
+    const d2 = sigmaData * sigmaData;
+    const total = tf.add(tf.square(sigma), d2);
+    const cIn = tf.rsqrt(total);
+    return {
+      cSkip: tf.div(d2, total),
+      cOut: tf.mul(tf.mul(sigma, sigmaData), cIn),
+      cIn,
+      cNoise: tf.mul(tf.log(sigma), 0.25),
+    };
+  });
 }
