@@ -24,11 +24,18 @@ export function toD(x: tf.Tensor, sigma: number, denoised: tf.Tensor): tf.Tensor
  * @example
  * const { sigmaDown, sigmaUp } = ancestralStep(1.0, 0.5); // sigmaUp = 0.5 * sqrt(0.75)
  */
-export function ancestralStep(sigmaFrom: number, sigmaTo: number, eta = 1): { sigmaDown: number; sigmaUp: number } {
+export function ancestralStep(
+  sigmaFrom: number,
+  sigmaTo: number,
+  eta = 1,
+): { sigmaDown: number; sigmaUp: number } {
   if (!eta) return { sigmaDown: sigmaTo, sigmaUp: 0 };
   const sigmaUp = Math.min(
     sigmaTo,
-    eta * Math.sqrt((sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo)) / (sigmaFrom * sigmaFrom)),
+    eta *
+      Math.sqrt(
+        (sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo)) / (sigmaFrom * sigmaFrom),
+      ),
   );
   const sigmaDown = Math.sqrt(Math.max(0, sigmaTo * sigmaTo - sigmaUp * sigmaUp));
   return { sigmaDown, sigmaUp };
@@ -41,7 +48,13 @@ export function ancestralStep(sigmaFrom: number, sigmaTo: number, eta = 1): { si
  * @example
  * churnGamma(40, 10, 1.0, 0.05, 50); // sqrt(2) - 1
  */
-export function churnGamma(sChurn: number, steps: number, sigma: number, sTmin: number, sTmax: number): number {
+export function churnGamma(
+  sChurn: number,
+  steps: number,
+  sigma: number,
+  sTmin: number,
+  sTmax: number,
+): number {
   return sTmin <= sigma && sigma <= sTmax ? Math.min(sChurn / steps, Math.SQRT2 - 1) : 0;
 }
 
@@ -66,7 +79,12 @@ function polyFromRoots(roots: readonly number[]): number[] {
  * @example
  * lagrangeIntegral([1, 0.5], 0, 0.5, 0.25); // the weight of the first node, integrating from 0.5 to 0.25
  */
-export function lagrangeIntegral(nodes: readonly number[], j: number, a: number, b: number): number {
+export function lagrangeIntegral(
+  nodes: readonly number[],
+  j: number,
+  a: number,
+  b: number,
+): number {
   const others = nodes.filter((_, k) => k !== j);
   const p = polyFromRoots(others);
   let denom = 1;
@@ -127,10 +145,15 @@ export function lincomb(terms: readonly (readonly [number, tf.Tensor])[]): tf.Te
  * @example
  * x = addNoise(ctx, x, sigma, sigmaNext, sNoise * sigmaUp);
  */
-export function addNoise(ctx: SamplerContext, x: tf.Tensor, sigma: number, sigmaNext: number, scale: number): tf.Tensor {
+export function addNoise(
+  ctx: SamplerContext,
+  x: tf.Tensor,
+  sigma: number,
+  sigmaNext: number,
+  scale: number,
+): tf.Tensor {
   const n = ctx.noise(sigma, sigmaNext);
   const next = ctx.tidy(() => tf.add(x, tf.mul(n, scale)));
   ctx.free(n, x);
   return next;
 }
-

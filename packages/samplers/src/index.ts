@@ -5,7 +5,23 @@
  *
  * @packageDocumentation
  */
-export { NonFiniteError, SamplerError, SamplingAbortedError, SchedulerConfigError } from './errors.js';
+
+export type { DiffusersConfig } from './diffusers/classes.js';
+export {
+  type CreateSchedulerOptions,
+  createScheduler,
+  resolveConfig,
+  SCHEDULER_CLASSES,
+  type Scheduler,
+  type StepOptions,
+  type StepOutput,
+} from './diffusers/scheduler.js';
+export {
+  NonFiniteError,
+  SamplerError,
+  SamplingAbortedError,
+  SchedulerConfigError,
+} from './errors.js';
 export {
   addNoise,
   ancestralStep,
@@ -21,33 +37,36 @@ export {
 export { getSampler, listSamplers, registerSampler, resolveSamplerOptions } from './registry.js';
 export { type NoiseSource, RunScope } from './run.js';
 export {
+  assertFinite,
+  denoiseVE,
   type Embedding,
+  resolvePlan,
   type SampleOptions,
   type SamplingPlan,
   type StepInfo,
-  assertFinite,
-  denoiseVE,
-  resolvePlan,
   sample,
   sampleSteps,
 } from './sample.js';
 export * from './samplers/ancestral.js';
+export * from './samplers/deis.js';
 export * from './samplers/dpm-solver-multistep.js';
 export * from './samplers/dpm2.js';
 export * from './samplers/dpmpp-singlestep.js';
 export * from './samplers/euler.js';
 export * from './samplers/heun.js';
 export * from './samplers/lms.js';
+export * from './samplers/pndm.js';
+export * from './samplers/unipc.js';
 export {
   type DenoiseRequest,
+  denoise,
   type SamplerContext,
   type SamplerDefinition,
   type SamplerFn,
-  type SamplerOptionValue,
   type SamplerOptions,
+  type SamplerOptionValue,
   type SamplerProgram,
   type SamplerYield,
   type StepEvent,
-  denoise,
   stepEvent,
 } from './types.js';

@@ -6,7 +6,7 @@
  * float32 differs from these float64 references by up to 1.7e-5 in the same measure.
  */
 import { initBackend } from '@diffuse/backend';
-import { GaussianMixture, type Denoiser } from '@diffuse/models';
+import { type Denoiser, GaussianMixture } from '@diffuse/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sample } from './index.js';
@@ -101,7 +101,10 @@ describe('k-diffusion trajectories (mixture A, float32 wasm)', () => {
       onStep: async (info) => {
         const ref = run.steps[info.i]!;
         expect(info.sigmaHat).toBeCloseTo(ref.sigma_hat, 10);
-        errs.push(maxRelErr(await info.x.data(), flat(ref.x)), maxRelErr(await info.denoised.data(), flat(ref.denoised)));
+        errs.push(
+          maxRelErr(await info.x.data(), flat(ref.x)),
+          maxRelErr(await info.denoised.data(), flat(ref.denoised)),
+        );
       },
     });
     noise.dispose();

@@ -21,9 +21,12 @@ const registry = new Map<string, AnyDefinition>();
  */
 export function registerSampler<O extends SamplerOptions>(def: SamplerDefinition<O>): void {
   if (!/^[a-z][a-z0-9_]*$/.test(def.name)) {
-    throw new SamplerError(`sampler name '${def.name}' must be lower-case letters, digits and underscores`);
+    throw new SamplerError(
+      `sampler name '${def.name}' must be lower-case letters, digits and underscores`,
+    );
   }
-  if (registry.has(def.name)) throw new SamplerError(`a sampler named '${def.name}' is already registered`);
+  if (registry.has(def.name))
+    throw new SamplerError(`a sampler named '${def.name}' is already registered`);
   registry.set(def.name, def as AnyDefinition);
 }
 
@@ -36,7 +39,9 @@ export function registerSampler<O extends SamplerOptions>(def: SamplerDefinition
 export function getSampler(name: string): AnyDefinition {
   const def = registry.get(name);
   if (def === undefined) {
-    throw new SamplerError(`unknown sampler '${name}'; registered: ${[...registry.keys()].join(', ')}`);
+    throw new SamplerError(
+      `unknown sampler '${name}'; registered: ${[...registry.keys()].join(', ')}`,
+    );
   }
   return def;
 }
@@ -57,7 +62,10 @@ export function listSamplers(): AnyDefinition[] {
  * @example
  * resolveSamplerOptions(getSampler('euler'), { sChurn: 10 });
  */
-export function resolveSamplerOptions<O extends SamplerOptions>(def: SamplerDefinition<O>, given: SamplerOptions = {}): O {
+export function resolveSamplerOptions<O extends SamplerOptions>(
+  def: SamplerDefinition<O>,
+  given: SamplerOptions = {},
+): O {
   const out: SamplerOptions = { ...def.defaults };
   for (const [k, v] of Object.entries(given)) {
     if (v === undefined) continue;
@@ -68,9 +76,12 @@ export function resolveSamplerOptions<O extends SamplerOptions>(def: SamplerDefi
     }
     const d = def.defaults[k];
     if (typeof d !== typeof v) {
-      throw new SamplerError(`sampler '${def.name}' option '${k}' must be a ${typeof d}, got ${typeof v} (${String(v)})`);
+      throw new SamplerError(
+        `sampler '${def.name}' option '${k}' must be a ${typeof d}, got ${typeof v} (${String(v)})`,
+      );
     }
-    if (typeof v === 'number' && Number.isNaN(v)) throw new SamplerError(`sampler '${def.name}' option '${k}' is NaN`);
+    if (typeof v === 'number' && Number.isNaN(v))
+      throw new SamplerError(`sampler '${def.name}' option '${k}' is NaN`);
     out[k] = v;
   }
   return out as O;

@@ -5,12 +5,12 @@
 import { Random } from '@diffuse/backend';
 import type { Conditioning, Denoiser } from '@diffuse/models';
 import {
-  type DiscreteSchedule,
-  type NoiseLevel,
   convertPrediction,
+  type DiscreteSchedule,
   diffusersTimesteps,
   exponentialSigmas,
   karrasSigmas,
+  type NoiseLevel,
   type TimestepSpacing,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
@@ -101,9 +101,11 @@ export interface SamplingPlan {
  * const { sigmas } = resolvePlan({ schedule: 'karras', steps: 10 }); // 11 sigmas ending in 0
  */
 export function resolvePlan(o: SampleOptions): SamplingPlan {
-  const given = [o.sigmas, o.levels, o.schedule ?? (o.steps !== undefined ? 'karras' : undefined)].filter(
-    (v) => v !== undefined,
-  ).length;
+  const given = [
+    o.sigmas,
+    o.levels,
+    o.schedule ?? (o.steps !== undefined ? 'karras' : undefined),
+  ].filter((v) => v !== undefined).length;
   if (given !== 1) throw new SamplerError('give exactly one of sigmas, levels, or schedule/steps');
   let sigmas: number[];
   let embedding: Embedding = o.embedding ?? 'vp';
@@ -111,7 +113,9 @@ export function resolvePlan(o: SampleOptions): SamplingPlan {
   if (o.levels !== undefined) {
     sigmas = o.levels.map((l, k) => {
       if (!(l.alpha > 0) || !(l.sigma >= 0) || !Number.isFinite(l.sigma / l.alpha)) {
-        throw new SamplerError(`levels[${k}] = (${l.alpha}, ${l.sigma}) needs alpha > 0 and a finite sigma / alpha`);
+        throw new SamplerError(
+          `levels[${k}] = (${l.alpha}, ${l.sigma}) needs alpha > 0 and a finite sigma / alpha`,
+        );
       }
       const s = l.sigma / l.alpha;
       exact.set(s, { alpha: l.alpha, sigma: l.sigma });
@@ -129,11 +133,19 @@ export function resolvePlan(o: SampleOptions): SamplingPlan {
     if (schedule === 'karras' || schedule === 'exponential') {
       const lo = o.sigmaMin ?? 0.002;
       const hi = o.sigmaMax ?? 80;
-      sigmas = Array.from(schedule === 'karras' ? karrasSigmas(steps, lo, hi, o.rho ?? 7) : exponentialSigmas(steps, lo, hi));
+      sigmas = Array.from(
+        schedule === 'karras'
+          ? karrasSigmas(steps, lo, hi, o.rho ?? 7)
+          : exponentialSigmas(steps, lo, hi),
+      );
     } else if (typeof schedule === 'object' && schedule !== null && 'levelAt' in schedule) {
       const T = schedule.numTrainTimesteps;
-      if (steps > T) throw new SamplerError(`steps (${steps}) exceeds the schedule's ${T} training timesteps`);
-      const ts = diffusersTimesteps(T, { numInferenceSteps: steps, spacing: o.spacing ?? 'trailing' });
+      if (steps > T)
+        throw new SamplerError(`steps (${steps}) exceeds the schedule's ${T} training timesteps`);
+      const ts = diffusersTimesteps(T, {
+        numInferenceSteps: steps,
+        spacing: o.spacing ?? 'trailing',
+      });
       sigmas = Array.from(ts, (t) => {
         const l = schedule.levelAt(t);
         const s = l.sigma / l.alpha;
@@ -142,7 +154,9 @@ export function resolvePlan(o: SampleOptions): SamplingPlan {
       });
       sigmas.push(0);
     } else {
-      throw new SamplerError(`unknown schedule '${String(schedule)}'; expected karras, exponential or a DiscreteSchedule`);
+      throw new SamplerError(
+        `unknown schedule '${String(schedule)}'; expected karras, exponential or a DiscreteSchedule`,
+      );
     }
   }
   validateSigmas(sigmas);
@@ -158,12 +172,16 @@ export function resolvePlan(o: SampleOptions): SamplingPlan {
 }
 
 function validateSigmas(sigmas: readonly number[]): void {
-  if (sigmas.length < 2) throw new SamplerError(`need at least 2 noise levels (1 step), got ${sigmas.length}`);
+  if (sigmas.length < 2)
+    throw new SamplerError(`need at least 2 noise levels (1 step), got ${sigmas.length}`);
   for (let k = 0; k < sigmas.length; k++) {
     const s = sigmas[k]!;
-    if (!Number.isFinite(s) || s < 0) throw new SamplerError(`sigmas[${k}] = ${s} must be finite and >= 0`);
+    if (!Number.isFinite(s) || s < 0)
+      throw new SamplerError(`sigmas[${k}] = ${s} must be finite and >= 0`);
     if (k > 0 && !(s < sigmas[k - 1]!)) {
-      throw new SamplerError(`sigmas must decrease strictly: sigmas[${k}] = ${s} >= sigmas[${k - 1}] = ${sigmas[k - 1]}`);
+      throw new SamplerError(
+        `sigmas must decrease strictly: sigmas[${k}] = ${s} >= sigmas[${k - 1}] = ${sigmas[k - 1]}`,
+      );
     }
   }
   if (!(sigmas[0]! > 0)) throw new SamplerError('the first noise level must be > 0');
@@ -204,7 +222,8 @@ export async function assertFinite(t: tf.Tensor, what: string, step: number): Pr
 function initialNoise(denoiser: Denoiser, o: SampleOptions, rng: () => Random): tf.Tensor {
   if (o.noise !== undefined) return tf.clone(o.noise);
   const shape = o.shape ?? (denoiser.shape ? [o.batch ?? 1, ...denoiser.shape] : undefined);
-  if (shape === undefined) throw new SamplerError('give noise, shape, or a denoiser with a fixed shape');
+  if (shape === undefined)
+    throw new SamplerError('give noise, shape, or a denoiser with a fixed shape');
   return rng().normal(shape);
 }
 
@@ -220,7 +239,10 @@ function initialNoise(denoiser: Denoiser, o: SampleOptions, rng: () => Random): 
  *   progress(r.value.i / r.value.steps);
  * }
  */
-export async function* sampleSteps(denoiser: Denoiser, options: SampleOptions = {}): AsyncGenerator<StepInfo, tf.Tensor, void> {
+export async function* sampleSteps(
+  denoiser: Denoiser,
+  options: SampleOptions = {},
+): AsyncGenerator<StepInfo, tf.Tensor, void> {
   const def = getSampler(options.sampler ?? 'euler');
   const samplerOptions = resolveSamplerOptions(def, options.samplerOptions);
   const { sigmas, levelFor } = resolvePlan(options);
@@ -229,7 +251,9 @@ export async function* sampleSteps(denoiser: Denoiser, options: SampleOptions = 
   const getRng = (): Random => {
     if (rng) return rng;
     if (options.seed === undefined) {
-      throw new SamplerError(`sampler '${def.name}' needs noise: give seed, rng or noiseSampler (and noise for the start)`);
+      throw new SamplerError(
+        `sampler '${def.name}' needs noise: give seed, rng or noiseSampler (and noise for the start)`,
+      );
     }
     rng = Random.seed(options.seed);
     return rng;
@@ -240,7 +264,12 @@ export async function* sampleSteps(denoiser: Denoiser, options: SampleOptions = 
   scope.free(noise0);
   const shape = x.shape;
   const source: NoiseSource = options.noiseSampler ?? ((_s, _n, sh) => getRng().normal(sh));
-  const program = def.fn(scope.context(() => shape, source), x, sigmas, samplerOptions);
+  const program = def.fn(
+    scope.context(() => shape, source),
+    x,
+    sigmas,
+    samplerOptions,
+  );
   const check = options.checkFinite ?? true;
   let result: tf.Tensor | undefined;
   let calls = 0;
@@ -257,17 +286,33 @@ export async function* sampleSteps(denoiser: Denoiser, options: SampleOptions = 
         return result;
       }
       const y = r.value;
-      if (options.signal?.aborted) throw new SamplingAbortedError(y.kind === 'denoise' ? y.step : y.i);
+      if (options.signal?.aborted)
+        throw new SamplingAbortedError(y.kind === 'denoise' ? y.step : y.i);
       if (y.kind === 'denoise') {
         if (!(y.sigma > 0) || !Number.isFinite(y.sigma)) {
-          throw new SamplerError(`the sampler asked for the denoiser at sigma = ${y.sigma}`, y.step);
+          throw new SamplerError(
+            `the sampler asked for the denoiser at sigma = ${y.sigma}`,
+            y.step,
+          );
         }
         const level = levelFor(y.sigma);
         input = scope.keep(denoiseVE(denoiser, y.x, level, options.cond, y.step));
         calls++;
-        if (check) await assertFinite(input, `the model output at sigma = ${y.sigma} (model call ${calls})`, y.step);
+        if (check)
+          await assertFinite(
+            input,
+            `the model output at sigma = ${y.sigma} (model call ${calls})`,
+            y.step,
+          );
       } else {
-        const info: StepInfo = { i: y.i, steps, sigma: y.sigma, sigmaHat: y.sigmaHat, x: y.x, denoised: y.denoised };
+        const info: StepInfo = {
+          i: y.i,
+          steps,
+          sigma: y.sigma,
+          sigmaHat: y.sigmaHat,
+          x: y.x,
+          denoised: y.denoised,
+        };
         if (options.onStep) await options.onStep(info);
         yield info;
       }

@@ -81,13 +81,24 @@ export interface SamplerDefinition<O extends SamplerOptions = SamplerOptions> {
 }
 
 /** Asks the driver for D(x; sigma) during step i: `const d = yield* denoise(x, sigma, i)`. */
-export function* denoise(x: tf.Tensor, sigma: number, i: number): Generator<SamplerYield, tf.Tensor, tf.Tensor | undefined> {
+export function* denoise(
+  x: tf.Tensor,
+  sigma: number,
+  i: number,
+): Generator<SamplerYield, tf.Tensor, tf.Tensor | undefined> {
   const d = yield { kind: 'denoise', x, sigma, step: i };
-  if (d === undefined) throw new TypeError('sampler driver resumed a denoise request without a value');
+  if (d === undefined)
+    throw new TypeError('sampler driver resumed a denoise request without a value');
   return d;
 }
 
 /** The callback event of step i. */
-export function stepEvent(i: number, sigma: number, sigmaHat: number, x: tf.Tensor, denoised: tf.Tensor): StepEvent {
+export function stepEvent(
+  i: number,
+  sigma: number,
+  sigmaHat: number,
+  x: tf.Tensor,
+  denoised: tf.Tensor,
+): StepEvent {
   return { kind: 'step', i, sigma, sigmaHat, x, denoised };
 }

@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { addNoise, ancestralStep, toD } from '../helpers.js';
-import { type SamplerContext, type SamplerDefinition, type SamplerProgram, denoise, stepEvent } from '../types.js';
+import {
+  denoise,
+  type SamplerContext,
+  type SamplerDefinition,
+  type SamplerProgram,
+  stepEvent,
+} from '../types.js';
 
 /** DDPM's variance choices (Ho et al. 2020, sec. 3.2): the posterior variance or beta_t. */
 export type AncestralVariance = 'fixed_small' | 'fixed_large';
@@ -13,7 +19,9 @@ export type AncestralOptions = { eta: number; sNoise: number; variance: Ancestra
  * sqrt(beta_t) / alpha_{t-1} = sqrt((sigma^2 - sigma'^2)(1 + sigma'^2) / (1 + sigma^2)).
  */
 export function betaNoiseVE(sigma: number, sigmaNext: number): number {
-  return Math.sqrt(((sigma * sigma - sigmaNext * sigmaNext) * (1 + sigmaNext * sigmaNext)) / (1 + sigma * sigma));
+  return Math.sqrt(
+    ((sigma * sigma - sigmaNext * sigmaNext) * (1 + sigmaNext * sigmaNext)) / (1 + sigma * sigma),
+  );
 }
 
 /**
@@ -55,7 +63,8 @@ export function* sampleAncestral(
 export const eulerAncestral: SamplerDefinition<AncestralOptions> = {
   name: 'euler_ancestral',
   description: 'Euler steps with ancestral noise (eta)',
-  reference: 'Ho et al. 2020, Algorithm 2; Song et al. 2021 (DDIM) eq. 16; k-diffusion sample_euler_ancestral',
+  reference:
+    'Ho et al. 2020, Algorithm 2; Song et al. 2021 (DDIM) eq. 16; k-diffusion sample_euler_ancestral',
   fn: sampleAncestral,
   defaults: { eta: 1, sNoise: 1, variance: 'fixed_small' },
   stochastic: true,

@@ -1,7 +1,13 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { SamplerError } from '../errors.js';
 import { lincomb, phi2, phi3, toD } from '../helpers.js';
-import { type SamplerContext, type SamplerDefinition, type SamplerProgram, denoise, stepEvent } from '../types.js';
+import {
+  denoise,
+  type SamplerContext,
+  type SamplerDefinition,
+  type SamplerProgram,
+  stepEvent,
+} from '../types.js';
 
 export type DpmSolverMultistepOptions = {
   /** 1, 2 or 3. */
@@ -20,8 +26,14 @@ export type DpmSolverMultistepOptions = {
 };
 
 /** Which order step i of n uses (diffusers `DPMSolverMultistepScheduler.step`, and warm-up). */
-export function multistepOrder(o: DpmSolverMultistepOptions, i: number, n: number, finalIsZero: boolean): number {
-  const lowerFinal = i === n - 1 && (o.eulerAtFinal || (o.lowerOrderFinal && n < 15) || finalIsZero);
+export function multistepOrder(
+  o: DpmSolverMultistepOptions,
+  i: number,
+  n: number,
+  finalIsZero: boolean,
+): number {
+  const lowerFinal =
+    i === n - 1 && (o.eulerAtFinal || (o.lowerOrderFinal && n < 15) || finalIsZero);
   const lowerSecond = i === n - 2 && o.lowerOrderFinal && n < 15;
   if (o.order === 1 || i < 1 || lowerFinal) return 1;
   if (o.order === 2 || i < 2 || lowerSecond) return 2;
@@ -57,7 +69,14 @@ function multistepUpdate(
   const terms: [number, tf.Tensor][] = [];
   const diffs = (): { c1: [number, tf.Tensor][]; c2: [number, tf.Tensor][] } => {
     const r0 = (lam(i) - lam(i - 1)) / h;
-    if (order === 2) return { c1: [[1 / r0, m0], [-1 / r0, m1!]], c2: [] };
+    if (order === 2)
+      return {
+        c1: [
+          [1 / r0, m0],
+          [-1 / r0, m1!],
+        ],
+        c2: [],
+      };
     const r1 = (lam(i - 1) - lam(i - 2)) / h;
     // D1_0 = (m0 - m1)/r0, D1_1 = (m1 - m2)/r1; D1 = D1_0 + r0/(r0+r1)(D1_0 - D1_1); D2 = (D1_0 - D1_1)/(r0+r1)
     const a = r0 / (r0 + r1);
@@ -66,15 +85,20 @@ function multistepUpdate(
     const D1 = d10.map((c, k) => c + a * (c - d11[k]!));
     const D2 = d10.map((c, k) => (c - d11[k]!) / (r0 + r1));
     const mk = [m0, m1!, m2!];
-    return { c1: D1.map((c, k) => [c, mk[k]!] as [number, tf.Tensor]), c2: D2.map((c, k) => [c, mk[k]!] as [number, tf.Tensor]) };
+    return {
+      c1: D1.map((c, k) => [c, mk[k]!] as [number, tf.Tensor]),
+      c2: D2.map((c, k) => [c, mk[k]!] as [number, tf.Tensor]),
+    };
   };
-  const scaled = (c: number, list: [number, tf.Tensor][]) => list.map(([w, t]) => [c * w, t] as [number, tf.Tensor]);
+  const scaled = (c: number, list: [number, tf.Tensor][]) =>
+    list.map(([w, t]) => [c * w, t] as [number, tf.Tensor]);
   if (o.prediction === 'x0') {
     const he = h * (1 + o.eta);
     terms.push([Math.exp(-he), x], [-Math.expm1(-he), m0]);
     if (order >= 2) {
       const { c1, c2 } = diffs();
-      if (order === 2) terms.push(...scaled(o.solverType === 'midpoint' ? -0.5 * Math.expm1(-he) : phi2(he), c1));
+      if (order === 2)
+        terms.push(...scaled(o.solverType === 'midpoint' ? -0.5 * Math.expm1(-he) : phi2(he), c1));
       else terms.push(...scaled(phi2(he), c1), ...scaled(-phi3(he), c2));
     }
     if (noise) terms.push([sN * Math.sqrt(-Math.expm1(-2 * o.eta * h)) * o.sNoise, noise]);
@@ -111,12 +135,17 @@ export function* sampleDpmSolverMultistep(
   sigmas: readonly number[],
   o: DpmSolverMultistepOptions,
 ): SamplerProgram {
-  if (![1, 2, 3].includes(o.order)) throw new SamplerError(`DPM-Solver order must be 1, 2 or 3, got ${o.order}`);
+  if (![1, 2, 3].includes(o.order))
+    throw new SamplerError(`DPM-Solver order must be 1, 2 or 3, got ${o.order}`);
   if (o.prediction !== 'x0' && o.prediction !== 'epsilon') {
-    throw new SamplerError(`DPM-Solver prediction must be 'x0' or 'epsilon', got '${o.prediction}'`);
+    throw new SamplerError(
+      `DPM-Solver prediction must be 'x0' or 'epsilon', got '${o.prediction}'`,
+    );
   }
   if (o.prediction === 'epsilon' && o.eta !== 0 && (o.eta !== 1 || o.order === 3)) {
-    throw new SamplerError(`noise-prediction DPM-Solver supports eta 0, or eta 1 with order 1 or 2; got eta ${o.eta}, order ${o.order}`);
+    throw new SamplerError(
+      `noise-prediction DPM-Solver supports eta 0, or eta 1 with order 1 or 2; got eta ${o.eta}, order ${o.order}`,
+    );
   }
   const n = sigmas.length - 1;
   const ms: tf.Tensor[] = []; // newest first
@@ -135,7 +164,14 @@ export function* sampleDpmSolverMultistep(
     const order = multistepOrder(o, i, n, sN === 0);
     let next: tf.Tensor;
     if (sN === 0) {
-      next = ctx.tidy(() => (o.prediction === 'x0' ? lincomb([[1, m]]) : lincomb([[1, x], [-s, m]])));
+      next = ctx.tidy(() =>
+        o.prediction === 'x0'
+          ? lincomb([[1, m]])
+          : lincomb([
+              [1, x],
+              [-s, m],
+            ]),
+      );
     } else {
       const noisy = o.eta > 0 && o.sNoise !== 0;
       const z = noisy ? ctx.noise(s, sN) : null;
@@ -148,7 +184,6 @@ export function* sampleDpmSolverMultistep(
   ctx.free(...ms);
   return x;
 }
-
 
 const base: DpmSolverMultistepOptions = {
   order: 2,

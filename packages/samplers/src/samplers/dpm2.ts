@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { addNoise, ancestralStep, toD } from '../helpers.js';
 import {
+  denoise,
   type SamplerContext,
   type SamplerDefinition,
   type SamplerProgram,
   type SamplerYield,
-  denoise,
   stepEvent,
 } from '../types.js';
 import { CHURN_DEFAULTS, type ChurnOptions, churn } from './euler.js';
@@ -22,7 +22,9 @@ export type Dpm2Midpoint = 'rho3' | 'geometric';
  * dpm2Midpoint(4, 1, 'geometric'); // 2
  */
 export function dpm2Midpoint(a: number, b: number, kind: Dpm2Midpoint): number {
-  return kind === 'geometric' ? Math.exp(0.5 * (Math.log(a) + Math.log(b))) : ((a ** (1 / 3) + b ** (1 / 3)) / 2) ** 3;
+  return kind === 'geometric'
+    ? Math.exp(0.5 * (Math.log(a) + Math.log(b)))
+    : ((a ** (1 / 3) + b ** (1 / 3)) / 2) ** 3;
 }
 
 export type Dpm2Options = ChurnOptions & { midpoint: Dpm2Midpoint };
@@ -63,7 +65,12 @@ function* midpointStep(
  * @example
  * const x0 = await sample(denoiser, { sampler: 'dpm_2', steps: 10, shape: [16, 2], seed: 1 });
  */
-export function* sampleDpm2(ctx: SamplerContext, x: tf.Tensor, sigmas: readonly number[], o: Dpm2Options): SamplerProgram {
+export function* sampleDpm2(
+  ctx: SamplerContext,
+  x: tf.Tensor,
+  sigmas: readonly number[],
+  o: Dpm2Options,
+): SamplerProgram {
   for (let i = 0; i < sigmas.length - 1; i++) {
     const c = churn(ctx, x, sigmas, i, o);
     x = c.x;
@@ -77,7 +84,8 @@ export function* sampleDpm2(ctx: SamplerContext, x: tf.Tensor, sigmas: readonly 
 export const dpm2: SamplerDefinition<Dpm2Options> = {
   name: 'dpm_2',
   description: 'DPM-Solver-2 style midpoint steps in sigma, optional EDM churn',
-  reference: 'Lu et al. 2022 (DPM-Solver), Algorithm 1; Karras et al. 2022; k-diffusion sample_dpm_2',
+  reference:
+    'Lu et al. 2022 (DPM-Solver), Algorithm 1; Karras et al. 2022; k-diffusion sample_dpm_2',
   fn: sampleDpm2,
   defaults: { ...CHURN_DEFAULTS, midpoint: 'geometric' },
   stochastic: false,
@@ -105,7 +113,8 @@ export function* sampleDpm2Ancestral(
     yield stepEvent(i, sigma, sigma, x, denoised);
     const { sigmaDown, sigmaUp } = ancestralStep(sigma, sigmas[i + 1]!, o.eta);
     x = yield* midpointStep(ctx, x, sigma, sigmaDown, denoised, o.midpoint, i);
-    if (sigmaDown > 0 && sigmaUp > 0) x = addNoise(ctx, x, sigma, sigmas[i + 1]!, o.sNoise * sigmaUp);
+    if (sigmaDown > 0 && sigmaUp > 0)
+      x = addNoise(ctx, x, sigma, sigmas[i + 1]!, o.sNoise * sigmaUp);
   }
   return x;
 }
@@ -113,7 +122,8 @@ export function* sampleDpm2Ancestral(
 export const dpm2Ancestral: SamplerDefinition<Dpm2AncestralOptions> = {
   name: 'dpm_2_ancestral',
   description: 'DPM-2 steps with ancestral noise',
-  reference: 'Lu et al. 2022; Ho et al. 2020 (ancestral sampling); k-diffusion sample_dpm_2_ancestral',
+  reference:
+    'Lu et al. 2022; Ho et al. 2020 (ancestral sampling); k-diffusion sample_dpm_2_ancestral',
   fn: sampleDpm2Ancestral,
   defaults: { eta: 1, sNoise: 1, midpoint: 'geometric' },
   stochastic: true,

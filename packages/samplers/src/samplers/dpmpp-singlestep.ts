@@ -1,13 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { addNoise, ancestralStep, lincomb, toD } from '../helpers.js';
-import { type SamplerContext, type SamplerDefinition, type SamplerProgram, denoise, stepEvent } from '../types.js';
+import {
+  denoise,
+  type SamplerContext,
+  type SamplerDefinition,
+  type SamplerProgram,
+  stepEvent,
+} from '../types.js';
 
 /**
  * The first-order DPM-Solver++ step from sigma to sigmaTo in VE variables (Lu et al. 2022b,
  * "DPM-Solver++", eq. 9 with h = log(sigma / sigmaTo)):
  * x' = (sigmaTo / sigma) x - expm1(-h) D  =  (sigmaTo / sigma) x + (1 - sigmaTo / sigma) D.
  */
-export function dpmppFirstOrder(x: tf.Tensor, sigma: number, sigmaTo: number, denoised: tf.Tensor): tf.Tensor {
+export function dpmppFirstOrder(
+  x: tf.Tensor,
+  sigma: number,
+  sigmaTo: number,
+  denoised: tf.Tensor,
+): tf.Tensor {
   const ratio = sigmaTo / sigma;
   return lincomb([
     [ratio, x],
@@ -52,7 +63,10 @@ export function* sampleDpmpp2sAncestral(
       ctx.free(x2, denoised2);
     }
     ctx.free(x);
-    x = sigmaNext > 0 && sigmaUp > 0 ? addNoise(ctx, next, sigma, sigmaNext, o.sNoise * sigmaUp) : next;
+    x =
+      sigmaNext > 0 && sigmaUp > 0
+        ? addNoise(ctx, next, sigma, sigmaNext, o.sNoise * sigmaUp)
+        : next;
   }
   return x;
 }
@@ -77,7 +91,12 @@ export type DpmppSdeOptions = { eta: number; sNoise: number; r: number };
  * @example
  * const x0 = await sample(denoiser, { sampler: 'dpmpp_sde', steps: 20, shape: [16, 2], seed: 1 });
  */
-export function* sampleDpmppSde(ctx: SamplerContext, x: tf.Tensor, sigmas: readonly number[], o: DpmppSdeOptions): SamplerProgram {
+export function* sampleDpmppSde(
+  ctx: SamplerContext,
+  x: tf.Tensor,
+  sigmas: readonly number[],
+  o: DpmppSdeOptions,
+): SamplerProgram {
   for (let i = 0; i < sigmas.length - 1; i++) {
     const sigma = sigmas[i]!;
     const sigmaNext = sigmas[i + 1]!;

@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { churnGamma, toD } from '../helpers.js';
-import { type SamplerContext, type SamplerDefinition, type SamplerProgram, denoise, stepEvent } from '../types.js';
+import {
+  denoise,
+  type SamplerContext,
+  type SamplerDefinition,
+  type SamplerProgram,
+  stepEvent,
+} from '../types.js';
 
 /** EDM's stochastic churn options (Karras et al. 2022, Algorithm 2): off with `sChurn = 0`. */
 export type ChurnOptions = {
@@ -10,7 +16,12 @@ export type ChurnOptions = {
   sNoise: number;
 };
 
-export const CHURN_DEFAULTS: ChurnOptions = { sChurn: 0, sTmin: 0, sTmax: Number.POSITIVE_INFINITY, sNoise: 1 };
+export const CHURN_DEFAULTS: ChurnOptions = {
+  sChurn: 0,
+  sTmin: 0,
+  sTmax: Number.POSITIVE_INFINITY,
+  sNoise: 1,
+};
 
 /**
  * EDM's churn (Karras et al. 2022, Algorithm 2, lines 4-6): raise the noise level of the state from
@@ -51,7 +62,12 @@ export function churn(
  * @example
  * const x0 = await sample(denoiser, { sampler: 'euler', steps: 20, shape: [16, 2], seed: 1 });
  */
-export function* sampleEuler(ctx: SamplerContext, x: tf.Tensor, sigmas: readonly number[], o: ChurnOptions): SamplerProgram {
+export function* sampleEuler(
+  ctx: SamplerContext,
+  x: tf.Tensor,
+  sigmas: readonly number[],
+  o: ChurnOptions,
+): SamplerProgram {
   for (let i = 0; i < sigmas.length - 1; i++) {
     const c = churn(ctx, x, sigmas, i, o);
     x = c.x;

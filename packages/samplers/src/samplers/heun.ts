@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { toD } from '../helpers.js';
-import { type SamplerContext, type SamplerDefinition, type SamplerProgram, denoise, stepEvent } from '../types.js';
+import {
+  denoise,
+  type SamplerContext,
+  type SamplerDefinition,
+  type SamplerProgram,
+  stepEvent,
+} from '../types.js';
 import { CHURN_DEFAULTS, type ChurnOptions, churn } from './euler.js';
 
 /**
@@ -12,7 +18,12 @@ import { CHURN_DEFAULTS, type ChurnOptions, churn } from './euler.js';
  * @example
  * const x0 = await sample(denoiser, { sampler: 'heun', steps: 10, shape: [16, 2], seed: 1 });
  */
-export function* sampleHeun(ctx: SamplerContext, x: tf.Tensor, sigmas: readonly number[], o: ChurnOptions): SamplerProgram {
+export function* sampleHeun(
+  ctx: SamplerContext,
+  x: tf.Tensor,
+  sigmas: readonly number[],
+  o: ChurnOptions,
+): SamplerProgram {
   for (let i = 0; i < sigmas.length - 1; i++) {
     const c = churn(ctx, x, sigmas, i, o);
     x = c.x;

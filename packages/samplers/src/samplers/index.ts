@@ -2,14 +2,24 @@
  * The built-in samplers. To add one: create `src/samplers/<name>.ts` exporting a `SamplerDefinition`
  * (`pnpm new sampler <name>` writes the skeleton) and add it to this list: one import, one entry.
  */
+
+import type { SamplerDefinition } from '../types.js';
 import { ddim, ddpm, eulerAncestral } from './ancestral.js';
-import { dpmSolverMultistep, dpmpp2m, dpmpp2mSde, dpmpp3m, dpmpp3mSde } from './dpm-solver-multistep.js';
+import { deis } from './deis.js';
+import {
+  dpmpp2m,
+  dpmpp2mSde,
+  dpmpp3m,
+  dpmpp3mSde,
+  dpmSolverMultistep,
+} from './dpm-solver-multistep.js';
 import { dpm2, dpm2Ancestral } from './dpm2.js';
 import { dpmpp2sAncestral, dpmppSde } from './dpmpp-singlestep.js';
 import { euler } from './euler.js';
 import { heun } from './heun.js';
 import { lms } from './lms.js';
-import type { SamplerDefinition } from '../types.js';
+import { plms, pndm } from './pndm.js';
+import { unipc } from './unipc.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: definitions differ in their option types
 export const BUILTIN_SAMPLERS: SamplerDefinition<any>[] = [
@@ -28,5 +38,9 @@ export const BUILTIN_SAMPLERS: SamplerDefinition<any>[] = [
   dpmSolverMultistep,
   ddim,
   ddpm,
+  deis,
+  unipc,
+  pndm,
+  plms,
   // new samplers above this line
 ];

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { lmsCoefficients, toD } from '../helpers.js';
-import { type SamplerContext, type SamplerDefinition, type SamplerProgram, denoise, stepEvent } from '../types.js';
 import { SamplerError } from '../errors.js';
+import { lmsCoefficients, toD } from '../helpers.js';
+import {
+  denoise,
+  type SamplerContext,
+  type SamplerDefinition,
+  type SamplerProgram,
+  stepEvent,
+} from '../types.js';
 
 export type LmsOptions = { order: number };
 
@@ -16,8 +22,14 @@ export type LmsOptions = { order: number };
  * @example
  * const x0 = await sample(denoiser, { sampler: 'lms', samplerOptions: { order: 4 }, steps: 20, shape: [16, 2], seed: 1 });
  */
-export function* sampleLms(ctx: SamplerContext, x: tf.Tensor, sigmas: readonly number[], o: LmsOptions): SamplerProgram {
-  if (!Number.isInteger(o.order) || o.order < 1) throw new SamplerError(`lms order must be a positive integer, got ${o.order}`);
+export function* sampleLms(
+  ctx: SamplerContext,
+  x: tf.Tensor,
+  sigmas: readonly number[],
+  o: LmsOptions,
+): SamplerProgram {
+  if (!Number.isInteger(o.order) || o.order < 1)
+    throw new SamplerError(`lms order must be a positive integer, got ${o.order}`);
   const ds: tf.Tensor[] = [];
   for (let i = 0; i < sigmas.length - 1; i++) {
     const sigma = sigmas[i]!;
@@ -27,7 +39,9 @@ export function* sampleLms(ctx: SamplerContext, x: tf.Tensor, sigmas: readonly n
     ctx.free(denoised);
     if (ds.length > o.order) ctx.free(ds.shift());
     const coeffs = lmsCoefficients(sigmas, i, Math.min(i + 1, o.order));
-    const next = ctx.tidy(() => coeffs.reduce((acc, c, j) => tf.add(acc, tf.mul(ds[ds.length - 1 - j]!, c)), x));
+    const next = ctx.tidy(() =>
+      coeffs.reduce((acc, c, j) => tf.add(acc, tf.mul(ds[ds.length - 1 - j]!, c)), x),
+    );
     ctx.free(x);
     x = next;
   }

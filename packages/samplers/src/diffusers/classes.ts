@@ -1,0 +1,543 @@
+/**
+ * What each diffusers scheduler class means in terms of the one set of sampler programs: its config
+ * keys and defaults (diffusers 0.3x), how `set_timesteps` spaces the levels (from `@diffuse/schedules`),
+ * which registered sampler runs the math, and with which options. No step math lives here.
+ */
+import {
+  type DiscreteSchedule,
+  diffusersSetTimesteps,
+  exponentialSigmas,
+  karrasSigmas,
+  type Prediction,
+  predictionFromDiffusers,
+  type TimestepSpacing,
+} from '@diffuse/schedules';
+import { SchedulerConfigError } from '../errors.js';
+import type { SamplerOptions } from '../types.js';
+
+/** A resolved diffusers config: snake_case keys as in `scheduler_config.json`. */
+export type DiffusersConfig = Record<string, unknown>;
+
+/** Everything the adapter needs after `set_timesteps(n)`. */
+export interface ClassPlan {
+  /** Timestep of every model call, in order (`scheduler.timesteps`). */
+  timesteps: number[];
+  /** VE sigma of every model call (aligned with `timesteps`). */
+  modelSigmas: number[];
+  /** The sampler's chain of VE sigmas (steps + 1). */
+  sigmas: number[];
+  /** Exact (alpha, sigma) for levels of the table (VP classes); others use the VP or VE embedding. */
+  exactLevels: Map<number, { alpha: number; sigma: number }>;
+  sampler: string;
+  options: SamplerOptions;
+  initNoiseSigma: number;
+}
+
+export interface ClassSpec {
+  /** Every accepted config key with its diffusers default. */
+  defaults: DiffusersConfig;
+  /** Keys accepted only at these values (others would change the math in ways not implemented here). */
+  only?: Record<string, readonly unknown[]>;
+  /** Sample convention: VP-scaled (DDIM-like) or VE-scaled (Euler-like, EDM). */
+  scaling: 'vp' | 've';
+  /** The denoiser-level embedding of VE sigmas: diffusers' VP tables, or EDM's VE. */
+  embedding: 'vp' | 've';
+  /** Builds the plan for n steps; `stepOptions` are the first `step()` call's extra arguments. */
+  plan(
+    cfg: DiffusersConfig,
+    schedule: DiscreteSchedule | null,
+    n: number,
+    stepOptions: Record<string, unknown>,
+  ): ClassPlan;
+}
+
+const SCHEDULE_KEYS: DiffusersConfig = {
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  prediction_type: 'epsilon',
+  timestep_spacing: 'leading',
+  steps_offset: 0,
+  rescale_betas_zero_snr: false,
+};
+
+const SIGMA_KEYS: DiffusersConfig = {
+  use_karras_sigmas: false,
+  use_exponential_sigmas: false,
+  use_beta_sigmas: false,
+  final_sigmas_type: 'zero',
+};
+
+const THRESHOLD_KEYS: DiffusersConfig = {
+  thresholding: false,
+  dynamic_thresholding_ratio: 0.995,
+  sample_max_value: 1.0,
+};
+
+const NOT_IMPLEMENTED = {
+  thresholding: [false],
+  use_exponential_sigmas: [false],
+  use_beta_sigmas: [false],
+  rescale_betas_zero_snr: [false],
+} as const;
+
+const num = (cfg: DiffusersConfig, k: string) => cfg[k] as number;
+const str = (cfg: DiffusersConfig, k: string) => cfg[k] as string;
+const bool = (cfg: DiffusersConfig, k: string) => cfg[k] as boolean;
+
+/** The prediction type of the model, as ours. */
+export function predictionOf(cfg: DiffusersConfig): Prediction {
+  try {
+    return predictionFromDiffusers(str(cfg, 'prediction_type'));
+  } catch (e) {
+    throw new SchedulerConfigError((e as Error).message);
+  }
+}
+
+/** sqrt((1 - abar)/abar) of the table entry t (float64 from the float32 table) and its exact level. */
+function tableLevel(
+  schedule: DiscreteSchedule,
+  t: number,
+  exact: ClassPlan['exactLevels'],
+): number {
+  const l = schedule.levelAtIndex(t);
+  const s = l.sigma / l.alpha;
+  exact.set(s, l);
+  return s;
+}
+
+/** DDIM-family chain: the table levels at the timesteps, then the level of t_last - floor(T/n). */
+function ddimChain(
+  cfg: DiffusersConfig,
+  schedule: DiscreteSchedule,
+  n: number,
+  finalAlphaOne: boolean,
+) {
+  const { timesteps } = diffusersSetTimesteps(schedule, {
+    family: 'ddim',
+    numInferenceSteps: n,
+    spacing: str(cfg, 'timestep_spacing') as TimestepSpacing,
+    stepsOffset: num(cfg, 'steps_offset'),
+  });
+  const exact: ClassPlan['exactLevels'] = new Map();
+  const ts = Array.from(timesteps);
+  const sigmas = ts.map((t) => tableLevel(schedule, t, exact));
+  const prev = ts[ts.length - 1]! - Math.floor(schedule.numTrainTimesteps / n);
+  sigmas.push(
+    prev >= 0
+      ? tableLevel(schedule, prev, exact)
+      : finalAlphaOne
+        ? 0
+        : tableLevel(schedule, 0, exact),
+  );
+  return { ts, sigmas, exact };
+}
+
+/** Euler / DPMSolver-family chain from `diffusersSetTimesteps`. */
+function sigmaChain(
+  cfg: DiffusersConfig,
+  schedule: DiscreteSchedule,
+  n: number,
+  family: 'euler' | 'dpmsolver',
+  finalType?: string,
+) {
+  const r = diffusersSetTimesteps(schedule, {
+    family,
+    numInferenceSteps: n,
+    spacing: str(cfg, 'timestep_spacing') as TimestepSpacing,
+    stepsOffset: num(cfg, 'steps_offset'),
+    useKarrasSigmas: bool(cfg, 'use_karras_sigmas'),
+    finalSigmasType: (finalType ?? str(cfg, 'final_sigmas_type')) as 'zero' | 'sigma_min',
+  });
+  return { ts: Array.from(r.timesteps), sigmas: Array.from(r.sigmas!) };
+}
+
+const eulerInitSigma = (cfg: DiffusersConfig, sigmas: number[]) => {
+  const max = Math.max(...sigmas);
+  return ['linspace', 'trailing'].includes(str(cfg, 'timestep_spacing'))
+    ? max
+    : Math.sqrt(max * max + 1);
+};
+
+const euler = (
+  sampler: string,
+  extra: DiffusersConfig = {},
+  options: (cfg: DiffusersConfig, step: Record<string, unknown>) => SamplerOptions = () => ({}),
+): ClassSpec => ({
+  defaults: {
+    ...SCHEDULE_KEYS,
+    ...SIGMA_KEYS,
+    timestep_spacing: 'linspace',
+    interpolation_type: 'linear',
+    timestep_type: 'discrete',
+    sigma_min: null,
+    sigma_max: null,
+    ...extra,
+  },
+  only: {
+    ...NOT_IMPLEMENTED,
+    interpolation_type: ['linear'],
+    timestep_type: ['discrete'],
+    sigma_min: [null],
+    sigma_max: [null],
+  },
+  scaling: 've',
+  embedding: 'vp',
+  plan(cfg, schedule, n, step) {
+    const { ts, sigmas } = sigmaChain(cfg, schedule!, n, 'euler');
+    return {
+      timesteps: ts,
+      modelSigmas: sigmas.slice(0, -1),
+      sigmas,
+      exactLevels: new Map(),
+      sampler,
+      options: options(cfg, step),
+      initNoiseSigma: eulerInitSigma(cfg, sigmas),
+    };
+  },
+});
+
+/** Interleaves each step's second model call (Heun: at sigma_{i+1}; KDPM2: at the midpoint). */
+function twoStage(
+  cfg: DiffusersConfig,
+  schedule: DiscreteSchedule,
+  n: number,
+  second: (i: number, sigmas: number[]) => number,
+) {
+  const { ts, sigmas } = sigmaChain(cfg, schedule, n, 'euler');
+  const timesteps: number[] = [];
+  const modelSigmas: number[] = [];
+  for (let i = 0; i < n; i++) {
+    timesteps.push(ts[i]!);
+    modelSigmas.push(sigmas[i]!);
+    if (sigmas[i + 1]! > 0) {
+      const s = second(i, sigmas);
+      modelSigmas.push(s);
+      timesteps.push(Math.fround(schedule.timestepFromSigma(s)));
+    }
+  }
+  return { timesteps, modelSigmas, sigmas, ts };
+}
+
+const geometric = (a: number, b: number) => Math.exp(0.5 * (Math.log(a) + Math.log(b)));
+
+const dpmsolverKeys: DiffusersConfig = {
+  ...SCHEDULE_KEYS,
+  ...SIGMA_KEYS,
+  ...THRESHOLD_KEYS,
+  timestep_spacing: 'linspace',
+  solver_order: 2,
+  lower_order_final: true,
+  use_lu_lambdas: false,
+  use_flow_sigmas: false,
+  flow_shift: 1.0,
+  lambda_min_clipped: Number.NEGATIVE_INFINITY,
+  variance_type: null,
+  use_dynamic_shifting: false,
+  time_shift_type: 'exponential',
+  sigma_min: null,
+  sigma_max: null,
+  shift_terminal: null,
+};
+const dpmsolverOnly = {
+  ...NOT_IMPLEMENTED,
+  use_lu_lambdas: [false],
+  use_flow_sigmas: [false],
+  lambda_min_clipped: [Number.NEGATIVE_INFINITY],
+  variance_type: [null],
+  use_dynamic_shifting: [false],
+  solver_order: [1, 2, 3],
+  sigma_min: [null],
+  sigma_max: [null],
+  shift_terminal: [null],
+};
+
+function dpmsolverPlan(
+  cfg: DiffusersConfig,
+  schedule: DiscreteSchedule,
+  n: number,
+  sampler: string,
+  options: SamplerOptions,
+  finalType?: string,
+): ClassPlan {
+  const { ts, sigmas } = sigmaChain(cfg, schedule, n, 'dpmsolver', finalType);
+  return {
+    timesteps: ts,
+    modelSigmas: sigmas.slice(0, -1),
+    sigmas,
+    exactLevels: new Map(),
+    sampler,
+    options,
+    initNoiseSigma: 1,
+  };
+}
+
+const ALGORITHMS: Record<string, { prediction: 'x0' | 'epsilon'; eta: number }> = {
+  'dpmsolver++': { prediction: 'x0', eta: 0 },
+  'sde-dpmsolver++': { prediction: 'x0', eta: 1 },
+  dpmsolver: { prediction: 'epsilon', eta: 0 },
+  'sde-dpmsolver': { prediction: 'epsilon', eta: 1 },
+};
+
+/** Every supported `_class_name`. */
+export const CLASSES: Record<string, ClassSpec> = {
+  DDIMScheduler: {
+    defaults: {
+      ...SCHEDULE_KEYS,
+      ...THRESHOLD_KEYS,
+      clip_sample: true,
+      set_alpha_to_one: true,
+      clip_sample_range: 1.0,
+    },
+    only: NOT_IMPLEMENTED,
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, schedule, n, step) {
+      const { ts, sigmas, exact } = ddimChain(cfg, schedule!, n, bool(cfg, 'set_alpha_to_one'));
+      return {
+        timesteps: ts,
+        modelSigmas: sigmas.slice(0, -1),
+        sigmas,
+        exactLevels: exact,
+        sampler: 'ddim',
+        options: { eta: (step.eta as number) ?? 0 },
+        initNoiseSigma: 1,
+      };
+    },
+  },
+  DDPMScheduler: {
+    defaults: {
+      ...SCHEDULE_KEYS,
+      ...THRESHOLD_KEYS,
+      variance_type: 'fixed_small',
+      clip_sample: true,
+      clip_sample_range: 1.0,
+    },
+    only: {
+      ...NOT_IMPLEMENTED,
+      variance_type: ['fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log'],
+    },
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, schedule, n) {
+      const { ts, sigmas, exact } = ddimChain(cfg, schedule!, n, true);
+      const variance = str(cfg, 'variance_type').startsWith('fixed_large')
+        ? 'fixed_large'
+        : 'fixed_small';
+      return {
+        timesteps: ts,
+        modelSigmas: sigmas.slice(0, -1),
+        sigmas,
+        exactLevels: exact,
+        sampler: 'ddpm',
+        options: { variance },
+        initNoiseSigma: 1,
+      };
+    },
+  },
+  PNDMScheduler: {
+    defaults: { ...SCHEDULE_KEYS, skip_prk_steps: false, set_alpha_to_one: false },
+    only: NOT_IMPLEMENTED,
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, schedule, n) {
+      const s = schedule!;
+      const { ts, sigmas, exact } = ddimChain(cfg, s, n, bool(cfg, 'set_alpha_to_one'));
+      const prk = !bool(cfg, 'skip_prk_steps');
+      const half = Math.floor(Math.floor(s.numTrainTimesteps / n) / 2);
+      const timesteps: number[] = [];
+      const modelSigmas: number[] = [];
+      const midSigmas: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t = ts[i]!;
+        timesteps.push(t);
+        modelSigmas.push(sigmas[i]!);
+        if (prk && i < 3 && sigmas[i + 1]! > 0) {
+          const sm = tableLevel(s, t - half, exact);
+          midSigmas.push(sm);
+          timesteps.push(t - half, t - half, ts[i + 1] ?? t - 2 * half);
+          modelSigmas.push(sm, sm, sigmas[i + 1]!);
+        } else if (!prk && i === 0 && sigmas[1]! > 0) {
+          timesteps.push(ts[1] ?? t);
+          modelSigmas.push(sigmas[1]!);
+        }
+      }
+      return {
+        timesteps,
+        modelSigmas,
+        sigmas,
+        exactLevels: exact,
+        sampler: 'pndm',
+        options: { prk, midSigmas },
+        initNoiseSigma: 1,
+      };
+    },
+  },
+  EulerDiscreteScheduler: euler('euler'),
+  EulerAncestralDiscreteScheduler: euler('euler_ancestral'),
+  LMSDiscreteScheduler: euler('lms', {}, (_cfg, step) => ({ order: (step.order as number) ?? 4 })),
+  HeunDiscreteScheduler: {
+    ...euler('heun', { clip_sample: false, clip_sample_range: 1.0 }),
+    plan(cfg, schedule, n) {
+      const { timesteps, modelSigmas, sigmas } = twoStage(cfg, schedule!, n, (i, s) => s[i + 1]!);
+      // Heun's second call reuses the next timestep exactly.
+      const { ts } = sigmaChain(cfg, schedule!, n, 'euler');
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        timesteps[k++] = ts[i]!;
+        if (sigmas[i + 1]! > 0) timesteps[k++] = ts[i + 1]!;
+      }
+      return {
+        timesteps,
+        modelSigmas,
+        sigmas,
+        exactLevels: new Map(),
+        sampler: 'heun',
+        options: {},
+        initNoiseSigma: eulerInitSigma(cfg, sigmas),
+      };
+    },
+  },
+  KDPM2DiscreteScheduler: {
+    ...euler('dpm_2'),
+    plan(cfg, schedule, n) {
+      const { timesteps, modelSigmas, sigmas } = twoStage(cfg, schedule!, n, (i, s) =>
+        geometric(s[i]!, s[i + 1]!),
+      );
+      return {
+        timesteps,
+        modelSigmas,
+        sigmas,
+        exactLevels: new Map(),
+        sampler: 'dpm_2',
+        options: { midpoint: 'geometric' },
+        initNoiseSigma: eulerInitSigma(cfg, sigmas),
+      };
+    },
+  },
+  KDPM2AncestralDiscreteScheduler: {
+    ...euler('dpm_2_ancestral'),
+    plan(cfg, schedule, n) {
+      const down = (i: number, s: number[]) => {
+        const a = s[i]!;
+        const b = s[i + 1]!;
+        const up = Math.sqrt((b * b * (a * a - b * b)) / (a * a));
+        return Math.sqrt(Math.max(0, b * b - up * up));
+      };
+      const { timesteps, modelSigmas, sigmas } = twoStage(cfg, schedule!, n, (i, s) =>
+        geometric(s[i]!, down(i, s)),
+      );
+      return {
+        timesteps,
+        modelSigmas,
+        sigmas,
+        exactLevels: new Map(),
+        sampler: 'dpm_2_ancestral',
+        options: { midpoint: 'geometric' },
+        initNoiseSigma: eulerInitSigma(cfg, sigmas),
+      };
+    },
+  },
+  DPMSolverMultistepScheduler: {
+    defaults: {
+      ...dpmsolverKeys,
+      algorithm_type: 'dpmsolver++',
+      solver_type: 'midpoint',
+      euler_at_final: false,
+    },
+    only: {
+      ...dpmsolverOnly,
+      algorithm_type: Object.keys(ALGORITHMS),
+      solver_type: ['midpoint', 'heun'],
+    },
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, schedule, n) {
+      const a = ALGORITHMS[str(cfg, 'algorithm_type')]!;
+      return dpmsolverPlan(cfg, schedule!, n, 'dpmpp_2m', {
+        order: num(cfg, 'solver_order'),
+        prediction: a.prediction,
+        eta: a.eta,
+        solverType: str(cfg, 'solver_type'),
+        lowerOrderFinal: bool(cfg, 'lower_order_final'),
+        eulerAtFinal: bool(cfg, 'euler_at_final'),
+      });
+    },
+  },
+  UniPCMultistepScheduler: {
+    defaults: {
+      ...dpmsolverKeys,
+      predict_x0: true,
+      solver_type: 'bh2',
+      disable_corrector: [],
+      solver_p: null,
+    },
+    only: { ...dpmsolverOnly, predict_x0: [true], solver_type: ['bh1', 'bh2'], solver_p: [null] },
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, schedule, n) {
+      return dpmsolverPlan(cfg, schedule!, n, 'unipc', {
+        order: num(cfg, 'solver_order'),
+        variant: str(cfg, 'solver_type'),
+        lowerOrderFinal: bool(cfg, 'lower_order_final'),
+        disableCorrector: cfg.disable_corrector as number[],
+      });
+    },
+  },
+  DEISMultistepScheduler: {
+    defaults: { ...dpmsolverKeys, algorithm_type: 'deis', solver_type: 'logrho' },
+    only: { ...dpmsolverOnly, algorithm_type: ['deis'], solver_type: ['logrho'] },
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, schedule, n) {
+      return dpmsolverPlan(
+        cfg,
+        schedule!,
+        n,
+        'deis',
+        { order: num(cfg, 'solver_order'), lowerOrderFinal: bool(cfg, 'lower_order_final') },
+        'sigma_min',
+      );
+    },
+  },
+  EDMEulerScheduler: {
+    defaults: {
+      sigma_min: 0.002,
+      sigma_max: 80.0,
+      sigma_data: 0.5,
+      sigma_schedule: 'karras',
+      num_train_timesteps: 1000,
+      prediction_type: 'epsilon',
+      rho: 7.0,
+      final_sigmas_type: 'zero',
+    },
+    only: {
+      sigma_schedule: ['karras', 'exponential'],
+      prediction_type: ['epsilon', 'v_prediction'],
+      final_sigmas_type: ['zero'],
+    },
+    scaling: 've',
+    embedding: 've',
+    plan(cfg, _schedule, n) {
+      const lo = num(cfg, 'sigma_min');
+      const hi = num(cfg, 'sigma_max');
+      const base =
+        str(cfg, 'sigma_schedule') === 'karras'
+          ? karrasSigmas(n, lo, hi, num(cfg, 'rho'))
+          : exponentialSigmas(n, lo, hi);
+      const sigmas = Array.from(base).map(Math.fround);
+      const modelSigmas = sigmas.slice(0, -1);
+      return {
+        timesteps: modelSigmas.map((s) => Math.fround(0.25 * Math.log(s))),
+        modelSigmas,
+        sigmas,
+        exactLevels: new Map(),
+        sampler: 'euler',
+        options: {},
+        initNoiseSigma: Math.sqrt(hi * hi + 1),
+      };
+    },
+  },
+};
