@@ -4,6 +4,7 @@
  * the page last ran (a sampler step or a training step).
  */
 import { type BackendInfo, type BackendName, initBackend } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -27,6 +28,21 @@ export function exclusive<T>(job: () => Promise<T>): Promise<T> {
   return run;
 }
 
+/**
+ * A backend can initialise and still fail at its first real kernel (a WebGPU fallback adapter with
+ * tiny buffer limits, a WebGL context without float textures): run a small matMul and read it back.
+ */
+async function smokeTest(name: string): Promise<void> {
+  try {
+    const y = tf.tidy(() => tf.matMul(tf.ones([4, 8]), tf.ones([8, 2])));
+    const v = await y.data();
+    y.dispose();
+    if (v[0] !== 8) throw new Error(`a 4x8 by 8x2 matMul of ones gave ${v[0]}, not 8`);
+  } catch (e) {
+    throw new Error(`${name} initialised but failed its first computation: ${(e as Error).message}`);
+  }
+}
+
 /** The backend now running. */
 export function activeBackend(): BackendInfo | undefined {
   return current;
@@ -39,7 +55,9 @@ export async function switchBackend(name: BackendName | 'auto'): Promise<Backend
     const error = $('backend-error');
     error.textContent = '';
     try {
-      current = await initBackend(name, { wasmPaths: WASM_PATHS });
+      const info = await initBackend(name, { wasmPaths: WASM_PATHS });
+      await smokeTest(info.name);
+      current = info;
     } catch (e) {
       error.textContent = (e as Error).message;
       if (current === undefined) current = await initBackend('auto', { wasmPaths: WASM_PATHS });

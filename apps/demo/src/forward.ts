@@ -3,7 +3,7 @@
  * schedule, with alpha, sigma and logSNR = 2 log(alpha / sigma) plotted against t.
  */
 import { Random } from '@diffuse/backend';
-import { logSNRFromLevel, type NoiseLevel } from '@diffuse/schedules';
+import { addNoise, logSNRFromLevel, type NoiseLevel } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import type uPlot from 'uplot';
 import { DATASETS, type PlaygroundData } from './data.js';
@@ -17,10 +17,10 @@ export interface ForwardSection {
   redraw(): Promise<void>;
 }
 
-/** x_t for the points, with fixed noise (seed 7) so the slider moves each point along one line. */
+/** x_t = alpha x0 + sigma eps (`addNoise`) for the points, with fixed noise (seed 7) so the slider moves each point along one line. */
 export function noisy(points: Float32Array, n: number, level: NoiseLevel<number>, seed = 7): Float32Array {
   const eps = Random.seed(seed).normalArray(n * 2);
-  const out = tf.tidy(() => tf.add(tf.mul(level.alpha, tf.tensor2d(points, [n, 2])), tf.mul(level.sigma, tf.tensor2d(eps, [n, 2]))));
+  const out = tf.tidy(() => addNoise(tf.tensor2d(points, [n, 2]), tf.tensor2d(eps, [n, 2]), level));
   const arr = out.dataSync() as Float32Array;
   out.dispose();
   return arr;
@@ -72,10 +72,13 @@ export function mountForward(getData: () => PlaygroundData): ForwardSection {
       const tv = Number(t.value);
       const level = schedule().level(tv);
       const xt = noisy(d.points, d.n, level);
+      // Variance-exploding schedules grow x_t without bound: draw x_t / sqrt(alpha^2 + sigma^2) then.
+      const shrink = schedule().variancePreserving ? 1 : 1 / Math.hypot(level.alpha, level.sigma);
+      if (shrink !== 1) for (let i = 0; i < xt.length; i++) xt[i] = xt[i]! * shrink;
       view.clear();
       view.points(xt, { labels: d.labels });
       readout.textContent = `α = ${level.alpha.toFixed(3)}, σ = ${level.sigma.toFixed(3)}, logSNR = ${logSNRFromLevel(level).toFixed(2)}`;
-      view.caption(`x_t at t = ${tv.toFixed(2)} (${d.n} points of ${d.name}; colour: class)`);
+      view.caption(`x_t at t = ${tv.toFixed(2)} (${d.n} points of ${d.name}; colour: class)${shrink !== 1 ? `, drawn times ${shrink.toPrecision(2)} (VE)` : ''}`);
     });
 
   const datasetCbs: ((name: string) => void)[] = [];

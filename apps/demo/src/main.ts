@@ -3,24 +3,31 @@
  * meets them. Each section is its own module; they share the current data set and trained model.
  */
 import './style.css';
+import type { BackendName } from '@diffuse/backend';
 import { activeBackend, mountBackendPicker, switchBackend } from './backend.js';
 import { loadDataset, type PlaygroundData } from './data.js';
 import { mountForward } from './forward.js';
+import { mountSampling } from './sampling.js';
+import { mountTraining } from './train.js';
 import { mountViews } from './views.js';
 
 const status = document.getElementById('status')!;
+const BACKENDS: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
 
 async function boot(): Promise<void> {
   status.textContent = 'starting a tensor backend…';
   // `?backend=wasm` (or webgl, webgpu, cpu) picks the first backend; default: the best available.
-  const asked = new URLSearchParams(location.search).get('backend');
-  const info = await switchBackend(asked === 'webgpu' || asked === 'webgl' || asked === 'wasm' || asked === 'cpu' ? asked : 'auto');
+  const asked = new URLSearchParams(location.search).get('backend') as BackendName | null;
+  const info = await switchBackend(asked && BACKENDS.includes(asked) ? asked : 'auto');
   const skipped = info?.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
-  status.textContent = skipped ? `auto picked ${info?.name} (skipped ${skipped})` : `auto picked ${info?.name}`;
+  status.textContent = skipped ? `auto picked ${info?.name} (skipped ${skipped})` : `running on ${info?.name}`;
 
   let data: PlaygroundData = loadDataset('two-moons');
-  const forward = mountForward(() => data);
-  const views = mountViews(() => data, forward.schedule, () => undefined);
+  const getData = () => data;
+  const forward = mountForward(getData);
+  const training = mountTraining(getData, () => void views.redraw());
+  const sampling = mountSampling(getData, training.model);
+  const views = mountViews(getData, forward.schedule, training.model);
 
   const redrawAll = async () => {
     await forward.redraw();
@@ -28,12 +35,15 @@ async function boot(): Promise<void> {
   };
   forward.onDatasetChange((name) => {
     data = loadDataset(name);
+    training.reset();
+    sampling.redrawIdle();
     void redrawAll();
   });
   mountBackendPicker(() => {
     status.textContent = `switched to ${activeBackend()?.name}`;
     void redrawAll();
   });
+  sampling.redrawIdle();
   await redrawAll();
   document.body.dataset.ready = 'true';
 }

@@ -1,25 +1,50 @@
 /**
- * The schedules the page offers, as functions of t in [0, 1] -> noise level (alpha, sigma): the
- * diffusers beta tables of `@diffuse/schedules` (T = 1000 training steps, t = index / (T - 1)).
+ * The schedules the page offers, as functions of t in [0, 1] -> noise level (alpha, sigma): every
+ * continuous schedule registered in `@diffuse/schedules` (with its default parameters), then the
+ * diffusers beta tables (T = 1000 training steps, t = index / (T - 1)).
  */
-import { BETA_SCHEDULES, DiscreteSchedule, type NoiseLevel, logSNRFromLevel } from '@diffuse/schedules';
+import {
+  BETA_SCHEDULES,
+  createSchedule,
+  DiscreteSchedule,
+  listSchedules,
+  logSNRFromLevel,
+  type NoiseLevel,
+} from '@diffuse/schedules';
 
 export interface DemoSchedule {
   name: string;
+  /** alpha^2 + sigma^2 = 1. */
+  variancePreserving: boolean;
   level(t: number): NoiseLevel<number>;
+}
+
+/** Schedules with trainable parameters (the learned VDM schedule) belong to training, not to this view. */
+const SKIP = new Set(['vdm-learned']);
+
+function continuous(name: string): DemoSchedule {
+  const s = createSchedule(name);
+  return { name, variancePreserving: s.variancePreserving, level: (t) => s.level(t) };
 }
 
 const T = 1000;
 
 function discrete(betaSchedule: (typeof BETA_SCHEDULES)[number]): DemoSchedule {
   const s = DiscreteSchedule.fromConfig({ numTrainTimesteps: T, betaSchedule });
-  return { name: betaSchedule, level: (t) => s.levelAt(Math.min(1, Math.max(0, t)) * (T - 1)) };
+  return {
+    name: `diffusers ${betaSchedule} (T=${T})`,
+    variancePreserving: true,
+    level: (t) => s.levelAt(Math.min(1, Math.max(0, t)) * (T - 1)),
+  };
 }
 
-/** Offered schedules; the first is the default (the cosine schedule keeps some signal longest). */
+/** Offered schedules; the first is the default. */
 export const SCHEDULES: DemoSchedule[] = [
-  discrete('squaredcos_cap_v2'),
-  ...BETA_SCHEDULES.filter((b) => b !== 'squaredcos_cap_v2').map(discrete),
+  ...listSchedules()
+    .filter((n) => !SKIP.has(n))
+    .sort((a, b) => (a === 'cosine' ? -1 : b === 'cosine' ? 1 : 0))
+    .map(continuous),
+  ...BETA_SCHEDULES.map(discrete),
 ];
 
 /** alpha, sigma and logSNR on a grid of t, for plotting. */

@@ -9,7 +9,7 @@
  * and prints how far apart the three routes land.
  */
 import type { Denoiser } from '@diffuse/models';
-import { convertPrediction, logSNRFromLevel, type NoiseLevel } from '@diffuse/schedules';
+import { convertPrediction, logSNRFromLevel, type NoiseLevel, vpLevelFromLogSNR } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PlaygroundData } from './data.js';
 import { noisy } from './forward.js';
@@ -113,7 +113,8 @@ export function mountViews(getData: () => PlaygroundData, schedule: () => DemoSc
     act(s, async () => {
       const d = getData();
       const tv = Number(t.value);
-      const level = schedule().level(tv);
+      // The same noise level in variance-preserving form (equal logSNR), so VE schedules draw on the same plane.
+      const level = vpLevelFromLogSNR(logSNRFromLevel(schedule().level(tv)));
       readout.textContent = `α = ${level.alpha.toFixed(3)}, σ = ${level.sigma.toFixed(3)}, logSNR = ${logSNRFromLevel(level).toFixed(2)}`;
       const n = Math.min(SHOWN, d.n);
       const xt = noisy(d.points.subarray(0, 2 * n), n, level, 11);

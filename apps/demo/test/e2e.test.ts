@@ -140,4 +140,121 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     await expectDrawn('#forward-canvas');
     expect(await page.locator('#schedule-chart canvas').count()).toBeGreaterThan(0);
   });
+
+  it('trains the MLP live: losses finite and falling, ms per step positive', async () => {
+    await page.fill('#train-steps', '60');
+    await page.fill('#train-batch', '64');
+    await run('train', 'train-button');
+    expect(Number(await page.textContent('#train-step'))).toBe(60);
+    const losses = JSON.parse((await page.getAttribute('#loss-value', 'data-losses')) ?? '[]') as number[];
+    expect(losses).toHaveLength(60);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    // epsilon-prediction MSE starts near 1 (the noise variance) and must fall.
+    expect(mean(losses.slice(-15))).toBeLessThan(mean(losses.slice(0, 15)));
+    expect(await msPerStep()).toBeGreaterThan(0);
+    expect(await page.locator('#loss-chart canvas').count()).toBeGreaterThan(0);
+  });
+
+  it('samples from the oracle with trajectories, and from the trained MLP', async () => {
+    await page.fill('#sample-steps', '8');
+    await page.fill('#sample-n', '256');
+    await page.selectOption('#sampler-select', 'dpmpp_2m');
+    await run('sample', 'sample-button');
+    await expectDrawn('#sample-canvas', 500);
+    expect(Number(await page.getAttribute('#sample-info', 'data-nfe'))).toBe(8);
+    const ms = await msPerStep();
+    expect(ms).toBeGreaterThan(0);
+    expect(Number(await page.getAttribute('#sample-info', 'data-ms'))).toBeGreaterThan(0);
+    // Oracle samples lie on the data: their mean log-density under the oracle is close to that of
+    // fresh data, far above that of N(0, I) noise.
+    const ll = Number(await page.getAttribute('#sample-info', 'data-loglik'));
+    const llData = Number(await page.getAttribute('#sample-info', 'data-loglik-data'));
+    const llNoise = Number(await page.getAttribute('#sample-info', 'data-loglik-noise'));
+    expect(llData).toBeGreaterThan(llNoise + 1);
+    expect(ll).toBeGreaterThan(llNoise + 0.8 * (llData - llNoise));
+    await page.selectOption('#sample-model', 'mlp');
+    await page.selectOption('#sampler-select', 'euler');
+    await run('sample', 'sample-button');
+    expect(Number.isFinite(Number(await page.getAttribute('#sample-info', 'data-loglik')))).toBe(true);
+    await page.selectOption('#sample-model', 'oracle');
+  });
+
+  it('compares samplers at equal NFE', async () => {
+    await page.fill('#compare-nfe', '6');
+    await run('compare', 'compare-button');
+    const rows = await page.$$eval('#compare-table tr', (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    expect(rows).toHaveLength(4);
+    for (const [name, steps, nfe, ms, ll] of rows) {
+      expect(Number(nfe), `${name} NFE`).toBeLessThanOrEqual(6);
+      expect(Number(steps), `${name} steps`).toBeGreaterThanOrEqual(1);
+      expect(Number(ms), `${name} ms/step`).toBeGreaterThan(0);
+      expect(Number.isFinite(Number(ll)), `${name} log p`).toBe(true);
+    }
+    // Heun spends two evaluations per step (the last step is a plain Euler step): 3 steps in 6.
+    expect(rows[1]![0]).toBe('heun');
+    expect(rows[1]![1]).toBe('3');
+    for (let k = 0; k < 4; k++) await expectDrawn(`#compare-canvas-${k}`);
+  });
+
+  it('shows x0, epsilon and score for the oracle and the trained model, consistent after conversion', async () => {
+    await page.fill('#views-t', '0.5');
+    await page.dispatchEvent('#views-t', 'input');
+    await done('views');
+    for (const id of ['x0', 'eps', 'score']) {
+      await expectDrawn(`#view-${id}-oracle`);
+      await expectDrawn(`#view-${id}-model`);
+    }
+    const cells = await page.$$eval('#views-table tr', (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    expect(cells).toHaveLength(2);
+    for (const row of cells) {
+      expect(Number(row[1])).toBeLessThan(1e-3);
+      expect(Number(row[2])).toBeLessThan(1e-3);
+    }
+  });
+
+  it('switches backends (webgl, cpu) and keeps working, with the time per step shown', async () => {
+    for (const name of ['webgl', 'cpu']) {
+      expect(await useBackend(name)).toBe(name);
+      await page.fill('#sample-steps', '4');
+      await page.fill('#sample-n', '128');
+      await run('sample', 'sample-button');
+      await expectDrawn('#sample-canvas', 300);
+      expect(await msPerStep()).toBeGreaterThan(0);
+      expect(await page.textContent('#ms-per-step-what')).toContain(name);
+    }
+    expect(await useBackend('wasm')).toBe('wasm');
+    await page.screenshot({ path: join(results, 'demo.png'), fullPage: true });
+  });
+
+  it('tries webgpu last: it samples, or the page says why not and recovers on wasm', async () => {
+    const got = await useBackend('webgpu');
+    let webgpuError = '';
+    if (got === 'webgpu') {
+      await page.fill('#sample-steps', '3');
+      await page.fill('#sample-n', '64');
+      try {
+        await run('sample', 'sample-button');
+        expect(await msPerStep()).toBeGreaterThan(0);
+      } catch (e) {
+        webgpuError = (e as Error).message;
+      }
+    } else {
+      webgpuError = (await page.textContent('#backend-error')) ?? '';
+      expect(['webgl', 'wasm', 'cpu']).toContain(got);
+    }
+    if (webgpuError !== '') {
+      // Under SwiftShader the WebGPU fallback adapter may fail; the error must be shown, not swallowed.
+      expect(webgpuError).toMatch(/\w/);
+      console.warn(`webgpu did not work here: ${webgpuError}`);
+      expect(await useBackend('wasm')).toBe('wasm');
+      await run('sample', 'sample-button');
+      expect(await msPerStep()).toBeGreaterThan(0);
+    }
+  });
+
+  it('loaded everything from its own server, with no page errors', () => {
+    expect(offOrigin).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  });
 });
