@@ -5,8 +5,27 @@
  * @packageDocumentation
  */
 export type { Conditioning, Denoiser } from './denoiser.js';
+export { Ema, type EmaOptions } from './ema.js';
 export { ModelError } from './errors.js';
 export { GaussianMixture, type GaussianMixtureSpec, type Labels } from './gaussian-mixture.js';
+export { copyWeights, loadModel, type SavedModel, saveModel } from './model-io.js';
+export {
+  type ClassifierConfig,
+  type CreateOptions,
+  classifierConfig,
+  createModel,
+  type EdmPreconditioningConfig,
+  Mlp,
+  type MlpConfig,
+  Model,
+  type ModelConfig,
+  mlpConfig,
+  NetworkDenoiser,
+  NoiseConditionalClassifier,
+  UNet,
+  type UNetConfig,
+  unetConfig,
+} from './networks.js';
 export {
   loadTensors,
   MAX_HEADER_BYTES,

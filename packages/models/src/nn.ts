@@ -1,0 +1,180 @@
+/**
+ * Building blocks of the networks, written with tfjs-core ops and explicit `tf.Variable`s (no
+ * tfjs-layers): a named parameter store with seeded initialisers, dense and conv layers, SiLU,
+ * GroupNorm, sinusoidal noise features, class embeddings and single-head self-attention.
+ * Layout: images are NHWC; dense layers act on the last axis.
+ */
+
+import type { Random } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
+import { ModelError } from './errors.js';
+
+/**
+ * Named, ordered trainable parameters. Names are dotted paths ("blocks.0.dense.weight"); the order of
+ * creation is the order of `params`, so two models built from the same config line up one to one.
+ */
+export class ParamStore {
+  private readonly vars = new Map<string, tf.Variable>();
+  constructor(private readonly rng: Random | undefined) {}
+
+  /** A new parameter: `zeros`, `ones`, or normal with standard deviation `std`. */
+  add(name: string, shape: number[], init: 'zeros' | 'ones' | { std: number }): tf.Variable {
+    if (this.vars.has(name)) throw new ModelError(`parameter '${name}' defined twice`);
+    const size = shape.reduce((a, b) => a * b, 1);
+    let values: Float32Array;
+    if (init === 'zeros') values = new Float32Array(size);
+    else if (init === 'ones') values = new Float32Array(size).fill(1);
+    else {
+      values = this.rng ? this.rng.normalArray(size) : new Float32Array(size);
+      for (let i = 0; i < size; i++) values[i]! *= init.std;
+    }
+    const v = tf.tidy(() => tf.variable(tf.tensor(values, shape, 'float32'), true));
+    this.vars.set(name, v);
+    return v;
+  }
+
+  /** A dense layer's weight [inDim, outDim] (He-normal scaled by `gain`) and zero bias. */
+  dense(name: string, inDim: number, outDim: number, gain = 1): Dense {
+    return {
+      w: this.add(`${name}.weight`, [inDim, outDim], { std: gain * Math.sqrt(2 / inDim) }),
+      b: this.add(`${name}.bias`, [outDim], 'zeros'),
+    };
+  }
+
+  /** A k x k conv's filter [k, k, inCh, outCh] (He-normal scaled by `gain`) and zero bias. */
+  conv(name: string, k: number, inCh: number, outCh: number, gain = 1): Conv {
+    return {
+      w: this.add(`${name}.weight`, [k, k, inCh, outCh], {
+        std: gain * Math.sqrt(2 / (k * k * inCh)),
+      }),
+      b: this.add(`${name}.bias`, [outCh], 'zeros'),
+    };
+  }
+
+  /** GroupNorm's scale (ones) and shift (zeros) over `channels`. */
+  norm(name: string, channels: number): Norm {
+    return {
+      gamma: this.add(`${name}.gamma`, [channels], 'ones'),
+      beta: this.add(`${name}.beta`, [channels], 'zeros'),
+    };
+  }
+
+  entries(): [string, tf.Variable][] {
+    return [...this.vars.entries()];
+  }
+}
+
+export interface Dense {
+  w: tf.Variable;
+  b: tf.Variable;
+}
+export interface Conv {
+  w: tf.Variable;
+  b: tf.Variable;
+}
+export interface Norm {
+  gamma: tf.Variable;
+  beta: tf.Variable;
+}
+
+/** x W + b on the last axis of x (any rank). */
+export function dense(x: tf.Tensor, p: Dense): tf.Tensor {
+  const [inDim, outDim] = p.w.shape as [number, number];
+  if (x.rank === 2) return tf.add(tf.matMul(x as tf.Tensor2D, p.w as tf.Tensor2D), p.b);
+  const lead = x.shape.slice(0, -1);
+  const y = tf.add(tf.matMul(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, p.w as tf.Tensor2D), p.b);
+  return tf.reshape(y, [...lead, outDim]);
+}
+
+/** A 'same'-padded conv (NHWC) with bias. */
+export function conv(x: tf.Tensor, p: Conv, stride = 1): tf.Tensor {
+  return tf.add(tf.conv2d(x as tf.Tensor4D, p.w as tf.Tensor4D, stride, 'same'), p.b);
+}
+
+/** SiLU(x) = x sigmoid(x) (Elfwing et al. 2018; tfjs-core has no silu op). */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * GroupNorm (Wu & He 2018) over NHWC: normalise each of `groups` channel groups by its mean and
+ * variance over (H, W, channels in the group), then scale and shift per channel.
+ */
+export function groupNorm(x: tf.Tensor, p: Norm, groups: number, eps = 1e-5): tf.Tensor {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  const g = tf.reshape(x, [b, h, w, groups, c / groups]);
+  const { mean, variance } = tf.moments(g, [1, 2, 4], true);
+  const normed = tf.reshape(tf.mul(tf.sub(g, mean), tf.rsqrt(tf.add(variance, eps))), [b, h, w, c]);
+  return tf.add(tf.mul(normed, p.gamma), p.beta);
+}
+
+/**
+ * Sinusoidal features of a per-example noise input n ([batch]): [sin(f_i n), cos(f_i n)] with
+ * frequencies f_i geometric from 1/16 to 8 (Vaswani et al. 2017, sec. 3.5; VDM conditions on logSNR,
+ * whose useful range is about [-20, 20]). Shape [batch, dim].
+ */
+export function noiseFeatures(noise: tf.Tensor, dim: number): tf.Tensor {
+  const half = Math.floor(dim / 2);
+  const freqs = new Float32Array(half);
+  for (let i = 0; i < half; i++)
+    freqs[i] = Math.exp(Math.log(1 / 16) + (Math.log(128) * i) / Math.max(1, half - 1));
+  const angles = tf.mul(tf.reshape(noise, [-1, 1]), tf.tensor2d(freqs, [1, half]));
+  return tf.concat([tf.sin(angles), tf.cos(angles)], 1);
+}
+
+/**
+ * Rows of a class-embedding table [numClasses + 1, dim] for int labels [batch] (the last row is the
+ * learned null class of classifier-free guidance, used when labels are absent). One-hot times the
+ * table, so the gradient is a matMul on every backend.
+ */
+export function classEmbedding(
+  table: tf.Tensor,
+  labels: tf.Tensor | undefined,
+  batch: number,
+): tf.Tensor {
+  const rows = table.shape[0]!;
+  const ids =
+    labels === undefined
+      ? tf.fill([batch], rows - 1, 'int32')
+      : tf.cast(tf.reshape(labels, [-1]), 'int32');
+  if (ids.shape[0] !== batch) throw new ModelError(`expected ${batch} labels, got ${ids.shape[0]}`);
+  // tf.oneHot(..., 'float32') returns int32 bit patterns on wasm (tfjs 4.22); cast the int32 one-hot instead.
+  return tf.matMul(tf.cast(tf.oneHot(ids, rows), 'float32'), table as tf.Tensor2D);
+}
+
+/** Single-head self-attention over the H x W positions of an NHWC map, with a residual connection. */
+export function selfAttention(x: tf.Tensor, p: AttentionParams, groups: number): tf.Tensor {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  const tokens = tf.reshape(groupNorm(x, p.norm, groups), [b, h * w, c]);
+  const q = dense(tokens, p.q);
+  const k = dense(tokens, p.k);
+  const v = dense(tokens, p.v);
+  const attn = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(c)));
+  const out = dense(tf.matMul(attn, v), p.out);
+  return tf.add(x, tf.reshape(out, [b, h, w, c]));
+}
+
+export interface AttentionParams {
+  norm: Norm;
+  q: Dense;
+  k: Dense;
+  v: Dense;
+  out: Dense;
+}
+
+export function attentionParams(store: ParamStore, name: string, c: number): AttentionParams {
+  return {
+    norm: store.norm(`${name}.norm`, c),
+    q: store.dense(`${name}.q`, c, c, Math.SQRT1_2),
+    k: store.dense(`${name}.k`, c, c, Math.SQRT1_2),
+    v: store.dense(`${name}.v`, c, c, Math.SQRT1_2),
+    out: store.dense(`${name}.out`, c, c, 0.1),
+  };
+}
+
+/** Nearest-neighbour 2x upsampling of NHWC by broadcasting (differentiable on every backend). */
+export function upsample2x(x: tf.Tensor): tf.Tensor {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  const y = tf.mul(tf.reshape(x, [b, h, 1, w, 1, c]), tf.ones([1, 1, 2, 1, 2, 1]));
+  return tf.reshape(y, [b, 2 * h, 2 * w, c]);
+}
