@@ -3,7 +3,7 @@
  * H; `NoiseSchedule_NNet` / `DenseMonotone` in google-research/vdm): gamma(t) = -logSNR(t) is a
  * monotone network with positive (absolute-valued) weights,
  *
- *     g~(t) = l1(t) + l3(phi(l2(2 (t - 1/2)))) / H,   phi(u) = 2 (sigmoid(u) - 1/2),   H = 1024 units
+ *     g~(t) = |w1| t + l3(phi(l2(2 (t - 1/2)))) / H,   phi(u) = 2 (sigmoid(u) - 1/2),   H = 1024 units
  *     gamma(t) = gamma_0 + (gamma_1 - gamma_0) (g~(t) - g~(0)) / (g~(1) - g~(0))
  *
  * with trainable endpoints gamma_0 = -logSNR_max and gamma_1 = -logSNR_min. Every layer's kernel enters
@@ -37,7 +37,6 @@ export interface LearnedVDMParams {
 
 interface Weights {
   w1: number;
-  b1: number;
   w2: Float32Array;
   b2: Float32Array;
   w3: Float32Array;
@@ -60,9 +59,8 @@ export class LearnedVDMSchedule extends BaseSchedule {
   readonly variancePreserving = true;
   readonly hiddenUnits: number;
   private readonly init: { gammaMin: number; gammaMax: number; seed: number; initStd: number };
-  /** l1: kernel [1, 1], bias [1]. */
+  /** l1: kernel [1, 1] (no bias: the rescaling to [gamma_0, gamma_1] cancels any constant). */
   readonly w1: tf.Variable;
-  readonly b1: tf.Variable;
   /** l2: kernel [1, H], bias [H]. */
   readonly w2: tf.Variable;
   readonly b2: tf.Variable;
@@ -94,7 +92,6 @@ export class LearnedVDMSchedule extends BaseSchedule {
     const rng = Random.seed(p.seed);
     const scaled = (n: number) => rng.normalArray(n).map((x) => x * p.initStd);
     this.w1 = tf.variable(tf.tensor2d([[p.gammaMax - p.gammaMin]]));
-    this.b1 = tf.variable(tf.tensor1d([p.gammaMin]));
     this.w2 = tf.variable(tf.tensor2d(scaled(H), [1, H]));
     this.b2 = tf.variable(tf.zeros([H]));
     this.w3 = tf.variable(tf.tensor2d(scaled(H), [H, 1]));
@@ -104,14 +101,14 @@ export class LearnedVDMSchedule extends BaseSchedule {
 
   /** Every trainable variable (network weights and the two endpoints). */
   get trainableVariables(): tf.Variable[] {
-    return [this.w1, this.b1, this.w2, this.b2, this.w3, this.gamma0, this.gamma1];
+    return [this.w1, this.w2, this.b2, this.w3, this.gamma0, this.gamma1];
   }
 
   /** The unnormalised monotone network g~(t), elementwise (t of any shape). */
   gammaTildeTensor(t: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const x = tf.reshape(t, [-1, 1]);
-      const h = tf.add(tf.matMul(x, tf.abs(this.w1)), this.b1);
+      const h = tf.matMul(x, tf.abs(this.w1));
       const u = tf.add(tf.matMul(tf.mul(tf.sub(x, 0.5), 2), tf.abs(this.w2)), this.b2);
       const phi = tf.mul(tf.sub(tf.sigmoid(u), 0.5), 2);
       const g = tf.div(tf.matMul(phi, tf.abs(this.w3)), this.hiddenUnits);
@@ -196,7 +193,6 @@ export class LearnedVDMSchedule extends BaseSchedule {
   private read(): Weights {
     return {
       w1: Math.abs(this.w1.dataSync()[0]!),
-      b1: this.b1.dataSync()[0]!,
       w2: (this.w2.dataSync() as Float32Array).map(Math.abs),
       b2: this.b2.dataSync() as Float32Array,
       w3: (this.w3.dataSync() as Float32Array).map(Math.abs),
@@ -214,7 +210,7 @@ function tildeAt(t: number, w: Weights): number {
   const x = 2 * (t - 0.5);
   let g = 0;
   for (let j = 0; j < w.w2.length; j++) g += w.w3[j]! * 2 * (sigmoid(x * w.w2[j]! + w.b2[j]!) - 0.5);
-  return w.w1 * t + w.b1 + g / w.w2.length;
+  return w.w1 * t + g / w.w2.length;
 }
 
 function dTildeAt(t: number, w: Weights): number {
