@@ -56,5 +56,5 @@ export const lms: SamplerDefinition<LmsOptions> = {
   fn: sampleLms,
   defaults: { order: 4 },
   stochastic: false,
-  order: 2,
+  order: 3,
 };
