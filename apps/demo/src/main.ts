@@ -7,6 +7,7 @@ import type { BackendName } from '@diffuse/backend';
 import { activeBackend, mountBackendPicker, switchBackend } from './backend.js';
 import { loadDataset, type PlaygroundData } from './data.js';
 import { mountForward } from './forward.js';
+import { type GuidedModel, mountGuidance, oracleGuidedModel } from './guidance.js';
 import { mountSampling } from './sampling.js';
 import { mountTraining } from './train.js';
 import { mountViews } from './views.js';
@@ -28,6 +29,8 @@ async function boot(): Promise<void> {
   const training = mountTraining(getData, () => void views.redraw());
   const sampling = mountSampling(getData, training.model);
   const views = mountViews(getData, forward.schedule, training.model);
+  const guidedModels: GuidedModel[] = [oracleGuidedModel()];
+  mountGuidance(() => guidedModels);
 
   const redrawAll = async () => {
     await forward.redraw();

@@ -213,6 +213,26 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     }
   });
 
+  it('guides the class-conditional mixture: both kinds of guidance reach the class, more with a larger scale', async () => {
+    await page.fill('#guide-steps', '10');
+    await page.fill('#guide-n', '128');
+    await page.selectOption('#guide-class', '2');
+    const acc = async (scale: string) => {
+      await page.fill('#guide-scale', scale);
+      await run('guidance', 'guide-button');
+      await expectDrawn('#guide-cfg', 300);
+      await expectDrawn('#guide-classifier', 300);
+      return [Number(await page.getAttribute('#guide-cfg', 'data-accuracy')), Number(await page.getAttribute('#guide-classifier', 'data-accuracy'))];
+    };
+    // s = 0 is the unconditional model: about 1/8 of the samples fall in class 2.
+    const [cfg0, cls0] = await acc('0');
+    expect(cfg0).toBeLessThan(0.4);
+    expect(cls0).toBeLessThan(0.4);
+    const [cfg3, cls3] = await acc('3');
+    expect(cfg3).toBeGreaterThan(0.9);
+    expect(cls3).toBeGreaterThan(0.9);
+  });
+
   it('switches backends (webgl, cpu) and keeps working, with the time per step shown', async () => {
     for (const name of ['webgl', 'cpu']) {
       expect(await useBackend(name)).toBe(name);
