@@ -89,3 +89,11 @@ export {
   posteriorMean,
   transition,
 } from './forward.js';
+export {
+  DIFFUSERS_METADATA_FIELDS,
+  DIFFUSERS_SCHEDULER_FIELDS,
+  type DiffusersScheduleConfig,
+  SCHEDULE_FIELDS,
+  fromDiffusersConfig,
+  toDiffusersConfig,
+} from './diffusers-config.js';
