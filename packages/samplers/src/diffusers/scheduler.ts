@@ -361,7 +361,7 @@ class AdapterScheduler implements Scheduler {
     if (final) {
       const sEnd = plan.sigmas[plan.sigmas.length - 1]!;
       prevSample = tf.tidy(() => this.fromVE(final, sEnd));
-      this.dispose();
+      this.releaseRun();
       this.finished = true;
     } else {
       const r = this.request!;
@@ -398,12 +398,16 @@ class AdapterScheduler implements Scheduler {
     return { _class_name: this.className, ...this.cfg };
   }
 
-  dispose(): void {
+  private releaseRun(): void {
     this.program?.return(undefined as unknown as tf.Tensor);
     this.scope?.disposeAll();
     this.scope = null;
     this.program = null;
     this.request = null;
+  }
+
+  dispose(): void {
+    this.releaseRun();
     this.counter = 0;
     this.finished = false;
   }
