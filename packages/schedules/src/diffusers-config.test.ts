@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { DiscreteSchedule, ScheduleError, diffusersSetTimesteps, fromDiffusersConfig, toDiffusersConfig } from './index.js';
+import {
+  DiscreteSchedule,
+  diffusersSetTimesteps,
+  fromDiffusersConfig,
+  ScheduleError,
+  toDiffusersConfig,
+} from './index.js';
 import { loadRef } from './testing/refs.js';
 
 // Real configs as published on the Hugging Face Hub.
@@ -51,9 +57,9 @@ const sdxl = {
 
 describe('fromDiffusersConfig', () => {
   it('reads Stable Diffusion configs and reproduces the reference tables', () => {
-    const ref = loadRef<{ schedules: { name: string; alphas_cumprod: number[] }[] }>('diffusers/schedules.json').schedules.find(
-      (s) => s.name === 'scaled_linear',
-    )!;
+    const ref = loadRef<{ schedules: { name: string; alphas_cumprod: number[] }[] }>(
+      'diffusers/schedules.json',
+    ).schedules.find((s) => s.name === 'scaled_linear')!;
     for (const json of [sd15, sd21, sdxl]) {
       const c = fromDiffusersConfig(json);
       expect(Array.from(c.schedule.alphasCumprod)).toEqual(ref.alphas_cumprod);
@@ -95,17 +101,28 @@ describe('fromDiffusersConfig', () => {
   it('trained betas and zero-terminal-SNR', () => {
     const c = fromDiffusersConfig({ num_train_timesteps: 3, trained_betas: [0.1, 0.2, 0.3] });
     expect(Array.from(c.schedule.betas)).toEqual([0.1, 0.2, 0.3].map(Math.fround));
-    const z = fromDiffusersConfig({ ...sdxl, rescale_betas_zero_snr: true, timestep_spacing: 'trailing' });
+    const z = fromDiffusersConfig({
+      ...sdxl,
+      rescale_betas_zero_snr: true,
+      timestep_spacing: 'trailing',
+    });
     expect(z.schedule.alphasCumprod[999]).toBe(0);
   });
 
   it('round-trips through toDiffusersConfig', () => {
-    for (const json of [sd15, sd21, sdxl, { num_train_timesteps: 4, trained_betas: [0.1, 0.2, 0.3, 0.4] }]) {
+    for (const json of [
+      sd15,
+      sd21,
+      sdxl,
+      { num_train_timesteps: 4, trained_betas: [0.1, 0.2, 0.3, 0.4] },
+    ]) {
       const c = fromDiffusersConfig(json);
       const out = toDiffusersConfig(c);
       for (const [k, v] of Object.entries(json)) expect(out[k], k).toEqual(v);
       const again = fromDiffusersConfig(out);
-      expect(Array.from(again.schedule.alphasCumprod)).toEqual(Array.from(c.schedule.alphasCumprod));
+      expect(Array.from(again.schedule.alphasCumprod)).toEqual(
+        Array.from(c.schedule.alphasCumprod),
+      );
       expect(again.prediction).toBe(c.prediction);
     }
     const v = toDiffusersConfig({
@@ -113,15 +130,28 @@ describe('fromDiffusersConfig', () => {
       timestepSpacing: 'trailing',
       prediction: 'v',
     });
-    expect(v).toMatchObject({ beta_schedule: 'squaredcos_cap_v2', timestep_spacing: 'trailing', prediction_type: 'v_prediction' });
+    expect(v).toMatchObject({
+      beta_schedule: 'squaredcos_cap_v2',
+      timestep_spacing: 'trailing',
+      prediction_type: 'v_prediction',
+    });
   });
 
   it.each([
-    [{ ...sd15, beta_scheduel: 'linear' }, /unknown diffusers scheduler config field 'beta_scheduel'/],
-    [{ num_train_timesteps: 5, trained_betas: [0.1, 0.2] }, /trained_betas has 2 entries but num_train_timesteps is 5/],
+    [
+      { ...sd15, beta_scheduel: 'linear' },
+      /unknown diffusers scheduler config field 'beta_scheduel'/,
+    ],
+    [
+      { num_train_timesteps: 5, trained_betas: [0.1, 0.2] },
+      /trained_betas has 2 entries but num_train_timesteps is 5/,
+    ],
     [{ beta_start: 0.02, beta_end: 0.0001 }, /beta_start \(0.02\) is above beta_end \(0.0001\)/],
     [{ beta_start: 0 }, /beta_start must be in \(0, 1\), got 0/],
-    [{ num_train_timesteps: 2, trained_betas: [0.5, 1.5] }, /trained_betas\[1\] = 1.5 is outside \(0, 1\)/],
+    [
+      { num_train_timesteps: 2, trained_betas: [0.5, 1.5] },
+      /trained_betas\[1\] = 1.5 is outside \(0, 1\)/,
+    ],
     [{ num_train_timesteps: '1000' }, /num_train_timesteps must be an integer, got '1000'/],
     [{ beta_schedule: 'quadratic' }, /beta_schedule 'quadratic' is not supported/],
     [{ timestep_spacing: 'middle' }, /timestep_spacing 'middle' is not supported/],

@@ -10,7 +10,11 @@
  */
 import { BETA_SCHEDULES, type BetaSchedule, DiscreteSchedule } from './discrete.js';
 import { ScheduleError } from './errors.js';
-import { type Prediction, predictionFromDiffusers, predictionToDiffusers } from './parameterization.js';
+import {
+  type Prediction,
+  predictionFromDiffusers,
+  predictionToDiffusers,
+} from './parameterization.js';
 import { TIMESTEP_SPACINGS, type TimestepSpacing } from './spacing.js';
 
 /** The schedule fields this module reads and writes. */
@@ -27,7 +31,11 @@ export const SCHEDULE_FIELDS: readonly string[] = [
 ];
 
 /** Metadata fields diffusers writes into every config. */
-export const DIFFUSERS_METADATA_FIELDS: readonly string[] = ['_class_name', '_diffusers_version', '_name_or_path'];
+export const DIFFUSERS_METADATA_FIELDS: readonly string[] = [
+  '_class_name',
+  '_diffusers_version',
+  '_name_or_path',
+];
 
 /**
  * Fields that belong to a scheduler's update rule rather than to the schedule (diffusers 0.40's DDIM,
@@ -110,7 +118,9 @@ export interface DiffusersScheduleConfig {
  */
 export function fromDiffusersConfig(json: unknown): DiffusersScheduleConfig {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new ScheduleError(`a diffusers scheduler config must be a JSON object, got ${describe(json)}`);
+    throw new ScheduleError(
+      `a diffusers scheduler config must be a JSON object, got ${describe(json)}`,
+    );
   }
   const c = json as Record<string, unknown>;
   const metadata: Record<string, unknown> = {};
@@ -119,7 +129,10 @@ export function fromDiffusersConfig(json: unknown): DiffusersScheduleConfig {
     if (SCHEDULE_FIELDS.includes(key)) continue;
     if (DIFFUSERS_METADATA_FIELDS.includes(key)) metadata[key] = value;
     else if (DIFFUSERS_SCHEDULER_FIELDS.includes(key)) schedulerFields[key] = value;
-    else throw new ScheduleError(`unknown diffusers scheduler config field '${key}' (value ${describe(value)})`);
+    else
+      throw new ScheduleError(
+        `unknown diffusers scheduler config field '${key}' (value ${describe(value)})`,
+      );
   }
 
   const T = read(c, 'num_train_timesteps', 'integer', 1000);
@@ -128,16 +141,22 @@ export function fromDiffusersConfig(json: unknown): DiffusersScheduleConfig {
   const betaEnd = read(c, 'beta_end', 'number', 0.02);
   const betaSchedule = read(c, 'beta_schedule', 'string', 'linear');
   if (!BETA_SCHEDULES.includes(betaSchedule as BetaSchedule)) {
-    throw new ScheduleError(`beta_schedule '${betaSchedule}' is not supported; expected one of ${BETA_SCHEDULES.join(', ')}`);
+    throw new ScheduleError(
+      `beta_schedule '${betaSchedule}' is not supported; expected one of ${BETA_SCHEDULES.join(', ')}`,
+    );
   }
   const rescale = read(c, 'rescale_betas_zero_snr', 'boolean', false);
   const spacing = read(c, 'timestep_spacing', 'string', 'leading');
   if (!TIMESTEP_SPACINGS.includes(spacing as TimestepSpacing)) {
-    throw new ScheduleError(`timestep_spacing '${spacing}' is not supported; expected one of ${TIMESTEP_SPACINGS.join(', ')}`);
+    throw new ScheduleError(
+      `timestep_spacing '${spacing}' is not supported; expected one of ${TIMESTEP_SPACINGS.join(', ')}`,
+    );
   }
   const stepsOffset = read(c, 'steps_offset', 'integer', 0);
   if (stepsOffset < 0 || stepsOffset >= T) {
-    throw new ScheduleError(`steps_offset must be in [0, num_train_timesteps) = [0, ${T}), got ${stepsOffset}`);
+    throw new ScheduleError(
+      `steps_offset must be in [0, num_train_timesteps) = [0, ${T}), got ${stepsOffset}`,
+    );
   }
   const prediction = predictionFromDiffusers(read(c, 'prediction_type', 'string', 'epsilon'));
 
@@ -145,7 +164,9 @@ export function fromDiffusersConfig(json: unknown): DiffusersScheduleConfig {
   const tb = c.trained_betas;
   if (tb != null) {
     if (!Array.isArray(tb) || !tb.every((b) => typeof b === 'number')) {
-      throw new ScheduleError(`trained_betas must be null or an array of numbers, got ${describe(tb)}`);
+      throw new ScheduleError(
+        `trained_betas must be null or an array of numbers, got ${describe(tb)}`,
+      );
     }
     if (tb.length !== T) {
       throw new ScheduleError(
@@ -178,7 +199,14 @@ export function fromDiffusersConfig(json: unknown): DiffusersScheduleConfig {
       .replace(/\bbetaEnd\b/g, 'beta_end');
     throw new ScheduleError(renamed);
   }
-  return { schedule, timestepSpacing: spacing as TimestepSpacing, stepsOffset, prediction, metadata, schedulerFields };
+  return {
+    schedule,
+    timestepSpacing: spacing as TimestepSpacing,
+    stepsOffset,
+    prediction,
+    metadata,
+    schedulerFields,
+  };
 }
 
 /**
@@ -215,9 +243,18 @@ export function toDiffusersConfig(config: {
 }
 
 type Kind = 'number' | 'integer' | 'string' | 'boolean';
-type KindType<K extends Kind> = K extends 'string' ? string : K extends 'boolean' ? boolean : number;
+type KindType<K extends Kind> = K extends 'string'
+  ? string
+  : K extends 'boolean'
+    ? boolean
+    : number;
 
-function read<K extends Kind>(c: Record<string, unknown>, key: string, kind: K, fallback: KindType<K>): KindType<K> {
+function read<K extends Kind>(
+  c: Record<string, unknown>,
+  key: string,
+  kind: K,
+  fallback: KindType<K>,
+): KindType<K> {
   const v = c[key];
   if (v === undefined || v === null) return fallback;
   const ok =
@@ -226,7 +263,10 @@ function read<K extends Kind>(c: Record<string, unknown>, key: string, kind: K, 
       : kind === 'number'
         ? typeof v === 'number' && Number.isFinite(v)
         : typeof v === kind;
-  if (!ok) throw new ScheduleError(`${key} must be ${kind === 'integer' ? 'an integer' : `a ${kind}`}, got ${describe(v)}`);
+  if (!ok)
+    throw new ScheduleError(
+      `${key} must be ${kind === 'integer' ? 'an integer' : `a ${kind}`}, got ${describe(v)}`,
+    );
   return v as KindType<K>;
 }
 

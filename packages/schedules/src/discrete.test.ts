@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
-  DiscreteSchedule,
-  ScheduleError,
-  TERMINAL_ALPHA_CUMPROD_FLOOR,
   cosineBetas,
+  DiscreteSchedule,
   rescaleZeroTerminalSNR,
+  ScheduleError,
   sigmoidBetas,
+  TERMINAL_ALPHA_CUMPROD_FLOOR,
 } from './index.js';
 import { loadRef } from './testing/refs.js';
 
@@ -55,7 +55,9 @@ describe('discrete schedule closed forms', () => {
   it('cosine betas follow abar(t) = cos^2((t+s)/(1+s) pi/2) / cos^2(s/(1+s) pi/2), capped at 0.999', () => {
     const b = cosineBetas(1000);
     const s = DiscreteSchedule.fromBetas(b);
-    const abar = (t: number) => Math.cos(((t + 0.008) / 1.008) * (Math.PI / 2)) ** 2 / Math.cos((0.008 / 1.008) * (Math.PI / 2)) ** 2;
+    const abar = (t: number) =>
+      Math.cos(((t + 0.008) / 1.008) * (Math.PI / 2)) ** 2 /
+      Math.cos((0.008 / 1.008) * (Math.PI / 2)) ** 2;
     for (const i of [0, 100, 500, 900]) {
       expect(s.alphasCumprod[i]).toBeCloseTo(abar((i + 1) / 1000), 5);
     }
@@ -72,7 +74,11 @@ describe('discrete schedule closed forms', () => {
   });
 
   it('zero-terminal-SNR rescaling keeps abar_0, zeroes abar_T, and is affine in sqrt(abar)', () => {
-    const s = DiscreteSchedule.fromConfig({ betaSchedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012 });
+    const s = DiscreteSchedule.fromConfig({
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+    });
     const r = DiscreteSchedule.fromBetas(rescaleZeroTerminalSNR(s.betas));
     expect(r.alphasCumprod[0]).toBeCloseTo(s.alphasCumprod[0]!, 6);
     expect(r.alphasCumprod[999]).toBe(0);
@@ -93,7 +99,10 @@ describe('discrete schedule closed forms', () => {
       const { alpha, sigma } = s.levelAt(i);
       expect(alpha * alpha + sigma * sigma).toBeCloseTo(1, 14);
       expect(alpha).toBe(Math.sqrt(s.alphasCumprod[i]!));
-      expect(s.logSNR(i)).toBeCloseTo(Math.log(s.alphasCumprod[i]! / (1 - s.alphasCumprod[i]!)), 10);
+      expect(s.logSNR(i)).toBeCloseTo(
+        Math.log(s.alphasCumprod[i]! / (1 - s.alphasCumprod[i]!)),
+        10,
+      );
     }
     // Fractional: log sigma_VE is linear between steps (the refs README's model convention).
     const t = 700.25;
@@ -111,7 +120,11 @@ describe('discrete schedule closed forms', () => {
   });
 
   it('VE sigmas are float32 sqrt((1 - abar) / abar)', () => {
-    const s = DiscreteSchedule.fromConfig({ betaSchedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012 });
+    const s = DiscreteSchedule.fromConfig({
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+    });
     expect(s.sigmas[999]).toBe(14.614645004272461); // diffusers' Euler init_noise_sigma (trailing)
     expect(s.sigmas[0]).toBe(0.029167532920837402);
   });
@@ -119,10 +132,16 @@ describe('discrete schedule closed forms', () => {
 
 describe('discrete schedule errors', () => {
   it.each([
-    [{ trainedBetas: [0.1, 1.2, 0.3], numTrainTimesteps: 3 }, /trainedBetas\[1\] = 1.2 is outside \(0, 1\)/],
+    [
+      { trainedBetas: [0.1, 1.2, 0.3], numTrainTimesteps: 3 },
+      /trainedBetas\[1\] = 1.2 is outside \(0, 1\)/,
+    ],
     [{ trainedBetas: [0.1, 0, 0.3], numTrainTimesteps: 3 }, /trainedBetas\[1\] = 0 is outside/],
     [{ trainedBetas: [0.1, Number.NaN], numTrainTimesteps: 2 }, /trainedBetas\[1\] = NaN/],
-    [{ trainedBetas: [0.1, 0.2], numTrainTimesteps: 3 }, /trainedBetas has 2 entries but numTrainTimesteps is 3/],
+    [
+      { trainedBetas: [0.1, 0.2], numTrainTimesteps: 3 },
+      /trainedBetas has 2 entries but numTrainTimesteps is 3/,
+    ],
     [{ betaStart: -1 }, /betaStart must be in \(0, 1\), got -1/],
     [{ betaEnd: 1.5 }, /betaEnd must be in \(0, 1\)/],
     [{ numTrainTimesteps: 10.5 }, /numTrainTimesteps must be an integer/],

@@ -15,7 +15,12 @@ const f32 = Math.fround;
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2' | 'sigmoid';
 
 /** Every `BetaSchedule`. */
-export const BETA_SCHEDULES: readonly BetaSchedule[] = ['linear', 'scaled_linear', 'squaredcos_cap_v2', 'sigmoid'];
+export const BETA_SCHEDULES: readonly BetaSchedule[] = [
+  'linear',
+  'scaled_linear',
+  'squaredcos_cap_v2',
+  'sigmoid',
+];
 
 /** How to build a discrete schedule (diffusers' `scheduler_config.json` schedule fields, camel-cased). */
 export interface DiscreteScheduleConfig {
@@ -39,7 +44,11 @@ export interface DiscreteScheduleConfig {
  * @example
  * linearBetas(1000, 1e-4, 0.02)[0]; // 9.999999747378752e-05
  */
-export function linearBetas(numTrainTimesteps: number, betaStart = 1e-4, betaEnd = 0.02): Float64Array {
+export function linearBetas(
+  numTrainTimesteps: number,
+  betaStart = 1e-4,
+  betaEnd = 0.02,
+): Float64Array {
   checkEndpoints(betaStart, betaEnd);
   return torchLinspaceFloat32(betaStart, betaEnd, numTrainTimesteps);
 }
@@ -50,7 +59,11 @@ export function linearBetas(numTrainTimesteps: number, betaStart = 1e-4, betaEnd
  * @example
  * scaledLinearBetas(1000, 0.00085, 0.012)[999]; // 0.011999999172985554
  */
-export function scaledLinearBetas(numTrainTimesteps: number, betaStart = 0.00085, betaEnd = 0.012): Float64Array {
+export function scaledLinearBetas(
+  numTrainTimesteps: number,
+  betaStart = 0.00085,
+  betaEnd = 0.012,
+): Float64Array {
   checkEndpoints(betaStart, betaEnd);
   const r = torchLinspaceFloat32(Math.sqrt(betaStart), Math.sqrt(betaEnd), numTrainTimesteps);
   for (let i = 0; i < r.length; i++) r[i] = f32(r[i]! * r[i]!);
@@ -83,7 +96,11 @@ export function cosineBetas(numTrainTimesteps: number, maxBeta = 0.999): Float64
  * @example
  * sigmoidBetas(1000, 1e-4, 0.02)[500]; // about 0.01
  */
-export function sigmoidBetas(numTrainTimesteps: number, betaStart = 1e-4, betaEnd = 0.02): Float64Array {
+export function sigmoidBetas(
+  numTrainTimesteps: number,
+  betaStart = 1e-4,
+  betaEnd = 0.02,
+): Float64Array {
   checkEndpoints(betaStart, betaEnd);
   const x = torchLinspaceFloat32(-6, 6, numTrainTimesteps);
   const scale = f32(betaEnd - betaStart);
@@ -106,7 +123,8 @@ export function sigmoidBetas(numTrainTimesteps: number, betaStart = 1e-4, betaEn
  */
 export function rescaleZeroTerminalSNR(betas: ArrayLike<number>): Float64Array {
   const n = betas.length;
-  if (n < 2) throw new ScheduleError(`zero-terminal-SNR rescaling needs at least 2 betas, got ${n}`);
+  if (n < 2)
+    throw new ScheduleError(`zero-terminal-SNR rescaling needs at least 2 betas, got ${n}`);
   const cum = cumprodFloat32(oneMinus(betas));
   const s = new Float64Array(n);
   for (let i = 0; i < n; i++) s[i] = f32(Math.sqrt(cum[i]!));
@@ -194,7 +212,9 @@ export class DiscreteSchedule {
     if (config.trainedBetas != null) {
       trained = Float64Array.from(config.trainedBetas as ArrayLike<number>);
       if (trained.length !== T) {
-        throw new ScheduleError(`trainedBetas has ${trained.length} entries but numTrainTimesteps is ${T}`);
+        throw new ScheduleError(
+          `trainedBetas has ${trained.length} entries but numTrainTimesteps is ${T}`,
+        );
       }
       checkBetas(trained, 'trainedBetas');
       betas = Float64Array.from(trained, f32);
@@ -312,7 +332,8 @@ export class DiscreteSchedule {
    * s.timestepFromSigma(s.sigmas[500]); // 500
    */
   timestepFromSigma(sigma: number): number {
-    if (!(sigma >= 0) || Number.isNaN(sigma)) throw new ScheduleError(`sigma must be >= 0, got ${sigma}`);
+    if (!(sigma >= 0) || Number.isNaN(sigma))
+      throw new ScheduleError(`sigma must be >= 0, got ${sigma}`);
     const ls = this.logSigmasFloat32;
     const logSigma = Math.log(Math.max(sigma, 1e-10));
     // low = the last index with ls[low] <= logSigma (0 if none), clipped to T-2
@@ -328,7 +349,9 @@ export class DiscreteSchedule {
 
   private checkIndex(i: number): void {
     if (!Number.isInteger(i) || i < 0 || i >= this.numTrainTimesteps) {
-      throw new ScheduleError(`timestep index ${i} is outside 0..${this.numTrainTimesteps - 1} (integer)`);
+      throw new ScheduleError(
+        `timestep index ${i} is outside 0..${this.numTrainTimesteps - 1} (integer)`,
+      );
     }
   }
 

@@ -1,16 +1,16 @@
-import { Random, assertNoLeaksSync, initBackend } from '@diffuse/backend';
+import { assertNoLeaksSync, initBackend, Random } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  DiscreteSchedule,
-  ScheduleError,
-  VEGeometricSchedule,
-  VPLinearSchedule,
   addNoise,
+  DiscreteSchedule,
   ddpmPosterior,
   posterior,
   posteriorMean,
+  ScheduleError,
   transition,
+  VEGeometricSchedule,
+  VPLinearSchedule,
 } from './index.js';
 
 beforeAll(async () => {
@@ -26,7 +26,11 @@ function bruteForcePosterior(aS: number, sS: number, aT: number, sT: number) {
   const cov = aTS * sS * sS; // Cov(x_s, x_t | x_0)
   const varT = sT * sT;
   // E[x_s | x_t, x_0] = aS x0 + cov / varT (x_t - aT x0)
-  return { meanXt: cov / varT, meanX0: aS - (cov / varT) * aT, variance: sS * sS - (cov * cov) / varT };
+  return {
+    meanXt: cov / varT,
+    meanX0: aS - (cov / varT) * aT,
+    variance: sS * sS - (cov * cov) / varT,
+  };
 }
 
 describe('forward process closed forms', () => {
@@ -44,7 +48,9 @@ describe('forward process closed forms', () => {
       const r = Math.floor(i / 3);
       expect(bv[i]).toBeCloseTo([1, 0.5, 0.2, 0][r]! * xv[i]! + [0, 0.5, 0.9, 1][r]! * ev[i]!, 5);
     }
-    expect(() => addNoise(x0, tf.zeros([4, 2]), { alpha: 1, sigma: 0 })).toThrow(/x0 has shape \[4,3\] but noise has shape \[4,2\]/);
+    expect(() => addNoise(x0, tf.zeros([4, 2]), { alpha: 1, sigma: 0 })).toThrow(
+      /x0 has shape \[4,3\] but noise has shape \[4,2\]/,
+    );
     tf.dispose([x0, eps, a, b, alpha, sigma]);
   });
 
@@ -94,7 +100,11 @@ describe('forward process closed forms', () => {
   });
 
   it('DDPM posterior from betas equals the general posterior at (i-1, i), and posteriorMean uses it', async () => {
-    const s = DiscreteSchedule.fromConfig({ betaSchedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012 });
+    const s = DiscreteSchedule.fromConfig({
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+    });
     for (const i of [1, 10, 500, 999]) {
       const d = ddpmPosterior(s, i);
       const g = posterior(s.levelAt(i - 1), s.levelAt(i));
@@ -120,6 +130,8 @@ describe('forward process closed forms', () => {
     expect(() => posterior(b, a)).toThrow(/level s must be less noisy than t/);
     expect(() => posterior(a, { alpha: 1, sigma: 0 })).toThrow(/sigma_t > 0/);
     expect(() => posterior({ alpha: Number.NaN, sigma: 1 }, b)).toThrow(ScheduleError);
-    expect(() => ddpmPosterior(DiscreteSchedule.fromConfig(), 0)).toThrow(/index 0 must be an integer in \[1, 999\]/);
+    expect(() => ddpmPosterior(DiscreteSchedule.fromConfig(), 0)).toThrow(
+      /index 0 must be an integer in \[1, 999\]/,
+    );
   });
 });

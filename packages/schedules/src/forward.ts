@@ -27,7 +27,9 @@ import type { NoiseLevel, Scalar } from './noise-level.js';
  */
 export function addNoise(x0: tf.Tensor, noise: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor {
   if (!arraysEqual(x0.shape, noise.shape)) {
-    throw new ScheduleError(`addNoise: x0 has shape [${x0.shape}] but noise has shape [${noise.shape}]`);
+    throw new ScheduleError(
+      `addNoise: x0 has shape [${x0.shape}] but noise has shape [${noise.shape}]`,
+    );
   }
   return tf.tidy(() => tf.add(tf.mul(level.alpha, x0), tf.mul(level.sigma, noise)));
 }
@@ -113,7 +115,9 @@ export function posteriorMean(
  */
 export function ddpmPosterior(schedule: DiscreteSchedule, i: number): Posterior {
   if (!Number.isInteger(i) || i < 1 || i >= schedule.numTrainTimesteps) {
-    throw new ScheduleError(`ddpmPosterior: index ${i} must be an integer in [1, ${schedule.numTrainTimesteps - 1}]`);
+    throw new ScheduleError(
+      `ddpmPosterior: index ${i} must be an integer in [1, ${schedule.numTrainTimesteps - 1}]`,
+    );
   }
   const a = schedule.alphasCumprod[i]!;
   const aPrev = schedule.alphasCumprod[i - 1]!;
@@ -132,11 +136,15 @@ function checkPair(s: NoiseLevel<number>, t: NoiseLevel<number>): { dl: number }
     ['t', t],
   ] as const) {
     if (!(l.alpha >= 0 && l.sigma >= 0) || !Number.isFinite(l.alpha) || !Number.isFinite(l.sigma)) {
-      throw new ScheduleError(`level ${name} needs finite alpha, sigma >= 0, got alpha = ${l.alpha}, sigma = ${l.sigma}`);
+      throw new ScheduleError(
+        `level ${name} needs finite alpha, sigma >= 0, got alpha = ${l.alpha}, sigma = ${l.sigma}`,
+      );
     }
   }
-  if (!(t.sigma > 0)) throw new ScheduleError(`level t must be noisy (sigma_t > 0), got sigma_t = ${t.sigma}`);
-  if (!(s.alpha > 0)) throw new ScheduleError(`level s must keep signal (alpha_s > 0), got alpha_s = ${s.alpha}`);
+  if (!(t.sigma > 0))
+    throw new ScheduleError(`level t must be noisy (sigma_t > 0), got sigma_t = ${t.sigma}`);
+  if (!(s.alpha > 0))
+    throw new ScheduleError(`level s must keep signal (alpha_s > 0), got alpha_s = ${s.alpha}`);
   // lambda_t - lambda_s = 2 log(alpha_t sigma_s / (sigma_t alpha_s))
   const dl = 2 * (Math.log(t.alpha) + Math.log(s.sigma) - Math.log(t.sigma) - Math.log(s.alpha));
   if (!(dl <= 0)) {

@@ -4,41 +4,61 @@
  *
  * @packageDocumentation
  */
+
+export { type CosineParams, CosineSchedule } from './continuous/cosine.js';
+export { type EDMParams, EDMSchedule } from './continuous/edm.js';
+export { type LearnedVDMParams, LearnedVDMSchedule } from './continuous/learned-vdm.js';
+export { type LogSNRLinearParams, LogSNRLinearSchedule } from './continuous/logsnr-linear.js';
+export {
+  BaseSchedule,
+  bisectDecreasing,
+  type ContinuousSchedule,
+  expm1Tensor,
+  readParams,
+  type ScheduleConfig,
+} from './continuous/schedule.js';
+export { SubVPSchedule } from './continuous/sub-vp.js';
+export { type VEGeometricParams, VEGeometricSchedule } from './continuous/ve.js';
+export { type VPLinearParams, VPLinearSchedule } from './continuous/vp-linear.js';
+export {
+  DIFFUSERS_METADATA_FIELDS,
+  DIFFUSERS_SCHEDULER_FIELDS,
+  type DiffusersScheduleConfig,
+  fromDiffusersConfig,
+  SCHEDULE_FIELDS,
+  toDiffusersConfig,
+} from './diffusers-config.js';
+export {
+  BETA_SCHEDULES,
+  type BetaSchedule,
+  cosineBetas,
+  DiscreteSchedule,
+  type DiscreteScheduleConfig,
+  linearBetas,
+  rescaleZeroTerminalSNR,
+  scaledLinearBetas,
+  sigmoidBetas,
+  TERMINAL_ALPHA_CUMPROD_FLOOR,
+} from './discrete.js';
 export { ScheduleError } from './errors.js';
 export {
+  addNoise,
+  ddpmPosterior,
+  type Posterior,
+  posterior,
+  posteriorMean,
+  type Transition,
+  transition,
+} from './forward.js';
+export {
+  logSNRFromLevel,
   type NoiseLevel,
   type Scalar,
-  logSNRFromLevel,
   sigmaVE,
   softplus,
   vpLevelFromLogSNR,
   vpLevelFromSigmaVE,
 } from './noise-level.js';
-export {
-  PREDICTIONS,
-  type Prediction,
-  assertPrediction,
-  convertPrediction,
-  type EDMCoefficients,
-  edmPreconditioning,
-  edmPreconditioningTensor,
-  predictionFromDiffusers,
-  predictionToDiffusers,
-  toEpsilon,
-  toX0,
-} from './parameterization.js';
-export {
-  BETA_SCHEDULES,
-  type BetaSchedule,
-  DiscreteSchedule,
-  type DiscreteScheduleConfig,
-  TERMINAL_ALPHA_CUMPROD_FLOOR,
-  cosineBetas,
-  linearBetas,
-  rescaleZeroTerminalSNR,
-  scaledLinearBetas,
-  sigmoidBetas,
-} from './discrete.js';
 export {
   interp,
   numpyArange,
@@ -48,52 +68,38 @@ export {
   torchLinspaceFloat32,
 } from './numeric.js';
 export {
+  assertPrediction,
+  convertPrediction,
+  type EDMCoefficients,
+  edmPreconditioning,
+  edmPreconditioningTensor,
+  PREDICTIONS,
+  type Prediction,
+  predictionFromDiffusers,
+  predictionToDiffusers,
+  toEpsilon,
+  toX0,
+} from './parameterization.js';
+export {
+  createSchedule,
+  listSchedules,
+  registerSchedule,
+  type ScheduleFactory,
+} from './registry.js';
+export {
   type DiffusersFamily,
   type DiffusersSetTimestepsOptions,
   type DiffusersTimestepOptions,
   type DiffusersTimesteps,
-  TIMESTEP_SPACINGS,
-  type TimestepSpacing,
   diffusersSetTimesteps,
   diffusersTimesteps,
   exponentialSigmas,
   karrasSigmas,
   polyexponentialSigmas,
+  TIMESTEP_SPACINGS,
+  type TimestepSpacing,
   uniformLogSNR,
   validateSigmas,
   validateTimesteps,
   vpSigmas,
 } from './spacing.js';
-export {
-  BaseSchedule,
-  type ContinuousSchedule,
-  type ScheduleConfig,
-  bisectDecreasing,
-  expm1Tensor,
-  readParams,
-} from './continuous/schedule.js';
-export { VPLinearSchedule, type VPLinearParams } from './continuous/vp-linear.js';
-export { SubVPSchedule } from './continuous/sub-vp.js';
-export { VEGeometricSchedule, type VEGeometricParams } from './continuous/ve.js';
-export { CosineSchedule, type CosineParams } from './continuous/cosine.js';
-export { LogSNRLinearSchedule, type LogSNRLinearParams } from './continuous/logsnr-linear.js';
-export { EDMSchedule, type EDMParams } from './continuous/edm.js';
-export { LearnedVDMSchedule, type LearnedVDMParams } from './continuous/learned-vdm.js';
-export { type ScheduleFactory, createSchedule, listSchedules, registerSchedule } from './registry.js';
-export {
-  type Posterior,
-  type Transition,
-  addNoise,
-  ddpmPosterior,
-  posterior,
-  posteriorMean,
-  transition,
-} from './forward.js';
-export {
-  DIFFUSERS_METADATA_FIELDS,
-  DIFFUSERS_SCHEDULER_FIELDS,
-  type DiffusersScheduleConfig,
-  SCHEDULE_FIELDS,
-  fromDiffusersConfig,
-  toDiffusersConfig,
-} from './diffusers-config.js';

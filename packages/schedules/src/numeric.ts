@@ -89,7 +89,8 @@ export function numpyLinspace(start: number, stop: number, n: number): Float64Ar
  * numpyArange(1000, 0, -250); // [1000, 750, 500, 250]
  */
 export function numpyArange(start: number, stop: number, step: number): Float64Array {
-  if (!(step !== 0 && Number.isFinite(step))) throw new ScheduleError(`arange step must be finite and non-zero, got ${step}`);
+  if (!(step !== 0 && Number.isFinite(step)))
+    throw new ScheduleError(`arange step must be finite and non-zero, got ${step}`);
   const len = Math.max(0, Math.ceil((stop - start) / step));
   const out = new Float64Array(len);
   const delta = start + step - start;
@@ -116,7 +117,8 @@ export function roundHalfEven(x: number): number {
  */
 export function interp(x: number, xp: ArrayLike<number>, fp: ArrayLike<number>): number {
   const n = xp.length;
-  if (n === 0 || fp.length !== n) throw new ScheduleError(`interp needs equal, non-empty xp and fp (got ${n}, ${fp.length})`);
+  if (n === 0 || fp.length !== n)
+    throw new ScheduleError(`interp needs equal, non-empty xp and fp (got ${n}, ${fp.length})`);
   if (Number.isNaN(x)) return Number.NaN;
   if (x <= xp[0]!) return fp[0]!;
   if (x >= xp[n - 1]!) return fp[n - 1]!;
@@ -145,5 +147,6 @@ export function toFloat32(values: ArrayLike<number>): Float64Array {
 }
 
 function assertCount(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new ScheduleError(`a linspace needs a positive integer count, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ScheduleError(`a linspace needs a positive integer count, got ${n}`);
 }

@@ -1,19 +1,19 @@
-import { Random, assertNoLeaksSync, initBackend } from '@diffuse/backend';
+import { assertNoLeaksSync, initBackend, Random } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  type NoiseLevel,
-  PREDICTIONS,
-  type Prediction,
-  type Scalar,
-  ScheduleError,
   assertPrediction,
   convertPrediction,
   edmPreconditioning,
   edmPreconditioningTensor,
   logSNRFromLevel,
+  type NoiseLevel,
+  PREDICTIONS,
+  type Prediction,
   predictionFromDiffusers,
   predictionToDiffusers,
+  type Scalar,
+  ScheduleError,
   sigmaVE,
   softplus,
   vpLevelFromLogSNR,
@@ -46,29 +46,41 @@ const levels: [string, () => NoiseLevel<Scalar>][] = [
   ['VP numbers', () => ({ alpha: 0.8, sigma: 0.6 })],
   ['VE numbers (alpha = 1, sigma = 5)', () => ({ alpha: 1, sigma: 5 })],
   ['sub-VP numbers (alpha^2 + sigma^2 < 1)', () => ({ alpha: 0.7, sigma: 0.4 })],
-  ['per-example tensors', () => ({ alpha: tf.tensor2d([[0.99], [0.6], [0.1]]), sigma: tf.tensor2d([[0.14], [0.8], [2.5]]) })],
+  [
+    'per-example tensors',
+    () => ({
+      alpha: tf.tensor2d([[0.99], [0.6], [0.1]]),
+      sigma: tf.tensor2d([[0.14], [0.8], [2.5]]),
+    }),
+  ],
 ];
 
 describe('convertPrediction: every pair of targets', () => {
-  it.each(levels)('%s: converting the true target of one type gives the true target of another', async (_n, mk) => {
-    const rng = Random.seed(3);
-    const x0 = rng.normal([3, 4]);
-    const eps = rng.normal([3, 4]);
-    const level = mk();
-    const t = targets(x0, eps, level);
-    for (const from of PREDICTIONS) {
-      for (const to of PREDICTIONS) {
-        const out = assertNoLeaksSync(() => convertPrediction(t[from], from, to, t.x, level), `${from}->${to}`);
-        expect(await maxDiff(out, t[to]), `${from} -> ${to}`).toBeLessThan(5e-5);
-        // and back again (round trip)
-        const back = convertPrediction(out, to, from, t.x, level);
-        expect(await maxDiff(back, t[from]), `${from} -> ${to} -> ${from}`).toBeLessThan(5e-5);
-        tf.dispose([out, back]);
+  it.each(levels)(
+    '%s: converting the true target of one type gives the true target of another',
+    async (_n, mk) => {
+      const rng = Random.seed(3);
+      const x0 = rng.normal([3, 4]);
+      const eps = rng.normal([3, 4]);
+      const level = mk();
+      const t = targets(x0, eps, level);
+      for (const from of PREDICTIONS) {
+        for (const to of PREDICTIONS) {
+          const out = assertNoLeaksSync(
+            () => convertPrediction(t[from], from, to, t.x, level),
+            `${from}->${to}`,
+          );
+          expect(await maxDiff(out, t[to]), `${from} -> ${to}`).toBeLessThan(5e-5);
+          // and back again (round trip)
+          const back = convertPrediction(out, to, from, t.x, level);
+          expect(await maxDiff(back, t[from]), `${from} -> ${to} -> ${from}`).toBeLessThan(5e-5);
+          tf.dispose([out, back]);
+        }
       }
-    }
-    tf.dispose([x0, eps, ...Object.values(t)]);
-    if (typeof level.alpha !== 'number') tf.dispose([level.alpha, level.sigma as tf.Tensor]);
-  });
+      tf.dispose([x0, eps, ...Object.values(t)]);
+      if (typeof level.alpha !== 'number') tf.dispose([level.alpha, level.sigma as tf.Tensor]);
+    },
+  );
 
   it('Tweedie on a Gaussian: the exact posterior mean, as a score, is grad log p(x)', async () => {
     // x0 ~ N(mu, s^2) per dimension; x = alpha x0 + sigma eps ~ N(alpha mu, alpha^2 s^2 + sigma^2)
@@ -82,16 +94,18 @@ describe('convertPrediction: every pair of targets', () => {
     ]) {
       const v = mu.map((_, i) => alpha * alpha * s[i]! ** 2 + sigma * sigma);
       // E[x0 | x] = (alpha s^2 x + sigma^2 mu) / (alpha^2 s^2 + sigma^2)
-      const posteriorMean = tf.tensor1d(xs.map((x, i) => (alpha * s[i]! ** 2 * x + sigma * sigma * mu[i]!) / v[i]!));
+      const posteriorMean = tf.tensor1d(
+        xs.map((x, i) => (alpha * s[i]! ** 2 * x + sigma * sigma * mu[i]!) / v[i]!),
+      );
       const x = tf.tensor1d(xs);
       const score = convertPrediction(posteriorMean, 'x0', 'score', x, { alpha, sigma });
       const analytic = xs.map((xx, i) => -(xx - alpha * mu[i]!) / v[i]!);
       const got = await score.data();
-      analytic.forEach((a, i) => expect(got[i]).toBeCloseTo(a, 4));
+      for (const [i, a] of analytic.entries()) expect(got[i]).toBeCloseTo(a, 4);
       // and the optimal epsilon-prediction is -sigma times that score
       const eps = convertPrediction(score, 'score', 'epsilon', x, { alpha, sigma });
       const ev = await eps.data();
-      analytic.forEach((a, i) => expect(ev[i]).toBeCloseTo(-sigma * a, 4));
+      for (const [i, a] of analytic.entries()) expect(ev[i]).toBeCloseTo(-sigma * a, 4);
       tf.dispose([posteriorMean, x, score, eps]);
     }
   });
@@ -99,7 +113,9 @@ describe('convertPrediction: every pair of targets', () => {
   it('rejects unknown prediction types', () => {
     const z = tf.zeros([2]);
     // biome-ignore lint/suspicious/noExplicitAny: deliberately wrong input
-    expect(() => convertPrediction(z, 'eps' as any, 'x0', z, { alpha: 1, sigma: 1 })).toThrow(/unknown prediction type 'eps'/);
+    expect(() => convertPrediction(z, 'eps' as any, 'x0', z, { alpha: 1, sigma: 1 })).toThrow(
+      /unknown prediction type 'eps'/,
+    );
     expect(() => assertPrediction('noise')).toThrow(ScheduleError);
     z.dispose();
   });
@@ -107,10 +123,13 @@ describe('convertPrediction: every pair of targets', () => {
 
 describe('diffusers prediction_type names', () => {
   it('map both ways', () => {
-    for (const p of ['x0', 'epsilon', 'v'] as Prediction[]) expect(predictionFromDiffusers(predictionToDiffusers(p))).toBe(p);
+    for (const p of ['x0', 'epsilon', 'v'] as Prediction[])
+      expect(predictionFromDiffusers(predictionToDiffusers(p))).toBe(p);
     expect(predictionFromDiffusers('sample')).toBe('x0');
     expect(predictionFromDiffusers('v_prediction')).toBe('v');
-    expect(() => predictionFromDiffusers('flow_prediction')).toThrow(/unknown diffusers prediction_type 'flow_prediction'/);
+    expect(() => predictionFromDiffusers('flow_prediction')).toThrow(
+      /unknown diffusers prediction_type 'flow_prediction'/,
+    );
     expect(() => predictionToDiffusers('score')).toThrow(/no prediction_type for 'score'/);
   });
 });
@@ -141,7 +160,9 @@ describe('EDM preconditioning (Karras et al. 2022, Table 1)', () => {
         // Var[c_in (x0 + sigma n)] = 1
         expect(c.cIn ** 2 * (sd * sd + sigma * sigma)).toBeCloseTo(1, 12);
         // Var[(x0 - c_skip (x0 + sigma n)) / c_out] = 1  (the effective target has unit variance)
-        expect(((1 - c.cSkip) ** 2 * sd * sd + c.cSkip ** 2 * sigma * sigma) / c.cOut ** 2).toBeCloseTo(1, 10);
+        expect(
+          ((1 - c.cSkip) ** 2 * sd * sd + c.cSkip ** 2 * sigma * sigma) / c.cOut ** 2,
+        ).toBeCloseTo(1, 10);
         expect(c.cNoise).toBeCloseTo(Math.log(sigma) / 4, 14);
       }
     }
@@ -151,7 +172,12 @@ describe('EDM preconditioning (Karras et al. 2022, Table 1)', () => {
     const sig = [0.01, 0.5, 2, 60];
     const t = tf.tensor1d(sig);
     const c = assertNoLeaksSync(() => edmPreconditioningTensor(t, 0.5));
-    const [sk, so, si, sn] = await Promise.all([c.cSkip.data(), c.cOut.data(), c.cIn.data(), c.cNoise.data()]);
+    const [sk, so, si, sn] = await Promise.all([
+      c.cSkip.data(),
+      c.cOut.data(),
+      c.cIn.data(),
+      c.cNoise.data(),
+    ]);
     sig.forEach((s, i) => {
       const n = edmPreconditioning(s, 0.5);
       expect(sk[i]).toBeCloseTo(n.cSkip, 5);

@@ -70,7 +70,9 @@ export function predictionToDiffusers(p: Prediction): string {
  */
 export function assertPrediction(p: unknown): asserts p is Prediction {
   if (!PREDICTIONS.includes(p as Prediction)) {
-    throw new ScheduleError(`unknown prediction type '${String(p)}'; expected one of ${PREDICTIONS.join(', ')}`);
+    throw new ScheduleError(
+      `unknown prediction type '${String(p)}'; expected one of ${PREDICTIONS.join(', ')}`,
+    );
   }
 }
 
@@ -80,7 +82,12 @@ export function assertPrediction(p: unknown): asserts p is Prediction {
  * @example
  * const x0 = toX0(epsHat, 'epsilon', xt, { alpha: 0.8, sigma: 0.6 }); // (xt - 0.6 epsHat) / 0.8
  */
-export function toX0(pred: tf.Tensor, from: Prediction, x: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor {
+export function toX0(
+  pred: tf.Tensor,
+  from: Prediction,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+): tf.Tensor {
   const { alpha, sigma } = level;
   return tf.tidy(() => {
     switch (from) {
@@ -102,7 +109,12 @@ export function toX0(pred: tf.Tensor, from: Prediction, x: tf.Tensor, level: Noi
  * @example
  * const eps = toEpsilon(x0Hat, 'x0', xt, { alpha: 0.8, sigma: 0.6 }); // (xt - 0.8 x0Hat) / 0.6
  */
-export function toEpsilon(pred: tf.Tensor, from: Prediction, x: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor {
+export function toEpsilon(
+  pred: tf.Tensor,
+  from: Prediction,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+): tf.Tensor {
   const { alpha, sigma } = level;
   return tf.tidy(() => {
     switch (from) {
@@ -176,7 +188,9 @@ export function edmPreconditioning(
   sigmaData = 0.5,
 ): { cSkip: number; cOut: number; cIn: number; cNoise: number } {
   if (!(sigma > 0) || !(sigmaData > 0)) {
-    throw new ScheduleError(`EDM preconditioning needs sigma > 0 and sigmaData > 0, got ${sigma}, ${sigmaData}`);
+    throw new ScheduleError(
+      `EDM preconditioning needs sigma > 0 and sigmaData > 0, got ${sigma}, ${sigmaData}`,
+    );
   }
   const s2 = sigma * sigma;
   const d2 = sigmaData * sigmaData;
@@ -204,7 +218,8 @@ export interface EDMCoefficients {
  * const { cSkip, cOut, cIn, cNoise } = edmPreconditioningTensor(sigmas, 0.5);
  */
 export function edmPreconditioningTensor(sigma: tf.Tensor, sigmaData = 0.5): EDMCoefficients {
-  if (!(sigmaData > 0)) throw new ScheduleError(`EDM preconditioning needs sigmaData > 0, got ${sigmaData}`);
+  if (!(sigmaData > 0))
+    throw new ScheduleError(`EDM preconditioning needs sigmaData > 0, got ${sigmaData}`);
   return tf.tidy(() => {
     const d2 = sigmaData * sigmaData;
     const total = tf.add(tf.square(sigma), d2);

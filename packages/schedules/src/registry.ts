@@ -36,12 +36,20 @@ const registry = new Map<string, ScheduleFactory>(Object.entries(BUILTIN));
  * registerSchedule('my-linear', (p) => new LogSNRLinearSchedule({ gammaMin: -10, gammaMax: 8, ...p }));
  * createSchedule({ name: 'my-linear' }).logSNR(0); // 10
  */
-export function registerSchedule(name: string, factory: ScheduleFactory, options: { replace?: boolean } = {}): void {
+export function registerSchedule(
+  name: string,
+  factory: ScheduleFactory,
+  options: { replace?: boolean } = {},
+): void {
   if (!/^[a-z][a-z0-9-]*$/.test(name)) {
-    throw new ScheduleError(`schedule name '${name}' must be lower-case letters, digits and dashes`);
+    throw new ScheduleError(
+      `schedule name '${name}' must be lower-case letters, digits and dashes`,
+    );
   }
   if (registry.has(name) && !options.replace) {
-    throw new ScheduleError(`a schedule named '${name}' is already registered (pass { replace: true } to replace it)`);
+    throw new ScheduleError(
+      `a schedule named '${name}' is already registered (pass { replace: true } to replace it)`,
+    );
   }
   registry.set(name, factory);
 }
@@ -57,7 +65,9 @@ export function createSchedule(config: ScheduleConfig | string): ContinuousSched
   const c = typeof config === 'string' ? { name: config } : config;
   const factory = registry.get(c.name);
   if (factory === undefined) {
-    throw new ScheduleError(`unknown schedule '${c.name}'; registered: ${[...registry.keys()].join(', ')}`);
+    throw new ScheduleError(
+      `unknown schedule '${c.name}'; registered: ${[...registry.keys()].join(', ')}`,
+    );
   }
   const { name: _name, ...params } = c;
   return factory(params);

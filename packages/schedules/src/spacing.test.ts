@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   DiscreteSchedule,
-  ScheduleError,
   diffusersSetTimesteps,
   diffusersTimesteps,
   exponentialSigmas,
   karrasSigmas,
   polyexponentialSigmas,
+  ScheduleError,
   uniformLogSNR,
   validateSigmas,
   validateTimesteps,
@@ -15,7 +15,11 @@ import {
 import { loadRef, worstRatio } from './testing/refs.js';
 
 interface Entry {
-  scheduler: 'DDIMScheduler' | 'DDPMScheduler' | 'EulerDiscreteScheduler' | 'DPMSolverMultistepScheduler';
+  scheduler:
+    | 'DDIMScheduler'
+    | 'DDPMScheduler'
+    | 'EulerDiscreteScheduler'
+    | 'DPMSolverMultistepScheduler';
   schedule: 'linear' | 'scaled_linear';
   num_inference_steps: number;
   timestep_spacing: 'leading' | 'trailing' | 'linspace';
@@ -33,7 +37,11 @@ const FAMILY = {
 } as const;
 const schedules = {
   linear: DiscreteSchedule.fromConfig({ betaSchedule: 'linear', betaStart: 1e-4, betaEnd: 0.02 }),
-  scaled_linear: DiscreteSchedule.fromConfig({ betaSchedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012 }),
+  scaled_linear: DiscreteSchedule.fromConfig({
+    betaSchedule: 'scaled_linear',
+    betaStart: 0.00085,
+    betaEnd: 0.012,
+  }),
 };
 
 describe('diffusers set_timesteps parity (timesteps.json, all entries)', () => {
@@ -57,7 +65,9 @@ describe('diffusers set_timesteps parity (timesteps.json, all entries)', () => {
     // interpolates in a float32 log-sigma table made by NumPy's float32 log (measured: 3900 of 4080
     // timesteps bit-equal, the rest at most 6.1e-5 absolute).
     const karrasEuler = e.use_karras_sigmas && FAMILY[e.scheduler] === 'euler';
-    expect(worstRatio(out.timesteps, e.timesteps, 0, karrasEuler ? 1e-4 : 1e-300)).toBeLessThanOrEqual(1);
+    expect(
+      worstRatio(out.timesteps, e.timesteps, 0, karrasEuler ? 1e-4 : 1e-300),
+    ).toBeLessThanOrEqual(1);
     if (e.sigmas) {
       expect(out.sigmas).not.toBeNull();
       // float32 sigmas, bit for bit (all 2816 entries)
@@ -68,10 +78,18 @@ describe('diffusers set_timesteps parity (timesteps.json, all entries)', () => {
   });
 
   it('the bare spacing rules (Lin et al. 2024, Table 2)', () => {
-    expect(Array.from(diffusersTimesteps(1000, { numInferenceSteps: 4, spacing: 'leading' }))).toEqual([750, 500, 250, 0]);
-    expect(Array.from(diffusersTimesteps(1000, { numInferenceSteps: 4, spacing: 'trailing' }))).toEqual([999, 749, 499, 249]);
-    expect(Array.from(diffusersTimesteps(1000, { numInferenceSteps: 4, spacing: 'linspace' }))).toEqual([999, 666, 333, 0]);
-    expect(Array.from(diffusersTimesteps(1000, { numInferenceSteps: 3, spacing: 'trailing' }))).toEqual([999, 666, 332]);
+    expect(
+      Array.from(diffusersTimesteps(1000, { numInferenceSteps: 4, spacing: 'leading' })),
+    ).toEqual([750, 500, 250, 0]);
+    expect(
+      Array.from(diffusersTimesteps(1000, { numInferenceSteps: 4, spacing: 'trailing' })),
+    ).toEqual([999, 749, 499, 249]);
+    expect(
+      Array.from(diffusersTimesteps(1000, { numInferenceSteps: 4, spacing: 'linspace' })),
+    ).toEqual([999, 666, 333, 0]);
+    expect(
+      Array.from(diffusersTimesteps(1000, { numInferenceSteps: 3, spacing: 'trailing' })),
+    ).toEqual([999, 666, 332]);
     // numpy rounds half to even: linspace(0, 999, 25) has 166.5 -> 166 (and 832.5 -> 832)
     const ts = diffusersTimesteps(1000, { numInferenceSteps: 25, spacing: 'linspace' });
     expect(ts).toContain(166);
@@ -81,19 +99,40 @@ describe('diffusers set_timesteps parity (timesteps.json, all entries)', () => {
 
 describe('zero-terminal-SNR schedules in the sigma families use the 2^-24 floor', () => {
   it('Euler trailing starts at sigma = sqrt((1 - 2^-24) / 2^-24) (about 4096)', () => {
-    const s = DiscreteSchedule.fromConfig({ betaSchedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012, rescaleBetasZeroSnr: true });
-    const out = diffusersSetTimesteps(s, { numInferenceSteps: 10, spacing: 'trailing', family: 'euler' });
-    expect(out.sigmas![0]).toBe(Math.fround(Math.sqrt(Math.fround(Math.fround(1 - 2 ** -24) / 2 ** -24))));
+    const s = DiscreteSchedule.fromConfig({
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+      rescaleBetasZeroSnr: true,
+    });
+    const out = diffusersSetTimesteps(s, {
+      numInferenceSteps: 10,
+      spacing: 'trailing',
+      family: 'euler',
+    });
+    expect(out.sigmas![0]).toBe(
+      Math.fround(Math.sqrt(Math.fround(Math.fround(1 - 2 ** -24) / 2 ** -24))),
+    );
     expect(out.sigmas![0]).toBeCloseTo(4096, 2);
   });
 });
 
 interface KSchedule {
   function: string;
-  args: { n: number; sigma_min?: number; sigma_max?: number; rho?: number; beta_d?: number; beta_min?: number; eps_s?: number };
+  args: {
+    n: number;
+    sigma_min?: number;
+    sigma_max?: number;
+    rho?: number;
+    beta_d?: number;
+    beta_min?: number;
+    eps_s?: number;
+  };
   sigmas: number[];
 }
-const ksched = loadRef<{ schedules: Record<string, KSchedule> }>('kdiffusion/trajectories.json').schedules;
+const ksched = loadRef<{ schedules: Record<string, KSchedule> }>(
+  'kdiffusion/trajectories.json',
+).schedules;
 
 describe('k-diffusion sigma schedules (rtol 1e-14)', () => {
   it.each(Object.entries(ksched))('%s', (_id, k) => {
@@ -125,12 +164,22 @@ describe('k-diffusion sigma schedules (rtol 1e-14)', () => {
     const r = Array.from(k.subarray(0, 7), (s) => s ** (1 / 5));
     for (let i = 1; i < 6; i++) expect(r[i + 1]! - r[i]!).toBeCloseTo(r[1]! - r[0]!, 12);
     const e = exponentialSigmas(6, 0.01, 50);
-    for (let i = 1; i < 5; i++) expect(Math.log(e[i + 1]!) - Math.log(e[i]!)).toBeCloseTo(Math.log(e[1]!) - Math.log(e[0]!), 12);
+    for (let i = 1; i < 5; i++)
+      expect(Math.log(e[i + 1]!) - Math.log(e[i]!)).toBeCloseTo(
+        Math.log(e[1]!) - Math.log(e[0]!),
+        12,
+      );
     // polyexponential with rho = 1 is the exponential schedule
     expect(worstRatio(polyexponentialSigmas(6, 0.01, 50, 1), e, 1e-14)).toBeLessThanOrEqual(1);
     // uniform logSNR == exponential sigmas through sigma = exp(-lambda / 2)
     const l = uniformLogSNR(6, -2 * Math.log(50), -2 * Math.log(0.01));
-    expect(worstRatio(Array.from(l, (x) => Math.exp(-x / 2)), e.subarray(0, 6), 1e-13)).toBeLessThanOrEqual(1);
+    expect(
+      worstRatio(
+        Array.from(l, (x) => Math.exp(-x / 2)),
+        e.subarray(0, 6),
+        1e-13,
+      ),
+    ).toBeLessThanOrEqual(1);
   });
 });
 
@@ -143,26 +192,47 @@ describe('custom timesteps and sigmas', () => {
     expect(out.sigmas![3]).toBe(0);
   });
   it('custom sigmas: timesteps from the sigma-to-t map', () => {
-    const out = diffusersSetTimesteps(s, { sigmas: [s.sigmas[800]!, s.sigmas[200]!], family: 'dpmsolver' });
+    const out = diffusersSetTimesteps(s, {
+      sigmas: [s.sigmas[800]!, s.sigmas[200]!],
+      family: 'dpmsolver',
+    });
     expect(Array.from(out.timesteps)).toEqual([800, 200]);
   });
   it.each([
-    [() => validateTimesteps([500, 600], 1000), /strictly decreasing, but timesteps\[1\] = 600 follows 500/],
+    [
+      () => validateTimesteps([500, 600], 1000),
+      /strictly decreasing, but timesteps\[1\] = 600 follows 500/,
+    ],
     [() => validateTimesteps([1000, 10], 1000), /timesteps\[0\] = 1000 is outside \[0, 999\]/],
-    [() => validateTimesteps([900, 10.5], 1000, { integer: true }), /timesteps\[1\] = 10.5 is not an integer/],
+    [
+      () => validateTimesteps([900, 10.5], 1000, { integer: true }),
+      /timesteps\[1\] = 10.5 is not an integer/,
+    ],
     [() => validateTimesteps([], 1000), /must not be empty/],
     [() => validateSigmas([1, 2, 0]), /strictly decreasing, but sigmas\[1\] = 2 follows 1/],
     [() => validateSigmas([1, 0, 0]), /sigmas\[1\] = 0 must be finite and > 0/],
     [() => validateSigmas([Number.POSITIVE_INFINITY, 1]), /sigmas\[0\] = Infinity/],
     [() => validateSigmas([2, 1, 0], { allowFinalZero: false }), /sigmas\[2\] = 0/],
-    [() => diffusersSetTimesteps(s, { timesteps: [10, 20], family: 'ddim' }), /strictly decreasing/],
+    [
+      () => diffusersSetTimesteps(s, { timesteps: [10, 20], family: 'ddim' }),
+      /strictly decreasing/,
+    ],
     [() => diffusersSetTimesteps(s, { sigmas: [3, 4], family: 'euler' }), /strictly decreasing/],
     [() => diffusersSetTimesteps(s, { numInferenceSteps: 10, timesteps: [1] }), /exactly one of/],
-    [() => diffusersSetTimesteps(s, { sigmas: [3, 2] }), /custom sigmas need the 'euler' or 'dpmsolver' family/],
-    [() => diffusersTimesteps(1000, { numInferenceSteps: 0 }), /numInferenceSteps must be an integer in \[1, 1000\]/],
+    [
+      () => diffusersSetTimesteps(s, { sigmas: [3, 2] }),
+      /custom sigmas need the 'euler' or 'dpmsolver' family/,
+    ],
+    [
+      () => diffusersTimesteps(1000, { numInferenceSteps: 0 }),
+      /numInferenceSteps must be an integer in \[1, 1000\]/,
+    ],
     [() => diffusersTimesteps(1000, { numInferenceSteps: 1001 }), /numInferenceSteps/],
-    // biome-ignore lint/suspicious/noExplicitAny: deliberately wrong input
-    [() => diffusersTimesteps(1000, { numInferenceSteps: 10, spacing: 'middle' as any }), /unknown timestep spacing 'middle'/],
+    [
+      // biome-ignore lint/suspicious/noExplicitAny: deliberately wrong input
+      () => diffusersTimesteps(1000, { numInferenceSteps: 10, spacing: 'middle' as any }),
+      /unknown timestep spacing 'middle'/,
+    ],
     [() => karrasSigmas(10, 80, 0.002), /need 0 < sigmaMin < sigmaMax/],
     [() => exponentialSigmas(10, 0, 80), /need 0 < sigmaMin < sigmaMax/],
     [() => uniformLogSNR(5, 3, -3), /logSNRMin < logSNRMax/],

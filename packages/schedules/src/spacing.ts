@@ -55,27 +55,39 @@ export interface DiffusersTimestepOptions {
  * diffusersTimesteps(1000, { numInferenceSteps: 10, spacing: 'trailing' }); // [999, 899, ..., 99]
  * diffusersTimesteps(1000, { numInferenceSteps: 10, spacing: 'leading', stepsOffset: 1 }); // [901, ..., 1]
  */
-export function diffusersTimesteps(numTrainTimesteps: number, options: DiffusersTimestepOptions): Float64Array {
+export function diffusersTimesteps(
+  numTrainTimesteps: number,
+  options: DiffusersTimestepOptions,
+): Float64Array {
   const T = numTrainTimesteps;
   const n = options.numInferenceSteps;
   const spacing = options.spacing ?? 'leading';
   const offset = options.stepsOffset ?? 0;
   const family = options.family ?? 'ddim';
-  if (!Number.isInteger(T) || T < 2) throw new ScheduleError(`numTrainTimesteps must be an integer >= 2, got ${T}`);
+  if (!Number.isInteger(T) || T < 2)
+    throw new ScheduleError(`numTrainTimesteps must be an integer >= 2, got ${T}`);
   if (!Number.isInteger(n) || n < 1 || n > T) {
-    throw new ScheduleError(`numInferenceSteps must be an integer in [1, ${T}] (numTrainTimesteps), got ${n}`);
+    throw new ScheduleError(
+      `numInferenceSteps must be an integer in [1, ${T}] (numTrainTimesteps), got ${n}`,
+    );
   }
-  if (!Number.isInteger(offset) || offset < 0) throw new ScheduleError(`stepsOffset must be an integer >= 0, got ${offset}`);
+  if (!Number.isInteger(offset) || offset < 0)
+    throw new ScheduleError(`stepsOffset must be an integer >= 0, got ${offset}`);
   if (!TIMESTEP_SPACINGS.includes(spacing)) {
-    throw new ScheduleError(`unknown timestep spacing '${String(spacing)}'; expected one of ${TIMESTEP_SPACINGS.join(', ')}`);
+    throw new ScheduleError(
+      `unknown timestep spacing '${String(spacing)}'; expected one of ${TIMESTEP_SPACINGS.join(', ')}`,
+    );
   }
   if (!['ddim', 'euler', 'dpmsolver'].includes(family)) {
-    throw new ScheduleError(`unknown diffusers family '${String(family)}'; expected ddim, euler or dpmsolver`);
+    throw new ScheduleError(
+      `unknown diffusers family '${String(family)}'; expected ddim, euler or dpmsolver`,
+    );
   }
   const out = new Float64Array(n);
   if (spacing === 'trailing') {
     const ts = numpyArange(T, 0, -T / n);
-    if (ts.length !== n) throw new ScheduleError(`trailing spacing gave ${ts.length} timesteps for n = ${n}`);
+    if (ts.length !== n)
+      throw new ScheduleError(`trailing spacing gave ${ts.length} timesteps for n = ${n}`);
     for (let i = 0; i < n; i++) out[i] = roundHalfEven(ts[i]!) - 1;
     return out;
   }
@@ -91,7 +103,8 @@ export function diffusersTimesteps(numTrainTimesteps: number, options: Diffusers
   }
   if (spacing === 'linspace') {
     const ts = numpyLinspace(0, T - 1, n);
-    for (let i = 0; i < n; i++) out[i] = family === 'euler' ? f32(ts[n - 1 - i]!) : roundHalfEven(ts[n - 1 - i]!);
+    for (let i = 0; i < n; i++)
+      out[i] = family === 'euler' ? f32(ts[n - 1 - i]!) : roundHalfEven(ts[n - 1 - i]!);
     return out;
   }
   const ratio = Math.floor(T / n);
@@ -133,24 +146,37 @@ export interface DiffusersTimesteps {
  * const s = DiscreteSchedule.fromConfig({ betaSchedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012 });
  * const { timesteps, sigmas } = diffusersSetTimesteps(s, { numInferenceSteps: 25, family: 'euler', spacing: 'linspace' });
  */
-export function diffusersSetTimesteps(schedule: DiscreteSchedule, options: DiffusersSetTimestepsOptions): DiffusersTimesteps {
+export function diffusersSetTimesteps(
+  schedule: DiscreteSchedule,
+  options: DiffusersSetTimestepsOptions,
+): DiffusersTimesteps {
   const family = options.family ?? 'ddim';
   const finalType = options.finalSigmasType ?? 'zero';
   if (finalType !== 'zero' && finalType !== 'sigma_min') {
-    throw new ScheduleError(`unknown finalSigmasType '${String(finalType)}'; expected zero or sigma_min`);
+    throw new ScheduleError(
+      `unknown finalSigmasType '${String(finalType)}'; expected zero or sigma_min`,
+    );
   }
   const T = schedule.numTrainTimesteps;
-  const given = [options.timesteps, options.sigmas, options.numInferenceSteps].filter((v) => v != null).length;
+  const given = [options.timesteps, options.sigmas, options.numInferenceSteps].filter(
+    (v) => v != null,
+  ).length;
   if (given !== 1) {
     throw new ScheduleError('give exactly one of numInferenceSteps, timesteps or sigmas');
   }
   if (family === 'ddim') {
-    if (options.sigmas != null) throw new ScheduleError(`custom sigmas need the 'euler' or 'dpmsolver' family`);
-    if (options.useKarrasSigmas) throw new ScheduleError(`useKarrasSigmas needs the 'euler' or 'dpmsolver' family`);
+    if (options.sigmas != null)
+      throw new ScheduleError(`custom sigmas need the 'euler' or 'dpmsolver' family`);
+    if (options.useKarrasSigmas)
+      throw new ScheduleError(`useKarrasSigmas needs the 'euler' or 'dpmsolver' family`);
     const timesteps =
       options.timesteps != null
         ? validateTimesteps(options.timesteps, T, { integer: true })
-        : diffusersTimesteps(T, { ...options, numInferenceSteps: options.numInferenceSteps!, family });
+        : diffusersTimesteps(T, {
+            ...options,
+            numInferenceSteps: options.numInferenceSteps!,
+            family,
+          });
     return { timesteps, sigmas: null };
   }
   const s = schedule.withTerminalFloor();
@@ -170,7 +196,11 @@ export function diffusersSetTimesteps(schedule: DiscreteSchedule, options: Diffu
   let timesteps =
     options.timesteps != null
       ? validateTimesteps(options.timesteps, T, { integer: family === 'dpmsolver' })
-      : diffusersTimesteps(T, { ...options, numInferenceSteps: options.numInferenceSteps!, family });
+      : diffusersTimesteps(T, {
+          ...options,
+          numInferenceSteps: options.numInferenceSteps!,
+          family,
+        });
   if (family === 'euler') timesteps = timesteps.map(f32);
   const n = timesteps.length;
 
@@ -207,16 +237,24 @@ function appendFinal(sigmas: Float64Array, last: number): Float64Array {
  * Karras et al. (2022, eq. 5) noise levels on a ramp r in [0, 1]:
  * sigma = (sigma_max^(1/rho) + r (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho.
  */
-function karrasFromRamp(ramp: Float64Array, sigmaMin: number, sigmaMax: number, rho: number): Float64Array {
+function karrasFromRamp(
+  ramp: Float64Array,
+  sigmaMin: number,
+  sigmaMax: number,
+  rho: number,
+): Float64Array {
   const minInv = sigmaMin ** (1 / rho);
   const maxInv = sigmaMax ** (1 / rho);
   return ramp.map((r) => (maxInv + r * (minInv - maxInv)) ** rho);
 }
 
 function checkSigmaRange(n: number, sigmaMin: number, sigmaMax: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new ScheduleError(`n must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ScheduleError(`n must be a positive integer, got ${n}`);
   if (!(sigmaMin > 0) || !(sigmaMax > sigmaMin) || !Number.isFinite(sigmaMax)) {
-    throw new ScheduleError(`need 0 < sigmaMin < sigmaMax < infinity, got sigmaMin = ${sigmaMin}, sigmaMax = ${sigmaMax}`);
+    throw new ScheduleError(
+      `need 0 < sigmaMin < sigmaMax < infinity, got sigmaMin = ${sigmaMin}, sigmaMax = ${sigmaMax}`,
+    );
   }
 }
 
@@ -258,7 +296,12 @@ export function exponentialSigmas(n: number, sigmaMin: number, sigmaMax: number)
  * @example
  * polyexponentialSigmas(10, 0.002, 80, 2);
  */
-export function polyexponentialSigmas(n: number, sigmaMin: number, sigmaMax: number, rho = 1): Float64Array {
+export function polyexponentialSigmas(
+  n: number,
+  sigmaMin: number,
+  sigmaMax: number,
+  rho = 1,
+): Float64Array {
   checkSigmaRange(n, sigmaMin, sigmaMax);
   if (!(rho > 0)) throw new ScheduleError(`rho must be > 0, got ${rho}`);
   const lmin = Math.log(sigmaMin);
@@ -275,11 +318,18 @@ export function polyexponentialSigmas(n: number, sigmaMin: number, sigmaMax: num
  * vpSigmas(10)[0]; // 152.1669702839464
  */
 export function vpSigmas(n: number, betaD = 19.9, betaMin = 0.1, epsS = 1e-3): Float64Array {
-  if (!Number.isInteger(n) || n < 1) throw new ScheduleError(`n must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ScheduleError(`n must be a positive integer, got ${n}`);
   if (!(betaD > 0) || !(betaMin >= 0) || !(epsS > 0 && epsS < 1)) {
-    throw new ScheduleError(`need betaD > 0, betaMin >= 0 and 0 < epsS < 1, got ${betaD}, ${betaMin}, ${epsS}`);
+    throw new ScheduleError(
+      `need betaD > 0, betaMin >= 0 and 0 < epsS < 1, got ${betaD}, ${betaMin}, ${epsS}`,
+    );
   }
-  return appendZero(torchLinspace(1, epsS, n).map((t) => Math.sqrt(Math.exp((betaD * t * t) / 2 + betaMin * t) - 1)));
+  return appendZero(
+    torchLinspace(1, epsS, n).map((t) =>
+      Math.sqrt(Math.exp((betaD * t * t) / 2 + betaMin * t) - 1),
+    ),
+  );
 }
 
 /**
@@ -319,7 +369,8 @@ export function validateTimesteps(
     if (!(t >= 0 && t <= numTrainTimesteps - 1)) {
       throw new ScheduleError(`timesteps[${i}] = ${t} is outside [0, ${numTrainTimesteps - 1}]`);
     }
-    if (options.integer && !Number.isInteger(t)) throw new ScheduleError(`timesteps[${i}] = ${t} is not an integer`);
+    if (options.integer && !Number.isInteger(t))
+      throw new ScheduleError(`timesteps[${i}] = ${t} is not an integer`);
     if (i > 0 && !(t < ts[i - 1]!)) {
       throw new ScheduleError(
         `timesteps must be strictly decreasing, but timesteps[${i}] = ${t} follows ${ts[i - 1]}`,
@@ -337,7 +388,10 @@ export function validateTimesteps(
  * validateSigmas([80, 1, 0.002, 0]); // ok
  * validateSigmas([1, 2, 0]);         // ScheduleError: not strictly decreasing
  */
-export function validateSigmas(sigmas: ArrayLike<number>, options: { allowFinalZero?: boolean } = {}): Float64Array {
+export function validateSigmas(
+  sigmas: ArrayLike<number>,
+  options: { allowFinalZero?: boolean } = {},
+): Float64Array {
   const allowZero = options.allowFinalZero ?? true;
   const s = Float64Array.from(sigmas);
   if (s.length === 0) throw new ScheduleError('sigmas must not be empty');
@@ -350,7 +404,9 @@ export function validateSigmas(sigmas: ArrayLike<number>, options: { allowFinalZ
       );
     }
     if (i > 0 && !(v < s[i - 1]!)) {
-      throw new ScheduleError(`sigmas must be strictly decreasing, but sigmas[${i}] = ${v} follows ${s[i - 1]}`);
+      throw new ScheduleError(
+        `sigmas must be strictly decreasing, but sigmas[${i}] = ${v} follows ${s[i - 1]}`,
+      );
     }
   }
   return s;

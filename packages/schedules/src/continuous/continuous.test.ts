@@ -5,11 +5,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CosineSchedule,
   EDMSchedule,
+  karrasSigmas,
   LogSNRLinearSchedule,
   SubVPSchedule,
   VEGeometricSchedule,
   VPLinearSchedule,
-  karrasSigmas,
   vpSigmas,
 } from '../index.js';
 import { loadRef, worstRatio } from '../testing/refs.js';
@@ -30,7 +30,9 @@ describe('VP with linear beta (score SDE)', () => {
     expect(s.level(0)).toEqual({ alpha: 1, sigma: 0 });
   });
   it("its VE sigmas at t = linspace(1, 1e-3) are k-diffusion's get_sigmas_vp (refs, rtol 1e-12)", () => {
-    const ref = loadRef<{ schedules: { vp_n10: { sigmas: number[] } } }>('kdiffusion/trajectories.json').schedules.vp_n10.sigmas;
+    const ref = loadRef<{ schedules: { vp_n10: { sigmas: number[] } } }>(
+      'kdiffusion/trajectories.json',
+    ).schedules.vp_n10.sigmas;
     const ts = Array.from({ length: 10 }, (_, i) => 1 + (i * (1e-3 - 1)) / 9);
     const ours = ts.map((t) => s.sigma(t) / s.alpha(t));
     expect(worstRatio(ours, ref.slice(0, 10), 1e-12)).toBeLessThanOrEqual(1);
@@ -50,7 +52,8 @@ describe('sub-VP', () => {
   });
   it('inverts logSNR without overflow far out in both directions', () => {
     const sub = new SubVPSchedule();
-    for (const t of [1e-7, 1e-4, 0.999999]) expect(sub.tFromLogSNR(sub.logSNR(t)) / t).toBeCloseTo(1, 6);
+    for (const t of [1e-7, 1e-4, 0.999999])
+      expect(sub.tFromLogSNR(sub.logSNR(t)) / t).toBeCloseTo(1, 6);
   });
 });
 

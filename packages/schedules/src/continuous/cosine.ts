@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
-import { BaseSchedule, type ScheduleConfig, readParams } from './schedule.js';
+import { BaseSchedule, readParams, type ScheduleConfig } from './schedule.js';
 
 /** Parameters of `CosineSchedule` (defaults: lambda in [-15, 15], simple diffusion's clipping). */
 export interface CosineParams {
@@ -34,9 +34,14 @@ export class CosineSchedule extends BaseSchedule {
 
   constructor(params: CosineParams = {}) {
     super();
-    const p = readParams('cosine', params as Record<string, unknown>, { logSNRMin: -15, logSNRMax: 15 });
+    const p = readParams('cosine', params as Record<string, unknown>, {
+      logSNRMin: -15,
+      logSNRMax: 15,
+    });
     if (!(p.logSNRMax > p.logSNRMin)) {
-      throw new ScheduleError(`cosine: need logSNRMin < logSNRMax, got ${p.logSNRMin}, ${p.logSNRMax}`);
+      throw new ScheduleError(
+        `cosine: need logSNRMin < logSNRMax, got ${p.logSNRMin}, ${p.logSNRMax}`,
+      );
     }
     this.range = p;
     this.b = Math.atan(Math.exp(-0.5 * p.logSNRMax));

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
-import { BaseSchedule, type ScheduleConfig, readParams } from './schedule.js';
+import { BaseSchedule, readParams, type ScheduleConfig } from './schedule.js';
 
 /** Parameters of `EDMSchedule` (defaults: EDM's 0.002, 80, rho = 7). */
 export interface EDMParams {
@@ -37,9 +37,15 @@ export class EDMSchedule extends BaseSchedule {
 
   constructor(params: EDMParams = {}) {
     super();
-    const p = readParams('edm', params as Record<string, unknown>, { sigmaMin: 0.002, sigmaMax: 80, rho: 7 });
+    const p = readParams('edm', params as Record<string, unknown>, {
+      sigmaMin: 0.002,
+      sigmaMax: 80,
+      rho: 7,
+    });
     if (!(p.sigmaMin > 0 && p.sigmaMax > p.sigmaMin && p.rho > 0)) {
-      throw new ScheduleError(`edm: need 0 < sigmaMin < sigmaMax and rho > 0, got ${p.sigmaMin}, ${p.sigmaMax}, ${p.rho}`);
+      throw new ScheduleError(
+        `edm: need 0 < sigmaMin < sigmaMax and rho > 0, got ${p.sigmaMin}, ${p.sigmaMax}, ${p.rho}`,
+      );
     }
     this.sigmaMin = p.sigmaMin;
     this.sigmaMax = p.sigmaMax;

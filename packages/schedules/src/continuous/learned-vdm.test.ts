@@ -10,7 +10,13 @@ beforeAll(async () => {
 describe('learned VDM schedule (monotone network)', () => {
   let s: LearnedVDMSchedule;
   beforeAll(() => {
-    s = new LearnedVDMSchedule({ gammaMin: -13.3, gammaMax: 5, hiddenUnits: 256, initStd: 2, seed: 11 });
+    s = new LearnedVDMSchedule({
+      gammaMin: -13.3,
+      gammaMax: 5,
+      hiddenUnits: 256,
+      initStd: 2,
+      seed: 11,
+    });
   });
   afterAll(() => s.dispose());
 
@@ -24,7 +30,7 @@ describe('learned VDM schedule (monotone network)', () => {
     tf.dispose([t, g]);
   });
 
-  it('the closed-form gamma\'(t) equals tf.grad and a finite difference', async () => {
+  it("the closed-form gamma'(t) equals tf.grad and a finite difference", async () => {
     const ts = [0.05, 0.3, 0.5, 0.77, 0.95];
     const t = tf.tensor1d(ts);
     const [d, g] = assertNoLeaksSync(() => [
@@ -41,7 +47,7 @@ describe('learned VDM schedule (monotone network)', () => {
     tf.dispose([t, d!, g!]);
   });
 
-  it('is differentiable in every parameter, through gamma and through gamma\'(t)', () => {
+  it("is differentiable in every parameter, through gamma and through gamma'(t)", () => {
     const t = tf.tensor1d([0.1, 0.4, 0.9]);
     // a loss like the continuous-time ELBO's: it uses both SNR(t) = exp(-gamma) and gamma'(t)
     const { value, grads } = tf.variableGrads(
@@ -83,7 +89,11 @@ describe('learned VDM schedule (monotone network)', () => {
   });
 
   it('rejects bad parameters', () => {
-    expect(() => new LearnedVDMSchedule({ gammaMin: 5, gammaMax: -13 })).toThrow(/gammaMin < gammaMax/);
-    expect(() => new LearnedVDMSchedule({ hiddenUnits: 0 })).toThrow(/hiddenUnits must be a positive integer/);
+    expect(() => new LearnedVDMSchedule({ gammaMin: 5, gammaMax: -13 })).toThrow(
+      /gammaMin < gammaMax/,
+    );
+    expect(() => new LearnedVDMSchedule({ hiddenUnits: 0 })).toThrow(
+      /hiddenUnits must be a positive integer/,
+    );
   });
 });

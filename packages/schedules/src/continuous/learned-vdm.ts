@@ -19,7 +19,7 @@
 import { Random } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
-import { BaseSchedule, type ScheduleConfig, bisectDecreasing, readParams } from './schedule.js';
+import { BaseSchedule, bisectDecreasing, readParams, type ScheduleConfig } from './schedule.js';
 
 /** Parameters of `LearnedVDMSchedule`. */
 export interface LearnedVDMParams {
@@ -80,12 +80,17 @@ export class LearnedVDMSchedule extends BaseSchedule {
       initStd: 0.01,
     });
     if (!(p.gammaMax > p.gammaMin)) {
-      throw new ScheduleError(`vdm-learned: need gammaMin < gammaMax, got ${p.gammaMin}, ${p.gammaMax}`);
+      throw new ScheduleError(
+        `vdm-learned: need gammaMin < gammaMax, got ${p.gammaMin}, ${p.gammaMax}`,
+      );
     }
     if (!Number.isInteger(p.hiddenUnits) || p.hiddenUnits < 1) {
-      throw new ScheduleError(`vdm-learned: hiddenUnits must be a positive integer, got ${p.hiddenUnits}`);
+      throw new ScheduleError(
+        `vdm-learned: hiddenUnits must be a positive integer, got ${p.hiddenUnits}`,
+      );
     }
-    if (!(p.initStd >= 0)) throw new ScheduleError(`vdm-learned: initStd must be >= 0, got ${p.initStd}`);
+    if (!(p.initStd >= 0))
+      throw new ScheduleError(`vdm-learned: initStd must be >= 0, got ${p.initStd}`);
     this.hiddenUnits = p.hiddenUnits;
     this.init = { gammaMin: p.gammaMin, gammaMax: p.gammaMax, seed: p.seed, initStd: p.initStd };
     const H = p.hiddenUnits;
@@ -141,7 +146,10 @@ export class LearnedVDMSchedule extends BaseSchedule {
   dGammaDtTensor(t: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const [g0, g1] = this.endsTilde();
-      return tf.mul(tf.div(tf.sub(this.gamma1, this.gamma0), tf.sub(g1, g0)), this.dGammaTildeDtTensor(t));
+      return tf.mul(
+        tf.div(tf.sub(this.gamma1, this.gamma0), tf.sub(g1, g0)),
+        this.dGammaTildeDtTensor(t),
+      );
     });
   }
 
@@ -209,7 +217,8 @@ function sigmoid(x: number): number {
 function tildeAt(t: number, w: Weights): number {
   const x = 2 * (t - 0.5);
   let g = 0;
-  for (let j = 0; j < w.w2.length; j++) g += w.w3[j]! * 2 * (sigmoid(x * w.w2[j]! + w.b2[j]!) - 0.5);
+  for (let j = 0; j < w.w2.length; j++)
+    g += w.w3[j]! * 2 * (sigmoid(x * w.w2[j]! + w.b2[j]!) - 0.5);
   return w.w1 * t + g / w.w2.length;
 }
 

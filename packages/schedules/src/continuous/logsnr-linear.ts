@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
-import { BaseSchedule, type ScheduleConfig, readParams } from './schedule.js';
+import { BaseSchedule, readParams, type ScheduleConfig } from './schedule.js';
 
 /** Parameters of `LogSNRLinearSchedule` (VDM defaults gammaMin = -13.3, gammaMax = 5). */
 export interface LogSNRLinearParams {
@@ -32,9 +32,14 @@ export class LogSNRLinearSchedule extends BaseSchedule {
 
   constructor(params: LogSNRLinearParams = {}) {
     super();
-    const p = readParams('logsnr-linear', params as Record<string, unknown>, { gammaMin: -13.3, gammaMax: 5 });
+    const p = readParams('logsnr-linear', params as Record<string, unknown>, {
+      gammaMin: -13.3,
+      gammaMax: 5,
+    });
     if (!(p.gammaMax > p.gammaMin)) {
-      throw new ScheduleError(`logsnr-linear: need gammaMin < gammaMax, got ${p.gammaMin}, ${p.gammaMax}`);
+      throw new ScheduleError(
+        `logsnr-linear: need gammaMin < gammaMax, got ${p.gammaMin}, ${p.gammaMax}`,
+      );
     }
     this.gammaMin = p.gammaMin;
     this.gammaMax = p.gammaMax;

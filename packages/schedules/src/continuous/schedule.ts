@@ -107,7 +107,8 @@ export abstract class BaseSchedule implements ContinuousSchedule {
 
   tFromSigma(sigma: number): number {
     if (this.variancePreserving) {
-      if (!(sigma >= 0 && sigma <= 1)) throw new ScheduleError(`${this.name}: a VP sigma must be in [0, 1], got ${sigma}`);
+      if (!(sigma >= 0 && sigma <= 1))
+        throw new ScheduleError(`${this.name}: a VP sigma must be in [0, 1], got ${sigma}`);
       return this.tFromLogSNR(Math.log1p(-sigma * sigma) - 2 * Math.log(sigma));
     }
     if (!(sigma >= 0)) throw new ScheduleError(`${this.name}: sigma must be >= 0, got ${sigma}`);
@@ -137,7 +138,9 @@ export abstract class BaseSchedule implements ContinuousSchedule {
     // allow a few ulps of slack at the ends, where closed forms round
     const slack = (x: number) => 1e-12 * Math.max(1, Math.abs(x));
     if (Number.isNaN(logSNR) || logSNR > hi + slack(hi) || logSNR < lo - slack(lo)) {
-      throw new ScheduleError(`${this.name}: logSNR ${logSNR} is outside the schedule's range [${lo}, ${hi}]`);
+      throw new ScheduleError(
+        `${this.name}: logSNR ${logSNR} is outside the schedule's range [${lo}, ${hi}]`,
+      );
     }
   }
 }
@@ -178,10 +181,14 @@ export function readParams<D extends Record<string, number>>(
   for (const [k, v] of Object.entries(params)) {
     if (k === 'name') continue;
     if (!(k in defaults)) {
-      throw new ScheduleError(`${name}: unknown parameter '${k}'; expected ${Object.keys(defaults).join(', ')}`);
+      throw new ScheduleError(
+        `${name}: unknown parameter '${k}'; expected ${Object.keys(defaults).join(', ')}`,
+      );
     }
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new ScheduleError(`${name}: parameter '${k}' must be a finite number, got ${String(v)}`);
+      throw new ScheduleError(
+        `${name}: parameter '${k}' must be a finite number, got ${String(v)}`,
+      );
     }
     out[k] = v;
   }
@@ -199,7 +206,8 @@ export function expm1Tensor(x: tf.Tensor): tf.Tensor {
   return expm1Op(x);
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: tfjs types customGrad's arguments as a union
+type CustomGradArg = Parameters<typeof tf.customGrad>[0];
+
 const expm1Op = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x]);
   const value = tf.tidy(() => {
@@ -210,4 +218,4 @@ const expm1Op = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
     return tf.where(small, tf.mul(p, x), tf.sub(tf.exp(x), 1));
   });
   return { value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.exp(saved[0]!)) };
-}) as any) as (x: tf.Tensor) => tf.Tensor;
+}) as unknown as CustomGradArg) as (x: tf.Tensor) => tf.Tensor;

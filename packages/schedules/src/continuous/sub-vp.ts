@@ -9,13 +9,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
 import type { NoiseLevel } from '../noise-level.js';
-import { BaseSchedule, type ScheduleConfig, checkTime, expm1Tensor, readParams } from './schedule.js';
 import {
-  type VPLinearParams,
+  BaseSchedule,
+  checkTime,
+  expm1Tensor,
+  readParams,
+  type ScheduleConfig,
+} from './schedule.js';
+import {
   checkBetaRange,
   integratedBeta,
   integratedBetaTensor,
   tFromIntegratedBeta,
+  type VPLinearParams,
 } from './vp-linear.js';
 
 /**
@@ -33,7 +39,10 @@ export class SubVPSchedule extends BaseSchedule {
 
   constructor(params: VPLinearParams = {}) {
     super();
-    const p = readParams('sub-vp', params as Record<string, unknown>, { betaMin: 0.1, betaMax: 20 });
+    const p = readParams('sub-vp', params as Record<string, unknown>, {
+      betaMin: 0.1,
+      betaMax: 20,
+    });
     checkBetaRange('sub-vp', p.betaMin, p.betaMax);
     this.betaMin = p.betaMin;
     this.betaMax = p.betaMax;
@@ -75,7 +84,8 @@ export class SubVPSchedule extends BaseSchedule {
 
   override tFromSigma(sigma: number): number {
     const max = this.level(1).sigma;
-    if (!(sigma >= 0 && sigma <= max)) throw new ScheduleError(`sub-vp: sigma must be in [0, ${max}], got ${sigma}`);
+    if (!(sigma >= 0 && sigma <= max))
+      throw new ScheduleError(`sub-vp: sigma must be in [0, ${max}], got ${sigma}`);
     return Math.min(1, tFromIntegratedBeta(-Math.log1p(-sigma), this.betaMin, this.betaMax));
   }
 

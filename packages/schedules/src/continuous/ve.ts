@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
-import { BaseSchedule, type ScheduleConfig, readParams } from './schedule.js';
+import { BaseSchedule, readParams, type ScheduleConfig } from './schedule.js';
 
 /** Parameters of `VEGeometricSchedule` (defaults: score SDE's 0.01 and 50). */
 export interface VEGeometricParams {

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
 import { softplus } from '../noise-level.js';
-import { BaseSchedule, type ScheduleConfig, expm1Tensor, readParams } from './schedule.js';
+import { BaseSchedule, expm1Tensor, readParams, type ScheduleConfig } from './schedule.js';
 
 /** Parameters of `VPLinearSchedule` (defaults: score SDE's 0.1 and 20). */
 export interface VPLinearParams {
@@ -37,7 +37,9 @@ export function integratedBetaTensor(t: tf.Tensor, betaMin: number, betaMax: num
 
 export function checkBetaRange(name: string, betaMin: number, betaMax: number): void {
   if (!(betaMin >= 0 && betaMax > betaMin)) {
-    throw new ScheduleError(`${name}: need 0 <= betaMin < betaMax, got betaMin = ${betaMin}, betaMax = ${betaMax}`);
+    throw new ScheduleError(
+      `${name}: need 0 <= betaMin < betaMax, got betaMin = ${betaMin}, betaMax = ${betaMax}`,
+    );
   }
 }
 
@@ -57,7 +59,10 @@ export class VPLinearSchedule extends BaseSchedule {
 
   constructor(params: VPLinearParams = {}) {
     super();
-    const p = readParams('vp-linear', params as Record<string, unknown>, { betaMin: 0.1, betaMax: 20 });
+    const p = readParams('vp-linear', params as Record<string, unknown>, {
+      betaMin: 0.1,
+      betaMax: 20,
+    });
     checkBetaRange('vp-linear', p.betaMin, p.betaMax);
     this.betaMin = p.betaMin;
     this.betaMax = p.betaMax;
@@ -78,7 +83,9 @@ export class VPLinearSchedule extends BaseSchedule {
   }
 
   logSNRTensor(t: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.neg(tf.log(expm1Tensor(integratedBetaTensor(t, this.betaMin, this.betaMax)))));
+    return tf.tidy(() =>
+      tf.neg(tf.log(expm1Tensor(integratedBetaTensor(t, this.betaMin, this.betaMax)))),
+    );
   }
 
   dLogSNRdtTensor(t: tf.Tensor): tf.Tensor {

@@ -12,7 +12,12 @@ export function loadRef<T = unknown>(path: string): T {
 }
 
 /** Largest |a - b| / (atol + rtol |b|) over two arrays; <= 1 means within tolerance. */
-export function worstRatio(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number, atol = 0): number {
+export function worstRatio(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  rtol: number,
+  atol = 0,
+): number {
   if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
   let m = 0;
   for (let i = 0; i < a.length; i++) {
