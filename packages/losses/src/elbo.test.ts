@@ -1,6 +1,6 @@
 import { assertNoLeaks, DiffuseError, initBackend, Random } from '@diffuse/backend';
 import { GaussianMixture } from '@diffuse/models';
-import { PREDICTIONS } from '@diffuse/schedules';
+import { createSchedule, listSchedules, PREDICTIONS } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -198,6 +198,55 @@ describe('continuous-time diffusion loss (VDM eq. 17) on Gaussian data', () => {
     );
     for (let i = 0; i < dsm.length; i++) expect(dsm[i]!).toBeCloseTo(vdm[i]!, 2);
     tf.dispose([x0, noise]);
+  });
+});
+
+describe('every schedule registered in @diffuse/schedules', () => {
+  // Whatever its shape, L_inf must equal the closed form for the schedule's own endpoints; a schedule
+  // whose lambda(0) is infinite (VP-linear, sub-VP start at SNR = inf) has no finite ELBO and says so.
+  it.each(listSchedules())('%s', async (name) => {
+    const schedule = createSchedule(name);
+    try {
+      const lMax = schedule.logSNR(0);
+      const lMin = schedule.logSNR(1);
+      const rng = Random.seed(50);
+      const x0 = gm.sample(8192, rng);
+      let tMin = 0;
+      if (!Number.isFinite(lMax)) {
+        expect(() => negativeELBO(gm.denoiser('epsilon'), x0, { schedule, rng })).toThrow(
+          LossError,
+        );
+        expect(() => negativeELBO(gm.denoiser('epsilon'), x0, { schedule, rng })).toThrow(
+          /not finite.*tMin/,
+        );
+        tMin = 1e-5; // score SDE's starting time
+      }
+      const est = await estimate(() =>
+        continuousDiffusionLoss(gm.denoiser('epsilon'), x0, {
+          schedule,
+          rng,
+          sampling: 'iid',
+          tMin,
+        }),
+      );
+      const exact = exactContinuous(d, s, lMin, schedule.logSNR(tMin));
+      expect(Math.abs(est.mean - exact)).toBeLessThan(4 * est.standardError);
+      if (tMin > 0) {
+        // Uniform t puts little mass where lambda'(t) is huge: a heavy-tailed estimator (the reason
+        // score SDE's likelihood training samples by importance). Uniform logSNR over the same range:
+        const sampler = uniformLogSNRSampler(lMin, schedule.logSNR(tMin));
+        const is = await estimate(() =>
+          continuousDiffusionLoss(gm.denoiser('epsilon'), x0, { sampler, rng }),
+        );
+        expect(Math.abs(is.mean - exact)).toBeLessThan(4 * is.standardError);
+        expect(is.standardError).toBeLessThan(est.standardError / 3);
+        Object.assign(est, is);
+      }
+      x0.dispose();
+      expect(est.standardError / exact).toBeLessThan(0.1);
+    } finally {
+      schedule.dispose();
+    }
   });
 });
 

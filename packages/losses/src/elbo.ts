@@ -143,6 +143,19 @@ export interface DiffusionLossOptions {
    * for schedules with `trainableVariables` or with tensor methods only).
    */
   differentiable?: boolean;
+  /**
+   * Start of the time range, default 0: the ELBO is taken over t in [tMin, 1], i.e. lambda in
+   * [lambda(1), lambda(tMin)] (score SDE's VP schedule has lambda(0) = inf and starts at t = 1e-5).
+   */
+  tMin?: number;
+}
+
+function readTMin(tMin: unknown): number {
+  if (tMin === undefined) return 0;
+  if (typeof tMin !== 'number' || !(tMin >= 0 && tMin < 1)) {
+    throw new LossError(`tMin must be a number in [0, 1), got ${describe(tMin)}`);
+  }
+  return tMin;
 }
 
 /**
@@ -187,11 +200,13 @@ export function continuousDiffusionLoss(
   assertContinuousSchedule(options.schedule);
   const sampling = options.sampling ?? 'low-discrepancy';
   assertTimeSampling(sampling);
-  const t = uniformTimes(x0.shape[0]!, options.rng, sampling);
+  const tMin = readTMin(options.tMin);
+  const t = uniformTimes(x0.shape[0]!, options.rng, sampling).map((u) => tMin + (1 - tMin) * u);
   return tf.tidy(() => {
     const { logSNR, dLogSNRdt } = logSNRAndDerivative(options.schedule!, t, options.differentiable);
     // p(lambda) = 1 / |lambda'(t)| for t ~ U(0, 1).
-    const density = tf.div(-1, dLogSNRdt);
+    // (1 - tMin) p(lambda) = 1 / |lambda'(t)| for t ~ U(tMin, 1).
+    const density = tf.div(-1 / (1 - tMin), dLogSNRdt);
     return denoisingLoss(denoiser, x0, { ...common, sample: { logSNR, density } });
   });
 }
@@ -220,13 +235,14 @@ export function discreteDiffusionLoss(
   const sampling = options.sampling ?? 'low-discrepancy';
   assertTimeSampling(sampling);
   const n = x0.shape[0]!;
+  const tMin = readTMin(options.tMin);
   const u = uniformTimes(n, options.rng, sampling);
   const t = new Float64Array(n);
   const s = new Float64Array(n);
   for (let k = 0; k < n; k++) {
     const i = Math.min(Math.floor(u[k]! * steps), steps - 1) + 1;
-    t[k] = i / steps;
-    s[k] = (i - 1) / steps;
+    t[k] = tMin + ((1 - tMin) * i) / steps;
+    s[k] = tMin + ((1 - tMin) * (i - 1)) / steps;
   }
   return tf.tidy(() => {
     let logSNR: tf.Tensor1D;
@@ -298,7 +314,7 @@ export function negativeELBO(
     );
   }
   return tf.tidy(() => {
-    const lMax = logSNRAt(schedule, 0, options.differentiable);
+    const lMax = logSNRAt(schedule, readTMin(options.tMin), options.differentiable);
     const lMin = logSNRAt(schedule, 1, options.differentiable);
     if (sampler !== undefined) {
       const a = typeof lMin === 'number' ? lMin : lMin.dataSync()[0]!;
@@ -318,6 +334,7 @@ export function negativeELBO(
       ...(options.cond === undefined ? {} : { cond: options.cond }),
       ...(options.noise === undefined ? {} : { noise: options.noise }),
       ...(options.differentiable === undefined ? {} : { differentiable: options.differentiable }),
+      ...(options.tMin === undefined ? {} : { tMin: options.tMin }),
     };
     const diffusion =
       steps !== undefined

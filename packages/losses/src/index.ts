@@ -28,6 +28,7 @@ export {
   priorKL,
 } from './elbo.js';
 export { LossError } from './errors.js';
+export { type VDMJointStepOptions, vdmJointStep } from './joint.js';
 export {
   edmLogNormalSampler,
   importanceSampler,

@@ -170,7 +170,7 @@ export function logSNRAt(
   const l = schedule.logSNR(t);
   if (!Number.isFinite(l)) {
     throw new LossError(
-      `schedule.logSNR(${t}) = ${l} is not finite; the ELBO needs finite endpoints lambda(0) and lambda(1) (truncate the schedule, e.g. start VP-linear at t = 1e-5)`,
+      `schedule.logSNR(${t}) = ${l} is not finite; the ELBO needs finite endpoints lambda(0) and lambda(1) (pass tMin, e.g. tMin: 1e-5 for score SDE's VP-linear, to start the time range where lambda is finite)`,
     );
   }
   return l;
