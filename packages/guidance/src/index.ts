@@ -39,3 +39,5 @@ export {
   withX0Transform,
   type X0Transform,
 } from './threshold.js';
+export { type RepaintScheduleOptions, repaintWalk } from './repaint-schedule.js';
+export { type RepaintOptions, type RepaintProgress, renoise, repaint } from './repaint.js';
