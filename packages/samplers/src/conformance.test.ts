@@ -130,7 +130,7 @@ async function probeMoments(
     noise: tf.zeros([1, 1]),
     noiseSampler: (_s, _n, shape) => {
       count++;
-      return tf.zeros(shape);
+      return tf.zeros([...shape]);
     },
   });
   dry.dispose();
@@ -169,7 +169,7 @@ describe.each(stochastic.map((s) => [s.name, s] as const))(
       expect(p.requests).toBeGreaterThan(0);
       const N = 4000;
       const out = await sample(gauss, { sampler: def.name, sigmas, shape: [N, 1], seed: 11 });
-      const v = await out.data();
+      const v = Array.from(await out.data());
       out.dispose();
       const mean = v.reduce((a, b) => a + b, 0) / N;
       const variance = v.reduce((a, b) => a + (b - mean) ** 2, 0) / (N - 1);

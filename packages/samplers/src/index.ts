@@ -50,6 +50,7 @@ export {
 export * from './samplers/ancestral.js';
 export * from './samplers/deis.js';
 export * from './samplers/dpm-solver-multistep.js';
+export * from './samplers/dpm-solver-singlestep.js';
 export * from './samplers/dpm2.js';
 export * from './samplers/dpmpp-singlestep.js';
 export * from './samplers/euler.js';

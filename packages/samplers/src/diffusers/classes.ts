@@ -466,6 +466,24 @@ export const CLASSES: Record<string, ClassSpec> = {
       });
     },
   },
+  DPMSolverSinglestepScheduler: {
+    defaults: { ...dpmsolverKeys, algorithm_type: 'dpmsolver++', solver_type: 'midpoint' },
+    only: {
+      ...dpmsolverOnly,
+      algorithm_type: ['dpmsolver++', 'dpmsolver'],
+      solver_type: ['midpoint', 'heun'],
+    },
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, schedule, n) {
+      return dpmsolverPlan(cfg, schedule!, n, 'dpm_solver_singlestep', {
+        order: num(cfg, 'solver_order'),
+        prediction: ALGORITHMS[str(cfg, 'algorithm_type')]!.prediction,
+        solverType: str(cfg, 'solver_type'),
+        lowerOrderFinal: bool(cfg, 'lower_order_final'),
+      });
+    },
+  },
   UniPCMultistepScheduler: {
     defaults: {
       ...dpmsolverKeys,

@@ -73,12 +73,7 @@ export function* sampleDeis(
     eps.unshift(ctx.tidy(() => toD(x, s, denoised)));
     ctx.free(denoised);
     if (eps.length > o.order) ctx.free(eps.pop());
-    const order = multistepOrder(
-      { ...mo, prediction: 'epsilon', solverType: 'midpoint', eta: 0, sNoise: 1 },
-      i,
-      n,
-      sigmas[i + 1] === 0,
-    );
+    const order = multistepOrder(mo, i, n, sigmas[i + 1] === 0);
     const c = deisCoefficients([s, sigmas[i - 1] ?? 0, sigmas[i - 2] ?? 0], sigmas[i + 1]!, order);
     const next = ctx.tidy(() =>
       lincomb([[1, x], ...c.map((w, j) => [w, eps[j]!] as [number, tf.Tensor])]),

@@ -34,7 +34,7 @@ export type DpmSolverMultistepOptions = {
 
 /** Which order step i of n uses (diffusers `DPMSolverMultistepScheduler.step`, and warm-up). */
 export function multistepOrder(
-  o: DpmSolverMultistepOptions,
+  o: Pick<DpmSolverMultistepOptions, 'order' | 'lowerOrderFinal' | 'eulerAtFinal'>,
   i: number,
   n: number,
   finalIsZero: boolean,

@@ -13,6 +13,7 @@ import {
   dpmpp3mSde,
   dpmSolverMultistep,
 } from './dpm-solver-multistep.js';
+import { dpmSolverSinglestep } from './dpm-solver-singlestep.js';
 import { dpm2, dpm2Ancestral } from './dpm2.js';
 import { dpmpp2sAncestral, dpmppSde } from './dpmpp-singlestep.js';
 import { euler } from './euler.js';
@@ -36,6 +37,7 @@ export const BUILTIN_SAMPLERS: SamplerDefinition<any>[] = [
   dpmpp2mSde,
   dpmpp3mSde,
   dpmSolverMultistep,
+  dpmSolverSinglestep,
   ddim,
   ddpm,
   deis,
