@@ -2,8 +2,7 @@
  * The measurement behind the issue's table: class accuracy of classifier-free guided samples,
  * judged by the exact posterior p(y | x) of the mixture oracle, as the guidance scale grows.
  */
-import { initBackend, readFloat32 } from '@diffuse/backend';
-import { Random } from '@diffuse/backend';
+import { initBackend, Random, readFloat32 } from '@diffuse/backend';
 import { sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -56,7 +55,9 @@ describe('guided samples: class accuracy under the exact posterior rises with th
     labels.dispose();
     console.log(
       `CFG (oracle pair, dpmpp_2m 30 steps, N = ${N}); Bayes accuracy of true conditional draws ${bayes.toFixed(3)}\n` +
-        table.map(([s, a]) => `  guidance_scale ${s} (w = ${s - 1}): accuracy ${a.toFixed(3)}`).join('\n'),
+        table
+          .map(([s, a]) => `  guidance_scale ${s} (w = ${s - 1}): accuracy ${a.toFixed(3)}`)
+          .join('\n'),
     );
     const acc = table.map(([, a]) => a);
     // Scale 0 is the unconditional model: accuracy near chance weighted by the class overlap.
@@ -75,7 +76,9 @@ describe('guided samples: class accuracy under the exact posterior rises with th
     const labels = tf.tensor1d(ys, 'int32');
     const table: [number, number][] = [];
     for (const gamma of [0, 0.5, 1, 2, 4]) {
-      const guided = classifierGuidance(gm.denoiser('epsilon'), mixtureClassifier(gm), { scale: gamma });
+      const guided = classifierGuidance(gm.denoiser('epsilon'), mixtureClassifier(gm), {
+        scale: gamma,
+      });
       const x = await sample(guided, {
         sampler: 'dpmpp_2m',
         steps: 30,

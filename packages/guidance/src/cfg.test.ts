@@ -1,5 +1,12 @@
-import { assertNoLeaks, DiffuseError, initBackend, maxAbsDiff, Random, readFloat32 } from '@diffuse/backend';
-import { PREDICTIONS, type Prediction, convertPrediction } from '@diffuse/schedules';
+import {
+  assertNoLeaks,
+  DiffuseError,
+  initBackend,
+  maxAbsDiff,
+  Random,
+  readFloat32,
+} from '@diffuse/backend';
+import { convertPrediction, PREDICTIONS, type Prediction } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -59,14 +66,21 @@ describe('classifier-free guidance on the exact class-conditional mixture', () =
     const ws = [-0.5, 1.5, 6];
     const outs: Float32Array[] = [];
     for (const w of ws) {
-      const out = await readFloat32(classifierFreeGuidance(gm.denoiser(p), { w }).predict(x, level, { labels }), true);
+      const out = await readFloat32(
+        classifierFreeGuidance(gm.denoiser(p), { w }).predict(x, level, { labels }),
+        true,
+      );
       outs.push(out);
       const expected = c.map((ci, i) => (1 + w) * ci - w * u[i]!);
       const scale = Math.max(...expected.map(Math.abs), 1);
       expect(maxAbsDiff(out, expected)).toBeLessThan(2e-6 * scale * (1 + Math.abs(w)));
       // diffusers' guidance_scale s = 1 + w gives the same prediction.
-      const viaScale = classifierFreeGuidance(gm.denoiser(p), { guidanceScale: guidanceScaleFromWeight(w) });
-      expect(maxAbsDiff(await readFloat32(viaScale.predict(x, level, { labels }), true), out)).toBeLessThan(1e-6 * scale);
+      const viaScale = classifierFreeGuidance(gm.denoiser(p), {
+        guidanceScale: guidanceScaleFromWeight(w),
+      });
+      expect(
+        maxAbsDiff(await readFloat32(viaScale.predict(x, level, { labels }), true), out),
+      ).toBeLessThan(1e-6 * scale);
     }
     // Three points on one line: out(w3) - out(w1) = (w3 - w1) / (w2 - w1) (out(w2) - out(w1)).
     const [o1, o2, o3] = outs as [Float32Array, Float32Array, Float32Array];
@@ -78,12 +92,16 @@ describe('classifier-free guidance on the exact class-conditional mixture', () =
   it('the combination is the same in every prediction space (weights sum to 1)', async () => {
     const level = LEVELS[1]!;
     const eps = await readFloat32(
-      classifierFreeGuidance(gm.denoiser('epsilon'), { guidanceScale: 3 }).predict(x, level, { labels }),
+      classifierFreeGuidance(gm.denoiser('epsilon'), { guidanceScale: 3 }).predict(x, level, {
+        labels,
+      }),
       true,
     );
     for (const p of PREDICTIONS) {
       const guided = classifierFreeGuidance(gm.denoiser(p), { guidanceScale: 3 });
-      const asEps = tf.tidy(() => convertPrediction(guided.predict(x, level, { labels }), p, 'epsilon', x, level));
+      const asEps = tf.tidy(() =>
+        convertPrediction(guided.predict(x, level, { labels }), p, 'epsilon', x, level),
+      );
       expect(maxAbsDiff(await readFloat32(asEps, true), eps)).toBeLessThan(2e-5);
     }
   });
@@ -98,7 +116,10 @@ describe('classifier-free guidance on the exact class-conditional mixture', () =
     expect(inner.calls).toHaveLength(1);
     expect(inner.calls[0]!.batch).toBe(2 * B);
     // First half: the labels; second half: the null class (numClasses = 3).
-    expect(inner.calls[0]!.labels).toEqual([...Array.from(labels.dataSync()), ...new Array(B).fill(3)]);
+    expect(inner.calls[0]!.labels).toEqual([
+      ...Array.from(labels.dataSync()),
+      ...new Array(B).fill(3),
+    ]);
   });
 
   it('duplicates per-example (tensor) noise levels along with the batch', async () => {
@@ -121,7 +142,12 @@ describe('classifier-free guidance on the exact class-conditional mixture', () =
       const level = { alpha: alphas[i]!, sigma: Math.sqrt(1 - alphas[i]! ** 2) };
       const xi = tf.tensor2d(xs.slice(2 * i, 2 * i + 2), [1, 2]);
       const li = tf.tensor1d([i % 3], 'int32');
-      const row = await readFloat32(classifierFreeGuidance(gm.denoiser('x0'), { guidanceScale: 2 }).predict(xi, level, { labels: li }), true);
+      const row = await readFloat32(
+        classifierFreeGuidance(gm.denoiser('x0'), { guidanceScale: 2 }).predict(xi, level, {
+          labels: li,
+        }),
+        true,
+      );
       expect(maxAbsDiff(out.slice(2 * i, 2 * i + 2), row)).toBeLessThan(1e-5);
       xi.dispose();
       li.dispose();
@@ -140,7 +166,9 @@ describe('classifier-free guidance on the exact class-conditional mixture', () =
     expect(uncond.calls).toHaveLength(1);
     expect(uncond.calls[0]!.labels).toBeUndefined();
     const one = classifierFreeGuidance(gm.denoiser('v'), { guidanceScale: 3 });
-    expect(maxAbsDiff(a, await readFloat32(one.predict(x, level, { labels }), true))).toBeLessThan(2e-6);
+    expect(maxAbsDiff(a, await readFloat32(one.predict(x, level, { labels }), true))).toBeLessThan(
+      2e-6,
+    );
   });
 
   it('negative conditioning replaces the unconditional branch by the negative label', async () => {
@@ -153,14 +181,23 @@ describe('classifier-free guidance on the exact class-conditional mixture', () =
     const s = 2.5;
     const inner = spy(d);
     const out = await readFloat32(
-      classifierFreeGuidance(inner, { guidanceScale: s, negativeLabels: neg }).predict(x, level, { labels }),
+      classifierFreeGuidance(inner, { guidanceScale: s, negativeLabels: neg }).predict(x, level, {
+        labels,
+      }),
       true,
     );
     expect(inner.calls[0]!.labels!.slice(B)).toEqual(new Array(B).fill(neg));
-    expect(maxAbsDiff(out, c.map((ci, i) => n[i]! + s * (ci - n[i]!)))).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(
+        out,
+        c.map((ci, i) => n[i]! + s * (ci - n[i]!)),
+      ),
+    ).toBeLessThan(1e-5);
     // Per-example negative labels as a tensor give the same for a constant tensor.
     const out2 = await readFloat32(
-      classifierFreeGuidance(d, { guidanceScale: s, negativeLabels: negLabels }).predict(x, level, { labels }),
+      classifierFreeGuidance(d, { guidanceScale: s, negativeLabels: negLabels }).predict(x, level, {
+        labels,
+      }),
       true,
     );
     expect(maxAbsDiff(out2, out)).toBe(0);
@@ -211,16 +248,28 @@ describe('guidance rescale (Lin et al. 2023, sec. 3.4)', () => {
     const { c, u } = await branches('epsilon', level);
     const g = Float32Array.from(c, (ci, i) => u[i]! + 5 * (ci - u[i]!));
     const out = await readFloat32(
-      classifierFreeGuidance(gm.denoiser('epsilon'), { guidanceScale: 5, rescale: phi }).predict(x, level, { labels }),
+      classifierFreeGuidance(gm.denoiser('epsilon'), { guidanceScale: 5, rescale: phi }).predict(
+        x,
+        level,
+        { labels },
+      ),
       true,
     );
     expect(maxAbsDiff(out, rescaleRef(g, c, phi, B))).toBeLessThan(1e-5);
     // Rescaling in x0 space: the wrapper's output converted to x0 must be the x0-space rescale.
     const x0 = await branches('x0', level);
     const gx0 = Float32Array.from(x0.c, (ci, i) => x0.u[i]! + 5 * (ci - x0.u[i]!));
-    const inX0 = classifierFreeGuidance(gm.denoiser('epsilon'), { guidanceScale: 5, rescale: phi, rescaleSpace: 'x0' });
-    const asX0 = tf.tidy(() => convertPrediction(inX0.predict(x, level, { labels }), 'epsilon', 'x0', x, level));
-    expect(maxAbsDiff(await readFloat32(asX0, true), rescaleRef(gx0, x0.c, phi, B))).toBeLessThan(2e-5);
+    const inX0 = classifierFreeGuidance(gm.denoiser('epsilon'), {
+      guidanceScale: 5,
+      rescale: phi,
+      rescaleSpace: 'x0',
+    });
+    const asX0 = tf.tidy(() =>
+      convertPrediction(inX0.predict(x, level, { labels }), 'epsilon', 'x0', x, level),
+    );
+    expect(maxAbsDiff(await readFloat32(asX0, true), rescaleRef(gx0, x0.c, phi, B))).toBeLessThan(
+      2e-5,
+    );
   });
 });
 
@@ -250,8 +299,14 @@ describe('guidance interval (Kynkäänniemi et al. 2024)', () => {
       alphas.map((a) => Math.sqrt(1 - a * a)),
       [B, 1],
     );
-    const guided = classifierFreeGuidance(gm.denoiser('x0'), { guidanceScale: 3, interval: { sigmaLo: 0.5, sigmaHi: 2 } });
-    const out = await assertNoLeaks(() => guided.predict(x, { alpha, sigma }, { labels }), 'cfg interval');
+    const guided = classifierFreeGuidance(gm.denoiser('x0'), {
+      guidanceScale: 3,
+      interval: { sigmaLo: 0.5, sigmaHi: 2 },
+    });
+    const out = await assertNoLeaks(
+      () => guided.predict(x, { alpha, sigma }, { labels }),
+      'cfg interval',
+    );
     const o = await readFloat32(out, true);
     const xs = await readFloat32(x);
     const ls = labels.dataSync();
@@ -273,9 +328,13 @@ describe('classifier-free guidance: errors and memory', () => {
 
   it('rejects a scale that is NaN or infinite, and ambiguous conventions', () => {
     expect(() => classifierFreeGuidance(d, { guidanceScale: Number.NaN })).toThrow(GuidanceError);
-    expect(() => classifierFreeGuidance(d, { w: Number.POSITIVE_INFINITY })).toThrow(/w must be a finite number/);
+    expect(() => classifierFreeGuidance(d, { w: Number.POSITIVE_INFINITY })).toThrow(
+      /w must be a finite number/,
+    );
     expect(() => classifierFreeGuidance(d, {})).toThrow(/exactly one of guidanceScale/);
-    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, w: 1 })).toThrow(/exactly one of guidanceScale/);
+    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, w: 1 })).toThrow(
+      /exactly one of guidanceScale/,
+    );
     expect(() => weightFromGuidanceScale(Number.NaN)).toThrow(GuidanceError);
     const err = (() => {
       try {
@@ -289,25 +348,35 @@ describe('classifier-free guidance: errors and memory', () => {
   });
 
   it('rejects bad rescale, interval, negative labels and null labels', () => {
-    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, rescale: 1.5 })).toThrow(/rescale \(phi\) must lie in \[0, 1\]/);
-    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, rescale: Number.NaN })).toThrow(GuidanceError);
-    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, interval: { sigmaLo: 2, sigmaHi: 1 } })).toThrow(
-      /sigmaLo < sigmaHi/,
+    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, rescale: 1.5 })).toThrow(
+      /rescale \(phi\) must lie in \[0, 1\]/,
     );
-    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, negativeLabels: 3 })).toThrow(/out of range.*0\.\.2/);
-    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, negativeLabels: 0.5 })).toThrow(/integer/);
+    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, rescale: Number.NaN })).toThrow(
+      GuidanceError,
+    );
+    expect(() =>
+      classifierFreeGuidance(d, { guidanceScale: 2, interval: { sigmaLo: 2, sigmaHi: 1 } }),
+    ).toThrow(/sigmaLo < sigmaHi/);
+    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, negativeLabels: 3 })).toThrow(
+      /out of range.*0\.\.2/,
+    );
+    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, negativeLabels: 0.5 })).toThrow(
+      /integer/,
+    );
     const noClasses = { prediction: 'epsilon' as const, predict: d.predict };
     expect(() => classifierFreeGuidance(noClasses, { guidanceScale: 2 })).toThrow(/no null label/);
-    expect(() => classifierFreeGuidance(d, { guidanceScale: 2, unconditional: gm.denoiser('x0') })).toThrow(
-      /predicts 'x0' but the conditional one 'epsilon'/,
-    );
+    expect(() =>
+      classifierFreeGuidance(d, { guidanceScale: 2, unconditional: gm.denoiser('x0') }),
+    ).toThrow(/predicts 'x0' but the conditional one 'epsilon'/);
   });
 
   it('rejects missing, out-of-range, mis-shaped and non-integer labels at predict time', async () => {
     const guided = classifierFreeGuidance(d, { guidanceScale: 2 });
     expect(() => guided.predict(x, level)).toThrow(/needs cond\.labels/);
     const bad = tf.tensor1d([...new Array(B - 1).fill(0), 3], 'int32');
-    expect(() => guided.predict(x, level, { labels: bad })).toThrow(/cond\.labels\[11\] = 3 is out of range/);
+    expect(() => guided.predict(x, level, { labels: bad })).toThrow(
+      /cond\.labels\[11\] = 3 is out of range/,
+    );
     const negative = tf.tensor1d([...new Array(B - 1).fill(0), -1], 'int32');
     expect(() => guided.predict(x, level, { labels: negative })).toThrow(GuidanceError);
     const short = tf.tensor1d([0, 1], 'int32');
@@ -316,7 +385,9 @@ describe('classifier-free guidance: errors and memory', () => {
     expect(() => guided.predict(x, level, { labels: floats })).toThrow(/int32/);
     const negTensor = tf.fill([B], 7, 'int32');
     expect(() =>
-      classifierFreeGuidance(d, { guidanceScale: 2, negativeLabels: negTensor }).predict(x, level, { labels }),
+      classifierFreeGuidance(d, { guidanceScale: 2, negativeLabels: negTensor }).predict(x, level, {
+        labels,
+      }),
     ).toThrow(/negativeLabels\[0\] = 7/);
     tf.dispose([bad, negative, short, floats, negTensor]);
   });

@@ -22,7 +22,13 @@ import {
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { GuidanceError } from './errors.js';
-import { assertFinite, assertInRange, assertLabel, assertLabelTensor, batchOf } from './validate.js';
+import {
+  assertFinite,
+  assertInRange,
+  assertLabel,
+  assertLabelTensor,
+  batchOf,
+} from './validate.js';
 
 /** diffusers' `guidance_scale` s from the paper's weight w (Ho & Salimans 2022, eq. 6): s = 1 + w. */
 export function guidanceScaleFromWeight(w: number): number {
@@ -74,7 +80,11 @@ export function rescaleGuidance(guided: tf.Tensor, cond: tf.Tensor, phi: number)
     const stdCond = perExampleStd(cond);
     const stdGuided = perExampleStd(guided);
     const positive = tf.greater(stdGuided, 0);
-    const ratio = tf.where(positive, tf.div(stdCond, tf.where(positive, stdGuided, tf.onesLike(stdGuided))), tf.onesLike(stdGuided));
+    const ratio = tf.where(
+      positive,
+      tf.div(stdCond, tf.where(positive, stdGuided, tf.onesLike(stdGuided))),
+      tf.onesLike(stdGuided),
+    );
     const factor = tf.add(tf.mul(phi, ratio), 1 - phi);
     return tf.mul(guided, factor);
   });
@@ -139,7 +149,8 @@ function resolveSettings(denoiser: Denoiser, options: ClassifierFreeGuidanceOpti
       'give exactly one of guidanceScale (diffusers: u + s (c - u)) and w (the paper: (1 + w) c - w u, w = s - 1)',
     );
   }
-  const scale = guidanceScale !== undefined ? (assertFinite('guidanceScale', guidanceScale), guidanceScale) : guidanceScaleFromWeight(w!);
+  if (guidanceScale !== undefined) assertFinite('guidanceScale', guidanceScale);
+  const scale = guidanceScale ?? guidanceScaleFromWeight(w!);
   const phi = options.rescale ?? 0;
   assertInRange('rescale (phi)', phi, 0, 1);
   const rescaleSpace = options.rescaleSpace ?? denoiser.prediction;
@@ -151,7 +162,9 @@ function resolveSettings(denoiser: Denoiser, options: ClassifierFreeGuidanceOpti
   const sigmaLo = options.interval?.sigmaLo ?? 0;
   const sigmaHi = options.interval?.sigmaHi ?? Number.POSITIVE_INFINITY;
   if (Number.isNaN(sigmaLo) || Number.isNaN(sigmaHi) || sigmaLo < 0 || !(sigmaHi > sigmaLo)) {
-    throw new GuidanceError(`interval must satisfy 0 <= sigmaLo < sigmaHi, got (${sigmaLo}, ${sigmaHi}]`);
+    throw new GuidanceError(
+      `interval must satisfy 0 <= sigmaLo < sigmaHi, got (${sigmaLo}, ${sigmaHi}]`,
+    );
   }
   return { scale, phi, rescaleSpace, sigmaLo, sigmaHi };
 }
@@ -181,7 +194,10 @@ export function predictPair(
       cond2[key] = value instanceof tf.Tensor ? doubleBatch(value, batch) : value;
     }
     cond2.labels = tf.concat([cond.labels!, uncondLabels], 0);
-    const level2 = { alpha: doubleBatch(level.alpha, batch), sigma: doubleBatch(level.sigma, batch) };
+    const level2 = {
+      alpha: doubleBatch(level.alpha, batch),
+      sigma: doubleBatch(level.sigma, batch),
+    };
     const out = denoiser.predict(tf.concat([x, x], 0), level2, cond2);
     const [c, u] = tf.split(out, 2, 0) as [tf.Tensor, tf.Tensor];
     return [c, u];
@@ -228,11 +244,16 @@ function insideInterval(
  * const guided = classifierFreeGuidance(unet, { guidanceScale: 4, rescale: 0.7 });
  * const x0 = await sample(guided, { shape: [16, 28, 28, 1], cond: { labels: tf.tensor1d(digits, 'int32') } });
  */
-export function classifierFreeGuidance(denoiser: Denoiser, options: ClassifierFreeGuidanceOptions): Denoiser {
+export function classifierFreeGuidance(
+  denoiser: Denoiser,
+  options: ClassifierFreeGuidanceOptions,
+): Denoiser {
   const settings = resolveSettings(denoiser, options);
   const { unconditional, negativeLabels } = options;
   if (unconditional !== undefined && negativeLabels !== undefined) {
-    throw new GuidanceError('negativeLabels and unconditional cannot be combined: the negative branch needs the conditional model');
+    throw new GuidanceError(
+      'negativeLabels and unconditional cannot be combined: the negative branch needs the conditional model',
+    );
   }
   if (unconditional !== undefined && unconditional.prediction !== denoiser.prediction) {
     throw new GuidanceError(
@@ -266,7 +287,13 @@ export function classifierFreeGuidance(denoiser: Denoiser, options: ClassifierFr
     if (space === denoiser.prediction) return rescaleGuidance(guided, c, settings.phi);
     const g = convertPrediction(guided, denoiser.prediction, space, x, level);
     const cs = convertPrediction(c, denoiser.prediction, space, x, level);
-    return convertPrediction(rescaleGuidance(g, cs, settings.phi), space, denoiser.prediction, x, level);
+    return convertPrediction(
+      rescaleGuidance(g, cs, settings.phi),
+      space,
+      denoiser.prediction,
+      x,
+      level,
+    );
   }
 
   return {
@@ -276,7 +303,9 @@ export function classifierFreeGuidance(denoiser: Denoiser, options: ClassifierFr
     predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
       const batch = batchOf(x);
       if (cond?.labels === undefined) {
-        throw new GuidanceError('classifier-free guidance needs cond.labels (int32 [batch]) at every call');
+        throw new GuidanceError(
+          'classifier-free guidance needs cond.labels (int32 [batch]) at every call',
+        );
       }
       assertLabelTensor('cond.labels', cond.labels, batch, numClasses);
       if (insideInterval(level, settings.sigmaLo, settings.sigmaHi, false) === 0) {

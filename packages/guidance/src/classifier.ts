@@ -23,9 +23,10 @@ import { assertFinite, assertLabelTensor, batchOf } from './validate.js';
 /**
  * A differentiable noise-conditional classifier p_t(y | x_t): logits (or log-probabilities) of shape
  * [batch, numClasses] for a noisy sample x_t = alpha x0 + sigma eps at level (alpha, sigma).
- * Log-probabilities are logits whose logsumexp is 0, so either works.
+ * Log-probabilities are logits whose logsumexp is 0, so either works. `@diffuse/models`'
+ * `NoiseConditionalClassifier` network fits as it is; `mixtureClassifier` adapts the exact oracle.
  */
-export interface NoiseConditionalClassifier {
+export interface ClassifierLike {
   readonly numClasses: number;
   logits(x: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor;
 }
@@ -40,14 +41,18 @@ export interface NoiseConditionalClassifier {
  * const classifier = mixtureClassifier(gm);
  * const guided = classifierGuidance(gm.denoiser('epsilon'), classifier, { scale: 2 });
  */
-export function mixtureClassifier(gm: GaussianMixture): NoiseConditionalClassifier {
+export function mixtureClassifier(gm: GaussianMixture): ClassifierLike {
   if (!(gm.numClasses > 0)) {
-    throw new GuidanceError('mixtureClassifier needs a class-conditional mixture (components with labels)');
+    throw new GuidanceError(
+      'mixtureClassifier needs a class-conditional mixture (components with labels)',
+    );
   }
   return {
     numClasses: gm.numClasses,
     logits: (x, level) =>
-      tf.tidy(() => gm.classLogPosterior(x.rank === 2 ? x : tf.reshape(x, [x.shape[0]!, -1]), level)),
+      tf.tidy(() =>
+        gm.classLogPosterior(x.rank === 2 ? x : tf.reshape(x, [x.shape[0]!, -1]), level),
+      ),
   };
 }
 
@@ -63,7 +68,7 @@ export function mixtureClassifier(gm: GaussianMixture): NoiseConditionalClassifi
  * const g = classifierGradient(classifier, x, { alpha: 0.8, sigma: 0.6 }, tf.tensor1d([0, 1], 'int32'));
  */
 export function classifierGradient(
-  classifier: NoiseConditionalClassifier,
+  classifier: ClassifierLike,
   x: tf.Tensor,
   level: NoiseLevel<Scalar>,
   labels: tf.Tensor,
@@ -74,7 +79,11 @@ export function classifierGradient(
     const oneHot = tf.oneHot(labels, classifier.numClasses);
     const logProbOfLabels = (input: tf.Tensor): tf.Tensor => {
       const logits = classifier.logits(input, level);
-      if (logits.rank !== 2 || logits.shape[0] !== batch || logits.shape[1] !== classifier.numClasses) {
+      if (
+        logits.rank !== 2 ||
+        logits.shape[0] !== batch ||
+        logits.shape[1] !== classifier.numClasses
+      ) {
         throw new GuidanceError(
           `the classifier must return logits of shape [${batch}, ${classifier.numClasses}], got [${logits.shape.join(', ')}]`,
         );
@@ -130,12 +139,14 @@ export interface ClassifierGuidanceOptions {
  */
 export function classifierGuidance(
   denoiser: Denoiser,
-  classifier: NoiseConditionalClassifier,
+  classifier: ClassifierLike,
   options: ClassifierGuidanceOptions,
 ): Denoiser {
   assertFinite('scale (gamma)', options.scale);
   if (!Number.isInteger(classifier.numClasses) || classifier.numClasses < 1) {
-    throw new GuidanceError(`the classifier must declare numClasses >= 1, got ${String(classifier.numClasses)}`);
+    throw new GuidanceError(
+      `the classifier must declare numClasses >= 1, got ${String(classifier.numClasses)}`,
+    );
   }
   const gamma = options.scale;
   const conditionDenoiser = options.conditionDenoiser ?? false;
@@ -146,7 +157,9 @@ export function classifierGuidance(
     predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
       const labels = cond?.labels;
       if (labels === undefined) {
-        throw new GuidanceError('classifier guidance needs cond.labels (int32 [batch]): the classes to guide towards');
+        throw new GuidanceError(
+          'classifier guidance needs cond.labels (int32 [batch]): the classes to guide towards',
+        );
       }
       assertLabelTensor('cond.labels', labels, batchOf(x), classifier.numClasses);
       return tf.tidy(() => {

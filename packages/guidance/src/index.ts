@@ -11,7 +11,7 @@
  *
  * @packageDocumentation
  */
-export { GuidanceError } from './errors.js';
+
 export {
   type ClassifierFreeGuidanceOptions,
   cfgCombine,
@@ -24,11 +24,14 @@ export {
 } from './cfg.js';
 export {
   type ClassifierGuidanceOptions,
+  type ClassifierLike,
   classifierGradient,
   classifierGuidance,
   mixtureClassifier,
-  type NoiseConditionalClassifier,
 } from './classifier.js';
+export { GuidanceError } from './errors.js';
+export { type RepaintOptions, type RepaintProgress, renoise, repaint } from './repaint.js';
+export { type RepaintScheduleOptions, repaintWalk } from './repaint-schedule.js';
 export {
   type ClipOptions,
   type DynamicThresholdOptions,
@@ -39,5 +42,3 @@ export {
   withX0Transform,
   type X0Transform,
 } from './threshold.js';
-export { type RepaintScheduleOptions, repaintWalk } from './repaint-schedule.js';
-export { type RepaintOptions, type RepaintProgress, renoise, repaint } from './repaint.js';

@@ -31,7 +31,9 @@ export function repaintWalk(numSteps: number, options: RepaintScheduleOptions = 
   const jumpLength = options.jumpLength ?? 10;
   const resampleCount = options.resampleCount ?? 10;
   if (!Number.isInteger(numSteps) || numSteps < 1) {
-    throw new GuidanceError(`the number of denoising steps must be an integer >= 1, got ${numSteps}`);
+    throw new GuidanceError(
+      `the number of denoising steps must be an integer >= 1, got ${numSteps}`,
+    );
   }
   if (!Number.isInteger(jumpLength) || jumpLength < 1) {
     throw new GuidanceError(`jumpLength must be an integer >= 1, got ${jumpLength}`);

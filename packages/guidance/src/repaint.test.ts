@@ -10,8 +10,12 @@ beforeAll(async () => {
 
 describe('repaintWalk (RePaint sec. 4.2, diffusers RePaintScheduler.set_timesteps)', () => {
   it('matches hand-traced walks', () => {
-    expect(repaintWalk(4, { jumpLength: 2, resampleCount: 2 })).toEqual([4, 3, 2, 1, 0, 1, 2, 1, 0]);
-    expect(repaintWalk(3, { jumpLength: 1, resampleCount: 3 })).toEqual([3, 2, 1, 2, 1, 2, 1, 0, 1, 0, 1, 0]);
+    expect(repaintWalk(4, { jumpLength: 2, resampleCount: 2 })).toEqual([
+      4, 3, 2, 1, 0, 1, 2, 1, 0,
+    ]);
+    expect(repaintWalk(3, { jumpLength: 1, resampleCount: 3 })).toEqual([
+      3, 2, 1, 2, 1, 2, 1, 0, 1, 0, 1, 0,
+    ]);
     expect(repaintWalk(5, { jumpLength: 1, resampleCount: 1 })).toEqual([5, 4, 3, 2, 1, 0]);
   });
 
@@ -111,7 +115,9 @@ describe('RePaint on an image-shaped Gaussian oracle (8 x 8, smooth covariance)'
           `|mean - conditional mean| / |prior mean - conditional mean| = ${err.toFixed(3)}, variance ratio ${varRatio.toFixed(3)}`,
       );
     }
-    console.log(`RePaint, 8x8 Gaussian oracle, karras 20 steps, ddpm, batch ${batch}:\n${rows.join('\n')}`);
+    console.log(
+      `RePaint, 8x8 Gaussian oracle, karras 20 steps, ddpm, batch ${batch}:\n${rows.join('\n')}`,
+    );
     // Replacement alone conditions only partly (a known weakness, RePaint sec. 4.2); resampling must
     // close a clear part of the remaining gap (measured: 0.88 -> 0.70). Sampling noise on the ratio: ~0.03.
     expect(relErr[0]!).toBeLessThan(1);
@@ -126,16 +132,29 @@ describe('RePaint on an image-shaped Gaussian oracle (8 x 8, smooth covariance)'
       /mask has shape \[2, 8, 7, 1\], which does not match the samples' shape \[2, 8, 8, 1\]/,
     );
     const rankMask = tf.ones([8, 8]);
-    await expect(repaint(denoiser, { image, mask: rankMask, ...plan, seed: 1 })).rejects.toThrow(GuidanceError);
+    await expect(repaint(denoiser, { image, mask: rankMask, ...plan, seed: 1 })).rejects.toThrow(
+      GuidanceError,
+    );
     const badValues = tf.fill([1, 8, 8, 1], 2);
     await expect(repaint(denoiser, { image, mask: badValues, ...plan, seed: 1 })).rejects.toThrow(
       /mask values must lie in \[0, 1\]/,
     );
     const mask = tf.tensor(maskArr, [1, 8, 8, 1]);
     await expect(repaint(denoiser, { image, mask, ...plan })).rejects.toThrow(/give seed or rng/);
-    await expect(repaint(denoiser, { image, mask, ...plan, seed: 1, jumpLength: 0 })).rejects.toThrow(/jumpLength/);
+    await expect(
+      repaint(denoiser, { image, mask, ...plan, seed: 1, jumpLength: 0 }),
+    ).rejects.toThrow(/jumpLength/);
     const out = await assertNoLeaks(
-      () => repaint(denoiser, { image, mask, schedule: 'karras', steps: 4, jumpLength: 2, resampleCount: 2, seed: 1 }),
+      () =>
+        repaint(denoiser, {
+          image,
+          mask,
+          schedule: 'karras',
+          steps: 4,
+          jumpLength: 2,
+          resampleCount: 2,
+          seed: 1,
+        }),
       'repaint',
     );
     expect(out.shape).toEqual([2, 8, 8, 1]);

@@ -17,8 +17,8 @@
 import type { Random } from '@diffuse/backend';
 import { Random as RandomStream } from '@diffuse/backend';
 import type { Conditioning, Denoiser } from '@diffuse/models';
-import type { NoiseLevel } from '@diffuse/schedules';
 import { resolvePlan, type SampleOptions, sample } from '@diffuse/samplers';
+import type { NoiseLevel } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { GuidanceError } from './errors.js';
 import { type RepaintScheduleOptions, repaintWalk } from './repaint-schedule.js';
@@ -82,13 +82,19 @@ function sampleShape(image: tf.Tensor, mask: tf.Tensor, batch: number | undefine
   if (!(image instanceof tf.Tensor) || !(mask instanceof tf.Tensor)) {
     throw new GuidanceError('repaint needs image and mask tensors');
   }
-  if (image.rank < 2) throw new GuidanceError(`image must have shape [batch, ...dims], got [${image.shape.join(', ')}]`);
+  if (image.rank < 2)
+    throw new GuidanceError(
+      `image must have shape [batch, ...dims], got [${image.shape.join(', ')}]`,
+    );
   const b = batch ?? Math.max(image.shape[0]!, mask.shape[0] ?? 1);
-  if (!Number.isInteger(b) || b < 1) throw new GuidanceError(`batch must be an integer >= 1, got ${b}`);
+  if (!Number.isInteger(b) || b < 1)
+    throw new GuidanceError(`batch must be an integer >= 1, got ${b}`);
   const shape = [b, ...image.shape.slice(1)];
   assertBroadcasts('image', image, shape);
   if (image.shape.slice(1).some((d, k) => d !== shape[k + 1])) {
-    throw new GuidanceError(`image must have the full data shape [${shape.slice(1).join(', ')}] after the batch axis`);
+    throw new GuidanceError(
+      `image must have the full data shape [${shape.slice(1).join(', ')}] after the batch axis`,
+    );
   }
   assertBroadcasts('mask', mask, shape);
   return shape;
@@ -96,13 +102,17 @@ function sampleShape(image: tf.Tensor, mask: tf.Tensor, batch: number | undefine
 
 /** Throws unless every mask value lies in [0, 1] (read once, before sampling). */
 function assertMaskValues(mask: tf.Tensor): void {
-  const [lo, hi] = tf.tidy(() => [tf.min(mask), tf.max(mask)]).map((t) => {
-    const v = t.dataSync()[0]!;
-    t.dispose();
-    return v;
-  }) as [number, number];
+  const [lo, hi] = tf
+    .tidy(() => [tf.min(mask), tf.max(mask)])
+    .map((t) => {
+      const v = t.dataSync()[0]!;
+      t.dispose();
+      return v;
+    }) as [number, number];
   if (!(lo >= 0 && hi <= 1)) {
-    throw new GuidanceError(`mask values must lie in [0, 1] (1 = known), got values in [${lo}, ${hi}]`);
+    throw new GuidanceError(
+      `mask values must lie in [0, 1] (1 = known), got values in [${lo}, ${hi}]`,
+    );
   }
 }
 
@@ -114,7 +124,12 @@ function assertMaskValues(mask: tf.Tensor): void {
  * @example
  * const noisier = renoise(x, { alpha: 0.9, sigma: 0.44 }, { alpha: 0.8, sigma: 0.6 }, Random.seed(0));
  */
-export function renoise(x: tf.Tensor, from: NoiseLevel<number>, to: NoiseLevel<number>, rng: Random): tf.Tensor {
+export function renoise(
+  x: tf.Tensor,
+  from: NoiseLevel<number>,
+  to: NoiseLevel<number>,
+  rng: Random,
+): tf.Tensor {
   const a = to.alpha / from.alpha;
   const variance = to.sigma * to.sigma - a * a * from.sigma * from.sigma;
   if (!(variance >= -1e-12)) {
@@ -154,7 +169,8 @@ export async function repaint(denoiser: Denoiser, options: RepaintOptions): Prom
   const numSteps = levels.length - 1;
   const walk = repaintWalk(numSteps, options);
   // The walk counts states N..0; level index i = N - n (0 = noisiest).
-  const rng = options.rng ?? (options.seed !== undefined ? RandomStream.seed(options.seed) : undefined);
+  const rng =
+    options.rng ?? (options.seed !== undefined ? RandomStream.seed(options.seed) : undefined);
   if (rng === undefined) throw new GuidanceError('repaint draws noise: give seed or rng');
   const sampler = options.sampler ?? 'ddpm';
 
@@ -207,7 +223,8 @@ export async function repaint(denoiser: Denoiser, options: RepaintOptions): Prom
       }
       x.dispose();
       x = next;
-      if (options.onProgress) await options.onProgress({ move: m, moves: walk.length - 1, denoisingSteps });
+      if (options.onProgress)
+        await options.onProgress({ move: m, moves: walk.length - 1, denoisingSteps });
     }
     return x;
   } catch (e) {

@@ -97,7 +97,9 @@ export function imageGaussian(h = 8, w = 8) {
     shape: [h, w, 1],
     predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
       const b = x.shape[0]!;
-      return tf.tidy(() => tf.reshape(flat.predict(tf.reshape(x, [b, d]), level, cond), [b, h, w, 1]));
+      return tf.tidy(() =>
+        tf.reshape(flat.predict(tf.reshape(x, [b, d]), level, cond), [b, h, w, 1]),
+      );
     },
   };
   return { gm, mean, cov, denoiser, d, h, w };
@@ -147,7 +149,11 @@ export function gaussianConditional(
   const resid = knownIdx.map((i, a) => [xKnown[a]! - mean[i]!]);
   const alpha = solveSpd(Skk, resid); // S_kk^{-1} (x_k - mu_k)
   const W = solveSpd(Skk, Sku); // S_kk^{-1} S_ku
-  const condMean = unknownIdx.map((u) => mean[u]! + knownIdx.reduce((s, k, a) => s + cov[u]![k]! * alpha[a]![0]!, 0));
-  const condVar = unknownIdx.map((u, b) => cov[u]![u]! - knownIdx.reduce((s, k, a) => s + cov[u]![k]! * W[a]![b]!, 0));
+  const condMean = unknownIdx.map(
+    (u) => mean[u]! + knownIdx.reduce((s, k, a) => s + cov[u]![k]! * alpha[a]![0]!, 0),
+  );
+  const condVar = unknownIdx.map(
+    (u, b) => cov[u]![u]! - knownIdx.reduce((s, k, a) => s + cov[u]![k]! * W[a]![b]!, 0),
+  );
   return { mean: condMean, variance: condVar };
 }

@@ -1,6 +1,6 @@
 import { assertNoLeaks, initBackend, maxAbsDiff, Random, readFloat32 } from '@diffuse/backend';
 import type { Denoiser } from '@diffuse/models';
-import { PREDICTIONS, type Prediction, convertPrediction, toX0 } from '@diffuse/schedules';
+import { convertPrediction, PREDICTIONS, type Prediction, toX0 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -25,7 +25,12 @@ function quantileRef(values: ArrayLike<number>, p: number): number {
 }
 
 /** Imagen's rule in float64: s = clamp(quantile_p |x0|, 1, maxValue); clip(x0, -s, s) / s. */
-function thresholdRef(x0: Float32Array, batch: number, p: number, maxValue = Infinity): Float64Array {
+function thresholdRef(
+  x0: Float32Array,
+  batch: number,
+  p: number,
+  maxValue = Infinity,
+): Float64Array {
   const n = x0.length / batch;
   const out = new Float64Array(x0.length);
   for (let b = 0; b < batch; b++) {
@@ -37,20 +42,25 @@ function thresholdRef(x0: Float32Array, batch: number, p: number, maxValue = Inf
 }
 
 describe('perExampleQuantile', () => {
-  it.each([0, 0.1, 0.5, 0.9, 0.995, 1])('matches numpy linear interpolation at p = %s', async (p) => {
-    const t = tf.tidy(() => tf.mul(Random.seed(7).normal([3, 7, 9]), 2));
-    const v = await readFloat32(t);
-    const q = await readFloat32(perExampleQuantile(t, p), true);
-    const n = 63;
-    const expected = [0, 1, 2].map((b) => quantileRef(v.subarray(b * n, (b + 1) * n), p));
-    expect(maxAbsDiff(q, expected)).toBeLessThan(1e-6);
-    t.dispose();
-  });
+  it.each([0, 0.1, 0.5, 0.9, 0.995, 1])(
+    'matches numpy linear interpolation at p = %s',
+    async (p) => {
+      const t = tf.tidy(() => tf.mul(Random.seed(7).normal([3, 7, 9]), 2));
+      const v = await readFloat32(t);
+      const q = await readFloat32(perExampleQuantile(t, p), true);
+      const n = 63;
+      const expected = [0, 1, 2].map((b) => quantileRef(v.subarray(b * n, (b + 1) * n), p));
+      expect(maxAbsDiff(q, expected)).toBeLessThan(1e-6);
+      t.dispose();
+    },
+  );
 });
 
 describe('dynamic thresholding (Imagen, Saharia et al. 2022, sec. 2.3)', () => {
   it('matches the reference rule, including maxValue (diffusers sample_max_value)', async () => {
-    const x0 = tf.tidy(() => tf.mul(Random.seed(8).normal([4, 8, 8, 1]), tf.tensor([0.1, 1.5, 3, 6], [4, 1, 1, 1])));
+    const x0 = tf.tidy(() =>
+      tf.mul(Random.seed(8).normal([4, 8, 8, 1]), tf.tensor([0.1, 1.5, 3, 6], [4, 1, 1, 1])),
+    );
     const v = await readFloat32(x0);
     for (const [p, maxValue] of [
       [0.995, Infinity],
@@ -73,7 +83,8 @@ describe('dynamic thresholding (Imagen, Saharia et al. 2022, sec. 2.3)', () => {
   function loud(prediction: Prediction): Denoiser {
     return {
       prediction,
-      predict: (x, level) => tf.tidy(() => convertPrediction(tf.mul(x, 3), 'x0', prediction, x, level)),
+      predict: (x, level) =>
+        tf.tidy(() => convertPrediction(tf.mul(x, 3), 'x0', prediction, x, level)),
     };
   }
 
@@ -92,18 +103,28 @@ describe('dynamic thresholding (Imagen, Saharia et al. 2022, sec. 2.3)', () => {
       tf.tidy(() => toX0(clipped.predict(x, level), p, x, level)),
       true,
     );
-    expect(maxAbsDiff(x0c, raw.map((a) => Math.min(Math.max(a, -1), 1)))).toBeLessThan(5e-6);
+    expect(
+      maxAbsDiff(
+        x0c,
+        raw.map((a) => Math.min(Math.max(a, -1), 1)),
+      ),
+    ).toBeLessThan(5e-6);
     x.dispose();
   });
 
   it('rejects bad options with typed errors, and leaks nothing', async () => {
     const d = loud('epsilon');
     expect(() => dynamicThresholding(d, { percentile: 1.5 })).toThrow(GuidanceError);
-    expect(() => dynamicThresholding(d, { percentile: Number.NaN })).toThrow(/percentile must be a finite number/);
+    expect(() => dynamicThresholding(d, { percentile: Number.NaN })).toThrow(
+      /percentile must be a finite number/,
+    );
     expect(() => dynamicThresholding(d, { maxValue: 0.5 })).toThrow(/maxValue must be >= 1/);
     expect(() => sampleClipping(d, { min: 1, max: -1 })).toThrow(/min < max/);
     const x = tf.ones([2, 4]);
-    const out = await assertNoLeaks(() => dynamicThresholding(d).predict(x, { alpha: 0.6, sigma: 0.8 }), 'threshold');
+    const out = await assertNoLeaks(
+      () => dynamicThresholding(d).predict(x, { alpha: 0.6, sigma: 0.8 }),
+      'threshold',
+    );
     out.dispose();
     x.dispose();
   });

@@ -91,7 +91,8 @@ export function dynamicThreshold(x0: tf.Tensor, options: DynamicThresholdOptions
   const maxValue = options.maxValue ?? Number.POSITIVE_INFINITY;
   assertInRange('percentile', p, 0, 1);
   if (!(maxValue >= 1)) throw new GuidanceError(`maxValue must be >= 1, got ${maxValue}`);
-  if (x0.rank < 2) throw new GuidanceError(`x0 must have shape [batch, ...], got [${x0.shape.join(', ')}]`);
+  if (x0.rank < 2)
+    throw new GuidanceError(`x0 must have shape [batch, ...], got [${x0.shape.join(', ')}]`);
   return tf.tidy(() => {
     const s = tf.clipByValue(perExampleQuantile(tf.abs(x0), p), 1, maxValue);
     const sB = tf.reshape(s, [x0.shape[0]!, ...new Array(x0.rank - 1).fill(1)]);
@@ -106,7 +107,10 @@ export function dynamicThreshold(x0: tf.Tensor, options: DynamicThresholdOptions
  * @example
  * const guided = dynamicThresholding(classifierFreeGuidance(unet, { guidanceScale: 8 }), { percentile: 0.995 });
  */
-export function dynamicThresholding(denoiser: Denoiser, options: DynamicThresholdOptions = {}): Denoiser {
+export function dynamicThresholding(
+  denoiser: Denoiser,
+  options: DynamicThresholdOptions = {},
+): Denoiser {
   // Validate eagerly, so a bad option fails at construction rather than inside the sampler loop.
   const p = options.percentile ?? 0.995;
   assertInRange('percentile', p, 0, 1);

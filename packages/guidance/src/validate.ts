@@ -10,7 +10,12 @@ export function assertFinite(name: string, value: unknown): asserts value is num
 }
 
 /** Throws unless `value` is a finite number in [lo, hi]. */
-export function assertInRange(name: string, value: unknown, lo: number, hi: number): asserts value is number {
+export function assertInRange(
+  name: string,
+  value: unknown,
+  lo: number,
+  hi: number,
+): asserts value is number {
   assertFinite(name, value);
   if (value < lo || value > hi) {
     throw new GuidanceError(`${name} must lie in [${lo}, ${hi}], got ${value}`);
@@ -18,12 +23,20 @@ export function assertInRange(name: string, value: unknown, lo: number, hi: numb
 }
 
 /** Throws unless `label` is an integer in [0, limit). */
-export function assertLabel(name: string, label: unknown, limit: number | undefined): asserts label is number {
+export function assertLabel(
+  name: string,
+  label: unknown,
+  limit: number | undefined,
+): asserts label is number {
   if (typeof label !== 'number' || !Number.isInteger(label) || label < 0) {
-    throw new GuidanceError(`${name} must be a non-negative integer class label, got ${String(label)}`);
+    throw new GuidanceError(
+      `${name} must be a non-negative integer class label, got ${String(label)}`,
+    );
   }
   if (limit !== undefined && label >= limit) {
-    throw new GuidanceError(`${name} ${label} is out of range: the model accepts labels 0..${limit - 1}`);
+    throw new GuidanceError(
+      `${name} ${label} is out of range: the model accepts labels 0..${limit - 1}`,
+    );
   }
 }
 
@@ -44,7 +57,9 @@ export function assertLabelTensor(
   limit: number | undefined,
 ): asserts labels is tf.Tensor {
   if (!(labels instanceof tf.Tensor)) {
-    throw new GuidanceError(`${name} must be an int32 tensor of shape [${batch}], got ${String(labels)}`);
+    throw new GuidanceError(
+      `${name} must be an int32 tensor of shape [${batch}], got ${String(labels)}`,
+    );
   }
   if (labels.isDisposed) throw new GuidanceError(`${name} has been disposed`);
   if (labels.dtype !== 'int32' || labels.rank !== 1 || labels.shape[0] !== batch) {
