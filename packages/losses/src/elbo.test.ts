@@ -387,6 +387,39 @@ describe('the full ELBO', () => {
   });
 });
 
+describe('no tensor leaks', () => {
+  it('every loss leaves only its result', async () => {
+    const schedule = SCHEDULES['sine warp']!;
+    const x0 = gm.sample(16, Random.seed(60));
+    const model = gm.denoiser('v');
+    const results = [
+      await assertNoLeaks(
+        () => continuousDiffusionLoss(model, x0, { schedule, rng: Random.seed(1) }),
+        'continuous',
+      ),
+      await assertNoLeaks(
+        () => discreteDiffusionLoss(model, x0, { schedule, steps: 10, rng: Random.seed(1) }),
+        'discrete',
+      ),
+      await assertNoLeaks(() => priorKL(x0, -5), 'prior'),
+      await assertNoLeaks(() => gaussianReconstructionNLL(x0, 5), 'reconstruction'),
+      await assertNoLeaks(
+        () =>
+          denoisingScoreMatchingLoss(model, x0, {
+            rng: Random.seed(1),
+            sampler: uniformTimeSampler(schedule),
+          }),
+        'dsm',
+      ),
+    ];
+    const terms = await assertNoLeaks(
+      () => negativeELBO(model, x0, { schedule, rng: Random.seed(1), steps: 5 }),
+      'negativeELBO',
+    );
+    tf.dispose([x0, ...results, terms.prior, terms.reconstruction, terms.diffusion, terms.total]);
+  });
+});
+
 describe('bad input gives typed errors that say what was wrong', () => {
   const model: DenoiserLike = gaussianDenoiser(mu, s);
   const x0 = () => tf.zeros([4, d]);

@@ -1,4 +1,4 @@
-import { DiffuseError, initBackend, Random } from '@diffuse/backend';
+import { assertNoLeaks, DiffuseError, initBackend, Random } from '@diffuse/backend';
 import { GaussianMixture } from '@diffuse/models';
 import {
   type ContinuousSchedule,
@@ -169,6 +169,60 @@ describe('the learned VDM schedule, trained through the continuous-time ELBO', (
     expect(schedule.logSNR(0)).toBeGreaterThan(3.5);
     expect(schedule.logSNR(1)).toBeLessThan(-3.5);
     expect(evaluate()).toBeLessThan(start - 0.1);
+  });
+
+  it('a schedule with only logSNRTensor: the derivative comes from tf.grad, gradients from a second tf.grad', async () => {
+    const schedule = learned(9, 1);
+    schedules.push(schedule);
+    const onlyTensor = {
+      logSNRTensor: (t: tf.Tensor) => schedule.logSNRTensor(t),
+      trainableVariables: schedule.trainableVariables,
+    };
+    const x0 = gm.sample(64, Random.seed(40));
+    const noise = Random.seed(41).normal([64, d]);
+    const run = (sch: typeof onlyTensor | LearnedVDMSchedule) =>
+      tf.variableGrads(
+        () =>
+          tf.mean(
+            continuousDiffusionLoss(model, x0, { schedule: sch, rng: Random.seed(42), noise }),
+          ) as tf.Scalar,
+        [schedule.gamma0, schedule.w1, schedule.w3],
+      );
+    const a = run(schedule); // closed-form dLogSNRdtTensor
+    const b = run(onlyTensor); // tf.grad of logSNRTensor, then differentiated again
+    expect(b.value.dataSync()[0]!).toBeCloseTo(a.value.dataSync()[0]!, 3);
+    for (const v of [schedule.gamma0, schedule.w1, schedule.w3]) {
+      const ga = await a.grads[v.name]!.data();
+      const gb = await b.grads[v.name]!.data();
+      const scale = Math.max(...Array.from(ga, Math.abs), 1e-6);
+      for (let i = 0; i < ga.length; i++)
+        expect(Math.abs(gb[i]! - ga[i]!) / scale).toBeLessThan(2e-3);
+    }
+    tf.dispose([x0, noise, a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
+  });
+
+  it('no tensor leaks: a joint step keeps only its two scalars', async () => {
+    const schedule = learned(10, 0.5);
+    schedules.push(schedule);
+    const x0 = gm.sample(32, Random.seed(43));
+    const optimizer = tf.train.sgd(1e-3);
+    // The first step creates the optimizer's state; count from the second.
+    const step = () =>
+      vdmJointStep({
+        denoiser: model,
+        x0,
+        schedule,
+        rng: Random.seed(44),
+        optimizer,
+        modelVariables: [],
+        endpointVariables: [schedule.gamma0, schedule.gamma1],
+        shapeVariables: shapeOf(schedule),
+      });
+    const first = step();
+    tf.dispose([first.negativeELBO, first.diffusionSecondMoment]);
+    const out = await assertNoLeaks(step, 'vdmJointStep');
+    tf.dispose([x0, out.negativeELBO, out.diffusionSecondMoment]);
+    optimizer.dispose();
   });
 
   it('bad input gives typed errors', () => {
