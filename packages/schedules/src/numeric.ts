@@ -36,9 +36,13 @@ export function torchLinspaceFloat32(start: number, end: number, n: number): Flo
   const scalar = (i: number): number => (i < half ? fma32(step, i, a) : fma32(-step, n - 1 - i, b));
   const W = 8;
   let i = 0;
-  for (; i <= n - 2 * W; i += W) {
-    const base = scalar(i);
-    for (let j = 0; j < W; j++) out[i + j] = f32(base + f32(j * step));
+  // PyTorch's vectorized_loop: two vectors of 8 per iteration while 16 fit, then the scalar tail.
+  // (For n > 32768, at::parallel_for would split the range across threads; not reproduced.)
+  for (; i <= n - 2 * W; i += 2 * W) {
+    for (let v = i; v < i + 2 * W; v += W) {
+      const base = scalar(v);
+      for (let j = 0; j < W; j++) out[v + j] = f32(base + f32(j * step));
+    }
   }
   for (; i < n; i++) out[i] = scalar(i);
   return out;
