@@ -1,7 +1,8 @@
+// Loads the built package: see vitest.config.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@diffuse/backend';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ArrayDataset, DataError, loadMnist, ShuffledBatches } from './index.js';
+import { type ArrayDataset, DataError, loadMnist, ShuffledBatches } from '../dist/index.js';
 
 let mnist: ArrayDataset;
 

@@ -141,8 +141,10 @@ describe('toy distributions: moments against the exact recipe', () => {
       }
     }
     checkMoments(x, { mean: [0, 0], second: [L * L / 3, L * L / 3, exy / dark] });
-    // and no point lands on a light square
+    // and no point lands on a light square (points within float32 rounding of an edge are skipped)
+    const nearEdge = (v: number) => Math.abs((v + L) / side - Math.round((v + L) / side)) < 1e-5;
     for (let i = 0; i < x.length / 2; i++) {
+      if (nearEdge(x[2 * i]!) || nearEdge(x[2 * i + 1]!)) continue;
       const ci = Math.floor((x[2 * i]! + L) / side);
       const cj = Math.floor((x[2 * i + 1]! + L) / side);
       expect((ci + cj) % 2).toBe(0);

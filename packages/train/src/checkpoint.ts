@@ -1,0 +1,128 @@
+/**
+ * Training checkpoints: tensors (parameters, optimizer moments, EMA weights, loss history) in one
+ * safetensors file (`@diffuse/models` `saveTensors`), and a small JSON manifest that names that file
+ * with its size and SHA-256, the step, the RNG state and the data iterator state.
+ *
+ * Commit protocol: the safetensors file is written first (atomically, under a new name per step),
+ * then the manifest `checkpoint.json` is replaced atomically. The manifest rename is the commit point:
+ * a crash before it leaves the previous manifest, which still names the previous (untouched) weights
+ * file. Only after the commit are older weights files removed.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { loadTensors, saveTensors } from '@diffuse/models';
+import { CheckpointError } from './errors.js';
+import type { CheckpointStore } from './store.js';
+
+/** Name of the manifest in a checkpoint store. */
+export const MANIFEST = 'checkpoint.json';
+const FORMAT = 'diffuse-train-checkpoint';
+const VERSION = 1;
+
+/** The JSON manifest of a checkpoint. */
+export interface CheckpointManifest {
+  format: typeof FORMAT;
+  version: number;
+  step: number;
+  /** The safetensors file holding this checkpoint's tensors. */
+  weights: string;
+  /** Its size in bytes and SHA-256 (hex), verified on load. */
+  bytes: number;
+  sha256: string;
+  /** Anything JSON the trainer needs back (RNG state, data iterator state, options, metrics). */
+  state: Record<string, unknown>;
+  /** ISO time of the save. */
+  savedAt: string;
+}
+
+/** A checkpoint read back: the manifest and the tensors (the caller disposes them). */
+export interface LoadedCheckpoint {
+  manifest: CheckpointManifest;
+  tensors: Map<string, tf.Tensor>;
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined) throw new CheckpointError('WebCrypto (crypto.subtle) is not available to hash the checkpoint');
+  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes as unknown as ArrayBuffer));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** `weights-000123.safetensors` for step 123. */
+export function weightsFileName(step: number): string {
+  return `weights-${String(step).padStart(9, '0')}.safetensors`;
+}
+
+/**
+ * Saves a checkpoint (see the module comment for the crash-safe protocol) and keeps the `keep` most
+ * recent weights files (default 1: only the one the manifest names).
+ *
+ * @example
+ * await saveCheckpoint(store, 100, { 'param/0': w }, { rng: rng.state() });
+ */
+export async function saveCheckpoint(
+  store: CheckpointStore,
+  step: number,
+  tensors: Record<string, tf.Tensor>,
+  state: Record<string, unknown>,
+  options: { keep?: number } = {},
+): Promise<CheckpointManifest> {
+  const keep = options.keep ?? 1;
+  const bytes = await saveTensors(tensors, { format: FORMAT, step: String(step) });
+  const weights = weightsFileName(step);
+  await store.write(weights, bytes);
+  const manifest: CheckpointManifest = {
+    format: FORMAT,
+    version: VERSION,
+    step,
+    weights,
+    bytes: bytes.byteLength,
+    sha256: await sha256Hex(bytes),
+    state,
+    savedAt: new Date().toISOString(),
+  };
+  await store.write(MANIFEST, new TextEncoder().encode(`${JSON.stringify(manifest, null, 1)}\n`));
+  // committed: drop older weights files beyond `keep`
+  const old = (await store.list())
+    .filter((f) => /^weights-\d+\.safetensors$/.test(f) && f !== weights)
+    .sort()
+    .reverse();
+  for (const f of old.slice(Math.max(0, keep - 1))) await store.remove(f);
+  return manifest;
+}
+
+/**
+ * Reads the committed checkpoint of a store, verifying the weights file's size and SHA-256 against
+ * the manifest. Returns null when the store has no checkpoint.
+ *
+ * @example
+ * const ckpt = await loadCheckpoint(store);
+ * if (ckpt) console.log('resuming at step', ckpt.manifest.step);
+ */
+export async function loadCheckpoint(store: CheckpointStore): Promise<LoadedCheckpoint | null> {
+  const raw = await store.read(MANIFEST);
+  if (raw === null) return null;
+  let manifest: CheckpointManifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(raw)) as CheckpointManifest;
+  } catch (e) {
+    throw new CheckpointError(`${MANIFEST} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  if (manifest?.format !== FORMAT || manifest.version !== VERSION) {
+    throw new CheckpointError(`${MANIFEST} is not a ${FORMAT} version ${VERSION} manifest`);
+  }
+  if (!Number.isInteger(manifest.step) || manifest.step < 0 || typeof manifest.weights !== 'string') {
+    throw new CheckpointError(`${MANIFEST} has an invalid step or weights file name`);
+  }
+  const bytes = await store.read(manifest.weights);
+  if (bytes === null) throw new CheckpointError(`the checkpoint's weights file ${manifest.weights} is missing`);
+  if (bytes.byteLength !== manifest.bytes) {
+    throw new CheckpointError(
+      `${manifest.weights} has ${bytes.byteLength} bytes but the manifest says ${manifest.bytes}`,
+    );
+  }
+  if ((await sha256Hex(bytes)) !== manifest.sha256) {
+    throw new CheckpointError(`${manifest.weights} does not match the SHA-256 in ${MANIFEST} (corrupt file)`);
+  }
+  const { tensors } = loadTensors(bytes);
+  return { manifest, tensors };
+}

@@ -1,0 +1,38 @@
+/**
+ * `@diffuse/train`: train Diffuse denoisers. A seeded `Trainer` over any parameters and loss, Adam
+ * with warm-up, cosine decay and gradient clipping, EMA hooks, progress events, periodic evaluation,
+ * and crash-safe checkpoints (safetensors + JSON) that resume exactly.
+ *
+ * @packageDocumentation
+ */
+export {
+  type CheckpointManifest,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  MANIFEST,
+  saveCheckpoint,
+  weightsFileName,
+} from './checkpoint.js';
+export { CheckpointError, TrainError } from './errors.js';
+export {
+  Adam,
+  type AdamConfig,
+  type AdamOptions,
+  adamConfig,
+  clipByGlobalNorm,
+  learningRateAt,
+} from './optimizer.js';
+export {
+  type CheckpointStore,
+  FileCheckpointStore,
+  type FileSystem,
+  MemoryCheckpointStore,
+} from './store.js';
+export {
+  type BatchSource,
+  type ParameterAverage,
+  type TrainerOptions,
+  type TrainProgress,
+  type TrainSummary,
+  Trainer,
+} from './trainer.js';

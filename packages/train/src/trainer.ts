@@ -1,0 +1,379 @@
+/**
+ * A trainer over any model, schedule and loss: the model is a list of `tf.Variable`s and the loss a
+ * function of a batch (which closes over the model, the noise schedule and the weighting). Seeded,
+ * Adam with warm-up and clipping, optional EMA, progress events, periodic evaluation, and atomic
+ * checkpoints that resume bit for bit.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InvalidArgumentError, Random } from '@diffuse/backend';
+import { type CheckpointManifest, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { TrainError } from './errors.js';
+import { Adam, type AdamConfig, type AdamOptions } from './optimizer.js';
+import type { CheckpointStore } from './store.js';
+
+/** Where batches come from. `next` may draw from `rng` (fresh toy samples) or keep its own state. */
+export interface BatchSource<B> {
+  /** The next batch; the trainer disposes every tensor in it after the step. */
+  next(rng: Random): B;
+  /** JSON position of the source, saved in checkpoints (for sources with their own state). */
+  state?(): unknown;
+  /** Restores a position saved with `state()`. */
+  restore?(state: unknown): void;
+}
+
+/**
+ * An average of the parameters kept beside them (for example `@diffuse/models`' EMA): updated after
+ * every optimizer step, saved and restored with checkpoints.
+ */
+export interface ParameterAverage {
+  /** Folds the current parameters into the average (called after each optimizer step). */
+  update(): void;
+  /** The averaged tensors by name (not disposed by the caller). */
+  tensors(): Record<string, tf.Tensor>;
+  /** Copies saved averaged tensors back in. */
+  load(tensors: Record<string, tf.Tensor>): void;
+}
+
+/** What a trainer reports as it goes. */
+export interface TrainProgress {
+  kind: 'step' | 'eval' | 'checkpoint';
+  /** Steps done. */
+  step: number;
+  /** The step `run` is heading to. */
+  totalSteps: number;
+  /** Loss of the last step. */
+  loss: number;
+  /** Mean loss over the last `logEvery` steps. */
+  meanLoss: number;
+  /** Global gradient norm of the last step, before clipping. */
+  gradNorm: number;
+  /** Learning rate of the last step. */
+  learningRate: number;
+  /** Steps per second over this `run` call. */
+  stepsPerSecond: number;
+  /** Evaluation metrics (kind 'eval'). */
+  metrics?: Record<string, number>;
+}
+
+/** Options of `Trainer`. */
+export interface TrainerOptions<B> {
+  /** The trainable parameters (e.g. `model.params`). Their order is their identity in checkpoints. */
+  params: readonly tf.Variable[];
+  /** The training loss of a batch, a scalar; draw noise and noise levels from `rng`. */
+  loss: (batch: B, rng: Random) => tf.Scalar;
+  /** Batches: a `BatchSource`, or a function of the trainer's seeded stream. */
+  data: BatchSource<B> | ((rng: Random) => B);
+  /** Seed of the trainer's stream (noise, noise levels, toy data). */
+  seed: number;
+  /** Adam, warm-up, decay and clipping. */
+  optimizer?: AdamOptions;
+  /** An EMA of the parameters, updated after every step and checkpointed. */
+  ema?: ParameterAverage;
+  /** Calls `fn` every `every` steps (and at the end of `run`); its metrics go to progress events. */
+  evaluate?: { every: number; fn: (trainer: Trainer<B>) => Record<string, number> | Promise<Record<string, number>> };
+  /** Saves a checkpoint every `every` steps (and at the end of `run`). */
+  checkpoint?: { store: CheckpointStore; every: number; keep?: number; extra?: () => Record<string, unknown> };
+  /** Progress callback; step events come every `logEvery` steps (default 10). */
+  onProgress?: (p: TrainProgress) => void;
+  logEvery?: number;
+}
+
+/** What `run` returns. */
+export interface TrainSummary {
+  step: number;
+  /** Mean loss over the last `logEvery` steps. */
+  meanLoss: number;
+  /** Metrics of the last evaluation, if any. */
+  metrics?: Record<string, number>;
+  seconds: number;
+}
+
+function isSource<B>(d: BatchSource<B> | ((rng: Random) => B)): d is BatchSource<B> {
+  return typeof d === 'object' && d !== null && typeof (d as BatchSource<B>).next === 'function';
+}
+
+/**
+ * Trains `params` by minimising `loss` with Adam.
+ *
+ * Each step: draw a batch, compute loss and gradients (`tf.variableGrads`), check the loss is finite,
+ * clip the gradients by global norm, take an Adam step at the warmed-up learning rate, update the
+ * EMA. Everything random comes from the seeded stream, so two runs with one seed give the same
+ * losses, and a run resumed from a checkpoint continues exactly as if it had not stopped.
+ *
+ * @example
+ * const trainer = new Trainer({
+ *   params: model.params,
+ *   data: (rng) => twoMoons().sample(256, rng),
+ *   loss: (batch, rng) => denoisingLoss(model, batch.x, rng),
+ *   seed: 0,
+ *   optimizer: { learningRate: 2e-3, warmupSteps: 100, clipNorm: 1 },
+ *   checkpoint: { store: await FileCheckpointStore.open('runs/moons'), every: 500 },
+ *   onProgress: (p) => console.log(p.step, p.meanLoss),
+ * });
+ * await trainer.restore();          // continues a previous run, if the store has one
+ * await trainer.run(5000);
+ */
+export class Trainer<B = unknown> {
+  readonly params: readonly tf.Variable[];
+  readonly optimizer: Adam;
+  /** Loss of every step taken (index = step - 1). */
+  readonly losses: number[] = [];
+  /** Every evaluation's metrics, with its step. */
+  readonly evaluations: { step: number; metrics: Record<string, number> }[] = [];
+  private rng: Random;
+  private readonly options: TrainerOptions<B>;
+  private readonly source: BatchSource<B>;
+  private lastGradNorm = Number.NaN;
+  private lastLearningRate = Number.NaN;
+
+  constructor(options: TrainerOptions<B>) {
+    if (options.params.length === 0) throw new InvalidArgumentError('Trainer needs at least one parameter');
+    for (const [name, every] of [
+      ['evaluate.every', options.evaluate?.every],
+      ['checkpoint.every', options.checkpoint?.every],
+      ['logEvery', options.logEvery],
+    ] as const) {
+      if (every !== undefined && !(Number.isInteger(every) && every >= 1)) {
+        throw new InvalidArgumentError(`${name} must be a positive integer, got ${every}`);
+      }
+    }
+    this.options = options;
+    this.params = [...options.params];
+    this.optimizer = new Adam(this.params, options.optimizer);
+    this.rng = Random.seed(options.seed);
+    const d = options.data;
+    this.source = isSource(d) ? d : { next: d };
+  }
+
+  /** Steps taken. */
+  get step(): number {
+    return this.optimizer.step;
+  }
+
+  /** The optimizer configuration in force. */
+  get optimizerConfig(): AdamConfig {
+    return this.optimizer.config;
+  }
+
+  /**
+   * One training step. Returns the loss and the gradient norm (before clipping).
+   *
+   * @example
+   * const { loss } = await trainer.trainStep();
+   */
+  async trainStep(): Promise<{ loss: number; gradNorm: number }> {
+    const batch = this.source.next(this.rng);
+    let value: tf.Scalar;
+    let grads: tf.NamedTensorMap;
+    try {
+      ({ value, grads } = tf.variableGrads(() => this.options.loss(batch, this.rng), this.params as tf.Variable[]));
+    } finally {
+      tf.dispose(batch as unknown as tf.TensorContainer);
+    }
+    const ordered = this.params.map((p) => grads[p.name]);
+    try {
+      const loss = (await value.data())[0]!;
+      if (!Number.isFinite(loss)) {
+        throw new TrainError(
+          `the loss is ${loss} at step ${this.step + 1}; lower the learning rate, clip gradients or check the data`,
+        );
+      }
+      if (ordered.some((g) => g === undefined)) {
+        const missing = this.params.filter((p) => grads[p.name] === undefined).map((p) => p.name);
+        throw new TrainError(`the loss does not depend on parameter(s) ${missing.join(', ')}`);
+      }
+      this.lastLearningRate = this.optimizer.nextLearningRate;
+      const norm = this.optimizer.apply(ordered as tf.Tensor[]);
+      const gradNorm = (await norm.data())[0]!;
+      norm.dispose();
+      if (!Number.isFinite(gradNorm)) {
+        throw new TrainError(`the gradient norm is ${gradNorm} at step ${this.step}`);
+      }
+      this.options.ema?.update();
+      this.lastGradNorm = gradNorm;
+      this.losses.push(loss);
+      return { loss, gradNorm };
+    } finally {
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+  }
+
+  private meanLoss(n: number): number {
+    const tail = this.losses.slice(-n);
+    return tail.reduce((a, b) => a + b, 0) / Math.max(1, tail.length);
+  }
+
+  /** Runs the evaluation callback now and records its metrics. */
+  async evaluate(): Promise<Record<string, number> | undefined> {
+    const ev = this.options.evaluate;
+    if (ev === undefined) return undefined;
+    const metrics = await ev.fn(this);
+    this.evaluations.push({ step: this.step, metrics });
+    return metrics;
+  }
+
+  /**
+   * Trains until `totalSteps` steps have been taken (counting steps restored from a checkpoint).
+   * Stops early, after saving a checkpoint, when `signal` is aborted.
+   */
+  async run(totalSteps: number, options: { signal?: AbortSignal } = {}): Promise<TrainSummary> {
+    if (!Number.isInteger(totalSteps) || totalSteps < 0) {
+      throw new InvalidArgumentError(`totalSteps must be a non-negative integer, got ${totalSteps}`);
+    }
+    const logEvery = this.options.logEvery ?? 10;
+    const start = Date.now();
+    const firstStep = this.step;
+    let metrics: Record<string, number> | undefined;
+    const emit = (kind: TrainProgress['kind'], extra: Partial<TrainProgress> = {}) => {
+      const seconds = (Date.now() - start) / 1000;
+      this.options.onProgress?.({
+        kind,
+        step: this.step,
+        totalSteps,
+        loss: this.losses.at(-1) ?? Number.NaN,
+        meanLoss: this.meanLoss(logEvery),
+        gradNorm: this.lastGradNorm,
+        learningRate: this.lastLearningRate,
+        stepsPerSecond: seconds > 0 ? (this.step - firstStep) / seconds : 0,
+        ...extra,
+      });
+    };
+    const ev = this.options.evaluate;
+    const ck = this.options.checkpoint;
+    while (this.step < totalSteps && options.signal?.aborted !== true) {
+      await this.trainStep();
+      const s = this.step;
+      if (s % logEvery === 0 || s === totalSteps) emit('step');
+      if (ev !== undefined && s % ev.every === 0) {
+        metrics = await this.evaluate();
+        if (metrics !== undefined) emit('eval', { metrics });
+      }
+      if (ck !== undefined && s % ck.every === 0) {
+        await this.save();
+        emit('checkpoint');
+      }
+    }
+    if (ev !== undefined && this.evaluations.at(-1)?.step !== this.step) {
+      metrics = await this.evaluate();
+      if (metrics !== undefined) emit('eval', { metrics });
+    }
+    if (ck !== undefined && this.step > firstStep && this.step % ck.every !== 0) {
+      await this.save();
+      emit('checkpoint');
+    }
+    return {
+      step: this.step,
+      meanLoss: this.meanLoss(logEvery),
+      ...(metrics !== undefined ? { metrics } : {}),
+      seconds: (Date.now() - start) / 1000,
+    };
+  }
+
+  /** Everything a checkpoint stores, as named tensors (not copies: do not dispose). */
+  private checkpointTensors(): Record<string, tf.Tensor> {
+    const out: Record<string, tf.Tensor> = {};
+    this.params.forEach((p, i) => {
+      out[`param/${i}`] = p;
+    });
+    for (const [k, t] of Object.entries(this.optimizer.stateTensors())) out[`adam/${k}`] = t;
+    const ema = this.options.ema?.tensors();
+    if (ema !== undefined) for (const [k, t] of Object.entries(ema)) out[`ema/${k}`] = t;
+    return out;
+  }
+
+  /**
+   * Saves a checkpoint to the configured store now (atomically; see `saveCheckpoint`).
+   *
+   * @example
+   * await trainer.save();
+   */
+  async save(): Promise<CheckpointManifest> {
+    const ck = this.options.checkpoint;
+    if (ck === undefined) throw new TrainError('this trainer has no checkpoint store (options.checkpoint)');
+    const losses = tf.tensor1d(Float32Array.from(this.losses), 'float32');
+    try {
+      return await saveCheckpoint(
+        ck.store,
+        this.step,
+        { ...this.checkpointTensors(), losses },
+        {
+          // JSON has no NaN: the Random state's 'no cached normal' NaN is stored as null
+          rng: this.rng.state().map((v) => (Number.isNaN(v) ? null : v)),
+          data: this.source.state?.() ?? null,
+          optimizer: this.optimizer.config,
+          seed: this.options.seed,
+          params: this.params.map((p) => ({ name: p.name, shape: p.shape })),
+          evaluations: this.evaluations,
+          ...(ck.extra?.() ?? {}),
+        },
+        ck.keep !== undefined ? { keep: ck.keep } : {},
+      );
+    } finally {
+      losses.dispose();
+    }
+  }
+
+  /**
+   * Restores the latest checkpoint of the configured store, if there is one: parameters, Adam
+   * moments and step, EMA, RNG and data-iterator state, loss history. Returns the restored step, or
+   * null when the store is empty.
+   *
+   * @example
+   * const step = await trainer.restore(); // null: fresh start
+   */
+  async restore(): Promise<number | null> {
+    const ck = this.options.checkpoint;
+    if (ck === undefined) throw new TrainError('this trainer has no checkpoint store (options.checkpoint)');
+    const loaded = await loadCheckpoint(ck.store);
+    if (loaded === null) return null;
+    const { manifest, tensors } = loaded;
+    try {
+      const state = manifest.state as {
+        rng: (number | null)[];
+        data: unknown;
+        params: { name: string; shape: number[] }[];
+        evaluations?: { step: number; metrics: Record<string, number> }[];
+      };
+      if (!Array.isArray(state.params) || state.params.length !== this.params.length) {
+        throw new TrainError(
+          `the checkpoint holds ${state.params?.length} parameters but this trainer has ${this.params.length}`,
+        );
+      }
+      this.params.forEach((p, i) => {
+        const t = tensors.get(`param/${i}`);
+        if (t === undefined || !tf.util.arraysEqual(t.shape, p.shape)) {
+          throw new TrainError(
+            `checkpoint parameter ${i} has shape [${t?.shape ?? 'missing'}] but ${p.name} has [${p.shape}]`,
+          );
+        }
+      });
+      this.params.forEach((p, i) => p.assign(tensors.get(`param/${i}`)!));
+      const adam: Record<string, tf.Tensor> = {};
+      const ema: Record<string, tf.Tensor> = {};
+      for (const [k, t] of tensors) {
+        if (k.startsWith('adam/')) adam[k.slice(5)] = t;
+        if (k.startsWith('ema/')) ema[k.slice(4)] = t;
+      }
+      this.optimizer.loadState(manifest.step, adam);
+      if (this.options.ema !== undefined) {
+        if (Object.keys(ema).length === 0) throw new TrainError('the checkpoint has no EMA weights but this trainer keeps an EMA');
+        this.options.ema.load(ema);
+      }
+      this.rng = Random.fromState(state.rng.map((v) => v ?? Number.NaN));
+      if (this.source.restore !== undefined) this.source.restore(state.data);
+      const losses = tensors.get('losses');
+      this.losses.length = 0;
+      if (losses !== undefined) this.losses.push(...(await losses.data()));
+      this.evaluations.length = 0;
+      this.evaluations.push(...(state.evaluations ?? []));
+      return manifest.step;
+    } finally {
+      for (const t of tensors.values()) t.dispose();
+    }
+  }
+
+  /** Frees the optimizer state (the parameters belong to the model). */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
