@@ -4,10 +4,10 @@
  * the page last ran (a sampler step or a training step).
  */
 import { type BackendInfo, type BackendName, initBackend } from '@diffuse/backend';
-import * as tf from '@tensorflow/tfjs-core';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import * as tf from '@tensorflow/tfjs-core';
 
 const WASM_PATHS = {
   'tfjs-backend-wasm.wasm': wasmPlain,
@@ -39,7 +39,9 @@ async function smokeTest(name: string): Promise<void> {
     y.dispose();
     if (v[0] !== 8) throw new Error(`a 4x8 by 8x2 matMul of ones gave ${v[0]}, not 8`);
   } catch (e) {
-    throw new Error(`${name} initialised but failed its first computation: ${(e as Error).message}`);
+    throw new Error(
+      `${name} initialised but failed its first computation: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -66,7 +68,8 @@ export async function switchBackend(name: BackendName | 'auto'): Promise<Backend
     select.value = current.name;
     $('backend-active').textContent = current.name;
     const caps = [current.float32 ? 'float32' : 'float16'];
-    if (current.name === 'wasm') caps.push(current.simd ? 'SIMD' : 'no SIMD', `${current.threads} thread(s)`);
+    if (current.name === 'wasm')
+      caps.push(current.simd ? 'SIMD' : 'no SIMD', `${current.threads} thread(s)`);
     $('backend-caps').textContent = `(${caps.join(', ')})`;
     $('ms-per-step').textContent = '–';
     document.body.dataset.backend = current.name;

@@ -55,7 +55,15 @@ export function loadDataset(name: string, n = 512, oracleComponents = n): Playgr
       ]),
     }).mixture;
   }
-  return { name, toy, points: Float32Array.from(points), labels: Int32Array.from(labs), n, oracle, exactOracle };
+  return {
+    name,
+    toy,
+    points: Float32Array.from(points),
+    labels: Int32Array.from(labs),
+    n,
+    oracle,
+    exactOracle,
+  };
 }
 
 /** The shown points as a tensor [n, 2] (the caller disposes it). */

@@ -18,7 +18,12 @@ export interface ForwardSection {
 }
 
 /** x_t = alpha x0 + sigma eps (`addNoise`) for the points, with fixed noise (seed 7) so the slider moves each point along one line. */
-export function noisy(points: Float32Array, n: number, level: NoiseLevel<number>, seed = 7): Float32Array {
+export function noisy(
+  points: Float32Array,
+  n: number,
+  level: NoiseLevel<number>,
+  seed = 7,
+): Float32Array {
   const eps = Random.seed(seed).normalArray(n * 2);
   const out = tf.tidy(() => addNoise(tf.tensor2d(points, [n, 2]), tf.tensor2d(eps, [n, 2]), level));
   const arr = out.dataSync() as Float32Array;
@@ -33,13 +38,21 @@ export function mountForward(getData: () => PlaygroundData): ForwardSection {
     'Pick a data set and drag <i>t</i>: each point moves along x<sub>t</sub> = α<sub>t</sub> x<sub>0</sub> + σ<sub>t</sub> ε with its own fixed ε. The chart shows the schedule: α, σ and logSNR = 2 log(α/σ).',
   );
   const dataset = select('dataset-select', DATASETS, 'two-moons');
-  const schedSel = select('schedule-select', SCHEDULES.map((x) => x.name));
+  const schedSel = select(
+    'schedule-select',
+    SCHEDULES.map((x) => x.name),
+  );
   const t = range('forward-t', 0, 1, 0.01, 0.3);
   const readout = el('span', { id: 'forward-level', className: 'readout' });
   row(s, labelled('data', dataset), labelled('schedule', schedSel), labelled('t', t), readout);
   const panels = el('div', { className: 'panels' });
   s.append(panels);
-  const view = new PlaneView(panels, { id: 'forward-canvas', size: 300, extent: 3.5, title: 'x_t (colour: class)' });
+  const view = new PlaneView(panels, {
+    id: 'forward-canvas',
+    size: 300,
+    extent: 3.5,
+    title: 'x_t (colour: class)',
+  });
   const chartBox = el('div', { id: 'schedule-chart' });
   panels.append(chartBox);
   let chart: uPlot | undefined;
@@ -48,7 +61,10 @@ export function mountForward(getData: () => PlaygroundData): ForwardSection {
 
   const drawChart = () => {
     const c = scheduleCurves(schedule());
-    if (chart && chart.root.querySelector('.u-title')?.textContent !== `schedule: ${schedule().name}`) {
+    if (
+      chart &&
+      chart.root.querySelector('.u-title')?.textContent !== `schedule: ${schedule().name}`
+    ) {
       chart.destroy();
       chart = undefined;
     }
@@ -78,7 +94,9 @@ export function mountForward(getData: () => PlaygroundData): ForwardSection {
       view.clear();
       view.points(xt, { labels: d.labels });
       readout.textContent = `α = ${level.alpha.toFixed(3)}, σ = ${level.sigma.toFixed(3)}, logSNR = ${logSNRFromLevel(level).toFixed(2)}`;
-      view.caption(`x_t at t = ${tv.toFixed(2)} (${d.n} points of ${d.name}; colour: class)${shrink !== 1 ? `, drawn times ${shrink.toPrecision(2)} (VE)` : ''}`);
+      view.caption(
+        `x_t at t = ${tv.toFixed(2)} (${d.n} points of ${d.name}; colour: class)${shrink !== 1 ? `, drawn times ${shrink.toPrecision(2)} (VE)` : ''}`,
+      );
     });
 
   const datasetCbs: ((name: string) => void)[] = [];

@@ -33,13 +33,21 @@ export interface GuidedModel {
 export function oracleGuidedModel(): GuidedModel {
   const toy = toyDistribution('eight-gaussians') as unknown as { mixture: GaussianMixture };
   const d = toy.mixture.denoiser('epsilon');
-  return { name: 'exact oracle (eight Gaussians)', mixture: toy.mixture, denoiser: d, unconditional: d };
+  return {
+    name: 'exact oracle (eight Gaussians)',
+    mixture: toy.mixture,
+    denoiser: d,
+    unconditional: d,
+  };
 }
 
 /** Fraction of samples whose most probable class under the exact posterior is `cls`. */
 function accuracy(mixture: GaussianMixture, samples: Float32Array, cls: number): number {
   const acc = tf.tidy(() => {
-    const logp = mixture.classLogPosterior(tf.tensor2d(samples, [samples.length / 2, 2]), { alpha: 1, sigma: 0.01 });
+    const logp = mixture.classLogPosterior(tf.tensor2d(samples, [samples.length / 2, 2]), {
+      alpha: 1,
+      sigma: 0.01,
+    });
     return tf.mean(tf.cast(tf.equal(tf.argMax(logp, 1), cls), 'float32'));
   });
   const v = acc.dataSync()[0]!;
@@ -60,11 +68,30 @@ export function mountGuidance(models: () => GuidedModel[]): { refresh(): void } 
   const steps = number('guide-steps', 2, 200, 20);
   const n = number('guide-n', 8, 4096, 384);
   const go = button('guide-button', 'Sample');
-  row(s, labelled('model', modelSel), labelled('class', cls), labelled('scale s', scale), scaleOut, labelled('steps', steps), labelled('samples', n), go);
+  row(
+    s,
+    labelled('model', modelSel),
+    labelled('class', cls),
+    labelled('scale s', scale),
+    scaleOut,
+    labelled('steps', steps),
+    labelled('samples', n),
+    go,
+  );
   const panels = el('div', { className: 'panels' });
   s.append(panels);
-  const cfgView = new PlaneView(panels, { id: 'guide-cfg', size: 320, extent: 3, title: 'classifier-free guidance' });
-  const clsView = new PlaneView(panels, { id: 'guide-classifier', size: 320, extent: 3, title: 'classifier guidance' });
+  const cfgView = new PlaneView(panels, {
+    id: 'guide-cfg',
+    size: 320,
+    extent: 3,
+    title: 'classifier-free guidance',
+  });
+  const clsView = new PlaneView(panels, {
+    id: 'guide-classifier',
+    size: 320,
+    extent: 3,
+    title: 'classifier guidance',
+  });
   const info = el('div', { id: 'guide-info', className: 'readout' });
   s.append(info);
 
@@ -76,7 +103,11 @@ export function mountGuidance(models: () => GuidedModel[]): { refresh(): void } 
     if (names.includes(keep)) modelSel.value = keep;
     const k = current().mixture.numClasses;
     const keepCls = cls.value;
-    cls.replaceChildren(...Array.from({ length: k }, (_, i) => el('option', { value: String(i), textContent: `class ${i}` })));
+    cls.replaceChildren(
+      ...Array.from({ length: k }, (_, i) =>
+        el('option', { value: String(i), textContent: `class ${i}` }),
+      ),
+    );
     if (Number(keepCls) < k) cls.value = keepCls;
   };
   refresh();
@@ -93,18 +124,32 @@ export function mountGuidance(models: () => GuidedModel[]): { refresh(): void } 
       try {
         const methods: [PlaneView, Denoiser, string][] = [
           [cfgView, classifierFreeGuidance(m.denoiser, { guidanceScale: sv }), 'cfg'],
-          [clsView, classifierGuidance(m.unconditional, mixtureClassifier(m.mixture), { scale: sv }), 'classifier'],
+          [
+            clsView,
+            classifierGuidance(m.unconditional, mixtureClassifier(m.mixture), { scale: sv }),
+            'classifier',
+          ],
         ];
         const out: string[] = [];
         for (const [view, den, key] of methods) {
-          const res = await runSampler(den, { sampler: 'dpmpp_2m', steps: Number(steps.value), n: count, seed: 3, cond: { labels } });
+          const res = await runSampler(den, {
+            sampler: 'dpmpp_2m',
+            steps: Number(steps.value),
+            n: count,
+            seed: 3,
+            cond: { labels },
+          });
           const acc = accuracy(m.mixture, res.samples, y);
           view.clear();
           view.points(data.x, { labels: data.classes, radius: 1, alpha: 0.25 });
           view.points(res.samples, { color: '#111', radius: 1.5, alpha: 0.8 });
-          view.caption(`${key === 'cfg' ? 'classifier-free' : 'classifier'} guidance, s = ${sv}: ${(100 * acc).toFixed(1)}% of samples in class ${y}`);
+          view.caption(
+            `${key === 'cfg' ? 'classifier-free' : 'classifier'} guidance, s = ${sv}: ${(100 * acc).toFixed(1)}% of samples in class ${y}`,
+          );
           view.canvas.dataset.accuracy = String(acc);
-          out.push(`${key}: ${(100 * acc).toFixed(1)}% in class ${y}, ${res.msPerStep.toFixed(1)} ms/step (NFE ${res.nfe})`);
+          out.push(
+            `${key}: ${(100 * acc).toFixed(1)}% in class ${y}, ${res.msPerStep.toFixed(1)} ms/step (NFE ${res.nfe})`,
+          );
           reportStepTime(res.msPerStep, `guided ${key} step`);
           await nextFrame();
         }

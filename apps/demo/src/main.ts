@@ -21,7 +21,9 @@ async function boot(): Promise<void> {
   const asked = new URLSearchParams(location.search).get('backend') as BackendName | null;
   const info = await switchBackend(asked && BACKENDS.includes(asked) ? asked : 'auto');
   const skipped = info?.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
-  status.textContent = skipped ? `auto picked ${info?.name} (skipped ${skipped})` : `running on ${info?.name}`;
+  status.textContent = skipped
+    ? `auto picked ${info?.name} (skipped ${skipped})`
+    : `running on ${info?.name}`;
 
   let data: PlaygroundData = loadDataset('two-moons');
   const getData = () => data;

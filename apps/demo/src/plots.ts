@@ -7,7 +7,18 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
 /** Colours of classes / series, readable on white. */
-export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
+export const PALETTE = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#9467bd',
+  '#ff7f0e',
+  '#17becf',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+];
 
 export interface LineSeries {
   label: string;
@@ -19,7 +30,14 @@ export interface LineSeries {
 /** A uPlot line chart in `parent` with x values and one or more series. */
 export function lineChart(
   parent: HTMLElement,
-  opts: { title: string; xLabel: string; series: LineSeries[]; width?: number; height?: number; logY?: boolean },
+  opts: {
+    title: string;
+    xLabel: string;
+    series: LineSeries[];
+    width?: number;
+    height?: number;
+    logY?: boolean;
+  },
 ): uPlot {
   const hasY2 = opts.series.some((s) => s.scale === 'y2');
   const axes: uPlot.Axis[] = [{ label: opts.xLabel }, { scale: 'y' }];
@@ -29,11 +47,20 @@ export function lineChart(
       title: opts.title,
       width: opts.width ?? 420,
       height: opts.height ?? 220,
-      scales: { x: { time: false }, y: opts.logY ? { distr: 3 } : {}, ...(hasY2 ? { y2: {} } : {}) },
+      scales: {
+        x: { time: false },
+        y: opts.logY ? { distr: 3 } : {},
+        ...(hasY2 ? { y2: {} } : {}),
+      },
       axes,
       series: [
         { label: opts.xLabel },
-        ...opts.series.map((s) => ({ label: s.label, stroke: s.color, width: 2, scale: s.scale ?? 'y' })),
+        ...opts.series.map((s) => ({
+          label: s.label,
+          stroke: s.color,
+          width: 2,
+          scale: s.scale ?? 'y',
+        })),
       ],
       legend: { live: false },
     },
@@ -48,7 +75,10 @@ export class PlaneView {
   readonly ctx: CanvasRenderingContext2D;
   extent: number;
 
-  constructor(parent: HTMLElement, opts: { size?: number; extent?: number; title?: string; id?: string }) {
+  constructor(
+    parent: HTMLElement,
+    opts: { size?: number; extent?: number; title?: string; id?: string },
+  ) {
     const wrap = document.createElement('figure');
     wrap.className = 'plane';
     this.canvas = document.createElement('canvas');
@@ -108,37 +138,52 @@ export class PlaneView {
   }
 
   /** Points xy (flat [n*2]), coloured by `labels` (or one colour). */
-  points(xy: ArrayLike<number>, opts: { labels?: ArrayLike<number>; color?: string; radius?: number; alpha?: number } = {}): void {
+  points(
+    xy: ArrayLike<number>,
+    opts: { labels?: ArrayLike<number>; color?: string; radius?: number; alpha?: number } = {},
+  ): void {
     const { ctx } = this;
     const r = opts.radius ?? 1.6;
     ctx.globalAlpha = opts.alpha ?? 0.7;
     const n = xy.length / 2;
     for (let i = 0; i < n; i++) {
-      ctx.fillStyle = opts.labels ? PALETTE[opts.labels[i]! % PALETTE.length]! : (opts.color ?? PALETTE[0]!);
+      ctx.fillStyle = opts.labels
+        ? PALETTE[opts.labels[i]! % PALETTE.length]!
+        : (opts.color ?? PALETTE[0]!);
       ctx.fillRect(this.px(xy[2 * i]!) - r, this.py(xy[2 * i + 1]!) - r, 2 * r, 2 * r);
     }
     ctx.globalAlpha = 1;
   }
 
   /** Poly-lines through successive states: `path[s]` is flat [n*2] at step s; draws the first `maxLines`. */
-  trajectories(path: ArrayLike<number>[], opts: { maxLines?: number; color?: string; labels?: ArrayLike<number> } = {}): void {
+  trajectories(
+    path: ArrayLike<number>[],
+    opts: { maxLines?: number; color?: string; labels?: ArrayLike<number> } = {},
+  ): void {
     if (path.length < 2) return;
     const { ctx } = this;
     const n = Math.min(path[0]!.length / 2, opts.maxLines ?? 64);
     ctx.globalAlpha = 0.35;
     ctx.lineWidth = 1;
     for (let i = 0; i < n; i++) {
-      ctx.strokeStyle = opts.labels ? PALETTE[opts.labels[i]! % PALETTE.length]! : (opts.color ?? '#555');
+      ctx.strokeStyle = opts.labels
+        ? PALETTE[opts.labels[i]! % PALETTE.length]!
+        : (opts.color ?? '#555');
       ctx.beginPath();
       ctx.moveTo(this.px(path[0]![2 * i]!), this.py(path[0]![2 * i + 1]!));
-      for (let s = 1; s < path.length; s++) ctx.lineTo(this.px(path[s]![2 * i]!), this.py(path[s]![2 * i + 1]!));
+      for (let s = 1; s < path.length; s++)
+        ctx.lineTo(this.px(path[s]![2 * i]!), this.py(path[s]![2 * i + 1]!));
       ctx.stroke();
     }
     ctx.globalAlpha = 1;
   }
 
   /** Arrows from `from` (flat [n*2]) along `vec` (flat [n*2]) times `scale`. */
-  arrows(from: ArrayLike<number>, vec: ArrayLike<number>, opts: { scale?: number; color?: string } = {}): void {
+  arrows(
+    from: ArrayLike<number>,
+    vec: ArrayLike<number>,
+    opts: { scale?: number; color?: string } = {},
+  ): void {
     const { ctx } = this;
     const s = opts.scale ?? 1;
     ctx.strokeStyle = opts.color ?? '#333';
@@ -174,7 +219,10 @@ export class PlaneView {
       const oy = Math.floor(k / cols) * h;
       for (let i = 0; i < h; i++) {
         for (let j = 0; j < w; j++) {
-          const v = Math.max(0, Math.min(255, Math.round(((pixels[k * h * w + i * w + j]! + 1) / 2) * 255)));
+          const v = Math.max(
+            0,
+            Math.min(255, Math.round(((pixels[k * h * w + i * w + j]! + 1) / 2) * 255)),
+          );
           const p = ((oy + i) * cols * w + ox + j) * 4;
           img.data[p] = img.data[p + 1] = img.data[p + 2] = 255 - v;
         }

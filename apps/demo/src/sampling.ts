@@ -29,7 +29,15 @@ export interface RunResult {
 function counted(d: Denoiser): { denoiser: Denoiser; calls: () => number } {
   let n = 0;
   return {
-    denoiser: { prediction: d.prediction, predict: (x, level, cond) => (n++, d.predict(x, level, cond)) },
+    denoiser: {
+      prediction: d.prediction,
+      ...(d.shape !== undefined ? { shape: d.shape } : {}),
+      ...(d.numClasses !== undefined ? { numClasses: d.numClasses } : {}),
+      predict: (x, level, cond) => {
+        n++;
+        return d.predict(x, level, cond);
+      },
+    },
     calls: () => n,
   };
 }
@@ -43,7 +51,14 @@ export async function runSampler(
   onStep?: (path: Float32Array[], i: number, steps: number) => Promise<void>,
 ): Promise<RunResult> {
   const c = counted(denoiser);
-  const it = sampleSteps(c.denoiser, { ...PLAN, sampler: opts.sampler, steps: opts.steps, shape: [opts.n, 2], seed: opts.seed, cond: opts.cond });
+  const it = sampleSteps(c.denoiser, {
+    ...PLAN,
+    sampler: opts.sampler,
+    steps: opts.steps,
+    shape: [opts.n, 2],
+    seed: opts.seed,
+    cond: opts.cond,
+  });
   const path: Float32Array[] = [];
   let busy = 0;
   let steps = 0;
@@ -71,10 +86,20 @@ export async function runSampler(
 const NULL_DENOISER: Denoiser = { prediction: 'x0', predict: (x) => tf.zerosLike(x) };
 
 /** The most steps whose NFE does not exceed `nfe` for this sampler (at least 1), and that NFE. */
-export async function stepsForNfe(sampler: string, nfe: number): Promise<{ steps: number; nfe: number }> {
+export async function stepsForNfe(
+  sampler: string,
+  nfe: number,
+): Promise<{ steps: number; nfe: number }> {
   for (let steps = nfe; steps >= 1; steps--) {
     const c = counted(NULL_DENOISER);
-    const it = sampleSteps(c.denoiser, { ...PLAN, sampler, steps, shape: [1, 2], seed: 0, checkFinite: false });
+    const it = sampleSteps(c.denoiser, {
+      ...PLAN,
+      sampler,
+      steps,
+      shape: [1, 2],
+      seed: 0,
+      checkFinite: false,
+    });
     for (let r = await it.next(); ; r = await it.next()) {
       if (r.done) {
         r.value.dispose();
@@ -88,14 +113,21 @@ export async function stepsForNfe(sampler: string, nfe: number): Promise<{ steps
 
 /** Mean log p_0(x) under the oracle (a kernel density estimate for the non-mixture data sets). */
 export function meanLogLikelihood(d: PlaygroundData, samples: Float32Array): number {
-  const lp = tf.tidy(() => tf.mean(d.oracle.logProb(tf.tensor2d(samples, [samples.length / 2, 2]), { alpha: 1, sigma: 0.05 })));
+  const lp = tf.tidy(() =>
+    tf.mean(
+      d.oracle.logProb(tf.tensor2d(samples, [samples.length / 2, 2]), { alpha: 1, sigma: 0.05 }),
+    ),
+  );
   const v = lp.dataSync()[0]!;
   lp.dispose();
   return v;
 }
 
 /** Reference values of the same measure: fresh data (seed 99) and standard-normal noise. */
-export function logLikelihoodBaselines(d: PlaygroundData, n = 512): { data: number; noise: number } {
+export function logLikelihoodBaselines(
+  d: PlaygroundData,
+  n = 512,
+): { data: number; noise: number } {
   const fresh = d.toy.sample(n, Random.seed(99));
   const dataLL = meanLogLikelihood(d, fresh.x.dataSync() as Float32Array);
   tf.dispose([fresh.x, fresh.labels]);
@@ -106,22 +138,40 @@ export interface SamplingSection {
   redrawIdle(): void;
 }
 
-export function mountSampling(getData: () => PlaygroundData, getModel: () => Denoiser | undefined): SamplingSection {
+export function mountSampling(
+  getData: () => PlaygroundData,
+  getModel: () => Denoiser | undefined,
+): SamplingSection {
   const samplers = listSamplers();
   const names = samplers.map((d) => d.name);
   // ---- single sampler, animated
   const s = section(
     'sample',
     '3. Sample: the reverse process',
-    'Start from pure noise and run any registered sampler; lines are the trajectories of x<sub>t</sub> (shown variance-preserving: x<sub>t</sub> = α x<sub>0</sub> + σ ε), from the noise at σ<sub>VE</sub> = 80 down to data (Karras et al.\'s noise levels). The oracle is the exact denoiser of the data; the MLP is the one trained in section 2.',
+    "Start from pure noise and run any registered sampler; lines are the trajectories of x<sub>t</sub> (shown variance-preserving: x<sub>t</sub> = α x<sub>0</sub> + σ ε), from the noise at σ<sub>VE</sub> = 80 down to data (Karras et al.'s noise levels). The oracle is the exact denoiser of the data; the MLP is the one trained in section 2.",
   );
-  const model = select('sample-model', [['oracle', 'exact oracle'], ['mlp', 'trained MLP']], 'oracle');
+  const model = select(
+    'sample-model',
+    [
+      ['oracle', 'exact oracle'],
+      ['mlp', 'trained MLP'],
+    ],
+    'oracle',
+  );
   const sampler = select('sampler-select', names, 'dpmpp_2m');
-  for (const o of Array.from(sampler.options)) o.title = samplers.find((d) => d.name === o.value)?.description ?? '';
+  for (const o of Array.from(sampler.options))
+    o.title = samplers.find((d) => d.name === o.value)?.description ?? '';
   const steps = number('sample-steps', 1, 500, 20);
   const n = number('sample-n', 1, 4096, 512);
   const go = button('sample-button', 'Sample');
-  row(s, labelled('model', model), labelled('sampler', sampler), labelled('steps', steps), labelled('samples', n), go);
+  row(
+    s,
+    labelled('model', model),
+    labelled('sampler', sampler),
+    labelled('steps', steps),
+    labelled('samples', n),
+    go,
+  );
   const desc = el('div', { className: 'intro', id: 'sampler-description' });
   s.append(desc);
   const showDesc = () => {
@@ -132,7 +182,12 @@ export function mountSampling(getData: () => PlaygroundData, getModel: () => Den
   showDesc();
   const panels = el('div', { className: 'panels' });
   s.append(panels);
-  const view = new PlaneView(panels, { id: 'sample-canvas', size: 380, extent: 3.5, title: 'samples' });
+  const view = new PlaneView(panels, {
+    id: 'sample-canvas',
+    size: 380,
+    extent: 3.5,
+    title: 'samples',
+  });
   const info = el('div', { id: 'sample-info', className: 'readout' });
   s.append(info);
 
@@ -145,31 +200,33 @@ export function mountSampling(getData: () => PlaygroundData, getModel: () => Den
     return getData().oracle.denoiser('x0');
   };
 
-  go.addEventListener('click', () =>
-    void act(s, async () => {
-      const d = getData();
-      const res = await runSampler(
-        denoiserFor(model.value),
-        { sampler: sampler.value, steps: Number(steps.value), n: Number(n.value), seed: 1 },
-        async (path, i, total) => {
-          view.clear();
-          view.points(d.points, { color: '#ccc', radius: 1.2, alpha: 0.6 });
-          view.trajectories(path, { maxLines: 80, color: '#555' });
-          view.points(path.at(-1)!, { color: PALETTE[1]!, radius: 1.6 });
-          view.caption(i < total ? `step ${i + 1} / ${total}` : `done: ${total} steps`);
-          await nextFrame();
-        },
-      );
-      reportStepTime(res.msPerStep, `${sampler.value} step`);
-      const ll = meanLogLikelihood(d, res.samples);
-      const base = logLikelihoodBaselines(d);
-      info.textContent = `${sampler.value}: ${res.steps} steps, NFE ${res.nfe}, ${res.msPerStep.toFixed(1)} ms/step; mean log p(x) under the oracle: samples ${ll.toFixed(2)} (fresh data ${base.data.toFixed(2)}, N(0, I) noise ${base.noise.toFixed(2)})`;
-      info.dataset.loglikData = String(base.data);
-      info.dataset.loglikNoise = String(base.noise);
-      info.dataset.nfe = String(res.nfe);
-      info.dataset.ms = String(res.msPerStep);
-      info.dataset.loglik = String(ll);
-    }),
+  go.addEventListener(
+    'click',
+    () =>
+      void act(s, async () => {
+        const d = getData();
+        const res = await runSampler(
+          denoiserFor(model.value),
+          { sampler: sampler.value, steps: Number(steps.value), n: Number(n.value), seed: 1 },
+          async (path, i, total) => {
+            view.clear();
+            view.points(d.points, { color: '#ccc', radius: 1.2, alpha: 0.6 });
+            view.trajectories(path, { maxLines: 80, color: '#555' });
+            view.points(path.at(-1)!, { color: PALETTE[1]!, radius: 1.6 });
+            view.caption(i < total ? `step ${i + 1} / ${total}` : `done: ${total} steps`);
+            await nextFrame();
+          },
+        );
+        reportStepTime(res.msPerStep, `${sampler.value} step`);
+        const ll = meanLogLikelihood(d, res.samples);
+        const base = logLikelihoodBaselines(d);
+        info.textContent = `${sampler.value}: ${res.steps} steps, NFE ${res.nfe}, ${res.msPerStep.toFixed(1)} ms/step; mean log p(x) under the oracle: samples ${ll.toFixed(2)} (fresh data ${base.data.toFixed(2)}, N(0, I) noise ${base.noise.toFixed(2)})`;
+        info.dataset.loglikData = String(base.data);
+        info.dataset.loglikNoise = String(base.noise);
+        info.dataset.nfe = String(res.nfe);
+        info.dataset.ms = String(res.msPerStep);
+        info.dataset.loglik = String(ll);
+      }),
   );
 
   // ---- comparison at equal NFE
@@ -189,30 +246,50 @@ export function mountSampling(getData: () => PlaygroundData, getModel: () => Den
   row(c, labelled('NFE', nfe), ...picks, goCmp);
   const cmpPanels = el('div', { className: 'panels' });
   c.append(cmpPanels);
-  const views = picks.map((_, k) => new PlaneView(cmpPanels, { id: `compare-canvas-${k}`, size: 240, extent: 3.5, title: '' }));
+  const views = picks.map(
+    (_, k) =>
+      new PlaneView(cmpPanels, { id: `compare-canvas-${k}`, size: 240, extent: 3.5, title: '' }),
+  );
   const table = el('table', { id: 'compare-table', className: 'small' });
   c.append(table);
-  goCmp.addEventListener('click', () =>
-    void act(c, async () => {
-      const d = getData();
-      const den = denoiserFor(model.value);
-      const rows: string[][] = [['sampler', 'steps', 'NFE', 'ms/step', 'mean log p(x)']];
-      for (const [k, pick] of picks.entries()) {
-        const budget = await stepsForNfe(pick.value, Number(nfe.value));
-        const res = await runSampler(den, { sampler: pick.value, steps: budget.steps, n: Number(n.value), seed: 1 });
-        const ll = meanLogLikelihood(d, res.samples);
-        const v = views[k]!;
-        v.clear();
-        v.points(d.points, { color: '#ccc', radius: 1.2, alpha: 0.6 });
-        v.trajectories(res.path, { maxLines: 40, color: '#777' });
-        v.points(res.samples, { color: PALETTE[k % PALETTE.length]!, radius: 1.6 });
-        v.caption(`${pick.value}: ${res.steps} steps, NFE ${res.nfe}, log p ${ll.toFixed(2)}`);
-        rows.push([pick.value, String(res.steps), String(res.nfe), res.msPerStep.toFixed(1), ll.toFixed(3)]);
-        reportStepTime(res.msPerStep, `${pick.value} step`);
-        await nextFrame();
-      }
-      table.replaceChildren(...rows.map((r, i) => el('tr', {}, ...r.map((x) => el(i === 0 ? 'th' : 'td', { textContent: x })))));
-    }),
+  goCmp.addEventListener(
+    'click',
+    () =>
+      void act(c, async () => {
+        const d = getData();
+        const den = denoiserFor(model.value);
+        const rows: string[][] = [['sampler', 'steps', 'NFE', 'ms/step', 'mean log p(x)']];
+        for (const [k, pick] of picks.entries()) {
+          const budget = await stepsForNfe(pick.value, Number(nfe.value));
+          const res = await runSampler(den, {
+            sampler: pick.value,
+            steps: budget.steps,
+            n: Number(n.value),
+            seed: 1,
+          });
+          const ll = meanLogLikelihood(d, res.samples);
+          const v = views[k]!;
+          v.clear();
+          v.points(d.points, { color: '#ccc', radius: 1.2, alpha: 0.6 });
+          v.trajectories(res.path, { maxLines: 40, color: '#777' });
+          v.points(res.samples, { color: PALETTE[k % PALETTE.length]!, radius: 1.6 });
+          v.caption(`${pick.value}: ${res.steps} steps, NFE ${res.nfe}, log p ${ll.toFixed(2)}`);
+          rows.push([
+            pick.value,
+            String(res.steps),
+            String(res.nfe),
+            res.msPerStep.toFixed(1),
+            ll.toFixed(3),
+          ]);
+          reportStepTime(res.msPerStep, `${pick.value} step`);
+          await nextFrame();
+        }
+        table.replaceChildren(
+          ...rows.map((r, i) =>
+            el('tr', {}, ...r.map((x) => el(i === 0 ? 'th' : 'td', { textContent: x }))),
+          ),
+        );
+      }),
   );
 
   return {

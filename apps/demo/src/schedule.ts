@@ -48,7 +48,10 @@ export const SCHEDULES: DemoSchedule[] = [
 ];
 
 /** alpha, sigma and logSNR on a grid of t, for plotting. */
-export function scheduleCurves(s: DemoSchedule, n = 101): { t: number[]; alpha: number[]; sigma: number[]; logSNR: number[] } {
+export function scheduleCurves(
+  s: DemoSchedule,
+  n = 101,
+): { t: number[]; alpha: number[]; sigma: number[]; logSNR: number[] } {
   const t: number[] = [];
   const alpha: number[] = [];
   const sigma: number[] = [];

@@ -39,8 +39,26 @@ export function mountTraining(getData: () => PlaygroundData, onTrained: () => vo
   const go = button('train-button', 'Train');
   const stop = button('train-stop', 'Stop');
   const reset = button('train-reset', 'Reset model');
-  row(s, labelled('width', width), labelled('steps', steps), labelled('batch', batch), labelled('learning rate', lr), go, stop, reset);
-  const info = el('div', { className: 'readout' }, 'step ', el('b', { id: 'train-step', textContent: '0' }), ', loss ', el('b', { id: 'loss-value', textContent: '–' }), ' ', el('span', { id: 'train-info' }));
+  row(
+    s,
+    labelled('width', width),
+    labelled('steps', steps),
+    labelled('batch', batch),
+    labelled('learning rate', lr),
+    go,
+    stop,
+    reset,
+  );
+  const info = el(
+    'div',
+    { className: 'readout' },
+    'step ',
+    el('b', { id: 'train-step', textContent: '0' }),
+    ', loss ',
+    el('b', { id: 'loss-value', textContent: '–' }),
+    ' ',
+    el('span', { id: 'train-info' }),
+  );
   s.append(info);
   const chartBox = el('div', { id: 'loss-chart' });
   s.append(chartBox);
@@ -74,9 +92,14 @@ export function mountTraining(getData: () => PlaygroundData, onTrained: () => vo
   const ensure = (): Trainer<ToyBatch> => {
     if (trainer && model) return trainer;
     const d = getData();
-    model = new Mlp(mlpConfig({ dim: 2, width: Number(width.value), depth: 3, prediction: 'epsilon' }), { seed: 1 });
+    model = new Mlp(
+      mlpConfig({ dim: 2, width: Number(width.value), depth: 3, prediction: 'epsilon' }),
+      { seed: 1 },
+    );
     const net = model;
-    const sampler = uniformLogSNRSampler(TRAIN_LOGSNR.min, TRAIN_LOGSNR.max, { sampling: 'low-discrepancy' });
+    const sampler = uniformLogSNRSampler(TRAIN_LOGSNR.min, TRAIN_LOGSNR.max, {
+      sampling: 'low-discrepancy',
+    });
     trainer = new Trainer<ToyBatch>({
       params: net.params,
       data: (rng) => d.toy.sample(Number(batch.value), rng),
@@ -88,40 +111,44 @@ export function mountTraining(getData: () => PlaygroundData, onTrained: () => vo
     return trainer;
   };
 
-  go.addEventListener('click', () =>
-    void act(s, async () => {
-      const t = ensure();
-      const start = t.step;
-      abort = new AbortController();
-      let last = performance.now();
-      let lastStep = start;
-      const onStep = () => {
-        // Trainer.losses holds every step's loss; plot what arrived since the last draw.
-        for (let k = hist.step.length; k < t.losses.length; k++) {
-          hist.step.push(k + 1);
-          hist.loss.push(t.losses[k]!);
-          const tail = t.losses.slice(Math.max(0, k - 9), k + 1);
-          hist.mean.push(tail.reduce((a, b) => a + b, 0) / tail.length);
+  go.addEventListener(
+    'click',
+    () =>
+      void act(s, async () => {
+        const t = ensure();
+        const start = t.step;
+        abort = new AbortController();
+        let last = performance.now();
+        let lastStep = start;
+        const onStep = () => {
+          // Trainer.losses holds every step's loss; plot what arrived since the last draw.
+          for (let k = hist.step.length; k < t.losses.length; k++) {
+            hist.step.push(k + 1);
+            hist.loss.push(t.losses[k]!);
+            const tail = t.losses.slice(Math.max(0, k - 9), k + 1);
+            hist.mean.push(tail.reduce((a, b) => a + b, 0) / tail.length);
+          }
+          chart.setData([hist.step, hist.loss, hist.mean]);
+          const now = performance.now();
+          if (t.step > lastStep)
+            reportStepTime((now - last) / (t.step - lastStep), 'training step');
+          last = now;
+          lastStep = t.step;
+          document.getElementById('train-step')!.textContent = String(t.step);
+          lossEl.textContent = hist.mean.at(-1)!.toFixed(4);
+          lossEl.dataset.losses = JSON.stringify(t.losses);
+        };
+        const total = start + Number(steps.value);
+        // Run in chunks so the page repaints and the loss curve grows while training.
+        while (t.step < total && !abort.signal.aborted) {
+          await t.run(Math.min(total, t.step + 10), { signal: abort.signal });
+          onStep();
+          await new Promise((ok) => setTimeout(ok, 0));
         }
-        chart.setData([hist.step, hist.loss, hist.mean]);
-        const now = performance.now();
-        if (t.step > lastStep) reportStepTime((now - last) / (t.step - lastStep), 'training step');
-        last = now;
-        lastStep = t.step;
-        document.getElementById('train-step')!.textContent = String(t.step);
-        lossEl.textContent = hist.mean.at(-1)!.toFixed(4);
-        lossEl.dataset.losses = JSON.stringify(t.losses);
-      };
-      const total = start + Number(steps.value);
-      // Run in chunks so the page repaints and the loss curve grows while training.
-      while (t.step < total && !abort.signal.aborted) {
-        await t.run(Math.min(total, t.step + 10), { signal: abort.signal });
-        onStep();
-        await new Promise((ok) => setTimeout(ok, 0));
-      }
-      document.getElementById('train-info')!.textContent = `(${model!.numParams} parameters, width ${width.value}, batch ${batch.value})`;
-      onTrained();
-    }),
+        document.getElementById('train-info')!.textContent =
+          `(${model!.numParams} parameters, width ${width.value}, batch ${batch.value})`;
+        onTrained();
+      }),
   );
   stop.addEventListener('click', () => abort?.abort());
   reset.addEventListener('click', () => {

@@ -16,7 +16,12 @@ export function el<K extends keyof HTMLElementTagNameMap>(
 
 /** A titled section of the page; `data-state` is idle, busy, done or error (the tests wait on it). */
 export function section(id: string, title: string, intro: string): HTMLElement {
-  const s = el('section', { id, dataset: { state: 'idle' } }, el('h2', { textContent: title }), el('p', { className: 'intro', innerHTML: intro }));
+  const s = el(
+    'section',
+    { id, dataset: { state: 'idle' } },
+    el('h2', { textContent: title }),
+    el('p', { className: 'intro', innerHTML: intro }),
+  );
   document.getElementById('app')!.append(s);
   return s;
 }
@@ -32,7 +37,11 @@ export function labelled(text: string, control: HTMLElement): HTMLLabelElement {
   return el('label', {}, `${text} `, control);
 }
 
-export function select(id: string, options: readonly (string | [string, string])[], value?: string): HTMLSelectElement {
+export function select(
+  id: string,
+  options: readonly (string | [string, string])[],
+  value?: string,
+): HTMLSelectElement {
   const s = el('select', { id });
   for (const o of options) {
     const [v, t] = typeof o === 'string' ? [o, o] : o;
@@ -42,12 +51,32 @@ export function select(id: string, options: readonly (string | [string, string])
   return s;
 }
 
-export function range(id: string, min: number, max: number, step: number, value: number): HTMLInputElement {
-  return el('input', { id, type: 'range', min: String(min), max: String(max), step: String(step), value: String(value) });
+export function range(
+  id: string,
+  min: number,
+  max: number,
+  step: number,
+  value: number,
+): HTMLInputElement {
+  return el('input', {
+    id,
+    type: 'range',
+    min: String(min),
+    max: String(max),
+    step: String(step),
+    value: String(value),
+  });
 }
 
 export function number(id: string, min: number, max: number, value: number): HTMLInputElement {
-  return el('input', { id, type: 'number', min: String(min), max: String(max), value: String(value), className: 'num' });
+  return el('input', {
+    id,
+    type: 'number',
+    min: String(min),
+    max: String(max),
+    value: String(value),
+    className: 'num',
+  });
 }
 
 export function button(id: string, text: string): HTMLButtonElement {

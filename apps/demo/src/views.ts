@@ -9,7 +9,12 @@
  * and prints how far apart the three routes land.
  */
 import type { Denoiser } from '@diffuse/models';
-import { convertPrediction, logSNRFromLevel, type NoiseLevel, vpLevelFromLogSNR } from '@diffuse/schedules';
+import {
+  convertPrediction,
+  logSNRFromLevel,
+  type NoiseLevel,
+  vpLevelFromLogSNR,
+} from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PlaygroundData } from './data.js';
 import { noisy } from './forward.js';
@@ -45,7 +50,13 @@ function triple(x: tf.Tensor, level: NoiseLevel<number>, denoiser: Denoiser): Tr
     return [x0, eps, score, tf.max(tf.abs(tf.sub(x0, back1))), tf.max(tf.abs(tf.sub(x0, back2)))];
   });
   const [x0, eps, score, g1, g2] = out as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-  const r = { x0: read(x0), eps: read(eps), score: read(score), gapEps: g1.dataSync()[0]!, gapScore: g2.dataSync()[0]! };
+  const r = {
+    x0: read(x0),
+    eps: read(eps),
+    score: read(score),
+    gapEps: g1.dataSync()[0]!,
+    gapScore: g2.dataSync()[0]!,
+  };
   tf.dispose(out);
   return r;
 }
@@ -61,7 +72,13 @@ function oracleTriple(x: tf.Tensor, level: NoiseLevel<number>, d: PlaygroundData
     return [x0, eps, score, tf.max(tf.abs(tf.sub(x0, back1))), tf.max(tf.abs(tf.sub(x0, back2)))];
   });
   const [x0, eps, score, g1, g2] = out as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-  const r = { x0: read(x0), eps: read(eps), score: read(score), gapEps: g1.dataSync()[0]!, gapScore: g2.dataSync()[0]! };
+  const r = {
+    x0: read(x0),
+    eps: read(eps),
+    score: read(score),
+    gapEps: g1.dataSync()[0]!,
+    gapScore: g2.dataSync()[0]!,
+  };
   tf.dispose(out);
   return r;
 }
@@ -70,7 +87,11 @@ export interface ViewsSection {
   redraw(): Promise<void>;
 }
 
-export function mountViews(getData: () => PlaygroundData, schedule: () => DemoSchedule, model: () => Denoiser | undefined): ViewsSection {
+export function mountViews(
+  getData: () => PlaygroundData,
+  schedule: () => DemoSchedule,
+  model: () => Denoiser | undefined,
+): ViewsSection {
   const s = section(
     'views',
     '4. Three equivalent views: x0, epsilon, score',
@@ -86,12 +107,27 @@ export function mountViews(getData: () => PlaygroundData, schedule: () => DemoSc
   const o = {
     x0: new PlaneView(top, { id: 'view-x0-oracle', size, extent: 3.5, title: 'oracle: x̂0' }),
     eps: new PlaneView(top, { id: 'view-eps-oracle', size, extent: 3.5, title: 'oracle: −σ ε̂' }),
-    score: new PlaneView(top, { id: 'view-score-oracle', size, extent: 3.5, title: 'oracle: σ² score' }),
+    score: new PlaneView(top, {
+      id: 'view-score-oracle',
+      size,
+      extent: 3.5,
+      title: 'oracle: σ² score',
+    }),
   };
   const m = {
     x0: new PlaneView(bottom, { id: 'view-x0-model', size, extent: 3.5, title: 'trained MLP: x̂0' }),
-    eps: new PlaneView(bottom, { id: 'view-eps-model', size, extent: 3.5, title: 'trained MLP: −σ ε̂' }),
-    score: new PlaneView(bottom, { id: 'view-score-model', size, extent: 3.5, title: 'trained MLP: σ² score' }),
+    eps: new PlaneView(bottom, {
+      id: 'view-eps-model',
+      size,
+      extent: 3.5,
+      title: 'trained MLP: −σ ε̂',
+    }),
+    score: new PlaneView(bottom, {
+      id: 'view-score-model',
+      size,
+      extent: 3.5,
+      title: 'trained MLP: σ² score',
+    }),
   };
   const table = el('table', { id: 'views-table', className: 'small' });
   s.append(table);
@@ -124,7 +160,12 @@ export function mountViews(getData: () => PlaygroundData, schedule: () => DemoSc
         draw(o, xt, ro, level);
         const rows: string[][] = [
           ['', 'max |x̂0 − x̂0(ε̂)|', 'max |x̂0 − x̂0(score)|', 'RMS x̂0 vs oracle'],
-          [d.exactOracle ? 'exact oracle' : 'oracle (empirical data)', ro.gapEps.toExponential(1), ro.gapScore.toExponential(1), '0'],
+          [
+            d.exactOracle ? 'exact oracle' : 'oracle (empirical data)',
+            ro.gapEps.toExponential(1),
+            ro.gapScore.toExponential(1),
+            '0',
+          ],
         ];
         const net = model();
         if (net) {
@@ -135,14 +176,23 @@ export function mountViews(getData: () => PlaygroundData, schedule: () => DemoSc
           m.score.caption('trained MLP: σ² score');
           let se = 0;
           for (let i = 0; i < rm.x0.length; i++) se += (rm.x0[i]! - ro.x0[i]!) ** 2;
-          rows.push(['trained MLP', rm.gapEps.toExponential(1), rm.gapScore.toExponential(1), Math.sqrt(se / n).toFixed(3)]);
+          rows.push([
+            'trained MLP',
+            rm.gapEps.toExponential(1),
+            rm.gapScore.toExponential(1),
+            Math.sqrt(se / n).toFixed(3),
+          ]);
         } else {
           for (const v of Object.values(m)) {
             v.clear();
             v.caption('train the MLP in section 2 first');
           }
         }
-        table.replaceChildren(...rows.map((r, i) => el('tr', {}, ...r.map((c) => el(i === 0 ? 'th' : 'td', { textContent: c })))));
+        table.replaceChildren(
+          ...rows.map((r, i) =>
+            el('tr', {}, ...r.map((c) => el(i === 0 ? 'th' : 'td', { textContent: c }))),
+          ),
+        );
       } finally {
         x.dispose();
       }

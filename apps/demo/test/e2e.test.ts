@@ -91,9 +91,15 @@ async function msPerStep(): Promise<number> {
 
 async function useBackend(name: string): Promise<string> {
   await page.selectOption('#backend-select', name);
-  await page.waitForFunction((n) => document.body.dataset.backend === n || document.getElementById('backend-error')!.textContent !== '', name, {
-    timeout: 60_000,
-  });
+  await page.waitForFunction(
+    (n) =>
+      document.body.dataset.backend === n ||
+      document.getElementById('backend-error')!.textContent !== '',
+    name,
+    {
+      timeout: 60_000,
+    },
+  );
   return (await page.textContent('#backend-active')) ?? '';
 }
 
@@ -112,7 +118,8 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     // Offline: everything must come from our own server.
     await context.route('**/*', (route) => {
       const u = route.request().url();
-      if (u.startsWith(url) || u.startsWith('data:') || u.startsWith('blob:')) return route.continue();
+      if (u.startsWith(url) || u.startsWith('data:') || u.startsWith('blob:'))
+        return route.continue();
       offOrigin.push(u);
       return route.abort();
     });
@@ -121,11 +128,15 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     // Start on wasm: under software rendering a WebGPU fallback adapter can reset the GPU process
     // (and with it accelerated canvases); WebGPU is tried last, after the screenshot.
     await page.goto(`${url}?backend=wasm`);
-    await page.waitForFunction(() => document.body.dataset.ready === 'true', undefined, { timeout: 90_000 });
+    await page.waitForFunction(() => document.body.dataset.ready === 'true', undefined, {
+      timeout: 90_000,
+    });
   });
 
   afterAll(async () => {
-    await page?.screenshot({ path: join(results, 'demo-final.png'), fullPage: true }).catch(() => undefined);
+    await page
+      ?.screenshot({ path: join(results, 'demo-final.png'), fullPage: true })
+      .catch(() => undefined);
     await context?.close();
     server?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
@@ -146,7 +157,9 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     await page.fill('#train-batch', '64');
     await run('train', 'train-button');
     expect(Number(await page.textContent('#train-step'))).toBe(60);
-    const losses = JSON.parse((await page.getAttribute('#loss-value', 'data-losses')) ?? '[]') as number[];
+    const losses = JSON.parse(
+      (await page.getAttribute('#loss-value', 'data-losses')) ?? '[]',
+    ) as number[];
     expect(losses).toHaveLength(60);
     expect(losses.every(Number.isFinite)).toBe(true);
     const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
@@ -176,14 +189,18 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     await page.selectOption('#sample-model', 'mlp');
     await page.selectOption('#sampler-select', 'euler');
     await run('sample', 'sample-button');
-    expect(Number.isFinite(Number(await page.getAttribute('#sample-info', 'data-loglik')))).toBe(true);
+    expect(Number.isFinite(Number(await page.getAttribute('#sample-info', 'data-loglik')))).toBe(
+      true,
+    );
     await page.selectOption('#sample-model', 'oracle');
   });
 
   it('compares samplers at equal NFE', async () => {
     await page.fill('#compare-nfe', '6');
     await run('compare', 'compare-button');
-    const rows = await page.$$eval('#compare-table tr', (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    const rows = await page.$$eval('#compare-table tr', (trs) =>
+      trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+    );
     expect(rows).toHaveLength(4);
     for (const [name, steps, nfe, ms, ll] of rows) {
       expect(Number(nfe), `${name} NFE`).toBeLessThanOrEqual(6);
@@ -205,7 +222,9 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
       await expectDrawn(`#view-${id}-oracle`);
       await expectDrawn(`#view-${id}-model`);
     }
-    const cells = await page.$$eval('#views-table tr', (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    const cells = await page.$$eval('#views-table tr', (trs) =>
+      trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+    );
     expect(cells).toHaveLength(2);
     for (const row of cells) {
       expect(Number(row[1])).toBeLessThan(1e-3);
@@ -222,7 +241,10 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
       await run('guidance', 'guide-button');
       await expectDrawn('#guide-cfg', 300);
       await expectDrawn('#guide-classifier', 300);
-      return [Number(await page.getAttribute('#guide-cfg', 'data-accuracy')), Number(await page.getAttribute('#guide-classifier', 'data-accuracy'))];
+      return [
+        Number(await page.getAttribute('#guide-cfg', 'data-accuracy')),
+        Number(await page.getAttribute('#guide-classifier', 'data-accuracy')),
+      ];
     };
     // s = 0 is the unconditional model: about 1/8 of the samples fall in class 2.
     const [cfg0, cls0] = await acc('0');

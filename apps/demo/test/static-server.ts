@@ -17,7 +17,9 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
-export async function serveStatic(root: string): Promise<{ url: string; server: Server; requests: string[] }> {
+export async function serveStatic(
+  root: string,
+): Promise<{ url: string; server: Server; requests: string[] }> {
   const base = resolve(root);
   const requests: string[] = [];
   const server = createServer((req, res) => {
