@@ -30,6 +30,7 @@ export {
 export { LossError } from './errors.js';
 export { type VDMJointStepOptions, vdmJointStep } from './joint.js';
 export {
+  discreteTimestepSampler,
   edmLogNormalSampler,
   importanceSampler,
   type LogSNRSample,

@@ -1,14 +1,20 @@
-import { DiffuseError, Random } from '@diffuse/backend';
-import { describe, expect, it } from 'vitest';
+import { DiffuseError, initBackend, Random } from '@diffuse/backend';
+import { GaussianMixture } from '@diffuse/models';
+import { DiscreteSchedule } from '@diffuse/schedules';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { warpedSchedule } from './gaussian-fixture.js';
 import {
+  denoisingLoss,
+  discreteTimestepSampler,
   edmLogNormalSampler,
+  elboWeighting,
   importanceSampler,
   LossError,
   meanAndStandardError,
   uniformLogSNRSampler,
   uniformTimeSampler,
   uniformTimes,
+  uniformWeighting,
 } from './index.js';
 
 /** Kolmogorov-Smirnov distance between a sample and a CDF. */
@@ -135,6 +141,70 @@ describe('noise-level samplers report the density they draw with', () => {
     const z = 2 * (1 - Math.exp(-5));
     const cdf = (l: number) => (l < 0 ? Math.exp(l) - Math.exp(-5) : z / 2 + 1 - Math.exp(-l)) / z;
     expect(ksDistance(all, cdf)).toBeLessThan(0.01);
+  });
+});
+
+describe('discrete timesteps (Ho et al. 2020, Algorithm 1)', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  it('draws i ~ U{0..T-1} and reads lambda from the table; a zero-SNR end is drawn at the floor', () => {
+    const table = DiscreteSchedule.fromConfig({ numTrainTimesteps: 50, rescaleBetasZeroSnr: true });
+    expect(table.logSNRs[49]).toBe(Number.NEGATIVE_INFINITY);
+    const { timesteps, logSNR, density } = discreteTimestepSampler(table.logSNRs).sample(
+      20000,
+      Random.seed(9),
+    );
+    expect(density).toBeUndefined();
+    const counts = new Array(50).fill(0);
+    timesteps!.forEach((i, k) => {
+      counts[i]++;
+      if (i < 49) expect(logSNR[k]).toBe(table.logSNRs[i]);
+      else expect(logSNR[k]).toBeCloseTo(Math.log(2 ** -24) - Math.log1p(-(2 ** -24)), 12);
+    });
+    // Pearson chi-square with 49 degrees of freedom: 0.1% critical value 85.4.
+    const chi2 = counts.reduce((a, c) => a + (c - 400) ** 2 / 400, 0);
+    expect(chi2).toBeLessThan(85.4);
+  });
+
+  it('uniform v-MSE over a DDPM table, including the zero-SNR step, matches the Gaussian closed form', async () => {
+    const s = 0.5;
+    const gm = GaussianMixture.gaussian(
+      [0.1, 0.2],
+      [
+        [s * s, 0],
+        [0, s * s],
+      ],
+    );
+    const table = DiscreteSchedule.fromConfig({
+      numTrainTimesteps: 100,
+      rescaleBetasZeroSnr: true,
+    });
+    const rng = Random.seed(3);
+    const x0 = gm.sample(8192, rng);
+    const sample = discreteTimestepSampler(table.logSNRs).sample(8192, rng);
+    const loss = await denoisingLoss(gm.denoiser('v'), x0, {
+      rng,
+      sample,
+      weighting: uniformWeighting('v'),
+    }).data();
+    x0.dispose();
+    // E[||v - v_hat||^2 / d | lambda] = (1 + SNR) s^2 / (1 + SNR s^2).
+    const diff = Array.from(loss, (v, i) => {
+      const snr = Math.exp(sample.logSNR[i]!);
+      return v - ((1 + snr) * s * s) / (1 + snr * s * s);
+    });
+    const est = meanAndStandardError(diff);
+    expect(Math.abs(est.mean)).toBeLessThan(4 * est.standardError);
+    // The ELBO weighting needs a density, which a discrete table does not have.
+    expect(() =>
+      denoisingLoss(gm.denoiser('v'), gm.sample(4, rng), {
+        rng,
+        sampler: discreteTimestepSampler(table.logSNRs),
+        weighting: elboWeighting(),
+      }),
+    ).toThrow(/needs the density/);
   });
 });
 

@@ -26,20 +26,30 @@ export const TIME_SAMPLINGS: readonly TimeSampling[] = ['iid', 'antithetic', 'lo
 export interface LogSNRSample {
   /** lambda_i = log SNR of each example. */
   logSNR: Float64Array;
-  /** p(lambda_i): the density the sampler drew lambda_i with (over lambda). */
-  density: Float64Array;
-  /** t_i, for samplers that draw times. */
+  /**
+   * p(lambda_i): the density the sampler drew lambda_i with (over lambda). Every continuous sampler
+   * reports it; a sampler of discrete timesteps has none (the ELBO weightings then refuse it).
+   */
+  density?: Float64Array;
+  /** t_i, for samplers that draw continuous times. */
   t?: Float64Array;
+  /** Integer timesteps i, for samplers over a discrete table. */
+  timesteps?: Int32Array;
+  /** The VE noise level sigma_i = e^{-lambda_i / 2} (EDM's sigma), for samplers of sigma. */
+  sigma?: Float64Array;
 }
 
+/** Noise levels drawn by a continuous sampler: the density is always there. */
+export type DensitySample = LogSNRSample & { density: Float64Array };
+
 /** A training-time sampler of noise levels. */
-export interface LogSNRSampler {
+export interface LogSNRSampler<S extends LogSNRSample = LogSNRSample> {
   readonly name: string;
   /** The support of p(lambda): [logSNRMin, logSNRMax] (may be infinite for EDM's log-normal). */
   readonly logSNRMin: number;
   readonly logSNRMax: number;
   /** Draws `n` noise levels. */
-  sample(n: number, rng: Random): LogSNRSample;
+  sample(n: number, rng: Random): S;
 }
 
 /** Throws unless `n` is a positive integer. */
@@ -111,7 +121,7 @@ export function uniformTimes(n: number, rng: Random, sampling: TimeSampling = 'i
 export function uniformTimeSampler(
   schedule: LogSNRSchedule,
   options: { sampling?: TimeSampling } = {},
-): LogSNRSampler {
+): LogSNRSampler<DensitySample> {
   if (typeof schedule?.logSNR !== 'function' || typeof schedule?.dLogSNRdt !== 'function') {
     throw new LossError(
       `uniformTimeSampler needs a schedule with logSNR(t) and dLogSNRdt(t), got ${describe(schedule)}`,
@@ -162,7 +172,7 @@ export function uniformLogSNRSampler(
   logSNRMin: number,
   logSNRMax: number,
   options: { sampling?: TimeSampling } = {},
-): LogSNRSampler {
+): LogSNRSampler<DensitySample> {
   assertRange(logSNRMin, logSNRMax);
   const sampling = options.sampling ?? 'iid';
   assertTimeSampling(sampling);
@@ -195,7 +205,7 @@ export function uniformLogSNRSampler(
  */
 export function edmLogNormalSampler(
   options: { pMean?: number; pStd?: number; sampling?: TimeSampling } = {},
-): LogSNRSampler {
+): LogSNRSampler<DensitySample> {
   const pMean = options.pMean ?? -1.2;
   const pStd = options.pStd ?? 1.2;
   if (!Number.isFinite(pMean)) throw new LossError(`EDM P_mean must be finite, got ${pMean}`);
@@ -213,14 +223,82 @@ export function edmLogNormalSampler(
       const u = uniformTimes(n, rng, sampling);
       const logSNR = new Float64Array(n);
       const density = new Float64Array(n);
+      const sigma = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const ui = Math.min(Math.max(u[i]!, 2 ** -53), 1 - 2 ** -53);
         // ln sigma = P_mean + P_std z  <=>  lambda = -2 ln sigma = mean - std z; z and -z have one law.
         const z = normalQuantile(ui, 0, 1);
         logSNR[i] = mean + std * z;
         density[i] = Math.exp(-0.5 * z * z) / (std * Math.sqrt(2 * Math.PI));
+        sigma[i] = Math.exp(-0.5 * logSNR[i]!);
       }
-      return { logSNR, density };
+      return { logSNR, density, sigma };
+    },
+  };
+}
+
+/**
+ * Timesteps i ~ U{0, ..., T-1} of a discrete table (Ho et al. 2020, Algorithm 1), lambda_i =
+ * log(abar_i / (1 - abar_i)) read from it (e.g. `DiscreteSchedule.logSNRs` of `@diffuse/schedules`).
+ * A zero-terminal-SNR table ends at lambda = -inf (pure noise); that step is drawn at
+ * `terminalLogSNR`, by default log(2^-24 / (1 - 2^-24)), the floor diffusers puts in
+ * alphas_cumprod[T-1]. No density is reported (the ELBO over a discrete table is
+ * `discreteDiffusionLoss`), so the ELBO weightings refuse this sampler.
+ *
+ * @example
+ * const table = DiscreteSchedule.fromConfig({ betaSchedule: 'linear' });
+ * const sampler = discreteTimestepSampler(table.logSNRs);
+ * const { timesteps, logSNR } = sampler.sample(64, Random.seed(0));
+ */
+export function discreteTimestepSampler(
+  logSNRs: ArrayLike<number>,
+  options: { sampling?: TimeSampling; terminalLogSNR?: number } = {},
+): LogSNRSampler {
+  if (
+    logSNRs === null ||
+    typeof logSNRs !== 'object' ||
+    typeof logSNRs.length !== 'number' ||
+    logSNRs.length < 1
+  ) {
+    throw new LossError(
+      `discreteTimestepSampler needs a non-empty table of logSNRs, got ${describe(logSNRs)}`,
+    );
+  }
+  const floor = options.terminalLogSNR ?? Math.log(2 ** -24) - Math.log1p(-(2 ** -24));
+  if (!Number.isFinite(floor)) throw new LossError(`terminalLogSNR must be finite, got ${floor}`);
+  const sampling = options.sampling ?? 'iid';
+  assertTimeSampling(sampling);
+  const table = Float64Array.from(logSNRs);
+  for (let i = 0; i < table.length; i++) {
+    const l = table[i]!;
+    if (Number.isNaN(l) || l === Number.POSITIVE_INFINITY) {
+      throw new LossError(
+        `logSNRs[${i}] = ${l}; a table's logSNRs must be finite (or -Infinity at a zero-SNR end)`,
+      );
+    }
+    if (i > 0 && !(l < table[i - 1]!)) {
+      throw new LossError(
+        `logSNRs must strictly decrease with the timestep, but logSNRs[${i}] = ${l} >= logSNRs[${i - 1}] = ${table[i - 1]}`,
+      );
+    }
+    if (l === Number.NEGATIVE_INFINITY)
+      table[i] = Math.min(floor, i > 0 ? table[i - 1]! - 1e-6 : floor);
+  }
+  const n = table.length;
+  return {
+    name: `discrete-${n}-${sampling}`,
+    logSNRMin: table[n - 1]!,
+    logSNRMax: table[0]!,
+    sample(count, rng) {
+      const u = uniformTimes(count, rng, sampling);
+      const timesteps = new Int32Array(count);
+      const logSNR = new Float64Array(count);
+      for (let k = 0; k < count; k++) {
+        const i = Math.min(Math.floor(u[k]! * n), n - 1);
+        timesteps[k] = i;
+        logSNR[k] = table[i]!;
+      }
+      return { logSNR, timesteps };
     },
   };
 }
@@ -246,7 +324,7 @@ export function importanceSampler(
     sampling?: TimeSampling;
     name?: string;
   },
-): LogSNRSampler {
+): LogSNRSampler<DensitySample> {
   if (typeof f !== 'function')
     throw new LossError(`importanceSampler needs a function of logSNR, got ${describe(f)}`);
   const { logSNRMin, logSNRMax } = options;

@@ -1,6 +1,11 @@
 import { assertNoLeaks, DiffuseError, initBackend, Random } from '@diffuse/backend';
 import { GaussianMixture } from '@diffuse/models';
-import { convertPrediction, PREDICTIONS, type Prediction } from '@diffuse/schedules';
+import {
+  CosineSchedule,
+  convertPrediction,
+  PREDICTIONS,
+  type Prediction,
+} from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,6 +24,7 @@ import {
   targetFactor,
   truncatedSNRWeighting,
   uniformLogSNRSampler,
+  uniformTimeSampler,
   uniformWeighting,
   type Weighting,
   weightedMSE,
@@ -129,6 +135,29 @@ describe('the weightings, as functions of logSNR', () => {
         1e-9,
       );
     });
+  });
+});
+
+describe('Kingma & Gao 2023, Table 1, with the cosine schedule of @diffuse/schedules', () => {
+  // Under t ~ U(0, 1), p(lambda) = 1 / |lambda'(t)|; the effective weighting is w(lambda) = 2 p(lambda) w_eps.
+  const schedule = new CosineSchedule({ logSNRMin: -15, logSNRMax: 15 });
+  const { logSNR, density } = uniformTimeSampler(schedule).sample(200, Random.seed(3));
+
+  it('eps-MSE (Ho et al., IDDPM): w(lambda) is proportional to sech(lambda / 2)', () => {
+    const w = effectiveWeighting(uniformWeighting('epsilon'), logSNR, density);
+    const ratio = Array.from(w, (v, i) => v * Math.cosh(logSNR[i]! / 2));
+    for (const r of ratio) relClose(r, ratio[0]!, 1e-4);
+    relClose(ratio[0]!, 1 / Math.PI, 1e-3); // 1 / (2a), a ~ pi / 2 for the clipped cosine
+  });
+
+  it('v-MSE: w(lambda) is proportional to e^(-lambda / 2)', () => {
+    const w = effectiveWeighting(uniformWeighting('v'), logSNR, density);
+    const ratio = Array.from(w, (v, i) => v * Math.exp(logSNR[i]! / 2));
+    for (const r of ratio) relClose(r, ratio[0]!, 1e-4);
+  });
+
+  it('the ELBO weighting gives w(lambda) = 1 under any schedule', () => {
+    for (const v of effectiveWeighting(elboWeighting(), logSNR, density)) relClose(v, 1, 1e-5);
   });
 });
 
