@@ -8,6 +8,7 @@ import { activeBackend, mountBackendPicker, switchBackend } from './backend.js';
 import { loadDataset, type PlaygroundData } from './data.js';
 import { mountForward } from './forward.js';
 import { type GuidedModel, mountGuidance, oracleGuidedModel } from './guidance.js';
+import { mountMnist } from './mnist.js';
 import { mountSampling } from './sampling.js';
 import { mountTraining } from './train.js';
 import { mountViews } from './views.js';
@@ -33,6 +34,7 @@ async function boot(): Promise<void> {
   const views = mountViews(getData, forward.schedule, training.model);
   const guidedModels: GuidedModel[] = [oracleGuidedModel()];
   mountGuidance(() => guidedModels);
+  mountMnist();
 
   const redrawAll = async () => {
     await forward.redraw();
