@@ -57,6 +57,7 @@ export * from './samplers/euler.js';
 export * from './samplers/heun.js';
 export * from './samplers/lms.js';
 export * from './samplers/pndm.js';
+export * from './samplers/score-sde.js';
 export * from './samplers/unipc.js';
 export {
   type DenoiseRequest,

@@ -78,6 +78,12 @@ export interface SamplerDefinition<O extends SamplerOptions = SamplerOptions> {
   readonly stochastic: boolean;
   /** Global order of convergence on the probability-flow ODE (deterministic samplers), for the conformance suite. */
   readonly order?: number;
+  /** Options the conformance suite uses instead of the defaults (e.g. fewer inner steps, to keep it fast). */
+  readonly conformance?: {
+    readonly samplerOptions?: Partial<O>;
+    /** False when the output is not an affine map of the noise (e.g. step sizes that depend on norms). */
+    readonly affine?: boolean;
+  };
 }
 
 /** Asks the driver for D(x; sigma) during step i: `const d = yield* denoise(x, sigma, i)`. */

@@ -20,6 +20,12 @@ import { euler } from './euler.js';
 import { heun } from './heun.js';
 import { lms } from './lms.js';
 import { plms, pndm } from './pndm.js';
+import {
+  annealedLangevin,
+  eulerMaruyamaVE,
+  eulerMaruyamaVP,
+  predictorCorrector,
+} from './score-sde.js';
 import { unipc } from './unipc.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: definitions differ in their option types
@@ -44,5 +50,9 @@ export const BUILTIN_SAMPLERS: SamplerDefinition<any>[] = [
   unipc,
   pndm,
   plms,
+  annealedLangevin,
+  eulerMaruyamaVE,
+  eulerMaruyamaVP,
+  predictorCorrector,
   // new samplers above this line
 ];
