@@ -378,6 +378,40 @@ describe('GaussianMixture: sampling', () => {
   });
 });
 
+describe('GaussianMixture: entropy', () => {
+  it('matches 0.5 log det(2 pi e S) for a Gaussian, and H(w) + sum w_k H_k for separated components', () => {
+    const S = [
+      [0.5, 0.2],
+      [0.2, 0.3],
+    ];
+    const exact = 0.5 * Math.log((2 * Math.PI * Math.E) ** 2 * (0.5 * 0.3 - 0.04));
+    const g = GaussianMixture.gaussian([1, 2], S).entropy(20000, Random.seed(1));
+    expect(Math.abs(g.entropy - exact)).toBeLessThan(5 * g.standardError);
+    // Far-apart components: the overlap term is negligible (< 1e-20).
+    const w = [0.3, 0.7];
+    const m = new GaussianMixture({
+      weights: w,
+      means: [
+        [-50, 0],
+        [50, 0],
+      ],
+      covs: [S, S],
+    }).entropy(20000, Random.seed(2));
+    const mixExact = exact - w.reduce((a, wk) => a + wk * Math.log(wk), 0);
+    expect(Math.abs(m.entropy - mixExact)).toBeLessThan(5 * m.standardError);
+    // At a noise level: p_t of a Gaussian is N(alpha mu, alpha^2 S + sigma^2 I).
+    const [a, s] = [0.6, 0.8];
+    const det = (a * a * 0.5 + s * s) * (a * a * 0.3 + s * s) - (a * a * 0.2) ** 2;
+    const t = GaussianMixture.gaussian([1, 2], S).entropy(20000, Random.seed(3), {
+      alpha: a,
+      sigma: s,
+    });
+    expect(Math.abs(t.entropy - 0.5 * Math.log((2 * Math.PI * Math.E) ** 2 * det))).toBeLessThan(
+      5 * t.standardError,
+    );
+  });
+});
+
 describe('GaussianMixture: errors', () => {
   const I = [
     [1, 0],

@@ -4,7 +4,12 @@
  */
 
 import type { NoiseLevel, Prediction, Scalar } from '@diffuse/schedules';
-import { assertPrediction, convertPrediction, edmPreconditioning } from '@diffuse/schedules';
+import {
+  assertPrediction,
+  convertPrediction,
+  edmPreconditioning,
+  edmPreconditioningTensor,
+} from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Conditioning, Denoiser } from './denoiser.js';
 import { ModelError } from './errors.js';
@@ -54,8 +59,7 @@ export interface EdmOptions {
  *     D(x_ve; s) = c_skip(s) x_ve + c_out(s) F(c_in(s) x_ve; c_noise(s)),
  *
  * coefficients from `edmPreconditioning` in `@diffuse/schedules`. Predicts `x0`.
- * Number levels use `edmPreconditioning` directly; per-example tensor levels (training) evaluate the
- * same Table 1 formulas elementwise.
+ * Number levels use `edmPreconditioning`, per-example tensor levels (training) `edmPreconditioningTensor`.
  *
  * @example
  * const D = edmPreconditioned(mlp, { sigmaData: 0.5 });
@@ -91,22 +95,16 @@ function broadcastLevel(v: Scalar, rank: number): Scalar {
   return tf.reshape(v, [-1, ...new Array(rank - 1).fill(1)]);
 }
 
-/** EDM Table 1 coefficients for number or per-example levels (tensors shaped [batch, 1, ...]). */
+/** EDM Table 1 coefficients for number levels, or per-example tensor levels shaped like x's batch. */
 function edmCoefficients(level: NoiseLevel<Scalar>, sigmaData: number, rank: number) {
   const { alpha, sigma } = level;
   if (typeof alpha === 'number' && typeof sigma === 'number') {
     return edmPreconditioning(sigma / alpha, sigmaData);
   }
-  // The same formulas as edmPreconditioning, elementwise: s = sigma / alpha.
-  const s = tf.div(broadcastLevel(sigma, rank), broadcastLevel(alpha, rank));
-  const d2 = sigmaData * sigmaData;
-  const total = tf.add(tf.square(s), d2);
-  return {
-    cSkip: tf.div(d2, total),
-    cOut: tf.div(tf.mul(s, sigmaData), tf.sqrt(total)),
-    cIn: tf.rsqrt(total),
-    cNoise: tf.div(tf.log(s), 4),
-  };
+  return edmPreconditioningTensor(
+    tf.div(broadcastLevel(sigma, rank), broadcastLevel(alpha, rank)),
+    sigmaData,
+  );
 }
 
 /**
