@@ -54,7 +54,7 @@ describe('reverse-SDE Euler-Maruyama and predictor-corrector', () => {
     async (name) => {
       const m = await moments({
         sampler: name,
-        steps: 120,
+        steps: 250,
         sigmaMin: 0.005,
         sigmaMax: 20,
         shape: [6000, 1],
