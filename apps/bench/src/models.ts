@@ -5,11 +5,14 @@
  * Until that package ships its MLP, the app measures a STAND-IN MLP built here from raw tf ops with
  * the same layer sizes; every row it produces carries `source: "stand-in"` and the report says so.
  */
+
 import type { Denoiser } from '@diffuse/models';
+import * as models from '@diffuse/models';
 import type { NoiseLevel, Scalar } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 
 export type ModelName = 'mlp' | 'unet';
+export const MODEL_NAMES: ModelName[] = ['mlp', 'unet'];
 
 /** A network under measurement. */
 export interface BenchModel {
@@ -89,7 +92,7 @@ export function standInMlp(seed: number): BenchModel {
     source: 'stand-in',
     dataShape: [dataDim],
     params: variables.reduce((n, v) => n + v.size, 0),
-    spec: { kind: 'mlp', ...MLP_SPEC, timeEmbedding: 'sin/cos(logSNR * f), 8 frequencies' },
+    spec: { kind: 'standin-mlp', ...MLP_SPEC, timeEmbedding: 'sin/cos(logSNR * f), 8 frequencies' },
     denoiser,
     variables,
     dispose() {
@@ -99,8 +102,77 @@ export function standInMlp(seed: number): BenchModel {
   };
 }
 
-/** The models of this build, by name; `null` with the reason when one is not available yet. */
+/** The benchmark's MLP: `Mlp` of @diffuse/models with width 256 and 2 residual blocks (4 hidden 256x256 layers). */
+export const MLP_CONFIG = { dim: 2, width: 256, depth: 2 } as const;
+/** The benchmark's MNIST U-Net: `UNet` of @diffuse/models, 28x28x1, channels 32/64/128 (otherwise its defaults). */
+export const UNET_CONFIG = {
+  imageShape: [28, 28, 1],
+  channels: 32,
+  channelMults: [1, 2, 4],
+} as const;
+
+/** What the app needs of a @diffuse/models network (typed here so the app builds before the package has them). */
+interface PackageNetwork extends Denoiser {
+  readonly config: Record<string, unknown> & { kind: string };
+  readonly params: tf.Variable[];
+  readonly numParams: number;
+  readonly shape: readonly number[];
+  dispose(): void;
+}
+type NetworkCtor = new (config: unknown, options?: { seed?: number }) => PackageNetwork;
+type ConfigFn = (c: Record<string, unknown>) => Record<string, unknown>;
+
+/** The network constructors @diffuse/models exports in this build (undefined before it has them). */
+function packageNetwork(name: ModelName): { ctor: NetworkCtor; config: ConfigFn } | undefined {
+  const m = models as unknown as Record<string, unknown>;
+  const ctor = m[name === 'mlp' ? 'Mlp' : 'UNet'];
+  const config = m[name === 'mlp' ? 'mlpConfig' : 'unetConfig'];
+  return typeof ctor === 'function' && typeof config === 'function'
+    ? { ctor: ctor as NetworkCtor, config: config as ConfigFn }
+    : undefined;
+}
+
+/** Which source each model comes from in this build. */
+export function modelSource(name: ModelName): 'package' | 'stand-in' | 'unavailable' {
+  if (packageNetwork(name)) return 'package';
+  return name === 'mlp' ? 'stand-in' : 'unavailable';
+}
+
+function fromPackage(name: ModelName, seed: number): BenchModel | undefined {
+  const p = packageNetwork(name);
+  if (p === undefined) return undefined;
+  const config = p.config(
+    name === 'mlp'
+      ? { ...MLP_CONFIG }
+      : {
+          ...UNET_CONFIG,
+          imageShape: [...UNET_CONFIG.imageShape],
+          channelMults: [...UNET_CONFIG.channelMults],
+        },
+  );
+  const net = new p.ctor(config, { seed });
+  const c = net.config;
+  const label =
+    name === 'mlp'
+      ? `@diffuse/models Mlp (width ${c.width}, ${c.depth} residual blocks = ${2 * Number(c.depth)} hidden ${c.width}x${c.width} layers, SiLU, embed ${c.embedDim})`
+      : `@diffuse/models UNet (28x28x1, channels ${(c.channelMults as number[]).map((k) => k * Number(c.channels)).join('/')}, ${c.numResBlocks} res block(s)/level, attention at ${(c.attentionResolutions as number[]).join(', ')}, GroupNorm ${c.groups})`;
+  return {
+    name,
+    label,
+    source: 'package',
+    dataShape: [...net.shape],
+    params: net.numParams,
+    spec: { ...c },
+    denoiser: net,
+    variables: net.params,
+    dispose: () => net.dispose(),
+  };
+}
+
+/** The models of this build, by name; `unavailable` with the reason when one is not there yet. */
 export function createModel(name: ModelName, seed: number): BenchModel | { unavailable: string } {
+  const pkg = fromPackage(name, seed);
+  if (pkg) return pkg;
   if (name === 'mlp') return standInMlp(seed);
   return { unavailable: '@diffuse/models does not export a U-Net yet' };
 }

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { MachineInfo } from './machine.js';
+import { RESULTS_SCHEMA } from './paths.js';
 import type { Plan } from './plan.js';
 import type { Stat } from './stats.js';
 
@@ -190,11 +191,9 @@ export interface Results {
   durationMs: number;
 }
 
-const schemaUrl = new URL('../schema/results.schema.json', import.meta.url);
-
 /** The JSON Schema of results.json. */
 export function resultsSchema(): Record<string, unknown> {
-  return JSON.parse(readFileSync(schemaUrl, 'utf8')) as Record<string, unknown>;
+  return JSON.parse(readFileSync(RESULTS_SCHEMA, 'utf8')) as Record<string, unknown>;
 }
 
 let validator: ReturnType<Ajv['compile']> | undefined;
@@ -202,7 +201,7 @@ let validator: ReturnType<Ajv['compile']> | undefined;
 /** Validates a results document; returns the ajv errors (empty when valid). */
 export function validateResults(doc: unknown): ErrorObject[] {
   if (validator === undefined) {
-    const ajv = new Ajv({ allErrors: true, strict: true });
+    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
     validator = ajv.compile(resultsSchema());
   }
   return validator(doc) ? [] : [...(validator.errors ?? [])];

@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keepOriginalWasmMatMul } from './backends.js';
+import { runBrowser } from './browser/runner.js';
 import { machineInfo } from './machine.js';
 import type { Plan, SuiteName } from './plan.js';
 import type { Progress } from './progress.js';
@@ -57,6 +58,9 @@ export async function runBench(
     progress.log(
       `${name}: ${(ctx.results[name] as { status: string }).status} (${((performance.now() - t) / 1000).toFixed(1)} s)`,
     );
+    // The browser backends run once, after Node's throughput and training, into the same tables.
+    const lastNodeSuite = plan.suites.includes('training') ? 'training' : 'throughput';
+    if (name === lastNodeSuite && plan.browserBackends.length > 0) await runBrowser(ctx);
   }
   return {
     schemaVersion: SCHEMA_VERSION,

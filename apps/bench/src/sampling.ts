@@ -5,6 +5,7 @@
  * time of `predict` is the model's compute).
  */
 import type { Denoiser } from '@diffuse/models';
+import { getSampler, sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchModel } from './models.js';
 import type { SamplingRecord } from './results.js';
@@ -45,14 +46,18 @@ export class TimedDenoiser implements Denoiser {
   }
 }
 
+/** The sampler of the throughput suite's sampling runs: DPM-Solver++(2M), one model call per step. */
+export const THROUGHPUT_SAMPLER = 'dpmpp_2m';
+
 /** Whether sampling runs can be measured in this build. */
 export async function samplingAvailable(): Promise<{ ok: true } | { ok: false; reason: string }> {
-  return { ok: false, reason: '@diffuse/samplers is not available yet' };
+  try {
+    getSampler(THROUGHPUT_SAMPLER);
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
 }
-
-/** Runs the throughput sampler for `steps` steps and returns the final sample (caller disposes). */
-type RunSampler = (denoiser: Denoiser, xT: tf.Tensor, steps: number) => Promise<tf.Tensor>;
-let runSampler: { name: string; run: RunSampler } | undefined;
 
 /** Measures whole sampling runs of `model` at `batch`. */
 export async function measureSampling(
@@ -61,7 +66,6 @@ export async function measureSampling(
   steps: number,
   ctx: SuiteContext,
 ): Promise<SamplingRecord> {
-  if (runSampler === undefined) throw new Error('no sampler available');
   const timed = new TimedDenoiser(model.denoiser);
   const xT = tf.randomNormal([batch, ...model.dataShape], 0, 1, 'float32', ctx.plan.seed + 1);
   const modelMs: number[] = [];
@@ -72,7 +76,13 @@ export async function measureSampling(
     const msPerRun = await timeIt(async () => {
       timed.reset();
       const t0 = performance.now();
-      const x0 = await runSampler!.run(timed, xT, steps);
+      const x0 = await sample(timed, {
+        sampler: THROUGHPUT_SAMPLER,
+        schedule: 'karras',
+        steps,
+        noise: xT,
+        seed: ctx.plan.seed,
+      });
       await x0.data();
       x0.dispose();
       const total = performance.now() - t0;
@@ -83,7 +93,7 @@ export async function measureSampling(
     const m = median(modelMs.slice(ctx.plan.warmup));
     const o = median(overheadMs.slice(ctx.plan.warmup));
     return {
-      sampler: runSampler.name,
+      sampler: `${THROUGHPUT_SAMPLER} (Karras schedule, default options)`,
       steps,
       nfe,
       msPerRun,

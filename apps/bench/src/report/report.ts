@@ -52,10 +52,13 @@ export function renderPlots(r: Results): Record<string, string> {
         title: `${mix.id}: error against the exact ODE solution`,
         xLabel: 'model evaluations (NFE)',
         yLabel: 'mean L2 to exact end point',
-        series: curves.map((c) => ({
-          name: c.sampler,
-          points: c.points.map((p) => ({ x: p.nfe, y: p.meanL2 })),
-        })),
+        // Stochastic samplers do not follow the ODE path: only the distance to the data plot shows them.
+        series: curves
+          .filter((c) => !c.stochastic)
+          .map((c) => ({
+            name: c.sampler,
+            points: c.points.map((p) => ({ x: p.nfe, y: p.meanL2 })),
+          })),
         ...(refs.length > 0
           ? {
               markers: {

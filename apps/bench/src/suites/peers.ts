@@ -5,9 +5,9 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { recordBackend, useBackend } from '../backends.js';
 import { createModel } from '../models.js';
+import { PYTHON_PEER } from '../paths.js';
 import type { PeerRow, PeersSuite, Results } from '../results.js';
 import { summarize } from '../stats.js';
 import { type SuiteContext, since } from '../suite.js';
@@ -16,7 +16,7 @@ import { MODELS } from './throughput.js';
 export const TORCH_INSTALL =
   'apt-get install python3-torch libopenblas0-pthread (Debian/Ubuntu; the BLAS package makes torch use an optimised BLAS), or pip install torch';
 
-const script = fileURLToPath(new URL('../python/torch_peer.py', import.meta.url));
+const script = PYTHON_PEER;
 
 /** The first interpreter of `candidates` that imports torch, with its version; null when none does. */
 export function findTorch(candidates: string[]): { python: string; version: string } | null {

@@ -5,40 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { recordBackend, useBackend } from '../backends.js';
-import { type BenchModel, createModel, type ModelName } from '../models.js';
+import { timeForward } from '../measure.js';
+import { createModel, MODEL_NAMES, type ModelName } from '../models.js';
 import { sizesFor } from '../plan.js';
 import type { ThroughputRow, ThroughputSuite } from '../results.js';
 import { measureSampling, samplingAvailable } from '../sampling.js';
-import { timeIt } from '../stats.js';
 import { type SuiteContext, since } from '../suite.js';
 
-export const MODELS: ModelName[] = ['mlp', 'unet'];
-
-/** ms per forward call of `model` at `batch` (output read back, so the call has finished). */
-export async function timeForward(
-  model: BenchModel,
-  batch: number,
-  ctx: SuiteContext,
-  backend: string,
-) {
-  const x = tf.randomNormal([batch, ...model.dataShape], 0, 1, 'float32', ctx.plan.seed);
-  const level = { alpha: 0.8, sigma: 0.6 };
-  const before = tf.memory().numTensors;
-  try {
-    const stat = await timeIt(
-      async () => {
-        const y = model.denoiser.predict(x, level);
-        await y.data();
-        y.dispose();
-      },
-      ctx.plan,
-      () => ctx.progress.status(`throughput: ${model.name} forward on ${backend} (batch ${batch})`),
-    );
-    return { stat, leaked: tf.memory().numTensors - before };
-  } finally {
-    x.dispose();
-  }
-}
+export const MODELS: ModelName[] = MODEL_NAMES;
 
 export async function runThroughput(ctx: SuiteContext): Promise<ThroughputSuite> {
   const t0 = performance.now();
@@ -74,7 +48,9 @@ export async function runThroughput(ctx: SuiteContext): Promise<ThroughputSuite>
       }
       try {
         const modelBytes = tf.memory().numBytes;
-        const { stat, leaked } = await timeForward(model, batch, ctx, backend);
+        const { stat, leaked } = await timeForward(model, batch, plan, () =>
+          progress.status(`throughput: ${name} forward on ${backend} (batch ${batch})`),
+        );
         progress.tick();
         const row: ThroughputRow = {
           model: name,

@@ -2,36 +2,21 @@
  * Training: ms per Adam step of the MLP denoiser and the U-Net on each Node backend. On wasm, the MLP
  * is also timed with the backend's explicit-transpose matMul fix removed, to show what the fix buys.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import {
   recordBackend,
   useBackend,
   wasmTransposeFixActive,
   withoutWasmTransposeFix,
 } from '../backends.js';
+import { timeTrainStep } from '../measure.js';
 import { type BenchModel, createModel } from '../models.js';
 import { sizesFor } from '../plan.js';
 import type { TrainingRow, TrainingSuite } from '../results.js';
-import { timeIt } from '../stats.js';
 import { type SuiteContext, since } from '../suite.js';
-import { createTrainStep } from '../training-step.js';
 import { MODELS } from './throughput.js';
 
 async function timeSteps(model: BenchModel, batch: number, ctx: SuiteContext, what: string) {
-  const trainer = createTrainStep(model, batch, ctx.plan.seed);
-  try {
-    const stat = await timeIt(
-      async () => {
-        const loss = await trainer.step();
-        if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss}`);
-      },
-      ctx.plan,
-      () => ctx.progress.status(what),
-    );
-    return stat;
-  } finally {
-    trainer.dispose();
-  }
+  return timeTrainStep(model, batch, ctx.plan, () => ctx.progress.status(what));
 }
 
 export async function runTraining(ctx: SuiteContext): Promise<TrainingSuite> {
@@ -70,8 +55,7 @@ export async function runTraining(ctx: SuiteContext): Promise<TrainingSuite> {
         params: model.params,
       };
       try {
-        const before = tf.memory().numTensors;
-        const stat = await timeSteps(
+        const { stat, leaked } = await timeSteps(
           model,
           batch,
           ctx,
@@ -84,7 +68,7 @@ export async function runTraining(ctx: SuiteContext): Promise<TrainingSuite> {
           batch,
           variant: 'default',
           msPerStep: stat,
-          leakedTensors: tf.memory().numTensors - before,
+          leakedTensors: leaked,
         });
         progress.tick();
         if (compare && backend === 'wasm' && name === 'mlp') {
@@ -93,7 +77,6 @@ export async function runTraining(ctx: SuiteContext): Promise<TrainingSuite> {
               'wasm transpose fix comparison skipped: the original wasm matMul kernels could not be kept',
             );
           } else {
-            const b2 = tf.memory().numTensors;
             const slow = await withoutWasmTransposeFix(() =>
               timeSteps(
                 model,
@@ -108,8 +91,8 @@ export async function runTraining(ctx: SuiteContext): Promise<TrainingSuite> {
               environment: 'node',
               batch,
               variant: 'no-wasm-transpose-fix',
-              msPerStep: slow,
-              leakedTensors: tf.memory().numTensors - b2,
+              msPerStep: slow.stat,
+              leakedTensors: slow.leaked,
             });
           }
           progress.tick();

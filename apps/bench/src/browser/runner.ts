@@ -1,0 +1,138 @@
+/**
+ * `--browser`: runs the throughput and training workloads in headless Chromium on webgl and webgpu,
+ * through playwright-core driving Debian's `/usr/bin/chromium` (never a downloaded browser), with the
+ * launch flags of the project's STACK notes (SwiftShader WebGL, unsafe WebGPU fallback adapter).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { recordBackend } from '../backends.js';
+import { MODEL_NAMES } from '../models.js';
+import { APP_ROOT } from '../paths.js';
+import type { SuiteContext } from '../suite.js';
+import type { BrowserJob, BrowserResult } from './page.js';
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-angle=swiftshader',
+  '--enable-unsafe-swiftshader',
+  '--enable-unsafe-webgpu',
+];
+
+const PAGE = resolve(APP_ROOT, 'dist/browser/page.global.js');
+/** Longest a browser backend may take (both models, forward and training). */
+const BACKEND_TIMEOUT_MS = 10 * 60_000;
+
+/** Runs the browser backends of the plan and adds their rows to the throughput and training results. */
+export async function runBrowser(ctx: SuiteContext): Promise<void> {
+  const { plan, progress, results } = ctx;
+  const suites = (['throughput', 'training'] as const).filter((s) => plan.suites.includes(s));
+  const note = (s: string) => {
+    for (const k of suites) results[k]?.notes.push(s);
+  };
+  if (suites.length === 0 || plan.browserBackends.length === 0) return;
+  const executable = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(executable)) {
+    note(
+      `browser backends skipped: no Chromium at ${executable} (apt-get install chromium, or bash scripts/ensure-chromium.sh; CHROMIUM_PATH overrides the path)`,
+    );
+    return;
+  }
+  if (!existsSync(PAGE)) {
+    note(`browser backends skipped: ${PAGE} is missing (pnpm --filter @diffuse/bench build)`);
+    return;
+  }
+  const html =
+    '<!doctype html><meta charset="utf-8"><title>diffuse bench</title><script src="/page.js"></script>';
+  const js = readFileSync(PAGE);
+  const server = createServer((req, res) => {
+    if (req.url === '/page.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
+    } else {
+      res.writeHead(200, { 'content-type': 'text/html' }).end(html);
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const profile = mkdtempSync(join(tmpdir(), 'diffuse-bench-chromium-'));
+  progress.plan(plan.browserBackends.length);
+  const { chromium } = await import('playwright-core');
+  let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: executable,
+      args: CHROMIUM_ARGS,
+    });
+    const sizes = plan.preset === 'full' ? plan.sizes : plan.cpuSizes;
+    for (const backend of plan.browserBackends) {
+      if (backend !== 'webgl' && backend !== 'webgpu') continue;
+      progress.status(`browser: ${backend}`);
+      const page = await context.newPage();
+      page.setDefaultTimeout(0);
+      await page.goto(`http://127.0.0.1:${port}/`);
+      const job: BrowserJob = {
+        backend,
+        models: MODEL_NAMES,
+        suites: [...suites],
+        sizes,
+        warmup: plan.warmup,
+        repeats: plan.repeats,
+        seed: plan.seed,
+      };
+      try {
+        let timer: NodeJS.Timeout | undefined;
+        const limit = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `gave up after ${BACKEND_TIMEOUT_MS / 60_000} minutes (software rendering is slow; try smaller --cpu-*-batch)`,
+                ),
+              ),
+            BACKEND_TIMEOUT_MS,
+          );
+        });
+        const r = (await Promise.race([
+          page.evaluate(
+            (j) =>
+              (
+                globalThis as unknown as { diffuseBench: { run(j: unknown): Promise<unknown> } }
+              ).diffuseBench.run(j),
+            job,
+          ),
+          limit,
+        ]).finally(() => clearTimeout(timer))) as BrowserResult;
+        recordBackend(ctx.backends, {
+          ...r.backend,
+          browser: `Chromium ${context.browser()?.version() ?? ''}`.trim(),
+        });
+        results.throughput?.rows.push(...r.throughput);
+        results.training?.rows.push(...r.training);
+        for (const e of r.errors) note(`browser: ${e}`);
+        if (!r.backend.available) note(`browser ${backend}: unavailable (${r.backend.reason})`);
+      } catch (e) {
+        note(`browser ${backend} failed: ${(e as Error).message.split('\n')[0]}`);
+      } finally {
+        await page.close();
+      }
+      progress.tick();
+    }
+  } catch (e) {
+    note(
+      `browser backends skipped: Chromium did not start: ${(e as Error).message.split('\n')[0]}`,
+    );
+  } finally {
+    await context?.close();
+    server.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
