@@ -241,3 +241,39 @@ describe('custom timesteps and sigmas', () => {
     expect(fn).toThrow(message);
   });
 });
+
+describe('trailing spacing edge cases and lambda_min_clipped', () => {
+  it('trailing gives n timesteps even where numpy.arange adds a step near 0 (n = 61, 103, ...)', () => {
+    for (const n of [61, 103, 121, 397, 999, 1000]) {
+      const ts = diffusersTimesteps(1000, { numInferenceSteps: n, spacing: 'trailing' });
+      expect(ts.length).toBe(n);
+      expect(ts[0]).toBe(999);
+      expect(Math.min(...ts)).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('DPMSolver lambda_min_clipped drops the training steps whose logSNR is below the clip', () => {
+    const s = DiscreteSchedule.fromConfig({ betaSchedule: 'squaredcos_cap_v2' });
+    // lambda_t = log alpha - log sigma is decreasing; pick a clip between steps 899 and 900
+    const lambda = (i: number) => 0.5 * s.logSNRs[i]!;
+    const clip = 0.5 * (lambda(899) + lambda(900));
+    const { timesteps } = diffusersSetTimesteps(s, {
+      numInferenceSteps: 10,
+      family: 'dpmsolver',
+      spacing: 'linspace',
+      lambdaMinClipped: clip,
+    });
+    // last_timestep = 900: linspace(0, 899, 11) rounded, reversed, without 0
+    expect(Array.from(timesteps)).toEqual([899, 809, 719, 629, 539, 450, 360, 270, 180, 90]);
+    const trailing = diffusersSetTimesteps(s, {
+      numInferenceSteps: 10,
+      family: 'dpmsolver',
+      spacing: 'trailing',
+      lambdaMinClipped: clip,
+    });
+    expect(Array.from(trailing.timesteps)).toEqual([899, 799, 699, 599, 499, 399, 299, 199, 99]);
+    expect(() =>
+      diffusersSetTimesteps(s, { numInferenceSteps: 10, family: 'euler', lambdaMinClipped: -5 }),
+    ).toThrow(/lambdaMinClipped needs the 'dpmsolver' family/);
+  });
+});

@@ -40,6 +40,11 @@ export interface DiffusersTimestepOptions {
   stepsOffset?: number;
   /** The scheduler family whose arithmetic to follow (default `ddim`). */
   family?: DiffusersFamily;
+  /**
+   * `dpmsolver` only: the number of trailing training steps whose logSNR falls below diffusers'
+   * `lambda_min_clipped` (see `clippedTrainTimesteps`), which shortens the range spaced (default 0).
+   */
+  clippedSteps?: number;
 }
 
 /**
@@ -64,6 +69,7 @@ export function diffusersTimesteps(
   const spacing = options.spacing ?? 'leading';
   const offset = options.stepsOffset ?? 0;
   const family = options.family ?? 'ddim';
+  const clipped = options.clippedSteps ?? 0;
   if (!Number.isInteger(T) || T < 2)
     throw new ScheduleError(`numTrainTimesteps must be an integer >= 2, got ${T}`);
   if (!Number.isInteger(n) || n < 1 || n > T) {
@@ -83,20 +89,30 @@ export function diffusersTimesteps(
       `unknown diffusers family '${String(family)}'; expected ddim, euler or dpmsolver`,
     );
   }
+  if (
+    !Number.isInteger(clipped) ||
+    clipped < 0 ||
+    clipped >= T ||
+    (clipped > 0 && family !== 'dpmsolver')
+  ) {
+    throw new ScheduleError(
+      `clippedSteps must be an integer in [0, ${T}) and needs the 'dpmsolver' family, got ${clipped}`,
+    );
+  }
+  const last = T - clipped; // DPMSolver's last_timestep
   const out = new Float64Array(n);
   if (spacing === 'trailing') {
-    const ts = numpyArange(T, 0, -T / n);
-    if (ts.length !== n)
-      throw new ScheduleError(`trailing spacing gave ${ts.length} timesteps for n = ${n}`);
-    for (let i = 0; i < n; i++) out[i] = roundHalfEven(ts[i]!) - 1;
-    return out;
+    const ts = numpyArange(last, 0, -T / n);
+    // numpy.arange's float length can add one entry just above 0 (e.g. T = 1000, n = 61), whose
+    // timestep would be -1 in diffusers; it is dropped.
+    return ts.map((t) => roundHalfEven(t) - 1).filter((t) => t >= 0);
   }
   if (family === 'dpmsolver') {
     if (spacing === 'linspace') {
-      const ts = numpyLinspace(0, T - 1, n + 1);
+      const ts = numpyLinspace(0, last - 1, n + 1);
       for (let i = 0; i < n; i++) out[i] = roundHalfEven(ts[n - i]!);
     } else {
-      const ratio = Math.floor(T / (n + 1));
+      const ratio = Math.floor(last / (n + 1));
       for (let i = 0; i < n; i++) out[i] = (n - i) * ratio + offset;
     }
     return out;
@@ -122,6 +138,8 @@ export interface DiffusersSetTimestepsOptions extends Partial<DiffusersTimestepO
   timesteps?: ArrayLike<number>;
   /** Custom descending VE sigmas (`euler` / `dpmsolver`); timesteps come from diffusers' sigma-to-t map. */
   sigmas?: ArrayLike<number>;
+  /** `dpmsolver` only: diffusers' `lambda_min_clipped` (default -Infinity, no clipping). */
+  lambdaMinClipped?: number;
 }
 
 /** What `diffusersSetTimesteps` returns. */
@@ -158,6 +176,9 @@ export function diffusersSetTimesteps(
     );
   }
   const T = schedule.numTrainTimesteps;
+  if (options.lambdaMinClipped !== undefined && family !== 'dpmsolver') {
+    throw new ScheduleError(`lambdaMinClipped needs the 'dpmsolver' family`);
+  }
   const given = [options.timesteps, options.sigmas, options.numInferenceSteps].filter(
     (v) => v != null,
   ).length;
@@ -200,6 +221,10 @@ export function diffusersSetTimesteps(
           ...options,
           numInferenceSteps: options.numInferenceSteps!,
           family,
+          clippedSteps: clippedTrainTimesteps(
+            s,
+            options.lambdaMinClipped ?? Number.NEGATIVE_INFINITY,
+          ),
         });
   if (family === 'euler') timesteps = timesteps.map(f32);
   const n = timesteps.length;
@@ -224,6 +249,31 @@ export function diffusersSetTimesteps(
     return { timesteps: ts.map(roundHalfEven), sigmas: appendFinal(sig, finalSigma(sig[n - 1]!)) };
   }
   return { timesteps: ts.map(f32), sigmas: appendFinal(sig, finalSigma(table[0]!)) };
+}
+
+/**
+ * How many of the noisiest training steps DPMSolver drops for `lambda_min_clipped` (Lu et al. 2022b,
+ * used for cosine schedules): `torch.searchsorted(flip(lambda_t), lambda_min_clipped)` with
+ * lambda_t = log alpha_t - log sigma_t in float32, i.e. the number of steps with lambda_t < the clip.
+ *
+ * @example
+ * clippedTrainTimesteps(DiscreteSchedule.fromConfig({ betaSchedule: 'squaredcos_cap_v2' }), -5.1);
+ */
+export function clippedTrainTimesteps(
+  schedule: DiscreteSchedule,
+  lambdaMinClipped: number,
+): number {
+  if (Number.isNaN(lambdaMinClipped))
+    throw new ScheduleError('lambdaMinClipped must be a number, got NaN');
+  if (lambdaMinClipped === Number.NEGATIVE_INFINITY) return 0;
+  let count = 0;
+  for (const a of schedule.alphasCumprod) {
+    const lambda = f32(
+      f32(Math.log(f32(Math.sqrt(a)))) - f32(Math.log(f32(Math.sqrt(f32(1 - a))))),
+    );
+    if (lambda < lambdaMinClipped) count++;
+  }
+  return count;
 }
 
 function appendFinal(sigmas: Float64Array, last: number): Float64Array {
