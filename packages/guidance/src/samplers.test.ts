@@ -23,10 +23,13 @@ beforeAll(async () => {
   labels = tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1], 'int32');
 });
 
-describe.each(listSamplers().map((d) => d.name))('sampler %s with guidance wrappers', (name) => {
+describe.each(listSamplers())('sampler $name with guidance wrappers', ({ name, defaults }) => {
+  // Langevin-type samplers iterate many times per level; a few are enough to exercise the wrappers.
+  const samplerOptions = 'stepsPerLevel' in defaults ? { stepsPerLevel: 3 } : undefined;
   const run = (denoiser: Parameters<typeof sample>[0]) =>
     sample(denoiser, {
       sampler: name,
+      ...(samplerOptions ? { samplerOptions } : {}),
       steps: 8,
       sigmaMin: 0.02,
       sigmaMax: 20,
