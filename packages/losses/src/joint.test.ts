@@ -9,9 +9,10 @@ import {
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exactContinuous } from './gaussian-fixture.js';
+import { exactContinuous, exactDiscrete } from './gaussian-fixture.js';
 import {
   continuousDiffusionLoss,
+  discreteDiffusionLoss,
   LossError,
   meanAndStandardError,
   negativeELBO,
@@ -169,6 +170,31 @@ describe('the learned VDM schedule, trained through the continuous-time ELBO', (
     expect(schedule.logSNR(0)).toBeGreaterThan(3.5);
     expect(schedule.logSNR(1)).toBeLessThan(-3.5);
     expect(evaluate()).toBeLessThan(start - 0.1);
+  });
+
+  it('the discrete-time loss through a learned schedule: matches its closed form, differentiable in gamma_0', async () => {
+    const schedule = learned(11, 2);
+    schedules.push(schedule);
+    const T = 8;
+    const rng = Random.seed(50);
+    const x0 = gm.sample(8192, rng);
+    const l = discreteDiffusionLoss(model, x0, { schedule, steps: T, rng, sampling: 'iid' });
+    const est = meanAndStandardError((await l.data()) as Float32Array);
+    tf.dispose([l]);
+    const exactT = exactDiscrete(d, s, (t) => schedule.logSNR(t), T);
+    expect(exactT).toBeGreaterThan(exact);
+    expect(Math.abs(est.mean - exactT)).toBeLessThan(4 * est.standardError);
+    const { value, grads } = tf.variableGrads(
+      () =>
+        tf.mean(
+          discreteDiffusionLoss(model, x0, { schedule, steps: T, rng: Random.seed(51) }),
+        ) as tf.Scalar,
+      [schedule.gamma0, schedule.w3],
+    );
+    for (const g of Object.values(grads))
+      expect(Number.isFinite(tf.sum(tf.abs(g)).dataSync()[0]!)).toBe(true);
+    expect(Math.abs(grads[schedule.gamma0.name]!.dataSync()[0]!)).toBeGreaterThan(0);
+    tf.dispose([x0, value, ...Object.values(grads)]);
   });
 
   it('a schedule with only logSNRTensor: the derivative comes from tf.grad, gradients from a second tf.grad', async () => {
