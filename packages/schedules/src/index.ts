@@ -99,6 +99,7 @@ export {
   TIMESTEP_SPACINGS,
   type TimestepSpacing,
   uniformLogSNR,
+  uniformLogSNRTimes,
   validateSigmas,
   validateTimesteps,
   vpSigmas,

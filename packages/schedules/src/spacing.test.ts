@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CosineSchedule,
   DiscreteSchedule,
   diffusersSetTimesteps,
   diffusersTimesteps,
@@ -8,6 +9,8 @@ import {
   polyexponentialSigmas,
   ScheduleError,
   uniformLogSNR,
+  uniformLogSNRTimes,
+  VPLinearSchedule,
   validateSigmas,
   validateTimesteps,
   vpSigmas,
@@ -275,5 +278,24 @@ describe('trailing spacing edge cases and lambda_min_clipped', () => {
     expect(() =>
       diffusersSetTimesteps(s, { numInferenceSteps: 10, family: 'euler', lambdaMinClipped: -5 }),
     ).toThrow(/lambdaMinClipped needs the 'dpmsolver' family/);
+  });
+});
+
+describe('uniform logSNR on a continuous schedule', () => {
+  it('maps equally spaced logSNRs to times through the inverse', () => {
+    const cos = new CosineSchedule({ logSNRMin: -10, logSNRMax: 10 });
+    const ts = uniformLogSNRTimes(cos, 5);
+    expect(ts[0]).toBeCloseTo(1, 12);
+    expect(ts[2]).toBeCloseTo(0.5, 12);
+    expect(ts[4]).toBeCloseTo(0, 12);
+    const vp = new VPLinearSchedule();
+    const t = uniformLogSNRTimes(vp, 4, { logSNRMax: 8 });
+    const l = Array.from(t, (x) => vp.logSNR(x));
+    expect(l[0]).toBeCloseTo(vp.logSNRMin, 9);
+    expect(l[3]).toBeCloseTo(8, 9);
+    expect(l[2]! - l[1]!).toBeCloseTo(l[1]! - l[0]!, 9);
+    expect(() => uniformLogSNRTimes(vp, 4)).toThrow(
+      /vp-linear has logSNR\(0\) = Infinity; pass a finite logSNRMax/,
+    );
   });
 });

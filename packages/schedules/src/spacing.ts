@@ -10,6 +10,7 @@
  *
  * Everything returns plain Float64Array, so scheduler adapters can be built on top.
  */
+import type { ContinuousSchedule } from './continuous/schedule.js';
 import type { DiscreteSchedule } from './discrete.js';
 import { ScheduleError } from './errors.js';
 import { interp, numpyArange, numpyLinspace, roundHalfEven, torchLinspace } from './numeric.js';
@@ -397,6 +398,27 @@ export function uniformLogSNR(n: number, logSNRMin: number, logSNRMax: number): 
     throw new ScheduleError(`need finite logSNRMin < logSNRMax, got ${logSNRMin}, ${logSNRMax}`);
   }
   return numpyLinspace(logSNRMin, logSNRMax, n);
+}
+
+/**
+ * n times of a continuous schedule, from noisiest to cleanest, equally spaced in logSNR between its
+ * endpoints (or the given ones): t_i = schedule.tFromLogSNR(lambda_i). Schedules with lambda(0) = +inf
+ * (VP/sub-VP) need an explicit `logSNRMax`.
+ *
+ * @example
+ * uniformLogSNRTimes(createSchedule('cosine'), 5); // [1, 0.75, 0.5, 0.25, 0] (the cosine's logSNR is symmetric)
+ */
+export function uniformLogSNRTimes(
+  schedule: ContinuousSchedule,
+  n: number,
+  range: { logSNRMin?: number; logSNRMax?: number } = {},
+): Float64Array {
+  const lo = range.logSNRMin ?? schedule.logSNRMin;
+  const hi = range.logSNRMax ?? schedule.logSNRMax;
+  if (!Number.isFinite(hi)) {
+    throw new ScheduleError(`${schedule.name} has logSNR(0) = ${hi}; pass a finite logSNRMax`);
+  }
+  return uniformLogSNR(n, lo, hi).map((l) => schedule.tFromLogSNR(l));
 }
 
 /**
