@@ -9,7 +9,7 @@ import type uPlot from 'uplot';
 import { DATASETS, type PlaygroundData } from './data.js';
 import { lineChart, PlaneView } from './plots.js';
 import { type DemoSchedule, SCHEDULES, scheduleCurves } from './schedule.js';
-import { act, el, labelled, range, row, section, select } from './ui.js';
+import { act, button, el, labelled, nextFrame, range, row, section, select } from './ui.js';
 
 export interface ForwardSection {
   schedule(): DemoSchedule;
@@ -44,7 +44,8 @@ export function mountForward(getData: () => PlaygroundData): ForwardSection {
   );
   const t = range('forward-t', 0, 1, 0.01, 0.3);
   const readout = el('span', { id: 'forward-level', className: 'readout' });
-  row(s, labelled('data', dataset), labelled('schedule', schedSel), labelled('t', t), readout);
+  const play = button('forward-play', 'Play 0 → 1');
+  row(s, labelled('data', dataset), labelled('schedule', schedSel), labelled('t', t), play, readout);
   const panels = el('div', { className: 'panels' });
   s.append(panels);
   const view = new PlaneView(panels, {
@@ -104,6 +105,17 @@ export function mountForward(getData: () => PlaygroundData): ForwardSection {
     for (const cb of datasetCbs) cb(dataset.value);
   });
   t.addEventListener('input', () => void redraw());
+  let playing = false;
+  play.addEventListener('click', async () => {
+    if (playing) return;
+    playing = true;
+    for (let k = 0; k <= 50; k++) {
+      t.value = String(k / 50);
+      await redraw();
+      await nextFrame();
+    }
+    playing = false;
+  });
   schedSel.addEventListener('change', () => {
     drawChart();
     void redraw();
