@@ -45,7 +45,14 @@ export function mountForward(getData: () => PlaygroundData): ForwardSection {
   const t = range('forward-t', 0, 1, 0.01, 0.3);
   const readout = el('span', { id: 'forward-level', className: 'readout' });
   const play = button('forward-play', 'Play 0 → 1');
-  row(s, labelled('data', dataset), labelled('schedule', schedSel), labelled('t', t), play, readout);
+  row(
+    s,
+    labelled('data', dataset),
+    labelled('schedule', schedSel),
+    labelled('t', t),
+    play,
+    readout,
+  );
   const panels = el('div', { className: 'panels' });
   s.append(panels);
   const view = new PlaneView(panels, {
