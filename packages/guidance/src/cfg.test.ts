@@ -122,6 +122,26 @@ describe('classifier-free guidance on the exact class-conditional mixture', () =
     ]);
   });
 
+  it('batchBranches: false makes two passes of the original batch with the same result', async () => {
+    const inner = spy(gm.denoiser('epsilon'));
+    const level = LEVELS[1]!;
+    const two = await readFloat32(
+      classifierFreeGuidance(inner, { guidanceScale: 4, batchBranches: false }).predict(x, level, {
+        labels,
+      }),
+      true,
+    );
+    expect(inner.calls.map((c) => c.batch)).toEqual([B, B]);
+    expect(inner.calls[1]!.labels).toEqual(new Array(B).fill(3));
+    const one = await readFloat32(
+      classifierFreeGuidance(gm.denoiser('epsilon'), { guidanceScale: 4 }).predict(x, level, {
+        labels,
+      }),
+      true,
+    );
+    expect(maxAbsDiff(two, one)).toBeLessThan(1e-5);
+  });
+
   it('duplicates per-example (tensor) noise levels along with the batch', async () => {
     const inner = spy(gm.denoiser('x0'));
     const alphas = Array.from({ length: B }, (_, i) => 0.2 + (0.7 * i) / B);

@@ -120,6 +120,11 @@ export interface ClassifierFreeGuidanceOptions {
    * autoguidance). It is called with the conditioning minus `labels`; this costs a second forward pass.
    */
   unconditional?: Denoiser;
+  /**
+   * Evaluate both branches in one forward pass of twice the batch (default true, as diffusers). false:
+   * two passes of the original batch (half the peak memory for a large network).
+   */
+  batchBranches?: boolean;
   /** Guidance rescale phi in [0, 1] (Lin et al. 2023, sec. 3.4). Default 0 (off). */
   rescale?: number;
   /** The prediction space in which std is measured for the rescale. Default: the denoiser's own (as diffusers). */
@@ -319,6 +324,9 @@ export function classifierFreeGuidance(
           const { labels: _dropped, ...rest } = cond;
           c = denoiser.predict(x, level, cond);
           u = unconditional.predict(x, level, rest);
+        } else if (options.batchBranches === false) {
+          c = denoiser.predict(x, level, cond);
+          u = denoiser.predict(x, level, { ...cond, labels: unconditionalLabels(batch) });
         } else {
           [c, u] = predictPair(denoiser, x, level, cond, unconditionalLabels(batch));
         }
