@@ -16,6 +16,7 @@ import {
   bitsPerDim,
   continuousDiffusionLoss,
   type DenoiserLike,
+  denoisingLoss,
   denoisingScoreMatchingLoss,
   discreteDiffusionLoss,
   gaussianReconstructionNLL,
@@ -197,6 +198,20 @@ describe('continuous-time diffusion loss (VDM eq. 17) on Gaussian data', () => {
       }),
     );
     for (let i = 0; i < dsm.length; i++) expect(dsm[i]!).toBeCloseTo(vdm[i]!, 2);
+    // NCSN's sigma^2 weighting: 1/2 sigma^2 ||score_hat + eps/sigma||^2 = 1/2 ||eps - eps_hat||^2, for a
+    // score model and an x0 model alike.
+    const ncsn = await perExample(
+      denoisingScoreMatchingLoss(gm.denoiser('score'), x0, {
+        rng,
+        sample,
+        noise,
+        weighting: 'ncsn',
+      }),
+    );
+    const epsSum = await perExample(
+      denoisingLoss(gm.denoiser('x0'), x0, { rng, sample, noise, reduction: 'sum' }),
+    );
+    for (let i = 0; i < ncsn.length; i++) expect(ncsn[i]!).toBeCloseTo(0.5 * epsSum[i]!, 3);
     tf.dispose([x0, noise]);
   });
 });

@@ -19,7 +19,12 @@ import { describe, type LogSNRSchedule } from './schedule.js';
 /** How the uniforms behind a batch of noise levels are drawn. */
 export type TimeSampling = 'iid' | 'antithetic' | 'low-discrepancy';
 
-/** Every time-sampling mode, for validation. */
+/**
+ * Every time-sampling mode, for validation and for iterating in tests.
+ *
+ * @example
+ * for (const sampling of TIME_SAMPLINGS) uniformTimeSampler(schedule, { sampling });
+ */
 export const TIME_SAMPLINGS: readonly TimeSampling[] = ['iid', 'antithetic', 'low-discrepancy'];
 
 /** Noise levels drawn for one batch. */

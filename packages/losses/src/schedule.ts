@@ -59,6 +59,11 @@ function hasTensor(s: unknown): s is DifferentiableLogSNRSchedule {
  * has trainable variables (`trainableVariables`, as the learned VDM schedule), when it has only tensor
  * methods, or when `differentiable` forces it. Fixed schedules are evaluated on numbers, in float64,
  * with every lambda and d lambda / dt checked.
+ *
+ * @example
+ * isDifferentiableSchedule(new LearnedVDMSchedule());     // true: it has trainableVariables
+ * isDifferentiableSchedule(new CosineSchedule());          // false: evaluated on numbers
+ * isDifferentiableSchedule(new CosineSchedule(), true);    // true: forced onto tensors
  */
 export function isDifferentiableSchedule(
   s: ContinuousSchedule,

@@ -68,6 +68,9 @@ function positiveFinite(name: string, value: number): void {
  * `target` (variance preserving):
  *
  *     log F_x0 = 0,  log F_eps = lambda,  log F_v = softplus(lambda),  log F_score = lambda + softplus(lambda)
+ *
+ * @example
+ * const logF = logTargetFactor('v', tf.tensor1d([-2, 0, 2])); // softplus(lambda), differentiable
  */
 export function logTargetFactor(target: Prediction, logSNR: tf.Tensor): tf.Tensor {
   assertPrediction(target);
