@@ -46,19 +46,23 @@ describe('RePaint on MNIST digits (14 x 14) with the exact denoiser of a fitted 
     await initBackend('wasm');
     rows = await pooledDigits();
     const train = rows.slice(1); // the first digit is held out as the image to inpaint
-    mean = new Array(D).fill(0);
-    for (const r of train) for (let i = 0; i < D; i++) mean[i] += r[i]! / train.length;
-    cov = Array.from({ length: D }, () => new Array(D).fill(0));
+    const m = new Float64Array(D);
+    for (const r of train) for (let i = 0; i < D; i++) m[i] = m[i]! + r[i]! / train.length;
+    const c = new Float64Array(D * D);
     for (const r of train) {
       for (let i = 0; i < D; i++) {
-        const di = r[i]! - mean[i]!;
-        for (let j = i; j < D; j++) cov[i]![j] += (di * (r[j]! - mean[j]!)) / (train.length - 1);
+        const di = (r[i]! - m[i]!) / (train.length - 1);
+        for (let j = i; j < D; j++) c[i * D + j] = c[i * D + j]! + di * (r[j]! - m[j]!);
       }
     }
-    for (let i = 0; i < D; i++) {
-      cov[i]![i] += 0.01; // a little isotropic noise keeps it positive definite (border pixels are constant)
-      for (let j = 0; j < i; j++) cov[i]![j] = cov[j]![i]!;
-    }
+    mean = Array.from(m);
+    // Symmetrise; a little isotropic noise keeps it positive definite (border pixels are constant).
+    cov = Array.from({ length: D }, (_, i) =>
+      Array.from(
+        { length: D },
+        (_, j) => c[Math.min(i, j) * D + Math.max(i, j)]! + (i === j ? 0.01 : 0),
+      ),
+    );
     const flat = GaussianMixture.gaussian(mean, cov).denoiser('epsilon');
     denoiser = {
       prediction: 'epsilon',
