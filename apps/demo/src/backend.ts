@@ -77,8 +77,19 @@ export async function switchBackend(name: BackendName | 'auto'): Promise<Backend
   });
 }
 
+/** Last measurement per (backend, kind of step), for the comparison line under the picker. */
+const history = new Map<string, number>();
+
 /** Shows a measured time per step and what the step was. */
 export function reportStepTime(ms: number, what: string): void {
+  const backend = current?.name ?? '?';
+  history.set(`${what} on ${backend}`, ms);
+  const line = $('backend-times');
+  if (line) {
+    line.textContent = [...history.entries()]
+      .map(([k, v]) => `${k}: ${v.toFixed(v < 10 ? 2 : 1)} ms`)
+      .join(' · ');
+  }
   const el = $('ms-per-step');
   el.textContent = ms.toFixed(ms < 10 ? 2 : 1);
   el.title = what;
