@@ -1,3 +1,5 @@
+import { assertNoLeaksSync, initBackend } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import {
   cosineBetas,
@@ -163,5 +165,55 @@ describe('discrete schedule errors', () => {
     expect(() => s.levelAt(Number.NaN)).toThrow(ScheduleError);
     expect(() => s.levelAtIndex(3.5)).toThrow(/index 3.5/);
     expect(() => s.timestepFromSigma(-1)).toThrow(/sigma must be >= 0/);
+  });
+});
+
+describe('discrete schedule inverses and tensors', () => {
+  it('tFromLogSNR / tFromSigma invert logSNR / sigma, also at fractional t', () => {
+    const s = DiscreteSchedule.fromConfig({
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+    });
+    for (const t of [0, 0.5, 1, 123.4, 500, 998.75, 999]) {
+      expect(s.tFromLogSNR(s.logSNR(t))).toBeCloseTo(t, 9);
+      expect(s.tFromSigma(s.sigma(t))).toBeCloseTo(t, 6);
+    }
+    // agrees with diffusers' float32 sigma-to-t map up to its float32 rounding
+    expect(s.tFromLogSNR(-2 * Math.log(s.sigmas[700]!))).toBeCloseTo(
+      s.timestepFromSigma(s.sigmas[700]!),
+      3,
+    );
+    expect(() => s.tFromLogSNR(s.logSNR(0) + 1)).toThrow(/outside the schedule's range/);
+    expect(() => s.tFromSigma(0)).toThrow(/VP sigma must be in \(0, 1\]/);
+  });
+
+  it('dlogSNR/dt is the slope of the step', () => {
+    const s = DiscreteSchedule.fromConfig();
+    expect(s.dLogSNRdt(10.3)).toBe(s.logSNRs[11]! - s.logSNRs[10]!);
+    expect(s.dLogSNRdt(999)).toBe(s.logSNRs[999]! - s.logSNRs[998]!);
+    const h = 1e-4;
+    expect((s.logSNR(10.3 + h) - s.logSNR(10.3 - h)) / (2 * h)).toBeCloseTo(s.dLogSNRdt(10.3), 6);
+  });
+
+  it('zero terminal SNR: logSNR -inf at T-1 inverts to T-1', () => {
+    const z = DiscreteSchedule.fromConfig({ rescaleBetasZeroSnr: true });
+    expect(z.tFromLogSNR(Number.NEGATIVE_INFINITY)).toBe(999);
+    expect(z.tFromLogSNR(z.logSNR(998))).toBeCloseTo(998, 9);
+  });
+
+  it('levelAtIndexTensor gathers alpha and sigma', async () => {
+    await initBackend('wasm');
+    const s = DiscreteSchedule.fromConfig();
+    const idx = tf.tensor1d([0, 500, 999], 'int32');
+    const { alpha, sigma } = assertNoLeaksSync(() => s.levelAtIndexTensor(idx));
+    const [a, g] = await Promise.all([alpha.data(), sigma.data()]);
+    for (const [k, i] of [0, 500, 999].entries()) {
+      expect(a[k]).toBeCloseTo(s.levelAt(i).alpha, 6);
+      expect(g[k]).toBeCloseTo(s.levelAt(i).sigma, 6);
+    }
+    const float = tf.tensor1d([1]);
+    expect(() => s.levelAtIndexTensor(float)).toThrow(/must be int32/);
+    tf.dispose([idx, alpha, sigma, float]);
   });
 });

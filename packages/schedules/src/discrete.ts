@@ -5,6 +5,7 @@
  *     alpha_i = 1 - beta_i,   alphas_cumprod_i = prod_{j<=i} alpha_j   (Luo 2022, eq. 61-70)
  *     x_i = sqrt(alphas_cumprod_i) x_0 + sqrt(1 - alphas_cumprod_i) eps
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from './errors.js';
 import { type NoiseLevel, vpLevelFromLogSNR } from './noise-level.js';
 import { torchLinspaceFloat32 } from './numeric.js';
@@ -320,6 +321,71 @@ export class DiscreteSchedule {
   /** The VE noise level sigma / alpha at timestep t, float64 (see `levelAt`). */
   sigmaVE(t: number): number {
     return Math.exp(-0.5 * this.logSNR(t));
+  }
+
+  /**
+   * dlogSNR/dt of the piecewise-linear logSNR (see `logSNR`): the slope of the step containing t (the
+   * step to the right at integer t, the last step at t = T-1).
+   */
+  dLogSNRdt(t: number): number {
+    this.checkTime(t);
+    const i = Math.min(Math.floor(t), this.numTrainTimesteps - 2);
+    return this.logSNRs[i + 1]! - this.logSNRs[i]!;
+  }
+
+  /**
+   * The (fractional) timestep whose logSNR is `logSNR`: the inverse of `logSNR(t)`, linear between steps.
+   *
+   * @example
+   * const s = DiscreteSchedule.fromConfig();
+   * s.tFromLogSNR(s.logSNR(123.4)); // 123.4
+   */
+  tFromLogSNR(logSNR: number): number {
+    const l = this.logSNRs;
+    const last = this.numTrainTimesteps - 1;
+    if (!(logSNR <= l[0]! && logSNR >= l[last]!)) {
+      throw new ScheduleError(
+        `logSNR ${logSNR} is outside the schedule's range [${l[last]}, ${l[0]}]`,
+      );
+    }
+    if (logSNR === l[last]) return last;
+    // binary search: l[lo] >= logSNR > l[hi]
+    let lo = 0;
+    let hi = last;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (l[mid]! >= logSNR) lo = mid;
+      else hi = mid;
+    }
+    if (l[hi] === Number.NEGATIVE_INFINITY) return lo;
+    return lo + (l[lo]! - logSNR) / (l[lo]! - l[hi]!);
+  }
+
+  /**
+   * The (fractional) timestep whose variance-preserving sigma is `sigma` (logSNR = log((1 - sigma^2) / sigma^2)).
+   * For a VE sigma use `tFromLogSNR(-2 log sigmaVE)`, or `timestepFromSigma` for diffusers' float32 rounding.
+   */
+  tFromSigma(sigma: number): number {
+    if (!(sigma > 0 && sigma <= 1))
+      throw new ScheduleError(`a VP sigma must be in (0, 1], got ${sigma}`);
+    return this.tFromLogSNR(Math.log1p(-sigma * sigma) - 2 * Math.log(sigma));
+  }
+
+  /**
+   * alpha and sigma at integer timesteps, gathered as float32 tensors (for discrete-time training).
+   * Indices must be int32 in [0, T-1].
+   *
+   * @example
+   * const { alpha, sigma } = schedule.levelAtIndexTensor(tf.tensor1d([0, 500, 999], 'int32'));
+   */
+  levelAtIndexTensor(indices: tf.Tensor): NoiseLevel<tf.Tensor> {
+    if (indices.dtype !== 'int32')
+      throw new ScheduleError(`timestep indices must be int32, got ${indices.dtype}`);
+    return tf.tidy(() => {
+      const a = tf.tensor1d(Float32Array.from(this.alphasCumprod));
+      const ac = tf.gather(a, indices);
+      return { alpha: tf.sqrt(ac), sigma: tf.sqrt(tf.sub(1, ac)) };
+    });
   }
 
   /**
