@@ -266,6 +266,25 @@ describe('GaussianMixture: identities', () => {
     x.dispose();
   });
 
+  it('cpu and wasm backends agree (batched matMul path)', async () => {
+    const g = randomMixture(21, 3, 3, 2);
+    const xs = Array.from({ length: 12 }, () => rng.standardNormal());
+    const run = () => {
+      const x = tf.tensor2d(xs, [4, 3]);
+      const out = [
+        g.x0(x, { alpha: 0.8, sigma: 0.6 }, [0, 1, 2, 1]),
+        g.classLogPosterior(x, { alpha: 0.8, sigma: 0.6 }),
+      ].map(data);
+      x.dispose();
+      return out;
+    };
+    const onWasm = run();
+    await initBackend('cpu');
+    const onCpu = run();
+    await initBackend('wasm');
+    onWasm.forEach((v, i) => expectClose(v, onCpu[i]!, 1e-5, 1e-5));
+  });
+
   it('no cancellation at small sigma: epsilon stays exact where (x - alpha x0) / sigma would not', () => {
     const g = GaussianMixture.gaussian(
       [3, -2],

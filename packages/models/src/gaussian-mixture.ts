@@ -88,8 +88,7 @@ export class GaussianMixture {
   private readonly classLogPrior: Float64Array; // numClasses: log p(y)
   // float32 copies of the constants uploaded by the tensor path
   private readonly muF: Float32Array;
-  private readonly eigvecF: Float32Array;
-  private readonly eigvalF: Float32Array;
+  private eigen: { vectors: Float32Array; values: Float32Array } | null = null; // computed on first tensor use
   private readonly logWF: Float32Array;
 
   constructor(spec: GaussianMixtureSpec) {
@@ -118,8 +117,6 @@ export class GaussianMixture {
     this.cov = new Float64Array(K * d * d);
     this.chol = new Float64Array(K * d * d);
     this.muF = new Float32Array(K * d);
-    this.eigvecF = new Float32Array(K * d * d);
-    this.eigvalF = new Float32Array(K * d);
     this.logWF = Float32Array.from(weights, Math.log);
     for (let k = 0; k < K; k++) {
       const m = means[k]!;
@@ -145,9 +142,6 @@ export class GaussianMixture {
         }
       }
       this.chol.set(cholesky(s, d, `covs[${k}]`), k * d * d);
-      const { values, vectors } = symmetricEigen(s, d);
-      this.eigvalF.set(values, k * d);
-      this.eigvecF.set(vectors, k * d * d);
     }
     this.muF.set(this.mu);
 
@@ -291,8 +285,9 @@ export class GaussianMixture {
     const a = levelTensor(level.alpha, B, 'alpha');
     const s = levelTensor(level.sigma, B, 'sigma');
     const mu = tf.tensor3d(this.muF, [K, 1, d]);
-    const U = tf.tensor3d(this.eigvecF, [K, d, d]);
-    const lam = tf.tensor3d(this.eigvalF, [K, 1, d]);
+    const eig = this.eigenbasis();
+    const U = tf.tensor3d(eig.vectors, [K, d, d]);
+    const lam = tf.tensor3d(eig.values, [K, 1, d]);
     const xf = tf.cast(x, 'float32');
     const diff = tf.sub(tf.expandDims(xf, 0), tf.mul(a, mu)); // [K, B, d]: x - alpha mu_k
     const z = tf.matMul(diff, U); // U_k^T (x - alpha mu_k), as rows
@@ -324,6 +319,23 @@ export class GaussianMixture {
         return tf.sum(tf.mul(r, tf.add(mu, shrink)), 0);
       },
     };
+  }
+
+  /** Each component's eigendecomposition S_k = U_k diag(lambda_k) U_k^T, as float32 (cached). */
+  private eigenbasis(): { vectors: Float32Array; values: Float32Array } {
+    if (this.eigen === null) {
+      const K = this.numComponents;
+      const d = this.dim;
+      const vectors = new Float32Array(K * d * d);
+      const values = new Float32Array(K * d);
+      for (let k = 0; k < K; k++) {
+        const e = symmetricEigen(this.cov.subarray(k * d * d, (k + 1) * d * d), d);
+        values.set(e.values, k * d);
+        vectors.set(e.vectors, k * d * d);
+      }
+      this.eigen = { vectors, values };
+    }
+    return this.eigen;
   }
 
   /** [K, B] membership mask of each example's class, and log p(y) per example ([B]). */
@@ -439,7 +451,12 @@ export class GaussianMixture {
     return { x: tf.tensor2d(x, [n, this.dim]), labels: tf.tensor1d(classes, 'int32'), components };
   }
 
-  /** The draws of `sampleWithLabels` as plain arrays (x: Float32Array n*d). */
+  /**
+   * The draws of `sampleWithLabels` as plain arrays (x: Float32Array n*d).
+   *
+   * @example
+   * const { x, classes } = gm.sampleArray(500, Random.seed(3));
+   */
   sampleArray(
     n: number,
     rng: Random,
@@ -525,7 +542,12 @@ export class GaussianMixture {
     return this.exact64(x, alpha, sigma, labels).x0;
   }
 
-  /** Float64 epsilon = sigma sum_k r_k C_k^{-1} (x - alpha mu_k). */
+  /**
+   * Float64 epsilon = sigma sum_k r_k C_k^{-1} (x - alpha mu_k).
+   *
+   * @example
+   * const eps = gm.epsilonArray([0.1, 0.2], 0.8, 0.6);
+   */
   epsilonArray(
     x: ArrayLike<number>,
     alpha: number,
@@ -536,7 +558,12 @@ export class GaussianMixture {
     return cinvDiff.map((v) => sigma * v);
   }
 
-  /** Float64 score = -sum_k r_k C_k^{-1} (x - alpha mu_k). */
+  /**
+   * Float64 score = -sum_k r_k C_k^{-1} (x - alpha mu_k).
+   *
+   * @example
+   * const score = gm.scoreArray([0.1, 0.2], 1, 0.1);
+   */
   scoreArray(
     x: ArrayLike<number>,
     alpha: number,
@@ -561,7 +588,12 @@ export class GaussianMixture {
     return this.exact64(x, alpha, sigma, labels).logProb;
   }
 
-  /** Float64 log p_t(y | x), row-major [batch, numClasses]. */
+  /**
+   * Float64 log p_t(y | x), row-major [batch, numClasses].
+   *
+   * @example
+   * const logPy = gm.classLogPosteriorArray([0.1, 0.2], 0.9, 0.44);
+   */
   classLogPosteriorArray(x: ArrayLike<number>, alpha: number, sigma: number): Float64Array {
     if (this.numClasses === 0)
       throw new ModelError('classLogPosteriorArray needs a mixture whose components carry labels');

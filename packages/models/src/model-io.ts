@@ -98,7 +98,12 @@ export function loadModel(saved: { config?: ModelConfig; weights: Uint8Array }) 
   return model;
 }
 
-/** Copies every parameter value of `source` into `target` (same config). */
+/**
+ * Copies every parameter value of `source` into `target` (same config).
+ *
+ * @example
+ * const evalNet = createModel(net.config); copyWeights(net, evalNet);
+ */
 export function copyWeights(source: Model, target: Model): void {
   const a = source.params;
   const b = target.params;
