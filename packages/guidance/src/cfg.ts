@@ -44,13 +44,14 @@ export function weightFromGuidanceScale(guidanceScale: number): number {
 
 /**
  * The classifier-free guidance combination u + s (c - u) (diffusers' `guidance_scale` s; the paper's
- * (1 + w) c - w u with w = s - 1). Pure: works on predictions of any one type.
+ * (1 + w) c - w u with w = s - 1). Evaluated as c + w (c - u), so s = 1 returns c bit for bit.
+ * Pure: works on predictions of any one type.
  *
  * @example
  * const guided = cfgCombine(epsCond, epsUncond, 7.5);
  */
 export function cfgCombine(cond: tf.Tensor, uncond: tf.Tensor, guidanceScale: number): tf.Tensor {
-  return tf.tidy(() => tf.add(uncond, tf.mul(guidanceScale, tf.sub(cond, uncond))));
+  return tf.tidy(() => tf.add(cond, tf.mul(guidanceScale - 1, tf.sub(cond, uncond))));
 }
 
 /** Standard deviation of each example over all non-batch axes, shape [batch, 1, ..., 1]. */
