@@ -282,7 +282,9 @@ describe('GaussianMixture: identities', () => {
     await initBackend('cpu');
     const onCpu = run();
     await initBackend('wasm');
-    onWasm.forEach((v, i) => expectClose(v, onCpu[i]!, 1e-5, 1e-5));
+    onWasm.forEach((v, i) => {
+      expectClose(v, onCpu[i]!, 1e-5, 1e-5);
+    });
   });
 
   it('no cancellation at small sigma: epsilon stays exact where (x - alpha x0) / sigma would not', () => {
