@@ -34,6 +34,12 @@ export {
   phi3,
   toD,
 } from './helpers.js';
+export {
+  type LogLikelihoodOptions,
+  type LogLikelihoodResult,
+  logLikelihood,
+} from './likelihood.js';
+export { type Dopri5Options, dopri5, type OdeRhs } from './ode.js';
 export { getSampler, listSamplers, registerSampler, resolveSamplerOptions } from './registry.js';
 export { type NoiseSource, RunScope } from './run.js';
 export {
@@ -56,18 +62,21 @@ export * from './samplers/dpmpp-singlestep.js';
 export * from './samplers/euler.js';
 export * from './samplers/heun.js';
 export * from './samplers/lms.js';
+export * from './samplers/ode.js';
 export * from './samplers/pndm.js';
 export * from './samplers/score-sde.js';
 export * from './samplers/unipc.js';
 export {
   type DenoiseRequest,
   denoise,
+  type ReadRequest,
   type SamplerContext,
   type SamplerDefinition,
   type SamplerFn,
   type SamplerOptions,
   type SamplerOptionValue,
   type SamplerProgram,
+  type SamplerResume,
   type SamplerYield,
   type StepEvent,
   stepEvent,

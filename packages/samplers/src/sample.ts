@@ -274,7 +274,7 @@ export async function* sampleSteps(
   let result: tf.Tensor | undefined;
   let calls = 0;
   try {
-    let input: tf.Tensor | undefined;
+    let input: tf.Tensor | Float32Array | undefined;
     for (;;) {
       const r = program.next(input);
       input = undefined;
@@ -287,8 +287,13 @@ export async function* sampleSteps(
       }
       const y = r.value;
       if (options.signal?.aborted)
-        throw new SamplingAbortedError(y.kind === 'denoise' ? y.step : y.i);
-      if (y.kind === 'denoise') {
+        throw new SamplingAbortedError(
+          y.kind === 'denoise' ? y.step : y.kind === 'step' ? y.i : undefined,
+        );
+      if (y.kind === 'read') {
+        const v = await y.tensor.data();
+        input = v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+      } else if (y.kind === 'denoise') {
         if (!(y.sigma > 0) || !Number.isFinite(y.sigma)) {
           throw new SamplerError(
             `the sampler asked for the denoiser at sigma = ${y.sigma}`,

@@ -31,10 +31,19 @@ export interface StepEvent {
   readonly denoised: tf.Tensor;
 }
 
-export type SamplerYield = DenoiseRequest | StepEvent;
+/** The sampler needs the values of a (small) tensor, e.g. an error norm to accept or reject a step. */
+export interface ReadRequest {
+  readonly kind: 'read';
+  readonly tensor: tf.Tensor;
+}
+
+export type SamplerYield = DenoiseRequest | StepEvent | ReadRequest;
+
+/** What the driver resumes a program with: a denoised tensor, read values, or nothing. */
+export type SamplerResume = tf.Tensor | Float32Array | undefined;
 
 /** What a sampler function returns: a generator that ends with the final VE-scaled sample. */
-export type SamplerProgram = Generator<SamplerYield, tf.Tensor, tf.Tensor | undefined>;
+export type SamplerProgram = Generator<SamplerYield, tf.Tensor, SamplerResume>;
 
 /** What a sampler may ask of its driver besides denoised values. */
 export interface SamplerContext {
@@ -91,11 +100,20 @@ export function* denoise(
   x: tf.Tensor,
   sigma: number,
   i: number,
-): Generator<SamplerYield, tf.Tensor, tf.Tensor | undefined> {
+): Generator<SamplerYield, tf.Tensor, SamplerResume> {
   const d = yield { kind: 'denoise', x, sigma, step: i };
-  if (d === undefined)
-    throw new TypeError('sampler driver resumed a denoise request without a value');
+  if (d === undefined || d instanceof Float32Array) {
+    throw new TypeError('sampler driver resumed a denoise request without a tensor');
+  }
   return d;
+}
+
+/** Asks the driver for the values of `tensor` (one readback): `const [err] = yield* read(errTensor)`. */
+export function* read(tensor: tf.Tensor): Generator<SamplerYield, Float32Array, SamplerResume> {
+  const v = yield { kind: 'read', tensor };
+  if (!(v instanceof Float32Array))
+    throw new TypeError('sampler driver resumed a read request without values');
+  return v;
 }
 
 /** The callback event of step i. */

@@ -255,7 +255,8 @@ class AdapterScheduler implements Scheduler {
   }
 
   /** Resumes the program until its next model call (or its end). Returns the final state if it ended. */
-  private advance(input: tf.Tensor | undefined): tf.Tensor | null {
+  private advance(first: tf.Tensor | undefined): tf.Tensor | null {
+    let input: tf.Tensor | Float32Array | undefined = first;
     for (;;) {
       const r = this.program!.next(input);
       input = undefined;
@@ -268,6 +269,7 @@ class AdapterScheduler implements Scheduler {
         this.request = r.value;
         return null;
       }
+      if (r.value.kind === 'read') input = r.value.tensor.dataSync() as Float32Array;
     }
   }
 

@@ -5,6 +5,7 @@ import {
   type SamplerContext,
   type SamplerDefinition,
   type SamplerProgram,
+  type SamplerResume,
   type SamplerYield,
   stepEvent,
 } from '../types.js';
@@ -38,7 +39,7 @@ function* midpointStep(
   denoised: tf.Tensor,
   midpoint: Dpm2Midpoint,
   i: number,
-): Generator<SamplerYield, tf.Tensor, tf.Tensor | undefined> {
+): Generator<SamplerYield, tf.Tensor, SamplerResume> {
   const d = ctx.tidy(() => toD(x, sigma, denoised));
   ctx.free(denoised);
   if (sigmaTo === 0) {

@@ -19,6 +19,7 @@ import { dpmpp2sAncestral, dpmppSde } from './dpmpp-singlestep.js';
 import { euler } from './euler.js';
 import { heun } from './heun.js';
 import { lms } from './lms.js';
+import { odeDopri5 } from './ode.js';
 import { plms, pndm } from './pndm.js';
 import {
   annealedLangevin,
@@ -54,5 +55,6 @@ export const BUILTIN_SAMPLERS: SamplerDefinition<any>[] = [
   eulerMaruyamaVE,
   eulerMaruyamaVP,
   predictorCorrector,
+  odeDopri5,
   // new samplers above this line
 ];

@@ -230,10 +230,10 @@ export function* samplePredictorCorrector(
     while (!r.done) {
       const y = r.value;
       if (y.kind === 'denoise') r = step.next(yield { ...y, step: i });
-      else {
+      else if (y.kind === 'step') {
         yield { ...y, i };
         r = step.next();
-      }
+      } else r = step.next(yield y);
     }
     x = r.value;
   }
