@@ -73,7 +73,12 @@ export function createSchedule(config: ScheduleConfig | string): ContinuousSched
   return factory(params);
 }
 
-/** The names of every registered schedule. */
+/**
+ * The names of every registered schedule.
+ *
+ * @example
+ * listSchedules(); // ['vp-linear', 'sub-vp', 've', 'cosine', 'logsnr-linear', 'edm', 'vdm-learned']
+ */
 export function listSchedules(): string[] {
   return [...registry.keys()];
 }

@@ -58,7 +58,18 @@ export interface ContinuousSchedule {
  * Shared machinery for closed-form schedules: range checks, the VP or VE level from lambda, a bisection
  * fallback for the inverse, and tensor levels. A new schedule implements `logSNRAt`, `dLogSNRdtAt`,
  * `logSNRTensor`, `dLogSNRdtTensor` and `toConfig` (and overrides the inverse with a closed form when
- * it has one).
+ * it has one). `pnpm new schedule <name>` writes such a file and its registry line.
+ *
+ * @example
+ * class Linear extends BaseSchedule {
+ *   readonly name = 'linear-example';
+ *   readonly variancePreserving = true;
+ *   protected logSNRAt(t: number) { return 10 - 20 * t; }
+ *   protected dLogSNRdtAt() { return -20; }
+ *   logSNRTensor(t: tf.Tensor) { return tf.tidy(() => tf.sub(10, tf.mul(20, t))); }
+ *   dLogSNRdtTensor(t: tf.Tensor) { return tf.fill(t.shape, -20); }
+ *   toConfig() { return { name: this.name }; }
+ * }
  */
 export abstract class BaseSchedule implements ContinuousSchedule {
   abstract readonly name: string;
@@ -151,7 +162,13 @@ export function checkTime(t: number, name: string): number {
   return t;
 }
 
-/** The t in [0, 1] where a strictly decreasing f equals y (bisection to full double precision). */
+/**
+ * The t in [0, 1] where a strictly decreasing f equals y (bisection to full double precision; 0 or 1
+ * when y is outside f's range).
+ *
+ * @example
+ * bisectDecreasing((t) => 1 - t * t, 0.75); // 0.5
+ */
 export function bisectDecreasing(f: (t: number) => number, y: number): number {
   let lo = 0;
   let hi = 1;
