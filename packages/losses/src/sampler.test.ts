@@ -11,6 +11,7 @@ import {
   importanceSampler,
   LossError,
   meanAndStandardError,
+  minSNRWeighting,
   uniformLogSNRSampler,
   uniformTimeSampler,
   uniformTimes,
@@ -128,6 +129,23 @@ describe('noise-level samplers report the density they draw with', () => {
     const est = meanAndStandardError(Array.from(s.logSNR, (l, i) => g(l) / s.density[i]!));
     const exact = Math.sqrt(8 * Math.PI); // the Gaussian integral (the tails beyond +-15 are < 1e-20)
     expect(Math.abs(est.mean - exact)).toBeLessThan(4 * est.standardError);
+  });
+
+  it('importance sampling proportional to a weighting (min-SNR-5 on x0: min(e^lambda, 5))', async () => {
+    await initBackend('wasm');
+    const sampler = importanceSampler(minSNRWeighting(5), { logSNRMin: -4, logSNRMax: 4 });
+    const { logSNR, density } = sampler.sample(20000, Random.seed(12));
+    // Z = int_{-4}^{4} min(e^l, 5) dl = (5 - e^-4) + 5 (4 - ln 5)
+    const z = 5 - Math.exp(-4) + 5 * (4 - Math.log(5));
+    const cdf = (l: number) =>
+      (l < Math.log(5) ? Math.exp(l) - Math.exp(-4) : 5 - Math.exp(-4) + 5 * (l - Math.log(5))) / z;
+    expect(ksDistance(logSNR, cdf)).toBeLessThan(ks(20000));
+    logSNR.forEach((l, i) => {
+      expect(Math.abs(density[i]! - Math.min(Math.exp(l), 5) / z)).toBeLessThan(2e-3);
+    });
+    expect(() => importanceSampler(elboWeighting(), { logSNRMin: -1, logSNRMax: 1 })).toThrow(
+      /depends on the sampler's own density/,
+    );
   });
 
   it('importance sampling by low-discrepancy uniforms keeps the law', () => {

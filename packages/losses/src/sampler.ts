@@ -15,6 +15,7 @@ import type { Random } from '@diffuse/backend';
 import normalQuantile from '@stdlib/stats-base-dists-normal-quantile';
 import { LossError } from './errors.js';
 import { describe, type LogSNRSchedule } from './schedule.js';
+import { type Weighting, weightingValues } from './weighting.js';
 
 /** How the uniforms behind a batch of noise levels are drawn. */
 export type TimeSampling = 'iid' | 'antithetic' | 'low-discrepancy';
@@ -314,14 +315,15 @@ export function discreteTimestepSampler(
  * `gridSize` intervals (sampled exactly: each draw solves the quadratic CDF of its interval). The
  * reported density is that interpolant divided by its integral, so the ELBO weightings stay exact.
  * Proportional to Kingma & Gao's w(lambda) times the expected error, it minimises the variance of the
- * ELBO estimator; proportional to a weighting, it makes that weighting's per-example weight constant.
+ * ELBO estimator. `f` may also be a `Weighting` (one that needs no density), taken on its own target:
+ * lambda is then drawn proportionally to it.
  *
  * @example
  * // lambda with density proportional to sech(lambda / 2) (the cosine schedule's own p(lambda)):
  * const sampler = importanceSampler((l) => 1 / Math.cosh(l / 2), { logSNRMin: -15, logSNRMax: 15 });
  */
 export function importanceSampler(
-  f: (logSNR: number) => number,
+  f: ((logSNR: number) => number) | Weighting,
   options: {
     logSNRMin: number;
     logSNRMax: number;
@@ -330,8 +332,18 @@ export function importanceSampler(
     name?: string;
   },
 ): LogSNRSampler<DensitySample> {
-  if (typeof f !== 'function')
-    throw new LossError(`importanceSampler needs a function of logSNR, got ${describe(f)}`);
+  const isWeighting =
+    f !== null && typeof f === 'object' && typeof (f as Weighting).weight === 'function';
+  if (typeof f !== 'function' && !isWeighting) {
+    throw new LossError(
+      `importanceSampler needs a function of logSNR or a Weighting, got ${describe(f)}`,
+    );
+  }
+  if (isWeighting && (f as Weighting).needsDensity) {
+    throw new LossError(
+      `importanceSampler cannot sample proportionally to the ${(f as Weighting).name} weighting: it depends on the sampler's own density`,
+    );
+  }
   const { logSNRMin, logSNRMax } = options;
   assertRange(logSNRMin, logSNRMax);
   const g = options.gridSize ?? 1024;
@@ -339,10 +351,14 @@ export function importanceSampler(
   const sampling = options.sampling ?? 'iid';
   assertTimeSampling(sampling);
   const h = (logSNRMax - logSNRMin) / g;
+  const grid = Float64Array.from({ length: g + 1 }, (_, j) => logSNRMin + j * h);
+  const values = isWeighting
+    ? weightingValues(f as Weighting, grid)
+    : grid.map((l) => (f as (logSNR: number) => number)(l));
   const fs = new Float64Array(g + 1);
   for (let j = 0; j <= g; j++) {
-    const l = logSNRMin + j * h;
-    const v = f(l);
+    const l = grid[j]!;
+    const v = values[j]!;
     if (!(v >= 0) || !Number.isFinite(v)) {
       throw new LossError(
         `importanceSampler: f(${l}) = ${v}; the function must be finite and non-negative`,
