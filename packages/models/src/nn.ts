@@ -125,7 +125,8 @@ export function noiseFeatures(noise: tf.Tensor, dim: number): tf.Tensor {
 /**
  * Rows of a class-embedding table [numClasses + 1, dim] for int labels [batch] (the last row is the
  * learned null class of classifier-free guidance, used when labels are absent). One-hot times the
- * table, so the gradient is a matMul on every backend.
+ * table, so the gradient is a matMul on every backend. Labels stay on the device (no readback), so a
+ * label outside [0, numClasses] is not detected: its one-hot row is zero.
  */
 export function classEmbedding(
   table: tf.Tensor,
