@@ -88,6 +88,13 @@ describe('learned VDM schedule (monotone network)', () => {
     m.dispose();
   });
 
+  it('says so when the network has collapsed to a constant (no silent NaN)', () => {
+    const m = new LearnedVDMSchedule({ hiddenUnits: 4, initStd: 0 });
+    m.w1.assign(tf.zeros([1, 1]));
+    expect(() => m.logSNR(0.5)).toThrow(/network is constant in t/);
+    m.dispose();
+  });
+
   it('rejects bad parameters', () => {
     expect(() => new LearnedVDMSchedule({ gammaMin: 5, gammaMax: -13 })).toThrow(
       /gammaMin < gammaMax/,

@@ -199,7 +199,7 @@ export class LearnedVDMSchedule extends BaseSchedule {
 
   /** The current weights as numbers (a few small readbacks; not for inner loops). */
   private read(): Weights {
-    return {
+    const w: Weights = {
       w1: Math.abs(this.w1.dataSync()[0]!),
       w2: (this.w2.dataSync() as Float32Array).map(Math.abs),
       b2: this.b2.dataSync() as Float32Array,
@@ -207,6 +207,12 @@ export class LearnedVDMSchedule extends BaseSchedule {
       g0: this.gamma0.dataSync()[0]!,
       g1: this.gamma1.dataSync()[0]!,
     };
+    if (!(tildeAt(1, w) - tildeAt(0, w) > 0) || !Number.isFinite(w.g0) || !Number.isFinite(w.g1)) {
+      throw new ScheduleError(
+        'vdm-learned: the network is constant in t or its parameters are not finite (g~(1) <= g~(0)), so gamma(t) is undefined',
+      );
+    }
+    return w;
   }
 }
 
