@@ -46,6 +46,8 @@ export {
   assertFinite,
   denoiseVE,
   type Embedding,
+  invert,
+  invertSteps,
   resolvePlan,
   type SampleOptions,
   type SamplingPlan,

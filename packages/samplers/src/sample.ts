@@ -243,9 +243,31 @@ export async function* sampleSteps(
   denoiser: Denoiser,
   options: SampleOptions = {},
 ): AsyncGenerator<StepInfo, tf.Tensor, void> {
+  const plan = resolvePlan(options);
+  return yield* drive(denoiser, options, plan, (getRng) =>
+    tf.tidy(() => {
+      const noise0 = initialNoise(denoiser, options, getRng);
+      return tf.mul(noise0, plan.sigmas[0]!);
+    }),
+  );
+}
+
+/** Runs the sampler program of `options.sampler` over `plan`, starting from the VE state `start()`. */
+async function* drive(
+  denoiser: Denoiser,
+  options: SampleOptions,
+  plan: SamplingPlan,
+  start: (getRng: () => Random) => tf.Tensor,
+  requireDeterministic = false,
+): AsyncGenerator<StepInfo, tf.Tensor, void> {
   const def = getSampler(options.sampler ?? 'euler');
+  if (requireDeterministic && def.stochastic) {
+    throw new SamplerError(
+      `sampler '${def.name}' is stochastic; inversion needs a deterministic one (e.g. euler = DDIM)`,
+    );
+  }
   const samplerOptions = resolveSamplerOptions(def, options.samplerOptions);
-  const { sigmas, levelFor } = resolvePlan(options);
+  const { sigmas, levelFor } = plan;
   const steps = sigmas.length - 1;
   let rng: Random | undefined = options.rng;
   const getRng = (): Random => {
@@ -259,9 +281,7 @@ export async function* sampleSteps(
     return rng;
   };
   const scope = new RunScope();
-  const noise0 = scope.keep(initialNoise(denoiser, options, getRng));
-  let x = scope.keep(tf.tidy(() => tf.mul(noise0, sigmas[0]!)));
-  scope.free(noise0);
+  let x = scope.keep(start(getRng));
   const shape = x.shape;
   const source: NoiseSource = options.noiseSampler ?? ((_s, _n, sh) => getRng().normal(sh));
   const program = def.fn(
@@ -341,6 +361,66 @@ export async function* sampleSteps(
  */
 export async function sample(denoiser: Denoiser, options: SampleOptions = {}): Promise<tf.Tensor> {
   const it = sampleSteps(denoiser, options);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * Deterministic inversion, data to noise (Song et al. 2021, DDIM sec. 4.3 and 5.4; Dhariwal & Nichol
+ * 2021, appendix): a deterministic sampler run up the noise levels. With `euler` (the default) each
+ * step is DDIM's x_{t+1} = alpha_{t+1} x0(x_t) + sigma_{t+1} eps(x_t), i.e. x' = x + (sigma' - sigma) d in
+ * VE variables. `x` is VP-scaled at the first (lowest, > 0) level; the result is VP-scaled at the
+ * last. Noise levels: increasing `sigmas` / `levels`, or a schedule whose levels are reversed (a final
+ * 0 dropped). Yields `StepInfo` like `sampleSteps`.
+ *
+ * @example
+ * const latent = await invert(gm.denoiser('epsilon'), x0, { schedule: DiscreteSchedule.fromConfig(), steps: 50 });
+ * const back = await sample(gm.denoiser('epsilon'), { levels: reversedLevels, noise: ... });
+ */
+export async function* invertSteps(
+  denoiser: Denoiser,
+  x: tf.Tensor,
+  options: SampleOptions = {},
+): AsyncGenerator<StepInfo, tf.Tensor, void> {
+  let plan: SamplingPlan;
+  const increasing = (a: ArrayLike<number>) => a.length > 1 && a[0]! < a[a.length - 1]!;
+  if (options.sigmas !== undefined && increasing(options.sigmas)) {
+    const rev = Array.from(options.sigmas).reverse();
+    const p = resolvePlan({ ...options, sigmas: rev });
+    plan = { sigmas: Array.from(options.sigmas), levelFor: p.levelFor };
+  } else if (
+    options.levels !== undefined &&
+    options.levels.length > 1 &&
+    options.levels[0]!.sigma / options.levels[0]!.alpha <
+      options.levels[options.levels.length - 1]!.sigma /
+        options.levels[options.levels.length - 1]!.alpha
+  ) {
+    const p = resolvePlan({ ...options, levels: [...options.levels].reverse() });
+    plan = { sigmas: [...p.sigmas].reverse(), levelFor: p.levelFor };
+  } else {
+    const p = resolvePlan(options);
+    plan = { sigmas: p.sigmas.filter((s) => s > 0).reverse(), levelFor: p.levelFor };
+  }
+  if (plan.sigmas.length < 2)
+    throw new SamplerError('inversion needs at least two positive noise levels');
+  const a0 = plan.levelFor(plan.sigmas[0]!).alpha;
+  return yield* drive(denoiser, options, plan, () => tf.div(x, a0), true);
+}
+
+/**
+ * `invertSteps` run to the end: the latent (VP-scaled at the highest level); the caller owns it.
+ *
+ * @example
+ * const latent = await invert(denoiser, x0, { sigmas: [0.01, 0.1, 1, 10] });
+ */
+export async function invert(
+  denoiser: Denoiser,
+  x: tf.Tensor,
+  options: SampleOptions = {},
+): Promise<tf.Tensor> {
+  const it = invertSteps(denoiser, x, options);
   for (;;) {
     const r = await it.next();
     if (r.done) return r.value;
