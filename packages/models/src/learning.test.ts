@@ -44,9 +44,7 @@ describe('the MLP learns', () => {
     const opt = tf.train.adam(1e-2);
     for (let step = 0; step < 150; step++) {
       const { xt, eps, labels } = batch(256);
-      tf.dispose(
-        opt.minimize(() => mse(net.predict(xt, level, { labels }), eps), true, net.params),
-      );
+      opt.minimize(() => mse(net.predict(xt, level, { labels }), eps), true, net.params)?.dispose();
       tf.dispose([xt, eps, labels]);
     }
     const [trained, bayesConditional, bayesUnconditional] = evaluate();
