@@ -337,6 +337,22 @@ describe('GaussianMixture: identities', () => {
     tf.dispose([x, labels, ref]);
   });
 
+  it('accepts image-shaped inputs [batch, ...dims] and returns that shape', () => {
+    const g = randomMixture(31, 4, 2);
+    const xs = Array.from({ length: 8 }, () => rng.standardNormal());
+    const flat = tf.tensor2d(xs, [2, 4]);
+    const img = tf.tensor4d(xs, [2, 2, 2, 1]);
+    const level = { alpha: 0.7, sigma: 0.7 };
+    for (const p of PREDICTIONS) {
+      const a = g.denoiser(p).predict(img, level);
+      expect(a.shape).toEqual([2, 2, 2, 1]);
+      expect(Array.from(data(a))).toEqual(Array.from(data(g.denoiser(p).predict(flat, level))));
+    }
+    expect(g.logProb(img, level).shape).toEqual([2]);
+    expect(() => g.x0(tf.zeros([2, 3, 1]), level)).toThrow(/4 numbers per example/);
+    tf.dispose([flat, img]);
+  });
+
   it('does not leak tensors', async () => {
     const x = rng.normal([3, 2]);
     const alpha = tf.fill([3, 1], 0.8);

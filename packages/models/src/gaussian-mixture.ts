@@ -207,7 +207,10 @@ export class GaussianMixture {
    * const x0 = gm.x0(x, { alpha: 0.6, sigma: 0.8 });
    */
   x0(x: tf.Tensor, level: NoiseLevel<Scalar>, labels?: Labels): tf.Tensor {
-    return tf.tidy(() => this.posterior(x, level, labels).x0());
+    return tf.tidy(() => {
+      const p = this.posterior(x, level, labels);
+      return p.restore(p.x0());
+    });
   }
 
   /**
@@ -220,7 +223,7 @@ export class GaussianMixture {
   epsilon(x: tf.Tensor, level: NoiseLevel<Scalar>, labels?: Labels): tf.Tensor {
     return tf.tidy(() => {
       const p = this.posterior(x, level, labels);
-      return tf.mul(p.cinvDiff(), p.sigmaB);
+      return p.restore(tf.mul(p.cinvDiff(), p.sigmaB));
     });
   }
 
@@ -232,7 +235,10 @@ export class GaussianMixture {
    * const s = gm.score(x, { alpha: 1, sigma: 0.1 });
    */
   score(x: tf.Tensor, level: NoiseLevel<Scalar>, labels?: Labels): tf.Tensor {
-    return tf.tidy(() => tf.neg(this.posterior(x, level, labels).cinvDiff()));
+    return tf.tidy(() => {
+      const p = this.posterior(x, level, labels);
+      return p.restore(tf.neg(p.cinvDiff()));
+    });
   }
 
   /**
@@ -274,8 +280,11 @@ export class GaussianMixture {
    * Layout: components first, [K, B, d].
    */
   private posterior(x: tf.Tensor, level: NoiseLevel<Scalar>, labels: Labels | undefined) {
-    if (x.rank !== 2 || x.shape[1] !== this.dim) {
-      throw new ModelError(`x must have shape [batch, ${this.dim}], got [${x.shape.join(', ')}]`);
+    const trailing = x.shape.slice(1).reduce((a, b) => a * b, 1);
+    if (x.rank < 2 || trailing !== this.dim) {
+      throw new ModelError(
+        `x must have shape [batch, ${this.dim}] (or [batch, ...dims] with ${this.dim} numbers per example), got [${x.shape.join(', ')}]`,
+      );
     }
     const B = x.shape[0]!;
     const K = this.numComponents;
@@ -288,7 +297,7 @@ export class GaussianMixture {
     const eig = this.eigenbasis();
     const U = tf.tensor3d(eig.vectors, [K, d, d]);
     const lam = tf.tensor3d(eig.values, [K, 1, d]);
-    const xf = tf.cast(x, 'float32');
+    const xf = tf.reshape(tf.cast(x, 'float32'), [B, d]);
     const diff = tf.sub(tf.expandDims(xf, 0), tf.mul(a, mu)); // [K, B, d]: x - alpha mu_k
     const z = tf.matMul(diff, U); // U_k^T (x - alpha mu_k), as rows
     const dk = tf.add(tf.mul(tf.square(a), lam), tf.square(s)); // eigenvalues of C_k
@@ -310,6 +319,8 @@ export class GaussianMixture {
       logits,
       lse,
       sigmaB,
+      /** [B, d] back to the input's shape. */
+      restore: (t: tf.Tensor) => (x.rank === 2 ? t : tf.reshape(t, x.shape)),
       logProb: () => tf.sub(lse, logPy),
       // sum_k r_k U_k (z_k / d_k) = sum_k r_k C_k^{-1} (x - alpha mu_k)
       cinvDiff: () => tf.sum(tf.mul(r, tf.matMul(zOverD, U, false, true)), 0),
@@ -411,9 +422,11 @@ export class GaussianMixture {
             return tf.tidy(() => {
               const p = gm.posterior(x, level, labels);
               const eps = tf.mul(p.cinvDiff(), p.sigmaB);
-              return tf.sub(
-                tf.mul(levelForBatch(levelTensor(level.alpha, x.shape[0]!, 'alpha')), eps),
-                tf.mul(p.sigmaB, p.x0()),
+              return p.restore(
+                tf.sub(
+                  tf.mul(levelForBatch(levelTensor(level.alpha, x.shape[0]!, 'alpha')), eps),
+                  tf.mul(p.sigmaB, p.x0()),
+                ),
               );
             });
         }
