@@ -1,0 +1,24 @@
+/**
+ * `@diffuse/onnx`: native inference for Diffuse networks. `exportOnnx` writes an MLP, U-Net or
+ * classifier as a standard ONNX file (traced from the tfjs model itself); `onnxDenoiser` runs it
+ * with ONNX Runtime (`onnxruntime-node`, an optional peer dependency) behind the `Denoiser`
+ * interface, so samplers and guidance run unchanged on it.
+ *
+ * @packageDocumentation
+ */
+export { OnnxError } from './errors.js';
+export {
+  CLASSIFIER_INPUTS,
+  DENOISER_INPUTS,
+  type ExportableNetwork,
+  exportOnnx,
+} from './export.js';
+export { SUPPORTED_KERNELS, toOnnx } from './onnx-graph.js';
+export { OnnxNetwork, type OnnxOptions, onnxDenoiser } from './runtime.js';
+export {
+  type TracedConstant,
+  type TracedGraph,
+  type TracedNode,
+  type TracedValue,
+  traceKernels,
+} from './trace.js';
