@@ -30,13 +30,23 @@ import {
   batchOf,
 } from './validate.js';
 
-/** diffusers' `guidance_scale` s from the paper's weight w (Ho & Salimans 2022, eq. 6): s = 1 + w. */
+/**
+ * diffusers' `guidance_scale` s from the paper's weight w (Ho & Salimans 2022, eq. 6): s = 1 + w.
+ *
+ * @example
+ * guidanceScaleFromWeight(0.3); // 1.3
+ */
 export function guidanceScaleFromWeight(w: number): number {
   assertFinite('w', w);
   return 1 + w;
 }
 
-/** The paper's guidance weight w from diffusers' `guidance_scale` s: w = s - 1. */
+/**
+ * The paper's guidance weight w from diffusers' `guidance_scale` s: w = s - 1.
+ *
+ * @example
+ * weightFromGuidanceScale(7.5); // 6.5
+ */
 export function weightFromGuidanceScale(guidanceScale: number): number {
   assertFinite('guidanceScale', guidanceScale);
   return guidanceScale - 1;
@@ -185,6 +195,10 @@ function doubleBatch(v: Scalar, batch: number): Scalar {
  * Evaluates the conditional and the unconditional branch in ONE forward pass: the batch is
  * concatenated with itself, the first half gets `labels`, the second `uncondLabels`, and the result
  * is split back. Other conditioning tensors that carry the batch axis are duplicated alongside.
+ * Returns [conditional, unconditional], each [batch, ...].
+ *
+ * @example
+ * const [c, u] = predictPair(unet, x, { alpha: 0.8, sigma: 0.6 }, { labels }, tf.fill([4], 10, 'int32'));
  */
 export function predictPair(
   denoiser: Denoiser,
