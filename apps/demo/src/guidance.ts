@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { reportStepTime } from './backend.js';
 import { PlaneView } from './plots.js';
 import { runSampler } from './sampling.js';
+import { loadShipped, shippedModels } from './shipped.js';
 import { act, button, el, labelled, nextFrame, number, range, row, section, select } from './ui.js';
 
 /** A class-conditional 2-D model the section can guide. */
@@ -39,6 +40,26 @@ export function oracleGuidedModel(): GuidedModel {
     denoiser: d,
     unconditional: d,
   };
+}
+
+/**
+ * The class-conditional MLP trained on eight Gaussians by `diffuse-train mixture` and shipped in
+ * `packages/train/weights/`: classifier-free guidance uses its learned null class; classifier
+ * guidance starts from the same network without labels (the null class: its unconditional model)
+ * and adds the exact mixture classifier's gradient.
+ */
+export async function shippedGuidedModels(): Promise<GuidedModel[]> {
+  const out: GuidedModel[] = [];
+  const mixture = (toyDistribution('eight-gaussians') as unknown as { mixture: GaussianMixture })
+    .mixture;
+  for (const entry of shippedModels()) {
+    const c = entry.config as { kind?: string; dim?: number; numClasses?: number } | undefined;
+    if (c?.kind !== 'mlp' || c.dim !== 2 || c.numClasses !== mixture.numClasses) continue;
+    const loaded = await loadShipped(entry);
+    const net = loaded.model as unknown as Denoiser;
+    out.push({ name: `trained MLP (${entry.name})`, mixture, denoiser: net, unconditional: net });
+  }
+  return out;
 }
 
 /** Fraction of samples whose most probable class under the exact posterior is `cls`. */

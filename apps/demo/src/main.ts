@@ -4,10 +4,15 @@
  */
 import './style.css';
 import type { BackendName } from '@diffuse/backend';
-import { activeBackend, mountBackendPicker, switchBackend } from './backend.js';
+import { activeBackend, exclusive, mountBackendPicker, switchBackend } from './backend.js';
 import { loadDataset, type PlaygroundData } from './data.js';
 import { mountForward } from './forward.js';
-import { type GuidedModel, mountGuidance, oracleGuidedModel } from './guidance.js';
+import {
+  type GuidedModel,
+  mountGuidance,
+  oracleGuidedModel,
+  shippedGuidedModels,
+} from './guidance.js';
 import { mountMnist } from './mnist.js';
 import { mountSampling } from './sampling.js';
 import { mountTraining } from './train.js';
@@ -33,7 +38,13 @@ async function boot(): Promise<void> {
   const sampling = mountSampling(getData, training.model);
   const views = mountViews(getData, forward.schedule, training.model);
   const guidedModels: GuidedModel[] = [oracleGuidedModel()];
-  mountGuidance(() => guidedModels);
+  const guidance = mountGuidance(() => guidedModels);
+  try {
+    guidedModels.push(...(await exclusive(shippedGuidedModels)));
+    guidance.refresh();
+  } catch (e) {
+    status.textContent += ` (could not load the shipped 2-D model: ${(e as Error).message})`;
+  }
   mountMnist();
 
   const redrawAll = async () => {

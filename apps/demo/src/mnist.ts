@@ -157,7 +157,17 @@ export function mountMnist(): void {
             clsView.clear();
             clsView.caption('no noise-conditional MNIST classifier is shipped');
           }
-          info.textContent = `${unet.entry.name}: ${out.join('; ')}`;
+          const trained = unet.entry.metrics;
+          const facts = trained
+            ? Object.entries({
+                ...trained,
+                ...((trained.metrics as Record<string, unknown>) ?? {}),
+              })
+                .filter(([, v]) => typeof v === 'number')
+                .map(([k, v]) => `${k} ${Number(v).toPrecision(3)}`)
+                .join(', ')
+            : '';
+          info.textContent = `${unet.entry.name}: ${out.join('; ')}${facts ? ` (as trained: ${facts})` : ''}`;
         } finally {
           labels.dispose();
         }

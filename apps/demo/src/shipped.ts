@@ -2,9 +2,9 @@
  * The trained models committed in `packages/train/weights/`: found at build time (Vite's
  * `import.meta.glob`), copied into the build as static assets (`?url`), fetched from the page's own
  * origin and rebuilt with `loadModel` from `@diffuse/models` (the config travels in the safetensors
- * metadata). A JSON file with the same base name, when present, is read as the model's card.
+ * metadata, and in `<name>.json` beside it); `<name>.metrics.json` says how it was trained.
  */
-import { loadModel, type Model, parseSafetensors } from '@diffuse/models';
+import { loadModel, type Model, type ModelConfig, parseSafetensors } from '@diffuse/models';
 
 const WEIGHTS = import.meta.glob('../../../packages/train/weights/**/*.safetensors', {
   query: '?url',
@@ -20,8 +20,10 @@ export interface ShippedEntry {
   /** File name without extension, e.g. `mnist-unet`. */
   name: string;
   url: string;
-  /** The JSON beside the weights (how it was trained, its metrics, its data), if any. */
-  card: Record<string, unknown> | undefined;
+  /** `<name>.json` beside the weights: the model config, if present. */
+  config: ModelConfig | undefined;
+  /** `<name>.metrics.json`: how it was trained and what it reached, if present. */
+  metrics: Record<string, unknown> | undefined;
 }
 
 export interface LoadedModel {
@@ -36,8 +38,9 @@ export function shippedModels(): ShippedEntry[] {
     .map(([path, url]) => {
       const base = path.replace(/\.safetensors$/, '');
       const name = base.split('/').pop()!;
-      const card = CARDS[`${base}.json`] as Record<string, unknown> | undefined;
-      return { name, url, card };
+      const config = CARDS[`${base}.json`] as ModelConfig | undefined;
+      const metrics = CARDS[`${base}.metrics.json`] as Record<string, unknown> | undefined;
+      return { name, url, config, metrics };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -53,7 +56,13 @@ export function loadShipped(entry: ShippedEntry): Promise<LoadedModel> {
       if (!res.ok) throw new Error(`could not fetch ${entry.name} weights: HTTP ${res.status}`);
       const bytes = new Uint8Array(await res.arrayBuffer());
       const { metadata } = parseSafetensors(bytes);
-      return { entry, model: loadModel({ weights: bytes }), metadata };
+      // The config travels in the safetensors metadata; the JSON beside it is the fallback.
+      const model = loadModel(
+        metadata['diffuse.config'] === undefined && entry.config
+          ? { config: entry.config, weights: bytes }
+          : { weights: bytes },
+      );
+      return { entry, model, metadata };
     })();
     p.catch(() => cache.delete(entry.url));
     cache.set(entry.url, p);

@@ -1,14 +1,13 @@
 /**
  * Live training of an MLP denoiser on the chosen toy data, in the browser: `Mlp` from
- * `@diffuse/models`, the epsilon-prediction loss of `@diffuse/losses` (Ho et al. 2020's "simple"
- * loss, uniform weighting) with noise levels drawn uniformly in logSNR, and the seeded `Trainer` of
- * `@diffuse/train` (Adam with warm-up and clipping), with its progress events drawing the loss curve.
+ * `@diffuse/models`, the epsilon-prediction loss (`diffusionLoss` of `@diffuse/train` over
+ * `denoisingLoss` of `@diffuse/losses`: Ho et al. 2020's "simple" loss, uniform weighting) with noise
+ * levels drawn uniformly in logSNR, and the seeded `Trainer` (Adam with warm-up and clipping).
  */
 import type { ToyBatch } from '@diffuse/data';
-import { denoisingLoss, uniformLogSNRSampler } from '@diffuse/losses';
+import { uniformLogSNRSampler } from '@diffuse/losses';
 import { Mlp, mlpConfig } from '@diffuse/models';
-import { Trainer } from '@diffuse/train';
-import * as tf from '@tensorflow/tfjs-core';
+import { diffusionLoss, Trainer } from '@diffuse/train';
 import type uPlot from 'uplot';
 import { reportStepTime } from './backend.js';
 import type { PlaygroundData } from './data.js';
@@ -103,7 +102,7 @@ export function mountTraining(getData: () => PlaygroundData, onTrained: () => vo
     trainer = new Trainer<ToyBatch>({
       params: net.params,
       data: (rng) => d.toy.sample(Number(batch.value), rng),
-      loss: (b, rng) => tf.mean(denoisingLoss(net, b.x, { rng, sampler })) as tf.Scalar,
+      loss: diffusionLoss(net, { sampler }),
       seed: 0,
       optimizer: { learningRate: Number(lr.value), warmupSteps: 50, clipNorm: 1 },
       logEvery: 10,

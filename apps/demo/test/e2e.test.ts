@@ -264,6 +264,19 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     const [cfg3, cls3] = await acc('3');
     expect(cfg3).toBeGreaterThan(0.9);
     expect(cls3).toBeGreaterThan(0.9);
+    // The trained class-conditional MLP shipped in packages/train/weights/, when present.
+    const trained = await page.$$eval('#guide-model option', (os) =>
+      os.map((o) => (o as HTMLOptionElement).value).filter((v) => v.startsWith('trained')),
+    );
+    if (trained.length === 0) {
+      console.warn('no trained 2-D mixture model shipped: guidance ran on the exact oracle only');
+      return;
+    }
+    await page.selectOption('#guide-model', trained[0]!);
+    const [cfgT, clsT] = await acc('3');
+    expect(cfgT, 'trained model, classifier-free, s = 3').toBeGreaterThan(0.8);
+    expect(clsT, 'trained model, classifier guidance, s = 3').toBeGreaterThan(0.8);
+    await page.selectOption('#guide-model', { index: 0 });
   });
 
   it('samples digits from the shipped MNIST U-Net with guidance (when the repo ships one)', async () => {
