@@ -6,7 +6,8 @@
  * States are indexed by noise: state N is the noisiest level, state 0 the last (clean) one. The walk
  * goes down one state at a time; every `jumpLength` states (at 0, J, 2J, ... < N - J) it jumps back
  * up J states, `resampleCount - 1` times, so that the known and generated regions are harmonised
- * by re-noising and denoising again. jumpLength = 1 is Algorithm 1 with U = resampleCount.
+ * by re-noising and denoising again. jumpLength = 1 is Algorithm 1 with U = resampleCount (except
+ * at the first, noisiest step, where the reference schedule does not resample either).
  */
 import { GuidanceError } from './errors.js';
 
