@@ -4,7 +4,7 @@
  * steps, sample, compare, switch backends), check what the page shows, and save screenshots in
  * `test-results/`.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -148,6 +148,9 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     await page
       ?.screenshot({ path: join(results, 'demo-final.png'), fullPage: true })
       .catch(() => undefined);
+    // The page's own per-backend ms/step line, kept as an artefact beside the screenshots.
+    const times = await page?.textContent('#backend-times').catch(() => null);
+    if (times) writeFileSync(join(results, 'timings.txt'), `${times.split(' · ').join('\n')}\n`);
     await context?.close();
     server?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
