@@ -168,3 +168,37 @@ describe('wasm transposed matMul', () => {
     expectClose(wasm, cpu);
   });
 });
+
+describe('wasm OneHot and UnsortedSegmentSum', () => {
+  it('oneHot honours float32 (wasm wrote int32 bit patterns)', async () => {
+    const { wasm, cpu } = await onBoth(async () => {
+      const idx = tf.tensor2d([0, 2, 1, 3], [2, 2], 'int32');
+      const f = tf.oneHot(idx, 4, 2.5, -1, 'float32');
+      const i = tf.oneHot(idx, 4);
+      const out = [await f.data(), Float32Array.from(await i.data())] as Float32Array[];
+      expect(f.dtype).toBe('float32');
+      tf.dispose([idx, f, i]);
+      return out;
+    });
+    expect(Array.from(wasm[0]!)).toEqual(Array.from(cpu[0]!));
+    expect(Array.from(wasm[1]!)).toEqual(Array.from(cpu[1]!));
+  });
+
+  it('unsortedSegmentSum and the gradient of gather agree with cpu', async () => {
+    const rng = Random.seed(21);
+    const xv = rng.normalArray(6 * 3);
+    const { wasm, cpu } = await onBoth(async () => {
+      const x = tf.tensor2d(xv, [6, 3]);
+      const ids = tf.tensor1d([0, 4, 1, 4, 4, 2], 'int32');
+      const s = tf.unsortedSegmentSum(x, ids, 5);
+      const table = tf.tensor2d(xv.slice(0, 12), [4, 3]);
+      const g = tf.grad((t: tf.Tensor) =>
+        tf.sum(tf.square(tf.gather(t, tf.tensor1d([3, 0, 3, 1], 'int32')))),
+      )(table);
+      const out = [await s.data(), await g.data()] as Float32Array[];
+      tf.dispose([x, ids, s, table, g]);
+      return out;
+    });
+    expectClose(wasm, cpu, 1e-6);
+  });
+});

@@ -20,6 +20,13 @@
  * 3. The wasm `_FusedMatMul` kernel gives wrong results for batched (rank-3, batch > 1) operands
  *    (found by our tests against the cpu backend: every batch after the first is wrong). Batched
  *    fused matMuls are computed as BatchMatMul, then bias add, then the activation kernel.
+ *
+ * 4. The wasm `OneHot` kernel writes int32 values whatever the requested dtype, so
+ *    `tf.oneHot(i, n, 1, 0, 'float32')` returns int32 bit patterns (1 reads as 1.4e-45), and it
+ *    truncates non-integer on/off values. We build a 0/1 int32 mask with it, then cast and scale.
+ *
+ * 5. `UnsortedSegmentSum` has no wasm kernel, so the gradient of `tf.gather` fails on wasm. We
+ *    register one: out[s] = sum_{i : ids[i] = s} x[i] is the matrix product onehot(ids)^T x.
  */
 import {
   backend_util,
@@ -220,6 +227,87 @@ function withExplicitTranspose(original: KernelConfig): KernelConfig {
   return { ...original, kernelFunc };
 }
 
+/**
+ * `OneHot` that honours its dtype and non-integer on/off values (fix 4): the wasm kernel builds an
+ * int32 0/1 mask, which is cast and mapped to off + (on - off) * mask.
+ */
+function withOneHotDtype(original: KernelConfig): KernelConfig {
+  const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
+    const { dtype, onValue, offValue } = attrs as {
+      dtype: string;
+      onValue: number;
+      offValue: number;
+    };
+    const integral = Number.isInteger(onValue) && Number.isInteger(offValue);
+    if (dtype === 'int32' && integral) return original.kernelFunc({ inputs, backend, attrs });
+    const be = backend as unknown as KernelBackend;
+    const temps: TensorInfo[] = [];
+    const keep = (t: TensorInfo) => {
+      temps.push(t);
+      return t;
+    };
+    try {
+      const mask = keep(
+        original.kernelFunc({
+          inputs,
+          backend,
+          attrs: { ...attrs, dtype: 'int32', onValue: 1, offValue: 0 },
+        }) as TensorInfo,
+      );
+      let y = keep(run('Cast', be, { x: mask }, { dtype: 'float32' }));
+      if (onValue !== 1 || offValue !== 0) {
+        const scale = keep(
+          run('Fill', be, {}, { shape: [], value: onValue - offValue, dtype: 'float32' }),
+        );
+        const shift = keep(run('Fill', be, {}, { shape: [], value: offValue, dtype: 'float32' }));
+        y = keep(run('Add', be, { a: keep(run('Multiply', be, { a: y, b: scale })), b: shift }));
+      }
+      return run('Cast', be, { x: y }, { dtype });
+    } finally {
+      for (const t of temps) be.disposeData(t.dataId);
+    }
+  };
+  return { ...original, kernelFunc };
+}
+
+/** `UnsortedSegmentSum` for wasm (fix 5): onehot(ids)^T x, in float32. */
+const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
+  const be = backend as unknown as KernelBackend;
+  const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const { numSegments } = attrs as { numSegments: number };
+  const n = segmentIds.shape.reduce((a, b) => a * b, 1);
+  const rest = x.shape.slice(segmentIds.shape.length);
+  const r = rest.reduce((a, b) => a * b, 1);
+  const temps: TensorInfo[] = [];
+  const keep = (t: TensorInfo) => {
+    temps.push(t);
+    return t;
+  };
+  try {
+    const ids = keep(run('Reshape', be, { x: segmentIds }, { shape: [n] }));
+    const mask = keep(
+      run(
+        'OneHot',
+        be,
+        { indices: ids },
+        { depth: numSegments, onValue: 1, offValue: 0, dtype: 'float32' },
+      ),
+    ); // [n, S]
+    const maskT = keep(transpose(be, mask, [1, 0])); // [S, n]
+    const xf = x.dtype === 'float32' ? x : keep(run('Cast', be, { x }, { dtype: 'float32' }));
+    const x2 = keep(run('Reshape', be, { x: xf }, { shape: [n, r] }));
+    const y = keep(
+      run('BatchMatMul', be, { a: maskT, b: x2 }, { transposeA: false, transposeB: false }),
+    );
+    const yShaped = run('Reshape', be, { x: y }, { shape: [numSegments, ...rest] });
+    if (x.dtype === 'float32') return yShaped;
+    temps.push(yShaped);
+    return run('Cast', be, { x: yShaped }, { dtype: x.dtype });
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+};
+
 const PATCHED = Symbol.for('diffuse.wasmKernelsPatched');
 
 /**
@@ -234,6 +322,18 @@ export function installWasmKernelFixes(): void {
     if (original === undefined) continue;
     unregisterKernel(name, WASM);
     registerKernel(withExplicitTranspose(original));
+  }
+  const oneHot = getKernel('OneHot', WASM);
+  if (oneHot !== undefined) {
+    unregisterKernel('OneHot', WASM);
+    registerKernel(withOneHotDtype(oneHot));
+  }
+  if (getKernel('UnsortedSegmentSum', WASM) === undefined) {
+    registerKernel({
+      kernelName: 'UnsortedSegmentSum',
+      backendName: WASM,
+      kernelFunc: unsortedSegmentSum,
+    });
   }
   if (getKernel('Conv2DBackpropFilter', WASM) === undefined) {
     registerKernel({
