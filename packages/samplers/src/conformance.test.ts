@@ -103,7 +103,7 @@ describe.each(samplers.map((s) => [s.name, s] as const))('point mass: %s', (_nam
       onStep: async (info) => {
         if (def.stochastic) return;
         const v = await info.x.data();
-        const s = sigmas[info.i]!;
+        const s = info.sigma;
         rayErrs.push(
           ...z.map(
             (zk, k) =>
@@ -228,7 +228,7 @@ describe.each(samplers.map((s) => [s.name, s] as const))('bookkeeping: %s', (_na
           seed: 1,
           signal: ac.signal,
           onStep: (info) => {
-            if (info.i === 2) ac.abort();
+            if (info.i === 1) ac.abort();
           },
         }),
       ).rejects.toThrow(/aborted/);

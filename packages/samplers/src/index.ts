@@ -57,6 +57,7 @@ export {
 } from './sample.js';
 export * from './samplers/ancestral.js';
 export * from './samplers/deis.js';
+export * from './samplers/dpm-fast.js';
 export * from './samplers/dpm-solver-multistep.js';
 export * from './samplers/dpm-solver-singlestep.js';
 export * from './samplers/dpm2.js';

@@ -42,6 +42,8 @@ const NAMES: Record<string, string> = {
   sample_dpm_2_ancestral: 'dpm_2_ancestral',
   sample_dpmpp_2s_ancestral: 'dpmpp_2s_ancestral',
   sample_dpmpp_sde: 'dpmpp_sde',
+  sample_dpm_fast: 'dpm_fast',
+  sample_dpm_adaptive: 'dpm_adaptive',
 };
 const KEYS: Record<string, string> = {
   s_churn: 'sChurn',
@@ -52,11 +54,27 @@ const KEYS: Record<string, string> = {
   eta: 'eta',
   r: 'r',
   order: 'order',
+  n: 'nfe',
+  h_init: 'hInit',
+  accept_safety: 'acceptSafety',
+  rtol: 'rtol',
+  atol: 'atol',
+  pcoeff: 'pcoeff',
+  icoeff: 'icoeff',
+  dcoeff: 'dcoeff',
 };
 const TOL = 1e-4;
+/**
+ * dpm_adaptive chooses its step sizes from an error estimate that starts near 1e-7 (a difference of two
+ * nearly equal solutions); in float32 that estimate is mostly rounding, so the step sizes and levels drift
+ * (and the states with them) by up to ~2e-2 relative while every accept/reject decision, the number of
+ * attempts and the end point stay the same: its steps get 5e-2 and its final sample 1e-3 (its
+ * step sizes differ, so does its truncation error; the solver's own rtol is 5e-2 or 1e-3).
+ */
+const ADAPTIVE_TOL = 5e-2;
 
 const refs = loadRef<KRefs>('kdiffusion/trajectories.json');
-const runs = refs.runs.filter((r) => r.sigmas !== null && NAMES[r.sampler]);
+const runs = refs.runs.filter((r) => NAMES[r.sampler]);
 
 let gm: GaussianMixture;
 beforeAll(async () => {
@@ -78,12 +96,16 @@ function recording(inner: Denoiser, sigmas: number[]): Denoiser {
 
 describe('k-diffusion trajectories (mixture A, float32 wasm)', () => {
   it('covers every schedule-based run', () => {
-    expect(runs.length).toBe(82); // mixture A, every schedule
+    expect(runs.length).toBe(89); // mixture A: every schedule, plus dpm_fast and dpm_adaptive
   });
 
   it.each(runs.map((r) => [r.id, r] as const))('%s', async (_id, run) => {
     const options: Record<string, number | string> = {};
-    for (const [k, v] of Object.entries(run.kwargs_resolved)) options[KEYS[k] ?? k] = v;
+    for (const [k, v] of Object.entries(run.kwargs_resolved)) {
+      if (k !== 'sigma_min' && k !== 'sigma_max') options[KEYS[k] ?? k] = v;
+    }
+    const kw = run.kwargs_resolved as { sigma_min?: number; sigma_max?: number };
+    const sigmas = run.sigmas ?? [kw.sigma_max!, kw.sigma_min!];
     const bank = refs.noise_banks.A.data;
     const calls: [number, number][] = [];
     const modelSigmas: number[] = [];
@@ -92,7 +114,7 @@ describe('k-diffusion trajectories (mixture A, float32 wasm)', () => {
     const out = await sample(recording(gm.denoiser('x0'), modelSigmas), {
       sampler: NAMES[run.sampler]!,
       samplerOptions: options,
-      sigmas: run.sigmas!,
+      sigmas,
       noise,
       noiseSampler: (s, sn) => {
         calls.push([s, sn]);
@@ -100,7 +122,11 @@ describe('k-diffusion trajectories (mixture A, float32 wasm)', () => {
       },
       onStep: async (info) => {
         const ref = run.steps[info.i]!;
-        expect(info.sigmaHat).toBeCloseTo(ref.sigma_hat, 10);
+        // dpm_adaptive's step sizes come from a float32 error estimate (a difference of two nearly
+        // equal solutions), so its levels agree to float32 precision rather than 1e-10.
+        expect(Math.abs(info.sigmaHat / ref.sigma_hat - 1)).toBeLessThan(
+          run.sampler === 'sample_dpm_adaptive' ? ADAPTIVE_TOL : 1e-10,
+        );
         errs.push(
           maxRelErr(await info.x.data(), flat(ref.x)),
           maxRelErr(await info.denoised.data(), flat(ref.denoised)),
@@ -108,12 +134,15 @@ describe('k-diffusion trajectories (mixture A, float32 wasm)', () => {
       },
     });
     noise.dispose();
-    errs.push(maxRelErr(await out.data(), flat(run.final)));
+    const finalErr = maxRelErr(await out.data(), flat(run.final));
+    errs.push(finalErr);
     out.dispose();
     expect(errs.length).toBe(2 * run.steps.length + 1);
-    expect(Math.max(...errs)).toBeLessThan(TOL);
+    const adaptive = run.sampler === 'sample_dpm_adaptive';
+    expect(Math.max(...errs)).toBeLessThan(adaptive ? ADAPTIVE_TOL : TOL);
+    expect(finalErr).toBeLessThan(adaptive ? 1e-3 : TOL);
     expect(calls.length).toBe(run.noise_calls?.length ?? 0);
     expect(modelSigmas.length).toBe(run.model_sigmas.length);
-    expect(maxRelErr(modelSigmas, run.model_sigmas)).toBeLessThan(1e-12);
+    expect(maxRelErr(modelSigmas, run.model_sigmas)).toBeLessThan(adaptive ? ADAPTIVE_TOL : 1e-12);
   });
 });

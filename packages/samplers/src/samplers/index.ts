@@ -6,6 +6,7 @@
 import type { SamplerDefinition } from '../types.js';
 import { ddim, ddpm, eulerAncestral } from './ancestral.js';
 import { deis } from './deis.js';
+import { dpmAdaptive, dpmFast } from './dpm-fast.js';
 import {
   dpmpp2m,
   dpmpp2mSde,
@@ -56,5 +57,7 @@ export const BUILTIN_SAMPLERS: SamplerDefinition<any>[] = [
   eulerMaruyamaVP,
   predictorCorrector,
   odeDopri5,
+  dpmFast,
+  dpmAdaptive,
   // new samplers above this line
 ];
