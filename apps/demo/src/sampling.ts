@@ -7,10 +7,14 @@ import { Random } from '@diffuse/backend';
 import type { Denoiser } from '@diffuse/models';
 import { listSamplers, type SampleOptions, sampleSteps } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
+import type uPlot from 'uplot';
 import { reportStepTime } from './backend.js';
 import type { PlaygroundData } from './data.js';
-import { PALETTE, PlaneView } from './plots.js';
+import { lineChart, PALETTE, PlaneView } from './plots.js';
 import { act, button, el, labelled, nextFrame, number, row, section, select } from './ui.js';
+
+/** NFE budgets of the sweep. */
+const SWEEP_NFE = [4, 6, 10, 16, 24] as const;
 
 /** The noise levels every run here uses: Karras et al.'s rho = 7 spacing of sigma_VE in [0.002, 80]. */
 const PLAN = { schedule: 'karras', sigmaMin: 0.002, sigmaMax: 80 } as const satisfies SampleOptions;
@@ -243,7 +247,9 @@ export function mountSampling(
     select('compare-d', names, 'unipc'),
   ];
   const goCmp = button('compare-button', 'Compare');
-  row(c, labelled('NFE', nfe), ...picks, goCmp);
+  const goSweep = button('compare-sweep', 'Sweep NFE');
+  goSweep.title = `mean log p(x) of each sampler's samples at NFE ${SWEEP_NFE.join(', ')}`;
+  row(c, labelled('NFE', nfe), ...picks, goCmp, goSweep);
   const cmpPanels = el('div', { className: 'panels' });
   c.append(cmpPanels);
   const views = picks.map(
@@ -252,6 +258,43 @@ export function mountSampling(
   );
   const table = el('table', { id: 'compare-table', className: 'small' });
   c.append(table);
+  const sweepBox = el('div', { id: 'compare-sweep-chart' });
+  c.append(sweepBox);
+  let sweepChart: uPlot | undefined;
+  goSweep.addEventListener(
+    'click',
+    () =>
+      void act(c, async () => {
+        const d = getData();
+        const den = denoiserFor(model.value);
+        const names = picks.map((p) => p.value);
+        const curves: number[][] = names.map(() => []);
+        for (const [k, name] of names.entries()) {
+          for (const budget of SWEEP_NFE) {
+            const fit = await stepsForNfe(name, budget);
+            const res = await runSampler(den, {
+              sampler: name,
+              steps: fit.steps,
+              n: Number(n.value),
+              seed: 1,
+            });
+            curves[k]!.push(meanLogLikelihood(d, res.samples));
+            await nextFrame();
+          }
+        }
+        sweepChart?.destroy();
+        sweepChart = lineChart(sweepBox, {
+          title: 'mean log p(x) of the samples under the oracle against NFE (higher is better)',
+          xLabel: 'NFE',
+          width: 640,
+          series: names.map((name, k) => ({ label: name, color: PALETTE[k % PALETTE.length]! })),
+        });
+        sweepChart.setData([[...SWEEP_NFE], ...curves] as uPlot.AlignedData);
+        sweepBox.dataset.curves = JSON.stringify(
+          Object.fromEntries(names.map((name, k) => [name, curves[k]])),
+        );
+      }),
+  );
   goCmp.addEventListener(
     'click',
     () =>

@@ -228,6 +228,22 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     for (let k = 0; k < 4; k++) await expectDrawn(`#compare-canvas-${k}`);
   });
 
+  it('sweeps NFE: every sampler gets closer to the data with more evaluations', async () => {
+    await page.fill('#sample-n', '96');
+    await run('compare', 'compare-sweep');
+    const curves = JSON.parse(
+      (await page.getAttribute('#compare-sweep-chart', 'data-curves')) ?? '{}',
+    ) as Record<string, number[]>;
+    expect(Object.keys(curves)).toEqual(['euler', 'heun', 'dpmpp_2m', 'unipc']);
+    for (const [name, c] of Object.entries(curves)) {
+      expect(c, name).toHaveLength(5);
+      expect(c.every(Number.isFinite), name).toBe(true);
+      // NFE 24 is better than NFE 4 for every sampler.
+      expect(c[4]!, name).toBeGreaterThan(c[0]!);
+    }
+    expect(await page.locator('#compare-sweep-chart canvas').count()).toBeGreaterThan(0);
+  });
+
   it('shows x0, epsilon and score for the oracle and the trained model, consistent after conversion', async () => {
     await page.fill('#views-t', '0.5');
     await page.dispatchEvent('#views-t', 'input');
