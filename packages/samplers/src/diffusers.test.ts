@@ -54,6 +54,9 @@ describe('diffusers trajectories through createScheduler (float32 wasm)', () => 
     expect(scheduler.timesteps.length).toBe(run.timesteps.length);
     expect(maxRelErr(scheduler.timesteps, run.timesteps)).toBeLessThan(1e-6);
     expect(scheduler.initNoiseSigma).toBeCloseTo(run.init_noise_sigma, 5);
+    if (run.sigmas && !['HeunDiscreteScheduler'].includes(run.scheduler)) {
+      expect(maxRelErr(scheduler.sigmas, run.sigmas)).toBeLessThan(1e-6);
+    }
     const c = run.config as {
       beta_schedule: BetaSchedule;
       beta_start: number;
@@ -88,5 +91,49 @@ describe('diffusers trajectories through createScheduler (float32 wasm)', () => 
     errs.push(maxRelErr(await x.data(), flat(run.final)));
     x.dispose();
     expect(Math.max(...errs)).toBeLessThan(TOL);
+  });
+});
+
+describe('scheduler utilities', () => {
+  it('addNoise follows each class convention; toConfig round-trips', async () => {
+    const x0 = tf.tensor([[0.5, -1]]);
+    const noise = tf.tensor([[1, 2]]);
+    const schedule = DiscreteSchedule.fromConfig({
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+    });
+    const ddim = createScheduler({
+      _class_name: 'DDIMScheduler',
+      beta_schedule: 'scaled_linear',
+      beta_start: 0.00085,
+      beta_end: 0.012,
+    });
+    ddim.setTimesteps(10);
+    const t = ddim.timesteps[3]!;
+    const a = schedule.levelAtIndex(t);
+    const y = ddim.addNoise(x0, noise, t);
+    expect(
+      maxRelErr(await y.data(), [0.5 * a.alpha + a.sigma, -a.alpha + 2 * a.sigma]),
+    ).toBeLessThan(1e-6);
+    const euler = createScheduler({
+      ...ddim.toConfig(),
+      _class_name: 'EulerDiscreteScheduler',
+      clip_sample: undefined,
+      set_alpha_to_one: undefined,
+      thresholding: undefined,
+      dynamic_thresholding_ratio: undefined,
+      clip_sample_range: undefined,
+      sample_max_value: undefined,
+    });
+    euler.setTimesteps(10);
+    const s = euler.sigmas[2]!;
+    const z = euler.addNoise(x0, noise, euler.timesteps[2]!);
+    expect(maxRelErr(await z.data(), [0.5 + s, -1 + 2 * s])).toBeLessThan(1e-6);
+    const again = createScheduler(ddim.toConfig());
+    again.setTimesteps(10);
+    expect(again.timesteps).toEqual(ddim.timesteps);
+    expect(again.toConfig()).toEqual(ddim.toConfig());
+    tf.dispose([x0, noise, y, z]);
   });
 });

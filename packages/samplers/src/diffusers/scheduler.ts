@@ -97,7 +97,7 @@ export function resolveConfig(config: DiffusersConfig): {
   }
   const cfg: DiffusersConfig = { ...spec.defaults };
   for (const [k, v] of Object.entries(config)) {
-    if (k.startsWith('_')) continue;
+    if (k.startsWith('_') || v === undefined) continue;
     if (!(k in spec.defaults)) {
       throw new SchedulerConfigError(
         `${className} has no option '${k}'; its options are ${Object.keys(spec.defaults).join(', ')}`,
