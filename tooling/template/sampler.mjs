@@ -67,5 +67,7 @@ export const ${def}: SamplerDefinition = {
   reg = reg.replace(marker, `  ${def},\n${marker}`);
   writeFileSync(registry, reg);
   console.log(`created packages/samplers/src/samplers/${name}.ts and registered '${id}'.`);
-  console.log('Next: pnpm --filter @diffuse/samplers build && cd packages/samplers && npx vitest run src/conformance.test.ts');
+  console.log(
+    'Next: pnpm --filter @diffuse/samplers build && cd packages/samplers && npx vitest run src/conformance.test.ts',
+  );
 }

@@ -13,7 +13,7 @@ import { GaussianMixture } from '@diffuse/models';
 import { type BetaSchedule, DiscreteSchedule, predictionFromDiffusers } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createScheduler } from './index.js';
+import { createScheduler, sample } from './index.js';
 import { flat, loadRef, maxRelErr } from './testing/refs.js';
 
 interface DRun {
@@ -135,5 +135,20 @@ describe('scheduler utilities', () => {
     expect(again.timesteps).toEqual(ddim.timesteps);
     expect(again.toConfig()).toEqual(ddim.toConfig());
     tf.dispose([x0, noise, y, z]);
+  });
+});
+
+describe('one implementation, two faces', () => {
+  it('sample() with the ddim program over the scheduler levels gives the DDIMScheduler result', async () => {
+    const run = refs.runs.find((r) => r.id === 'DDIM/scaled_linear/epsilon/n10')!;
+    const scheduler = createScheduler({ _class_name: run.scheduler, ...run.config });
+    scheduler.setTimesteps(run.num_inference_steps);
+    const sigmas = scheduler.sigmas;
+    const alpha0 = 1 / Math.sqrt(1 + sigmas[0]! ** 2);
+    // diffusers starts from x_T = noise (VP); sample() from noise' * sigma_0 (VE) = x_T / alpha_0.
+    const noise = tf.div(tf.tensor(run.x_init), alpha0 * sigmas[0]!);
+    const out = await sample(gm.denoiser('epsilon'), { sampler: 'ddim', sigmas, noise });
+    expect(maxRelErr(await out.data(), flat(run.final))).toBeLessThan(TOL);
+    tf.dispose([noise, out]);
   });
 });
