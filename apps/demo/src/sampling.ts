@@ -269,6 +269,7 @@ export function mountSampling(
         const den = denoiserFor(model.value);
         const names = picks.map((p) => p.value);
         const curves: number[][] = names.map(() => []);
+        const floor = logLikelihoodBaselines(d).noise;
         for (const [k, name] of names.entries()) {
           for (const budget of SWEEP_NFE) {
             const fit = await stepsForNfe(name, budget);
@@ -278,13 +279,15 @@ export function mountSampling(
               n: Number(n.value),
               seed: 1,
             });
-            curves[k]!.push(meanLogLikelihood(d, res.samples));
+            // Clipped at N(0, I) noise's value, so one failed run does not flatten the other curves.
+            curves[k]!.push(Math.max(floor, meanLogLikelihood(d, res.samples)));
             await nextFrame();
           }
         }
         sweepChart?.destroy();
         sweepChart = lineChart(sweepBox, {
-          title: 'mean log p(x) of the samples under the oracle against NFE (higher is better)',
+          title:
+            'mean log p(x) of the samples under the oracle against NFE (higher is better; floor: N(0, I) noise)',
           xLabel: 'NFE',
           width: 640,
           series: names.map((name, k) => ({ label: name, color: PALETTE[k % PALETTE.length]! })),
