@@ -152,3 +152,70 @@ describe('one implementation, two faces', () => {
     tf.dispose([noise, out]);
   });
 });
+
+describe('stochastic steps against the diffusers formulas (one step, closed form)', () => {
+  const cfg = {
+    beta_schedule: 'scaled_linear',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    timestep_spacing: 'leading',
+    steps_offset: 1,
+  };
+  const schedule = DiscreteSchedule.fromConfig({
+    betaSchedule: 'scaled_linear',
+    betaStart: 0.00085,
+    betaEnd: 0.012,
+  });
+  const x = [0.3, -1.2];
+  const eps = [0.7, 0.1];
+  const z = [-0.4, 1.3];
+
+  async function firstStep(
+    config: Record<string, unknown>,
+    stepOptions: Record<string, number> = {},
+  ) {
+    const s = createScheduler(config);
+    s.setTimesteps(20);
+    const t = s.timesteps[0]!;
+    const [xt, out, noise] = [tf.tensor([x]), tf.tensor([eps]), tf.tensor([z])];
+    const r = s.step(out, t, xt, { noise, ...stepOptions });
+    const v = Array.from(await r.prevSample.data());
+    tf.dispose([xt, out, noise, r.prevSample, r.predOriginalSample]);
+    return { t, prev: t - Math.floor(1000 / 20), v };
+  }
+
+  it('DDPM fixed_large: posterior mean plus sqrt(beta_t) noise', async () => {
+    const { t, prev, v } = await firstStep({
+      _class_name: 'DDPMScheduler',
+      ...cfg,
+      clip_sample: false,
+      variance_type: 'fixed_large',
+    });
+    const a = schedule.alphasCumprod[t]!;
+    const ap = schedule.alphasCumprod[prev]!;
+    const beta = 1 - a / ap;
+    const want = x.map((xi, k) => {
+      const x0 = (xi - Math.sqrt(1 - a) * eps[k]!) / Math.sqrt(a);
+      const mean =
+        ((Math.sqrt(ap) * beta) / (1 - a)) * x0 + ((Math.sqrt(a / ap) * (1 - ap)) / (1 - a)) * xi;
+      return mean + Math.sqrt(beta) * z[k]!;
+    });
+    expect(maxRelErr(v, want)).toBeLessThan(1e-5);
+  });
+
+  it('DDIM eta = 0.5: Song et al. eq. 12 with sigma_t(eta)', async () => {
+    const eta = 0.5;
+    const { t, prev, v } = await firstStep(
+      { _class_name: 'DDIMScheduler', ...cfg, clip_sample: false },
+      { eta },
+    );
+    const a = schedule.alphasCumprod[t]!;
+    const ap = schedule.alphasCumprod[prev]!;
+    const std = eta * Math.sqrt((1 - ap) / (1 - a)) * Math.sqrt(1 - a / ap);
+    const want = x.map((xi, k) => {
+      const x0 = (xi - Math.sqrt(1 - a) * eps[k]!) / Math.sqrt(a);
+      return Math.sqrt(ap) * x0 + Math.sqrt(1 - ap - std * std) * eps[k]! + std * z[k]!;
+    });
+    expect(maxRelErr(v, want)).toBeLessThan(1e-5);
+  });
+});
