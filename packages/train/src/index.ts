@@ -13,7 +13,14 @@ export {
   saveCheckpoint,
   weightsFileName,
 } from './checkpoint.js';
+export {
+  type DiffusionBatch,
+  type DiffusionLossOptions,
+  diffusionLoss,
+  type TrainableDenoiser,
+} from './diffusion.js';
 export { CheckpointError, TrainError } from './errors.js';
+export { energyDistance } from './metrics.js';
 export {
   Adam,
   type AdamConfig,

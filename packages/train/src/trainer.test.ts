@@ -58,8 +58,6 @@ function ema(params: tf.Variable[], decay: number): ParameterAverage & { shadow:
     shadow,
     update: () =>
       tf.tidy(() => shadow.forEach((s, i) => s.assign(tf.add(tf.mul(s, decay), tf.mul(params[i]!, 1 - decay))))),
-    tensors: () => Object.fromEntries(shadow.map((s, i) => [String(i), s])),
-    load: (t) => shadow.forEach((s, i) => s.assign(t[String(i)]!)),
   };
 }
 

@@ -22,16 +22,16 @@ export interface BatchSource<B> {
 }
 
 /**
- * An average of the parameters kept beside them (for example `@diffuse/models`' EMA): updated after
- * every optimizer step, saved and restored with checkpoints.
+ * An average of the parameters kept beside them, updated after every optimizer step and saved with
+ * checkpoints: `Ema` of `@diffuse/models` fits as it is.
  */
 export interface ParameterAverage {
   /** Folds the current parameters into the average (called after each optimizer step). */
   update(): void;
-  /** The averaged tensors by name (not disposed by the caller). */
-  tensors(): Record<string, tf.Tensor>;
-  /** Copies saved averaged tensors back in. */
-  load(tensors: Record<string, tf.Tensor>): void;
+  /** The averaged copies, one per parameter, in parameter order. */
+  readonly shadow: readonly tf.Variable[];
+  /** Updates made so far (restored from checkpoints: EMA warm-up depends on it). */
+  updates?: number;
 }
 
 /** What a trainer reports as it goes. */
@@ -276,8 +276,9 @@ export class Trainer<B = unknown> {
       out[`param/${i}`] = p;
     });
     for (const [k, t] of Object.entries(this.optimizer.stateTensors())) out[`adam/${k}`] = t;
-    const ema = this.options.ema?.tensors();
-    if (ema !== undefined) for (const [k, t] of Object.entries(ema)) out[`ema/${k}`] = t;
+    this.options.ema?.shadow.forEach((t, i) => {
+      out[`ema/${i}`] = t;
+    });
     return out;
   }
 
@@ -304,6 +305,7 @@ export class Trainer<B = unknown> {
           seed: this.options.seed,
           params: this.params.map((p) => ({ name: p.name, shape: p.shape })),
           evaluations: this.evaluations,
+          emaUpdates: this.options.ema?.updates ?? null,
           ...(ck.extra?.() ?? {}),
         },
         ck.keep !== undefined ? { keep: ck.keep } : {},
@@ -333,6 +335,7 @@ export class Trainer<B = unknown> {
         data: unknown;
         params: { name: string; shape: number[] }[];
         evaluations?: { step: number; metrics: Record<string, number> }[];
+        emaUpdates?: number | null;
       };
       if (!Array.isArray(state.params) || state.params.length !== this.params.length) {
         throw new TrainError(
@@ -355,9 +358,16 @@ export class Trainer<B = unknown> {
         if (k.startsWith('ema/')) ema[k.slice(4)] = t;
       }
       this.optimizer.loadState(manifest.step, adam);
-      if (this.options.ema !== undefined) {
-        if (Object.keys(ema).length === 0) throw new TrainError('the checkpoint has no EMA weights but this trainer keeps an EMA');
-        this.options.ema.load(ema);
+      const avg = this.options.ema;
+      if (avg !== undefined) {
+        avg.shadow.forEach((s, i) => {
+          const t = ema[String(i)];
+          if (t === undefined || !tf.util.arraysEqual(t.shape, s.shape)) {
+            throw new TrainError(`the checkpoint has no EMA weights of shape [${s.shape}] for parameter ${i}`);
+          }
+        });
+        avg.shadow.forEach((s, i) => s.assign(ema[String(i)]!));
+        if (typeof state.emaUpdates === 'number') avg.updates = state.emaUpdates;
       }
       this.rng = Random.fromState(state.rng.map((v) => v ?? Number.NaN));
       if (this.source.restore !== undefined) this.source.restore(state.data);

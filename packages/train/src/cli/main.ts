@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+/**
+ * `diffuse-train`: trains the models the demo ships.
+ *
+ *   diffuse-train mnist   --out weights/mnist-unet --checkpoints runs/mnist --minutes 45
+ *   diffuse-train mixture --out weights/mixture-mlp --checkpoints runs/mixture
+ *
+ * Runs resume from their checkpoint directory; `--minutes` bounds the wall-clock time (the run saves
+ * a checkpoint and its weights when the budget runs out).
+ */
+import { parseArgs } from 'node:util';
+import type { BackendName } from '@diffuse/backend';
+import type { CommonOptions } from './common.js';
+
+const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier> [options]
+  --out PATH           output base (default weights/<command>)
+  --checkpoints DIR    checkpoint directory, resumed if present (default runs/<command>)
+  --steps N            training steps
+  --minutes M          wall-clock budget (default: none)
+  --seed N             seed (default 0)
+  --backend NAME       wasm | cpu (default wasm)
+  --batch-size N       batch size
+  --lr X               peak learning rate
+  --channels N         U-Net base channels (mnist)`;
+
+async function main(): Promise<void> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      checkpoints: { type: 'string' },
+      steps: { type: 'string' },
+      minutes: { type: 'string' },
+      seed: { type: 'string', default: '0' },
+      backend: { type: 'string', default: 'wasm' },
+      'batch-size': { type: 'string' },
+      lr: { type: 'string' },
+      channels: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  const command = positionals[0];
+  if (values.help || command === undefined) {
+    console.log(USAGE);
+    process.exit(values.help ? 0 : 1);
+  }
+  const num = (name: string, v: string | undefined, fallback: number): number => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n)) {
+      console.error(`--${name} must be a number, got '${v}'`);
+      process.exit(1);
+    }
+    return n;
+  };
+  const defaults: Record<string, { steps: number; batchSize: number; lr: number }> = {
+    mnist: { steps: 2000, batchSize: 32, lr: 2e-3 },
+    mixture: { steps: 4000, batchSize: 512, lr: 2e-3 },
+    'mnist-classifier': { steps: 600, batchSize: 64, lr: 2e-3 },
+  };
+  const d = defaults[command];
+  if (d === undefined) {
+    console.error(`unknown command '${command}'\n${USAGE}`);
+    process.exit(1);
+  }
+  const common: CommonOptions = {
+    out: values.out ?? `weights/${command}`,
+    checkpoints: values.checkpoints ?? `runs/${command}`,
+    steps: num('steps', values.steps, d.steps),
+    minutes: num('minutes', values.minutes, Number.POSITIVE_INFINITY),
+    seed: num('seed', values.seed, 0),
+    backend: values.backend as BackendName,
+    batchSize: num('batch-size', values['batch-size'], d.batchSize),
+    learningRate: num('lr', values.lr, d.lr),
+  };
+  switch (command) {
+    case 'mnist': {
+      const { trainMnist } = await import('./mnist.js');
+      await trainMnist({ ...common, channels: num('channels', values.channels, 16) });
+      break;
+    }
+    case 'mixture': {
+      const { trainMixture } = await import('./mixture.js');
+      await trainMixture(common);
+      break;
+    }
+    case 'mnist-classifier': {
+      const { trainMnistClassifier } = await import('./classifier.js');
+      await trainMnistClassifier(common);
+      break;
+    }
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? `${e.name}: ${e.message}` : e);
+  process.exit(1);
+});

@@ -1,0 +1,95 @@
+/**
+ * `diffuse-train mnist`: the class-conditional MNIST U-Net the demo ships (epsilon prediction, cosine
+ * logSNR schedule, conditioning dropout 0.1 for classifier-free guidance, EMA weights).
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { Random } from '@diffuse/backend';
+import { type ArrayDataset, loadMnist, ShuffledBatches, type ShuffledBatchesState } from '@diffuse/data';
+import { uniformTimeSampler } from '@diffuse/losses';
+import { Ema, UNet, type UNetConfig, unetConfig } from '@diffuse/models';
+import { CosineSchedule } from '@diffuse/schedules';
+import { type DiffusionBatch, diffusionLoss } from '../diffusion.js';
+import { FileCheckpointStore } from '../store.js';
+import { type BatchSource, Trainer } from '../trainer.js';
+import { budget, type CommonOptions, commandLine, setUp, writeResults } from './common.js';
+import { terminalProgress } from './progress.js';
+
+/** The U-Net of the demo: small enough to train on 2 CPU cores within an hour. */
+export function mnistUNetConfig(channels: number): UNetConfig {
+  return unetConfig({
+    imageShape: [28, 28, 1],
+    channels,
+    channelMults: [1, 2],
+    numResBlocks: 1,
+    attentionResolutions: [],
+    groups: 8,
+    embedDim: 64,
+    numClasses: 10,
+    prediction: 'epsilon',
+  });
+}
+
+/** A checkpointable batch source over a shuffled data set. */
+export function shuffledSource(
+  ds: ArrayDataset,
+  batchSize: number,
+  seed: number,
+): BatchSource<{ x: tf.Tensor; labels: tf.Tensor1D }> {
+  let it = new ShuffledBatches(ds, { batchSize, seed });
+  return {
+    next: () => it.next(),
+    state: () => it.state(),
+    restore: (s) => {
+      it = ShuffledBatches.restore(ds, s as ShuffledBatchesState);
+    },
+  };
+}
+
+export async function trainMnist(o: CommonOptions & { channels: number }): Promise<void> {
+  await setUp(o.backend);
+  const mnist = await loadMnist();
+  const model = new UNet(mnistUNetConfig(o.channels), { seed: o.seed });
+  console.log(`U-Net: ${model.numParams} parameters`);
+  const ema = new Ema(model.params, { decay: 0.999, warmup: true });
+  const progress = terminalProgress('mnist', { lineEvery: 10 });
+  const trainer = new Trainer<DiffusionBatch>({
+    params: model.params,
+    data: shuffledSource(mnist, o.batchSize, Random.seed(o.seed).int(2 ** 31)),
+    loss: diffusionLoss(model, { sampler: uniformTimeSampler(new CosineSchedule()), condDropout: 0.1 }),
+    seed: o.seed,
+    optimizer: {
+      learningRate: o.learningRate,
+      warmupSteps: Math.min(100, Math.floor(o.steps / 10)),
+      clipNorm: 1,
+      decay: 'cosine',
+      totalSteps: o.steps,
+      minLearningRate: o.learningRate / 10,
+    },
+    ema,
+    checkpoint: {
+      store: await FileCheckpointStore.open(o.checkpoints),
+      every: 25,
+      extra: () => ({ model: model.config, command: commandLine() }),
+    },
+    logEvery: 10,
+    onProgress: progress.onProgress,
+  });
+  const resumed = await trainer.restore();
+  if (resumed !== null) console.log(`resumed from step ${resumed}`);
+  const signal = budget(o.minutes);
+  const summary = await trainer.run(o.steps, signal ? { signal } : {});
+  progress.stop();
+  await writeResults(model, ema, o.out, {
+    command: commandLine(),
+    steps: summary.step,
+    plannedSteps: o.steps,
+    batchSize: o.batchSize,
+    meanLossLast100: trainer.losses.slice(-100).reduce((a, b) => a + b, 0) / Math.min(100, trainer.losses.length),
+    secondsThisRun: summary.seconds,
+    parameters: model.numParams,
+    config: model.config,
+  });
+  trainer.dispose();
+  ema.dispose();
+  model.dispose();
+}

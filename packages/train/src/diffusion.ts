@@ -1,0 +1,91 @@
+/**
+ * The glue between a denoiser, a noise schedule, a loss weighting and the `Trainer`: a loss function
+ * of a batch `{ x, labels? }` that draws noise levels and noise from the trainer's seeded stream.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InvalidArgumentError, type Random } from '@diffuse/backend';
+import {
+  type DenoiserLike,
+  denoisingLoss,
+  type LogSNRSampler,
+  type Reduction,
+  type Weighting,
+} from '@diffuse/losses';
+
+/** A training batch of a diffusion model: data x0 [batch, ...] and optional int32 labels [batch]. */
+export interface DiffusionBatch {
+  x: tf.Tensor;
+  labels?: tf.Tensor;
+}
+
+/** Options of `diffusionLoss`. */
+export interface DiffusionLossOptions {
+  /** Draws the noise level (logSNR and its density) of each example, e.g. `uniformTimeSampler(new CosineSchedule())`. */
+  sampler: LogSNRSampler;
+  /** Loss weighting (default: uniform on epsilon, Ho et al. 2020). */
+  weighting?: Weighting;
+  /** Reduction over data dimensions (default `mean`). */
+  reduction?: Reduction;
+  /**
+   * Probability of replacing a label by the null label `numClasses` (conditioning dropout, Ho &
+   * Salimans 2022, Algorithm 1), so one network learns p(x | y) and p(x) for classifier-free guidance.
+   * Default 0.1 for conditional models.
+   */
+  condDropout?: number;
+}
+
+/** A denoiser the objective can train: `Denoiser`-shaped, with the class count of its conditioning. */
+export interface TrainableDenoiser extends DenoiserLike {
+  readonly numClasses?: number;
+}
+
+/**
+ * The Monte-Carlo diffusion loss of a batch, mean over examples:
+ *
+ *     L = mean_i w(lambda_i) || target_i - target_hat(alpha_i x0_i + sigma_i eps_i; lambda_i, y_i) ||^2,
+ *     lambda_i ~ p(lambda), eps_i ~ N(0, I), y_i -> null with probability `condDropout`
+ *
+ * (Luo 2022, eq. 130-151; `denoisingLoss` of `@diffuse/losses` does the work). Labels are used when
+ * the model is class-conditional (`numClasses` > 0) and the batch has them.
+ *
+ * @example
+ * const model = new Mlp(mlpConfig({ dim: 2, numClasses: 8 }));
+ * const loss = diffusionLoss(model, { sampler: uniformTimeSampler(new CosineSchedule()) });
+ * const trainer = new Trainer({ params: model.params, loss, data: (rng) => toy.sample(256, rng), seed: 0 });
+ */
+export function diffusionLoss(
+  model: TrainableDenoiser,
+  options: DiffusionLossOptions,
+): (batch: DiffusionBatch, rng: Random) => tf.Scalar {
+  const numClasses = model.numClasses ?? 0;
+  const dropout = options.condDropout ?? (numClasses > 0 ? 0.1 : 0);
+  if (!(dropout >= 0 && dropout <= 1)) {
+    throw new InvalidArgumentError(`condDropout must be in [0, 1], got ${dropout}`);
+  }
+  return (batch, rng) => {
+    let labels: tf.Tensor | undefined;
+    if (numClasses > 0 && batch.labels !== undefined) {
+      const n = batch.labels.shape[0]!;
+      const drop = new Int32Array(n);
+      for (let i = 0; i < n; i++) drop[i] = rng.uniform01() < dropout ? 1 : 0;
+      labels = tf.tidy(() =>
+        tf.where(tf.tensor1d(drop, 'bool'), tf.fill([n], numClasses, 'int32'), tf.cast(batch.labels!, 'int32')),
+      );
+    }
+    try {
+      return tf.tidy(() =>
+        tf.mean(
+          denoisingLoss(model, batch.x, {
+            rng,
+            sampler: options.sampler,
+            ...(options.weighting !== undefined ? { weighting: options.weighting } : {}),
+            ...(options.reduction !== undefined ? { reduction: options.reduction } : {}),
+            ...(labels !== undefined ? { cond: { labels } } : {}),
+          }),
+        ),
+      ) as tf.Scalar;
+    } finally {
+      labels?.dispose();
+    }
+  };
+}
