@@ -218,4 +218,30 @@ describe('stochastic steps against the diffusers formulas (one step, closed form
     });
     expect(maxRelErr(v, want)).toBeLessThan(1e-5);
   });
+
+  it('DDPM adds no noise on a last step at t = 0 (diffusers: only when t > 0)', async () => {
+    const s = createScheduler({
+      _class_name: 'DDPMScheduler',
+      ...cfg,
+      steps_offset: 0,
+      clip_sample: false,
+      variance_type: 'fixed_large',
+    });
+    s.setTimesteps(20);
+    expect(s.timesteps[19]).toBe(0);
+    let xt = tf.tensor([x]);
+    const noise = tf.ones([1, 2]);
+    let last: number[] = [];
+    let x0: number[] = [];
+    for (const t of s.timesteps) {
+      const out = gm.denoiser('epsilon').predict(xt, schedule.levelAt(t));
+      const r = s.step(out, t, xt, { noise });
+      last = Array.from(await r.prevSample.data());
+      x0 = Array.from(await r.predOriginalSample.data());
+      tf.dispose([xt, out, r.predOriginalSample]);
+      xt = r.prevSample;
+    }
+    tf.dispose([xt, noise]);
+    expect(maxRelErr(last, x0)).toBeLessThan(1e-6);
+  });
 });

@@ -332,7 +332,7 @@ export const CLASSES: Record<string, ClassSpec> = {
         sigmas,
         exactLevels: exact,
         sampler: 'ddpm',
-        options: { variance },
+        options: { variance, lastStepNoise: ts[ts.length - 1]! > 0 },
         initNoiseSigma: 1,
       };
     },

@@ -11,7 +11,13 @@ import {
 /** DDPM's variance choices (Ho et al. 2020, sec. 3.2): the posterior variance or beta_t. */
 export type AncestralVariance = 'fixed_small' | 'fixed_large';
 
-export type AncestralOptions = { eta: number; sNoise: number; variance: AncestralVariance };
+export type AncestralOptions = {
+  eta: number;
+  sNoise: number;
+  variance: AncestralVariance;
+  /** Inject noise on the last step too (diffusers' DDPM skips it when the last timestep is 0). */
+  lastStepNoise: boolean;
+};
 
 /**
  * The noise added by DDPM's `fixed_large` choice, sigma_t^2 = beta_t, in VE units: with the VP
@@ -53,6 +59,7 @@ export function* sampleAncestral(
       sigmaDown = ancestralStep(sigma, sigmaNext, 1).sigmaDown;
       sigmaUp = betaNoiseVE(sigma, sigmaNext);
     }
+    if (i === sigmas.length - 2 && !o.lastStepNoise) sigmaUp = 0;
     const next = ctx.tidy(() => tf.add(x, tf.mul(toD(x, sigma, denoised), sigmaDown - sigma)));
     ctx.free(x, denoised);
     x = sigmaUp > 0 ? addNoise(ctx, next, sigma, sigmaNext, o.sNoise * sigmaUp) : next;
@@ -66,7 +73,7 @@ export const eulerAncestral: SamplerDefinition<AncestralOptions> = {
   reference:
     'Ho et al. 2020, Algorithm 2; Song et al. 2021 (DDIM) eq. 16; k-diffusion sample_euler_ancestral',
   fn: sampleAncestral,
-  defaults: { eta: 1, sNoise: 1, variance: 'fixed_small' },
+  defaults: { eta: 1, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
   stochastic: true,
 };
 
@@ -75,7 +82,7 @@ export const ddim: SamplerDefinition<AncestralOptions> = {
   description: 'DDIM; deterministic with eta = 0, DDPM-like with eta = 1',
   reference: 'Song et al. 2021, "Denoising Diffusion Implicit Models", eq. 12 and 16',
   fn: sampleAncestral,
-  defaults: { eta: 0, sNoise: 1, variance: 'fixed_small' },
+  defaults: { eta: 0, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
   stochastic: false,
   order: 1,
 };
@@ -85,6 +92,6 @@ export const ddpm: SamplerDefinition<AncestralOptions> = {
   description: 'DDPM ancestral sampling (variance fixed_small or fixed_large)',
   reference: 'Ho et al. 2020, "Denoising Diffusion Probabilistic Models", Algorithm 2 and sec. 3.2',
   fn: sampleAncestral,
-  defaults: { eta: 1, sNoise: 1, variance: 'fixed_small' },
+  defaults: { eta: 1, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
   stochastic: true,
 };
