@@ -14,6 +14,7 @@ import {
   type NetworkDenoiser,
 } from '@diffuse/models';
 import { loadModelFiles } from '@diffuse/models/node';
+import { classifierFreeGuidance } from '@diffuse/guidance';
 import { sample } from '@diffuse/samplers';
 import { FileCheckpointStore } from '../store.js';
 import { Trainer } from '../trainer.js';
@@ -135,6 +136,41 @@ export async function loadClassifier(base: string): Promise<NoiseConditionalClas
   const weights = await readFile(`${base}.safetensors`);
   const config = JSON.parse(await readFile(`${base}.json`, 'utf8'));
   return loadModel({ config, weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) }) as NoiseConditionalClassifier;
+}
+
+/** `diffuse-train eval-mnist`: class accuracy of a U-Net's samples, unguided and with guidance. */
+export async function evalMnist(o: {
+  model: string;
+  classifier: string;
+  perClass: number;
+  steps: number;
+  guidance: number;
+  backend: CommonOptions['backend'];
+  seed: number;
+}): Promise<void> {
+  await setUp(o.backend);
+  const model = (await loadModelFiles(o.model)) as NetworkDenoiser;
+  const clf = await loadClassifier(o.classifier);
+  const results: Record<string, unknown> = { command: commandLine(), perClass: o.perClass, steps: o.steps, sampler: 'dpmpp_2m' };
+  for (const scale of o.guidance > 1 ? [1, o.guidance] : [1]) {
+    const t = Date.now();
+    const denoiser = scale > 1 ? (classifierFreeGuidance(model, { guidanceScale: scale }) as NetworkDenoiser) : model;
+    const r = await evaluateMnistSamples(denoiser, clf, { perClass: o.perClass, steps: o.steps, seed: o.seed });
+    console.log(`guidance ${scale}: sample class accuracy ${r.accuracy} (per class ${r.perClass.join(', ')}) in ${(Date.now() - t) / 1000} s`);
+    results[`guidance${scale}`] = { accuracy: r.accuracy, perClass: r.perClass };
+  }
+  const metricsPath = `${o.model}.metrics.json`;
+  const { readFile } = await import('node:fs/promises');
+  let existing: Record<string, unknown> = {};
+  try {
+    existing = JSON.parse(await readFile(metricsPath, 'utf8'));
+  } catch {
+    /* no training metrics yet */
+  }
+  await writeFile(metricsPath, `${JSON.stringify({ ...existing, sampleEvaluation: results }, null, 2)}\n`);
+  console.log(`wrote ${metricsPath}`);
+  model.dispose();
+  clf.dispose();
 }
 
 export { loadModelFiles };

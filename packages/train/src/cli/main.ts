@@ -4,6 +4,8 @@
  *
  *   diffuse-train mnist   --out weights/mnist-unet --checkpoints runs/mnist --minutes 45
  *   diffuse-train mixture --out weights/mixture-mlp --checkpoints runs/mixture
+ *   diffuse-train mnist-classifier --out weights/mnist-classifier
+ *   diffuse-train eval-mnist --model weights/mnist-unet --classifier weights/mnist-classifier
  *
  * Runs resume from their checkpoint directory; `--minutes` bounds the wall-clock time (the run saves
  * a checkpoint and its weights when the budget runs out).
@@ -12,7 +14,7 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@diffuse/backend';
 import type { CommonOptions } from './common.js';
 
-const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier> [options]
+const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|eval-mnist> [options]
   --out PATH           output base (default weights/<command>)
   --checkpoints DIR    checkpoint directory, resumed if present (default runs/<command>)
   --steps N            training steps
@@ -21,7 +23,8 @@ const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier> [options]
   --backend NAME       wasm | cpu (default wasm)
   --batch-size N       batch size
   --lr X               peak learning rate
-  --channels N         U-Net base channels (mnist)`;
+  --channels N         U-Net base channels (mnist)
+  eval-mnist: --model BASE --classifier BASE --per-class N --sample-steps N --guidance S`;
 
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
@@ -36,6 +39,11 @@ async function main(): Promise<void> {
       'batch-size': { type: 'string' },
       lr: { type: 'string' },
       channels: { type: 'string' },
+      model: { type: 'string' },
+      classifier: { type: 'string' },
+      'per-class': { type: 'string' },
+      'sample-steps': { type: 'string' },
+      guidance: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -57,6 +65,7 @@ async function main(): Promise<void> {
     mnist: { steps: 2000, batchSize: 32, lr: 2e-3 },
     mixture: { steps: 4000, batchSize: 512, lr: 2e-3 },
     'mnist-classifier': { steps: 600, batchSize: 64, lr: 2e-3 },
+    'eval-mnist': { steps: 0, batchSize: 0, lr: 0 },
   };
   const d = defaults[command];
   if (d === undefined) {
@@ -82,6 +91,19 @@ async function main(): Promise<void> {
     case 'mixture': {
       const { trainMixture } = await import('./mixture.js');
       await trainMixture(common);
+      break;
+    }
+    case 'eval-mnist': {
+      const { evalMnist } = await import('./classifier.js');
+      await evalMnist({
+        model: values.model ?? 'weights/mnist-unet',
+        classifier: values.classifier ?? 'weights/mnist-classifier',
+        perClass: num('per-class', values['per-class'], 10),
+        steps: num('sample-steps', values['sample-steps'], 20),
+        guidance: num('guidance', values.guidance, 3),
+        backend: common.backend,
+        seed: common.seed,
+      });
       break;
     }
     case 'mnist-classifier': {
