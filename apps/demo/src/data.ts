@@ -32,11 +32,15 @@ export interface PlaygroundData {
 }
 
 /** Draws `n` seeded points of the named toy and builds its oracle. */
-export function loadDataset(name: string, n = 512, oracleComponents = n): PlaygroundData {
+export async function loadDataset(
+  name: string,
+  n = 512,
+  oracleComponents = n,
+): Promise<PlaygroundData> {
   const toy = toyDistribution(name);
   const { x, labels } = toy.sample(n, Random.seed(2022));
-  const points = x.dataSync() as Float32Array;
-  const labs = labels.dataSync() as Int32Array;
+  const points = (await x.data()) as Float32Array;
+  const labs = (await labels.data()) as Int32Array;
   x.dispose();
   labels.dispose();
   let oracle: GaussianMixture;

@@ -18,15 +18,15 @@ export interface ForwardSection {
 }
 
 /** x_t = alpha x0 + sigma eps (`addNoise`) for the points, with fixed noise (seed 7) so the slider moves each point along one line. */
-export function noisy(
+export async function noisy(
   points: Float32Array,
   n: number,
   level: NoiseLevel<number>,
   seed = 7,
-): Float32Array {
+): Promise<Float32Array> {
   const eps = Random.seed(seed).normalArray(n * 2);
   const out = tf.tidy(() => addNoise(tf.tensor2d(points, [n, 2]), tf.tensor2d(eps, [n, 2]), level));
-  const arr = out.dataSync() as Float32Array;
+  const arr = Float32Array.from(await out.data());
   out.dispose();
   return arr;
 }
@@ -95,7 +95,7 @@ export function mountForward(getData: () => PlaygroundData): ForwardSection {
       const d = getData();
       const tv = Number(t.value);
       const level = schedule().level(tv);
-      const xt = noisy(d.points, d.n, level);
+      const xt = await noisy(d.points, d.n, level);
       // Variance-exploding schedules grow x_t without bound: draw x_t / sqrt(alpha^2 + sigma^2) then.
       const shrink = schedule().variancePreserving ? 1 : 1 / Math.hypot(level.alpha, level.sigma);
       if (shrink !== 1) for (let i = 0; i < xt.length; i++) xt[i] = xt[i]! * shrink;

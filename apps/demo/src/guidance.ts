@@ -63,7 +63,11 @@ export async function shippedGuidedModels(): Promise<GuidedModel[]> {
 }
 
 /** Fraction of samples whose most probable class under the exact posterior is `cls`. */
-function accuracy(mixture: GaussianMixture, samples: Float32Array, cls: number): number {
+async function accuracy(
+  mixture: GaussianMixture,
+  samples: Float32Array,
+  cls: number,
+): Promise<number> {
   const acc = tf.tidy(() => {
     const logp = mixture.classLogPosterior(tf.tensor2d(samples, [samples.length / 2, 2]), {
       alpha: 1,
@@ -71,7 +75,7 @@ function accuracy(mixture: GaussianMixture, samples: Float32Array, cls: number):
     });
     return tf.mean(tf.cast(tf.equal(tf.argMax(logp, 1), cls), 'float32'));
   });
-  const v = acc.dataSync()[0]!;
+  const v = (await acc.data())[0]!;
   acc.dispose();
   return v;
 }
@@ -160,7 +164,7 @@ export function mountGuidance(models: () => GuidedModel[]): { refresh(): void } 
             seed: 3,
             cond: { labels },
           });
-          const acc = accuracy(m.mixture, res.samples, y);
+          const acc = await accuracy(m.mixture, res.samples, y);
           view.clear();
           view.points(data.x, { labels: data.classes, radius: 1, alpha: 0.25 });
           view.points(res.samples, { color: '#111', radius: 1.5, alpha: 0.8 });

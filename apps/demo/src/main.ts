@@ -31,7 +31,7 @@ async function boot(): Promise<void> {
     ? `auto picked ${info?.name} (skipped ${skipped})`
     : `running on ${info?.name}`;
 
-  let data: PlaygroundData = loadDataset('two-moons');
+  let data: PlaygroundData = await loadDataset('two-moons');
   const getData = () => data;
   const forward = mountForward(getData);
   const training = mountTraining(getData, () => void views.redraw());
@@ -52,10 +52,13 @@ async function boot(): Promise<void> {
     await views.redraw();
   };
   forward.onDatasetChange((name) => {
-    data = loadDataset(name);
-    training.reset();
-    sampling.redrawIdle();
-    void redrawAll();
+    void exclusive(async () => {
+      data = await loadDataset(name);
+    }).then(() => {
+      training.reset();
+      sampling.redrawIdle();
+      void redrawAll();
+    });
   });
   mountBackendPicker(() => {
     status.textContent = `switched to ${activeBackend()?.name}`;

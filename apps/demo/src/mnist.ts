@@ -68,9 +68,8 @@ export function mountMnist(): void {
   );
   const entries = shippedModels();
   const info = el('div', { id: 'mnist-info', className: 'readout' });
-  if (entries.length === 0) {
-    info.textContent =
-      'No trained models were shipped in this build (packages/train/weights/ is empty).';
+  if (!entries.some((e) => (e.config as { kind?: string } | undefined)?.kind === 'unet')) {
+    info.textContent = `No trained U-Net was shipped in this build (packages/train/weights/ holds ${entries.map((e) => e.name).join(', ') || 'nothing'}).`;
     s.append(info);
     s.dataset.available = 'false';
     return;

@@ -116,26 +116,26 @@ export async function stepsForNfe(
 }
 
 /** Mean log p_0(x) under the oracle (a kernel density estimate for the non-mixture data sets). */
-export function meanLogLikelihood(d: PlaygroundData, samples: Float32Array): number {
+export async function meanLogLikelihood(d: PlaygroundData, samples: Float32Array): Promise<number> {
   const lp = tf.tidy(() =>
     tf.mean(
       d.oracle.logProb(tf.tensor2d(samples, [samples.length / 2, 2]), { alpha: 1, sigma: 0.05 }),
     ),
   );
-  const v = lp.dataSync()[0]!;
+  const v = (await lp.data())[0]!;
   lp.dispose();
   return v;
 }
 
 /** Reference values of the same measure: fresh data (seed 99) and standard-normal noise. */
-export function logLikelihoodBaselines(
+export async function logLikelihoodBaselines(
   d: PlaygroundData,
   n = 512,
-): { data: number; noise: number } {
+): Promise<{ data: number; noise: number }> {
   const fresh = d.toy.sample(n, Random.seed(99));
-  const dataLL = meanLogLikelihood(d, fresh.x.dataSync() as Float32Array);
+  const dataLL = await meanLogLikelihood(d, (await fresh.x.data()) as Float32Array);
   tf.dispose([fresh.x, fresh.labels]);
-  return { data: dataLL, noise: meanLogLikelihood(d, Random.seed(98).normalArray(2 * n)) };
+  return { data: dataLL, noise: await meanLogLikelihood(d, Random.seed(98).normalArray(2 * n)) };
 }
 
 export interface SamplingSection {
@@ -222,8 +222,8 @@ export function mountSampling(
           },
         );
         reportStepTime(res.msPerStep, `${sampler.value} step`);
-        const ll = meanLogLikelihood(d, res.samples);
-        const base = logLikelihoodBaselines(d);
+        const ll = await meanLogLikelihood(d, res.samples);
+        const base = await logLikelihoodBaselines(d);
         info.textContent = `${sampler.value}: ${res.steps} steps, NFE ${res.nfe}, ${res.msPerStep.toFixed(1)} ms/step; mean log p(x) under the oracle: samples ${ll.toFixed(2)} (fresh data ${base.data.toFixed(2)}, N(0, I) noise ${base.noise.toFixed(2)})`;
         info.dataset.loglikData = String(base.data);
         info.dataset.loglikNoise = String(base.noise);
@@ -269,7 +269,7 @@ export function mountSampling(
         const den = denoiserFor(model.value);
         const names = picks.map((p) => p.value);
         const curves: number[][] = names.map(() => []);
-        const floor = logLikelihoodBaselines(d).noise;
+        const floor = (await logLikelihoodBaselines(d)).noise;
         for (const [k, name] of names.entries()) {
           for (const budget of SWEEP_NFE) {
             const fit = await stepsForNfe(name, budget);
@@ -280,7 +280,7 @@ export function mountSampling(
               seed: 1,
             });
             // Clipped at N(0, I) noise's value, so one failed run does not flatten the other curves.
-            curves[k]!.push(Math.max(floor, meanLogLikelihood(d, res.samples)));
+            curves[k]!.push(Math.max(floor, await meanLogLikelihood(d, res.samples)));
             await nextFrame();
           }
         }
@@ -313,7 +313,7 @@ export function mountSampling(
             n: Number(n.value),
             seed: 1,
           });
-          const ll = meanLogLikelihood(d, res.samples);
+          const ll = await meanLogLikelihood(d, res.samples);
           const v = views[k]!;
           v.clear();
           v.points(d.points, { color: '#ccc', radius: 1.2, alpha: 0.6 });

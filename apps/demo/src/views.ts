@@ -33,13 +33,16 @@ interface Triple {
   gapScore: number;
 }
 
-function read(t: tf.Tensor): Float32Array {
-  const a = t.dataSync() as Float32Array;
-  return Float32Array.from(a);
+async function read(t: tf.Tensor): Promise<Float32Array> {
+  return Float32Array.from(await t.data());
 }
 
 /** The three predictions of `predict` (any declared parameterization) for points x at `level`. */
-function triple(x: tf.Tensor, level: NoiseLevel<number>, denoiser: Denoiser): Triple {
+async function triple(
+  x: tf.Tensor,
+  level: NoiseLevel<number>,
+  denoiser: Denoiser,
+): Promise<Triple> {
   const out = tf.tidy(() => {
     const raw = denoiser.predict(x, level);
     const x0 = convertPrediction(raw, denoiser.prediction, 'x0', x, level);
@@ -51,18 +54,22 @@ function triple(x: tf.Tensor, level: NoiseLevel<number>, denoiser: Denoiser): Tr
   });
   const [x0, eps, score, g1, g2] = out as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
   const r = {
-    x0: read(x0),
-    eps: read(eps),
-    score: read(score),
-    gapEps: g1.dataSync()[0]!,
-    gapScore: g2.dataSync()[0]!,
+    x0: await read(x0),
+    eps: await read(eps),
+    score: await read(score),
+    gapEps: (await g1.data())[0]!,
+    gapScore: (await g2.data())[0]!,
   };
   tf.dispose(out);
   return r;
 }
 
 /** The oracle computed directly by its three methods (not through conversion). */
-function oracleTriple(x: tf.Tensor, level: NoiseLevel<number>, d: PlaygroundData): Triple {
+async function oracleTriple(
+  x: tf.Tensor,
+  level: NoiseLevel<number>,
+  d: PlaygroundData,
+): Promise<Triple> {
   const out = tf.tidy(() => {
     const x0 = d.oracle.x0(x, level);
     const eps = d.oracle.epsilon(x, level);
@@ -73,11 +80,11 @@ function oracleTriple(x: tf.Tensor, level: NoiseLevel<number>, d: PlaygroundData
   });
   const [x0, eps, score, g1, g2] = out as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
   const r = {
-    x0: read(x0),
-    eps: read(eps),
-    score: read(score),
-    gapEps: g1.dataSync()[0]!,
-    gapScore: g2.dataSync()[0]!,
+    x0: await read(x0),
+    eps: await read(eps),
+    score: await read(score),
+    gapEps: (await g1.data())[0]!,
+    gapScore: (await g2.data())[0]!,
   };
   tf.dispose(out);
   return r;
@@ -153,10 +160,10 @@ export function mountViews(
       const level = vpLevelFromLogSNR(logSNRFromLevel(schedule().level(tv)));
       readout.textContent = `α = ${level.alpha.toFixed(3)}, σ = ${level.sigma.toFixed(3)}, logSNR = ${logSNRFromLevel(level).toFixed(2)}`;
       const n = Math.min(SHOWN, d.n);
-      const xt = noisy(d.points.subarray(0, 2 * n), n, level, 11);
+      const xt = await noisy(d.points.subarray(0, 2 * n), n, level, 11);
       const x = tf.tensor2d(xt, [n, 2]);
       try {
-        const ro = oracleTriple(x, level, d);
+        const ro = await oracleTriple(x, level, d);
         draw(o, xt, ro, level);
         const rows: string[][] = [
           ['', 'max |x̂0 − x̂0(ε̂)|', 'max |x̂0 − x̂0(score)|', 'RMS x̂0 vs oracle'],
@@ -169,7 +176,7 @@ export function mountViews(
         ];
         const net = model();
         if (net) {
-          const rm = triple(x, level, net);
+          const rm = await triple(x, level, net);
           draw(m, xt, rm, level);
           m.x0.caption('trained MLP: x̂0');
           m.eps.caption('trained MLP: −σ ε̂');

@@ -136,8 +136,8 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (e) => pageErrors.push(String(e)));
-    // Start on wasm: under software rendering a WebGPU fallback adapter can reset the GPU process
-    // (and with it accelerated canvases); WebGPU is tried last, after the screenshot.
+    // Start on wasm: `auto` would pick WebGPU, which on SwiftShader's fallback adapter is correct but
+    // far too slow for a test; WebGPU is tried last.
     await page.goto(`${url}?backend=wasm`);
     await page.waitForFunction(() => document.body.dataset.ready === 'true', undefined, {
       timeout: 90_000,
@@ -301,8 +301,8 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
   it('samples digits from the shipped MNIST U-Net with guidance (when the repo ships one)', async () => {
     const available = await page.getAttribute('#mnist', 'data-available');
     if (available !== 'true') {
-      expect(await page.textContent('#mnist-info')).toMatch(/No trained models/);
-      console.warn('no trained models shipped: the MNIST section was not exercised');
+      expect(await page.textContent('#mnist-info')).toMatch(/No trained U-Net/);
+      console.warn('no trained U-Net shipped: the MNIST section was not exercised');
       return;
     }
     await page.fill('#mnist-steps', '3');
@@ -326,30 +326,30 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     await page.screenshot({ path: join(results, 'demo.png'), fullPage: true });
   });
 
-  it('tries webgpu last: it samples, or the page says why not and recovers on wasm', async () => {
+  it('tries webgpu last: it computes the three views correctly, or the page says why not and recovers', async () => {
+    // WebGPU on SwiftShader's fallback adapter works but is very slow (seconds per sampler step, shader
+    // compilation), so the check here is the redraw a switch triggers: forward process and three views.
+    await page.evaluate(() => {
+      document.getElementById('views')!.dataset.state = 'queued';
+    });
     const got = await useBackend('webgpu');
-    let webgpuError = '';
-    if (got === 'webgpu') {
-      await page.fill('#sample-steps', '3');
-      await page.fill('#sample-n', '64');
-      try {
-        await run('sample', 'sample-button');
-        expect(await msPerStep()).toBeGreaterThan(0);
-      } catch (e) {
-        webgpuError = (e as Error).message;
-      }
-    } else {
-      webgpuError = (await page.textContent('#backend-error')) ?? '';
+    if (got !== 'webgpu') {
+      // The page must say why, and stay on a working backend.
+      expect(await page.textContent('#backend-error')).toMatch(/\w/);
+      console.warn(`webgpu did not start here: ${await page.textContent('#backend-error')}`);
       expect(['webgl', 'wasm', 'cpu']).toContain(got);
+      return;
     }
-    if (webgpuError !== '') {
-      // Under SwiftShader the WebGPU fallback adapter may fail; the error must be shown, not swallowed.
-      expect(webgpuError).toMatch(/\w/);
-      console.warn(`webgpu did not work here: ${webgpuError}`);
-      expect(await useBackend('wasm')).toBe('wasm');
-      await run('sample', 'sample-button');
-      expect(await msPerStep()).toBeGreaterThan(0);
+    await done('views', 150_000);
+    await expectDrawn('#view-x0-oracle');
+    const cells = await page.$$eval('#views-table tr', (trs) =>
+      trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+    );
+    for (const row of cells) {
+      expect(Number(row[1])).toBeLessThan(1e-3);
+      expect(Number(row[2])).toBeLessThan(1e-3);
     }
+    await page.screenshot({ path: join(results, 'demo-webgpu.png') });
   });
 
   it('loaded everything from its own server, with no page errors', () => {
