@@ -292,7 +292,13 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
       return;
     }
     await page.selectOption('#guide-model', trained[0]!);
+    const [cfgT0, clsT0] = await acc('0');
     const [cfgT, clsT] = await acc('3');
+    // Kept as an artefact: class accuracy under the exact posterior, oracle and trained model.
+    writeFileSync(
+      join(results, 'guidance.json'),
+      `${JSON.stringify({ class: 2, oracle: { s0: [cfg0, cls0], s3: [cfg3, cls3] }, trained: { s0: [cfgT0, clsT0], s3: [cfgT, clsT] }, order: ['classifier-free', 'classifier'] }, null, 2)}\n`,
+    );
     expect(cfgT, 'trained model, classifier-free, s = 3').toBeGreaterThan(0.8);
     expect(clsT, 'trained model, classifier guidance, s = 3').toBeGreaterThan(0.8);
     await page.selectOption('#guide-model', { index: 0 });
