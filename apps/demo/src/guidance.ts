@@ -133,7 +133,7 @@ export function mountGuidance(models: () => GuidedModel[]): { refresh(): void } 
         el('option', { value: String(i), textContent: `class ${i}` }),
       ),
     );
-    if (Number(keepCls) < k) cls.value = keepCls;
+    if (keepCls !== '' && Number(keepCls) < k) cls.value = keepCls;
   };
   refresh();
   modelSel.addEventListener('change', refresh);

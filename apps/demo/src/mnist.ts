@@ -1,11 +1,14 @@
 /**
  * Guidance on images: the class-conditional MNIST U-Net shipped in the repo. Pick a digit, move the
- * guidance scale, and see classifier-free guidance (the U-Net's learned null class) beside
- * classifier guidance (a noise-conditional classifier's gradient), when a classifier is shipped.
+ * guidance scale, and see classifier-free guidance (the U-Net's learned null class) beside the
+ * unconditional model; the shipped digit classifier, trained on clean digits, reads the samples.
+ * (Classifier guidance needs a classifier of *noisy* digits, which the repo does not ship; the
+ * 2-D section shows classifier guidance with the exact noisy classifier of the mixture.)
  */
-import { classifierFreeGuidance, classifierGuidance } from '@diffuse/guidance';
+import { classifierFreeGuidance } from '@diffuse/guidance';
 import type { Denoiser, NoiseConditionalClassifier } from '@diffuse/models';
 import { type SampleOptions, sampleSteps } from '@diffuse/samplers';
+import { vpLevelFromLogSNR } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { reportStepTime } from './backend.js';
 import { PlaneView } from './plots.js';
@@ -60,11 +63,33 @@ async function sampleImages(
   }
 }
 
+/**
+ * Share of `count` images the shipped classifier reads as `digit`. The classifier was trained on
+ * clean digits (at logSNR 12), so it is evaluated there: a judge of the samples, not a guide.
+ */
+async function classAccuracy(
+  scorer: LoadedModel,
+  images: Float32Array,
+  count: number,
+  digit: number,
+): Promise<number> {
+  const c = scorer.model as unknown as NoiseConditionalClassifier;
+  const inputShape = (scorer.model.config as { inputShape: number[] }).inputShape;
+  const acc = tf.tidy(() => {
+    const x = tf.tensor(images, [count, ...inputShape]);
+    const logits = c.logits(x, vpLevelFromLogSNR(12));
+    return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), digit), 'float32'));
+  });
+  const v = (await acc.data())[0]!;
+  acc.dispose();
+  return v;
+}
+
 export function mountMnist(): void {
   const s = section(
     'mnist',
     '6. Guidance on MNIST digits',
-    'The class-conditional U-Net trained in this repo (<code>packages/train/weights/</code>), sampled in your browser with DPM-Solver++ 2M. Left: classifier-free guidance with its learned null class; right: classifier guidance with the shipped noise-conditional classifier (when one is shipped). Each frame shows the current estimate x̂<sub>0</sub>.',
+    'The class-conditional U-Net trained in this repo (<code>packages/train/weights/</code>), sampled in your browser with DPM-Solver++ 2M from the same noise. Left: classifier-free guidance at scale s with its learned null class; right: the unconditional model (s = 0). Each frame shows the current estimate x̂<sub>0</sub>; the shipped digit classifier (trained on clean digits) reads the final samples. Classifier guidance needs a classifier of noisy digits, which is not shipped: section 5 shows it with the exact noisy classifier of the mixture.',
   );
   const entries = shippedModels();
   const info = el('div', { id: 'mnist-info', className: 'readout' });
@@ -102,12 +127,12 @@ export function mountMnist(): void {
   const cfgView = new PlaneView(panels, {
     id: 'mnist-cfg',
     size: 280,
-    title: 'classifier-free guidance',
+    title: 'classifier-free guidance at scale s',
   });
-  const clsView = new PlaneView(panels, {
-    id: 'mnist-classifier',
+  const uncondView = new PlaneView(panels, {
+    id: 'mnist-uncond',
     size: 280,
-    title: 'classifier guidance',
+    title: 'unconditional (s = 0, the null class)',
   });
 
   go.addEventListener(
@@ -124,37 +149,39 @@ export function mountMnist(): void {
             `no class-conditional U-Net among the shipped models (${entries.map((e) => e.name).join(', ')})`,
           );
         const shape = configOf(unet).imageShape!;
-        const classifier = loaded.find(
+        const size = shape.reduce((a, b) => a * b, 1);
+        // A shipped digit classifier (on images or flattened images) scores the samples.
+        const scorer = loaded.find(
           (m) =>
             configOf(m).kind === 'classifier' &&
-            (configOf(m).inputShape ?? []).join() === shape.join(),
+            configOf(m).numClasses === configOf(unet).numClasses &&
+            (configOf(m).inputShape ?? []).reduce((a, b) => a * b, 1) === size,
         );
         const net = unet.model as unknown as Denoiser;
         const count = Number(n.value);
-        const labels = tf.fill([count], Number(digit.value), 'int32');
+        const d = Number(digit.value);
+        const labels = tf.fill([count], d, 'int32');
         const sv = Number(scale.value);
         const out: string[] = [];
         try {
-          const cfg = await sampleImages(
-            classifierFreeGuidance(net, { guidanceScale: sv }),
-            { steps: Number(steps.value), n: count, shape, labels, seed: 4 },
-            cfgView,
-          );
-          cfgView.caption(`classifier-free, s = ${sv}`);
-          out.push(`classifier-free: ${cfg.msPerStep.toFixed(0)} ms/step`);
-          reportStepTime(cfg.msPerStep, 'U-Net CFG step');
-          if (classifier) {
-            const c = classifier.model as unknown as NoiseConditionalClassifier;
+          for (const [view, scaleValue, what] of [
+            [cfgView, sv, `classifier-free, s = ${sv}`],
+            [uncondView, 0, 'unconditional, s = 0'],
+          ] as const) {
             const res = await sampleImages(
-              classifierGuidance(net, c, { scale: sv }),
+              classifierFreeGuidance(net, { guidanceScale: scaleValue }),
               { steps: Number(steps.value), n: count, shape, labels, seed: 4 },
-              clsView,
+              view,
             );
-            clsView.caption(`classifier guidance, s = ${sv}`);
-            out.push(`classifier: ${res.msPerStep.toFixed(0)} ms/step`);
-          } else {
-            clsView.clear();
-            clsView.caption('no noise-conditional MNIST classifier is shipped');
+            reportStepTime(res.msPerStep, 'U-Net guided step');
+            let read = '';
+            if (scorer) {
+              const acc = await classAccuracy(scorer, res.images, count, d);
+              view.canvas.dataset.accuracy = String(acc);
+              read = `, ${Math.round(acc * count)}/${count} read as ${d} by ${scorer.entry.name}`;
+            }
+            view.caption(`${what}${read}`);
+            out.push(`${what}: ${res.msPerStep.toFixed(0)} ms/step${read}`);
           }
           const trained = unet.entry.metrics;
           const facts = trained

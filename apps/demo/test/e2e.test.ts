@@ -164,6 +164,9 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     await done('forward');
     await expectDrawn('#forward-canvas');
     expect(await page.locator('#schedule-chart canvas').count()).toBeGreaterThan(0);
+    // Every picker starts on a real choice.
+    expect(await page.inputValue('#guide-class')).toBe('0');
+    expect(await page.inputValue('#sampler-select')).toBe('dpmpp_2m');
   });
 
   it('trains the MLP live: losses finite and falling, ms per step positive', async () => {
@@ -315,7 +318,14 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     await page.fill('#mnist-n', '2');
     await run('mnist', 'mnist-button', 150_000);
     await expectDrawn('#mnist-cfg', 300);
+    await expectDrawn('#mnist-uncond', 300);
     expect(await msPerStep()).toBeGreaterThan(0);
+    // When a digit classifier is shipped, it reads the samples: a share in [0, 1].
+    const acc = await page.getAttribute('#mnist-cfg', 'data-accuracy');
+    if (acc !== null) {
+      expect(Number(acc)).toBeGreaterThanOrEqual(0);
+      expect(Number(acc)).toBeLessThanOrEqual(1);
+    }
   });
 
   it('switches backends (webgl, cpu) and keeps working, with the time per step shown', async () => {
