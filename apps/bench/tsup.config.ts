@@ -25,9 +25,11 @@ export default defineConfig([
     sourcemap: false,
     splitting: false,
     noExternal: [/.*/],
-    // Upstream dist files import 'path' and 'url' for tsup's Node shims only; the page never uses them.
+    // Upstream dist files import 'path' and 'url' for tsup's Node shims, and @diffuse/train loads
+    // 'fs/promises' for its file checkpoint store only; the page uses none of them.
     esbuildOptions(o) {
-      o.alias = { path: './src/browser/empty.ts', url: './src/browser/empty.ts' };
+      const empty = './src/browser/empty.ts';
+      o.alias = { path: empty, url: empty, fs: empty, 'fs/promises': empty };
     },
   },
 ]);

@@ -2,8 +2,9 @@
 """PyTorch CPU peer of the Diffuse benchmark app.
 
 Reads a JSON job on stdin (written by apps/bench/src/suites/peers.ts), builds the same networks as
-the app measures (same layer widths, channels and activations, so the same parameter count), times
-forward passes and Adam steps exactly as the app does (median of `repeats` after `warmup`), and
+the app measures (same layers, channels and activations, so the same parameter count, which the app
+checks), times forward passes and Adam steps as the app does (epsilon-prediction loss at t ~ U(0, 1)
+under a cosine schedule; median of `repeats` after `warmup`), and
 prints one JSON document on stdout. It needs only Debian's python3-torch.
 
 Job:    {"threads": int | null, "warmup": int, "repeats": int, "seed": int,

@@ -77,6 +77,10 @@ export function buildProgram(): Command {
     .option('--samples <n>', 'samples per accuracy run (distribution metrics)', int)
     .option('--samplers <list>', 'only these samplers in the accuracy suite', list)
     .option(
+      '--cpu-unet-training',
+      'also time the U-Net Adam step on the cpu backend (minutes per step)',
+    )
+    .option(
       '--no-transpose-fix',
       'skip timing wasm training without the backend transposed-matMul fix',
     )

@@ -14,6 +14,8 @@ export interface MachineInfo {
   osRelease: string;
   node: string;
   tfjs: string;
+  /** 1, 5 and 15 minute load averages when the run started: other work on the machine slows every number. */
+  loadAverage: number[];
 }
 
 export function machineInfo(): MachineInfo {
@@ -29,11 +31,12 @@ export function machineInfo(): MachineInfo {
     osRelease: os.release(),
     node: process.version,
     tfjs: tfjsVersion,
+    loadAverage: os.loadavg().map((v) => Math.round(v * 100) / 100),
   };
 }
 
 /** One line for the console and the report header. */
 export function describeMachine(m: MachineInfo): string {
   const gib = (m.totalMemoryBytes / 2 ** 30).toFixed(1);
-  return `${m.cpuModel}, ${m.cores} cores (${m.availableParallelism} available), ${gib} GiB, ${m.platform}-${m.arch}, Node ${m.node}, tfjs ${m.tfjs}`;
+  return `${m.cpuModel}, ${m.cores} cores (${m.availableParallelism} available), ${gib} GiB, ${m.platform}-${m.arch}, Node ${m.node}, tfjs ${m.tfjs}, load average ${m.loadAverage.join(' / ')}`;
 }

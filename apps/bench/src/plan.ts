@@ -52,6 +52,11 @@ export interface Plan {
     /** Only these samplers (all registered ones when empty). */
     samplers: string[];
   };
+  /**
+   * Time the U-Net's Adam step on the cpu backend (only with --cpu-unet-training: one step takes
+   * minutes there even at batch 1, in tfjs-backend-cpu's conv gradients).
+   */
+  cpuUnetTraining: boolean;
   /** Measure MLP training on wasm without the backend's explicit-transpose matMul fix as well. */
   transposeFixComparison: boolean;
   /** Python interpreter for the PyTorch peer (tried in order). */
@@ -71,6 +76,7 @@ const PRESETS: Record<
     cpuSizes: { mlpBatch: 64, unetBatch: 1, mlpTrainBatch: 64, unetTrainBatch: 1 },
     samplingSteps: 3,
     accuracy: { nfe: [5, 10], samples: 256, projections: 32, highDim: 8, samplers: [] },
+    cpuUnetTraining: false,
     transposeFixComparison: false,
   },
   default: {
@@ -87,6 +93,7 @@ const PRESETS: Record<
       highDim: 16,
       samplers: [],
     },
+    cpuUnetTraining: false,
     transposeFixComparison: true,
   },
   full: {
@@ -103,6 +110,7 @@ const PRESETS: Record<
       highDim: 32,
       samplers: [],
     },
+    cpuUnetTraining: false,
     transposeFixComparison: true,
   },
 };
@@ -125,6 +133,7 @@ export interface PlanOptions {
   samples?: number;
   samplers?: string[];
   transposeFix?: boolean;
+  cpuUnetTraining?: boolean;
   python?: string;
   seed?: number;
 }
@@ -207,6 +216,7 @@ export function resolvePlan(o: PlanOptions = {}): Plan {
   plan.accuracy.samples = positive('--samples', o.samples, 16) ?? plan.accuracy.samples;
   if (o.samplers !== undefined) plan.accuracy.samplers = o.samplers;
   if (o.transposeFix === false) plan.transposeFixComparison = false;
+  if (o.cpuUnetTraining) plan.cpuUnetTraining = true;
   return plan;
 }
 

@@ -32,6 +32,7 @@ export async function runBench(
 ): Promise<Results> {
   const t0 = performance.now();
   const createdAt = new Date().toISOString();
+  const machine = machineInfo();
   if (plan.transposeFixComparison) await keepOriginalWasmMatMul();
   const ctx: SuiteContext = { plan, progress, backends: [], results: {} };
   for (const name of plan.suites) {
@@ -67,7 +68,7 @@ export async function runBench(
     createdAt,
     argv,
     plan,
-    machine: machineInfo(),
+    machine,
     backends: ctx.backends,
     suites: ctx.results,
     durationMs: performance.now() - t0,

@@ -1,10 +1,15 @@
 /**
- * One Adam step of epsilon-prediction denoising training, the workload the training suite times.
- *
- * Loss (Ho et al. 2020, eq. 14; Luo 2022, eq. 130): E_{t, x0, eps} || eps_theta(alpha_t x0 + sigma_t eps, t) - eps ||^2,
- * with t ~ U(0, 1) under the cosine schedule alpha_t = cos(pi t / 2), sigma_t = sin(pi t / 2).
+ * One Adam step of denoising training, the workload the training suite times, built from the
+ * toolkit's own pieces: `diffusionLoss` and `Adam` of `@diffuse/train` (the step `Trainer` takes:
+ * `tf.variableGrads` of the loss, then `Adam.apply`), with t ~ U(0, 1) under the cosine schedule
+ * (`uniformTimeSampler(new CosineSchedule())` of `@diffuse/losses` / `@diffuse/schedules`) and the
+ * network's own prediction target (epsilon here, Ho et al. 2020, eq. 14).
  * Data are fixed standard-normal examples held in memory: the suite measures speed, not learning.
  */
+import { Random } from '@diffuse/backend';
+import { uniformTimeSampler } from '@diffuse/losses';
+import { CosineSchedule } from '@diffuse/schedules';
+import { Adam, diffusionLoss, type TrainableDenoiser } from '@diffuse/train';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchModel } from './models.js';
 
@@ -20,33 +25,26 @@ export function createTrainStep(
   seed: number,
   learningRate = 1e-4,
 ): TrainStep {
-  const optimizer = tf.train.adam(learningRate);
-  const x0 = tf.randomNormal([batch, ...model.dataShape], 0, 1, 'float32', seed);
-  const levelShape = [batch, ...model.dataShape.map(() => 1)];
+  const adam = new Adam(model.variables, { learningRate });
+  const loss = diffusionLoss(model.denoiser as TrainableDenoiser, {
+    sampler: uniformTimeSampler(new CosineSchedule()),
+  });
+  const rng = Random.seed(seed);
+  const x = tf.randomNormal([batch, ...model.dataShape], 0, 1, 'float32', seed);
   return {
     async step() {
-      const cost = optimizer.minimize(
-        () =>
-          tf.tidy(() => {
-            const t = tf.randomUniform(levelShape, 0.001, 0.999);
-            const alpha = tf.cos(tf.mul(t, Math.PI / 2));
-            const sigma = tf.sin(tf.mul(t, Math.PI / 2));
-            const eps = tf.randomNormal(x0.shape);
-            const xt = tf.add(tf.mul(alpha, x0), tf.mul(sigma, eps));
-            const pred = model.denoiser.predict(xt, { alpha, sigma });
-            return tf.mean(tf.square(tf.sub(pred, eps))) as tf.Scalar;
-          }),
-        true,
-        model.variables,
-      );
-      if (cost === null) throw new Error('optimizer.minimize returned no cost');
-      const v = (await cost.data())[0]!;
-      cost.dispose();
-      return v;
+      const { value, grads } = tf.variableGrads(() => loss({ x }, rng), model.variables);
+      try {
+        const norm = adam.apply(model.variables.map((v) => grads[v.name]!));
+        norm.dispose();
+        return (await value.data())[0]!;
+      } finally {
+        tf.dispose([value, ...Object.values(grads)]);
+      }
     },
     dispose() {
-      optimizer.dispose();
-      x0.dispose();
+      adam.dispose();
+      x.dispose();
     },
   };
 }

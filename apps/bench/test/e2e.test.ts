@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listSamplers } from '@diffuse/samplers';
 import { describe, expect, it } from 'vitest';
 import { formatSchemaErrors, type Results, validateResults } from '../src/results.js';
 
@@ -79,6 +80,26 @@ describe('bench command line', () => {
       expect(x.leakedTensors).toBe(0);
     }
     for (const x of res.suites.training!.rows) expect(x.msPerStep.median).toBeGreaterThan(0);
+    // Accuracy: every registered sampler on both mixtures; the reference runs re-done here land on the
+    // references' own errors (same sigmas, same noise; float32 against float64: 2e-3 is generous).
+    const acc = res.suites.accuracy!;
+    expect(acc.mixtures.map((m) => m.dim)).toEqual([2, res.plan.accuracy.highDim]);
+    const names = listSamplers().map((s) => s.name);
+    for (const m of acc.mixtures) {
+      expect(acc.curves.filter((c) => c.mixture === m.id).map((c) => c.sampler)).toEqual(names);
+    }
+    const measured = acc.curves.filter((c) => c.points.length > 0);
+    expect(measured.length).toBeGreaterThan(names.length);
+    for (const c of measured)
+      for (const p of c.points) expect(p.nfe).toBeLessThanOrEqual(p.nfeRequested);
+    for (const source of ['k-diffusion', 'diffusers'] as const) {
+      const refs = acc.references.filter((x) => x.source === source);
+      expect(refs.length).toBeGreaterThan(20);
+      for (const x of refs) {
+        expect(x.mine, `${x.id}: ${x.note}`).not.toBeNull();
+        expect(Math.abs(x.mine!.meanL2 - x.theirs.meanL2), x.id).toBeLessThan(2e-3);
+      }
+    }
     const report = readFileSync(join(r.dir!, 'REPORT.md'), 'utf8');
     expect(report).toContain('# Diffuse benchmark report');
     expect(report).toContain(res.machine.cpuModel);

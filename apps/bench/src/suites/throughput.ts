@@ -66,10 +66,14 @@ export async function runThroughput(ctx: SuiteContext): Promise<ThroughputSuite>
           modelBytes,
           rssBytes: process.memoryUsage().rss,
         };
-        if (sampler.ok) {
+        if (sampler.ok && (backend !== 'cpu' || plan.preset === 'full')) {
           progress.status(`throughput: ${name} sampling on ${backend}`);
           row.sampling = await measureSampling(model, batch, plan.samplingSteps, ctx);
           progress.tick();
+        } else if (sampler.ok) {
+          progress.tick();
+          const skip = 'cpu: no sampling runs outside --full (25-35x slower than wasm)';
+          if (!notes.includes(skip)) notes.push(skip);
         }
         rows.push(row);
       } catch (e) {
