@@ -35,7 +35,7 @@ const ints = (v: string) => list(v).map(int);
 export function buildProgram(): Command {
   return new Command('bench')
     .description(
-      'Benchmarks Diffuse: sampler accuracy against exact Gaussian-mixture oracles, model throughput, training speed,\n' +
+      'Benchmarks Diffuse: sampler accuracy against exact Gaussian-mixture oracles, model throughput, training speed, ' +
         'and PyTorch CPU peers. Writes <out>/<timestamp>/ with results.json, REPORT.md and SVG plots.',
     )
     .option('--suites <list>', `comma-separated suites: ${SUITES.join(', ')}, or all`, list)
@@ -97,14 +97,18 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       `
-Default run (about 3 minutes on 2 cores): every suite on wasm and cpu.
+Default run (about 3 minutes on an idle 2-core machine): every suite on wasm and cpu.
   accuracy    every registered sampler at NFE 5, 10, 20, 50, 100 on mixture A (2-D, refs) and a 16-D mixture,
-              1024 samples: mean L2 to the exact ODE end points, sliced Wasserstein and MMD to the data.
-  throughput  MLP denoiser (4x256, SiLU) batch 4096 and U-Net batch 8 on wasm; batch 256 and 1 on cpu
-              (25-35x slower than wasm); a 10-step sampling run split into model and sampler time.
-  training    one Adam step at the same batches; on wasm the MLP also without the transposed-matMul fix.
-  peers       the same networks in PyTorch on CPU when python3 can import torch (apt-get install python3-torch).
-Timings are medians of 3 repeats after 1 warm-up. --full uses the issue's sizes (U-Net batch 64 everywhere).`,
+              1024 samples: mean L2 to the exact ODE end points, sliced Wasserstein and MMD to the data; the
+              k-diffusion and diffusers reference runs re-run beside their own errors.
+  throughput  @diffuse/models Mlp (width 256, 2 residual blocks: 4 hidden layers of 256, SiLU) at batch 4096 and
+              UNet (28x28, 32/64/128 channels) at batch 8 on wasm; batch 256 and 1 on cpu (25-35x slower);
+              on wasm a 10-step dpmpp_2m run split into model time and the sampler's own time.
+  training    one Adam step (@diffuse/train) at the same batches; on wasm the MLP also without the
+              transposed-matMul fix; the U-Net on cpu only with --cpu-unet-training.
+  peers       the same networks in PyTorch on CPU when python3 can import torch
+              (apt-get install python3-torch libopenblas0-pthread); ratios ours / PyTorch.
+Timings are medians of 3 repeats after 1 warm-up. --full: U-Net batch 64 and MLP 4096 everywhere, 7 repeats.`,
     );
 }
 
