@@ -26,25 +26,6 @@ def time_embedding(log_snr, freqs):
     return torch.cat([torch.sin(phase), torch.cos(phase)], dim=1)
 
 
-class StandInMLP(nn.Module):
-    """The app's stand-in: [x, sin/cos(logSNR * f)] -> hidden x (Linear, SiLU) -> Linear d."""
-
-    def __init__(self, spec):
-        super().__init__()
-        d, hidden, embed = spec["dataDim"], spec["hidden"], spec["embedDim"]
-        self.register_buffer("freqs", torch.exp(torch.linspace(math.log(0.05), math.log(20), embed // 2)))
-        widths = [d + embed] + list(hidden) + [d]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-
-    def forward(self, x, log_snr):
-        h = torch.cat([x, time_embedding(log_snr, self.freqs)], dim=1)
-        for i, layer in enumerate(self.layers):
-            h = layer(h)
-            if i + 1 < len(self.layers):
-                h = F.silu(h)
-        return h
-
-
 class NoiseEmbedding(nn.Module):
     """@diffuse/models' embedding: fc2(silu(fc1(features(logSNR)))), features geometric from 1/16 to 8."""
 
@@ -174,8 +155,6 @@ class UNet(nn.Module):
 def build(task):
     spec = task["spec"]
     kind = spec.get("kind")
-    if kind == "standin-mlp":
-        return StandInMLP(spec), [spec["dataDim"]]
     if kind == "mlp":
         return MLP(spec), [spec["dim"]]
     if kind == "unet":

@@ -51,10 +51,6 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
   const plan = { warmup: job.warmup, repeats: job.repeats, seed: job.seed };
   for (const name of job.models) {
     const model = createModel(name, job.seed);
-    if ('unavailable' in model) {
-      out.errors.push(`${name}: ${model.unavailable}`);
-      continue;
-    }
     const base = {
       model: name,
       modelLabel: model.label,

@@ -135,12 +135,6 @@ export async function runPeers(ctx: SuiteContext): Promise<PeersSuite> {
   const tasks: PeerTask[] = [];
   for (const name of MODELS) {
     const m = createModel(name, plan.seed);
-    if ('unavailable' in m) {
-      notes.push(`${name}: no peer measurement (${m.unavailable})`);
-      continue;
-    }
-    if (m.source === 'stand-in')
-      notes.push(`${name}: the peer mirrors the app's stand-in (${m.label})`);
     const fwd = name === 'mlp' ? plan.sizes.mlpBatch : plan.sizes.unetBatch;
     const trn = name === 'mlp' ? plan.sizes.mlpTrainBatch : plan.sizes.unetTrainBatch;
     tasks.push({ model: name, task: 'forward', batch: fwd, spec: m.spec, paramsOurs: m.params });

@@ -36,16 +36,6 @@ export async function runThroughput(ctx: SuiteContext): Promise<ThroughputSuite>
       const batch = name === 'mlp' ? sizes.mlpBatch : sizes.unetBatch;
       progress.status(`throughput: ${name} on ${backend}`);
       const model = createModel(name, plan.seed);
-      if ('unavailable' in model) {
-        if (!notes.some((n) => n.startsWith(`${name}:`)))
-          notes.push(`${name}: not measured (${model.unavailable})`);
-        progress.tick();
-        if (sampler.ok) progress.tick();
-        continue;
-      }
-      if (model.source === 'stand-in' && !notes.some((n) => n.includes(model.label))) {
-        notes.push(`${name}: measured on a stand-in: ${model.label}`);
-      }
       try {
         const modelBytes = tf.memory().numBytes;
         const { stat, leaked } = await timeForward(model, batch, plan, () =>

@@ -55,16 +55,6 @@ export async function runTraining(ctx: SuiteContext): Promise<TrainingSuite> {
         continue;
       }
       const model = createModel(name, plan.seed);
-      if ('unavailable' in model) {
-        if (!notes.some((n) => n.startsWith(`${name}:`)))
-          notes.push(`${name}: not measured (${model.unavailable})`);
-        progress.tick();
-        if (compare && backend === 'wasm' && name === 'mlp') progress.tick();
-        continue;
-      }
-      if (model.source === 'stand-in' && !notes.some((n) => n.includes(model.label))) {
-        notes.push(`${name}: measured on a stand-in: ${model.label}`);
-      }
       const base = {
         model: name,
         modelLabel: model.label,
