@@ -185,6 +185,20 @@ describe('Trainer', () => {
     tf.dispose(net.params);
   });
 
+  it('trains the same on cpu as on wasm (same seeded losses within float32 rounding)', async () => {
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await initBackend(backend);
+      const s = setup({ netSeed: 2 });
+      await s.trainer.run(20);
+      const losses = [...s.trainer.losses];
+      s.dispose();
+      return losses;
+    };
+    const cpu = await run('cpu');
+    const wasm = await run('wasm');
+    cpu.forEach((l, i) => expect(Math.abs(l - wasm[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(l))));
+  });
+
   it('refuses a checkpoint made for other parameters', async () => {
     const store = new MemoryCheckpointStore();
     const a = setup({ netSeed: 1, store });

@@ -9,12 +9,13 @@ import { Random } from '@diffuse/backend';
 import { type ArrayDataset, loadMnist } from '@diffuse/data';
 import {
   classifierConfig,
+  type Denoiser,
   loadModel,
   NoiseConditionalClassifier,
   type NetworkDenoiser,
 } from '@diffuse/models';
 import { loadModelFiles } from '@diffuse/models/node';
-import { classifierFreeGuidance } from '@diffuse/guidance';
+import { classifierFreeGuidance, sampleClipping } from '@diffuse/guidance';
 import { sample } from '@diffuse/samplers';
 import { FileCheckpointStore } from '../store.js';
 import { Trainer } from '../trainer.js';
@@ -98,18 +99,20 @@ export async function trainMnistClassifier(o: CommonOptions): Promise<void> {
 
 /**
  * Samples `perClass` images of every digit from a class-conditional U-Net and reports the fraction
- * the classifier assigns to the class they were sampled for (with classifier-free guidance when
- * `guidanceScale` > 1 is handled by the caller's denoiser).
+ * the classifier assigns to the class they were sampled for. The predicted x0 is clipped to [-1, 1]
+ * at every step (static thresholding, as DDPM's sampler does): without it the x0 estimates of an
+ * epsilon-predicting network at the first, nearly pure-noise steps (sigma/alpha up to 80) amplify its
+ * errors far outside the data range and sampling never recovers.
  */
 export async function evaluateMnistSamples(
-  model: NetworkDenoiser,
+  model: Denoiser,
   clf: NoiseConditionalClassifier,
   options: { perClass?: number; steps?: number; seed?: number; sampler?: string } = {},
 ): Promise<{ accuracy: number; perClass: number[]; images: Float32Array; labels: Int32Array }> {
   const per = options.perClass ?? 20;
   const labels = new Int32Array(10 * per).map((_, i) => Math.floor(i / per));
   const y = tf.tensor1d(labels, 'int32');
-  const x = await sample(model, {
+  const x = await sample(sampleClipping(model), {
     sampler: options.sampler ?? 'dpmpp_2m',
     steps: options.steps ?? 25,
     shape: [labels.length, 28, 28, 1],
@@ -151,10 +154,15 @@ export async function evalMnist(o: {
   await setUp(o.backend);
   const model = (await loadModelFiles(o.model)) as NetworkDenoiser;
   const clf = await loadClassifier(o.classifier);
-  const results: Record<string, unknown> = { command: commandLine(), perClass: o.perClass, steps: o.steps, sampler: 'dpmpp_2m' };
+  const results: Record<string, unknown> = {
+    command: commandLine(),
+    perClass: o.perClass,
+    steps: o.steps,
+    sampler: 'dpmpp_2m with x0 clipped to [-1, 1]',
+  };
   for (const scale of o.guidance > 1 ? [1, o.guidance] : [1]) {
     const t = Date.now();
-    const denoiser = scale > 1 ? (classifierFreeGuidance(model, { guidanceScale: scale }) as NetworkDenoiser) : model;
+    const denoiser = scale > 1 ? classifierFreeGuidance(model, { guidanceScale: scale }) : model;
     const r = await evaluateMnistSamples(denoiser, clf, { perClass: o.perClass, steps: o.steps, seed: o.seed });
     console.log(`guidance ${scale}: sample class accuracy ${r.accuracy} (per class ${r.perClass.join(', ')}) in ${(Date.now() - t) / 1000} s`);
     results[`guidance${scale}`] = { accuracy: r.accuracy, perClass: r.perClass };
