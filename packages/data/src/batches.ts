@@ -2,8 +2,9 @@
  * A seeded shuffling batch iterator over an in-memory data set, whose position can be saved and
  * restored exactly (for checkpoints that resume training on the same batches).
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { Random } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import { DataError } from './errors.js';
 import type { ArrayDataset } from './mnist.js';
 
@@ -77,7 +78,10 @@ export class ShuffledBatches {
       );
     }
     this.exampleSize = dataset.shape.reduce((a, b) => a * b, 1);
-    if (dataset.x.length !== dataset.count * this.exampleSize || dataset.labels.length !== dataset.count) {
+    if (
+      dataset.x.length !== dataset.count * this.exampleSize ||
+      dataset.labels.length !== dataset.count
+    ) {
       throw new DataError(
         `data set arrays do not match count ${dataset.count} and shape [${dataset.shape.join(', ')}]`,
       );

@@ -5,9 +5,20 @@
  *
  * @packageDocumentation
  */
-export { type Batch, ShuffledBatches, type ShuffledBatchesOptions, type ShuffledBatchesState } from './batches.js';
+export {
+  type Batch,
+  ShuffledBatches,
+  type ShuffledBatchesOptions,
+  type ShuffledBatchesState,
+} from './batches.js';
 export { DataError } from './errors.js';
-export { type ArrayDataset, type LoadMnistOptions, loadMnist, MNIST_CLASSES, MNIST_SIZE } from './mnist.js';
+export {
+  type ArrayDataset,
+  type LoadMnistOptions,
+  loadMnist,
+  MNIST_CLASSES,
+  MNIST_SIZE,
+} from './mnist.js';
 export { type CheckerboardOptions, checkerboard } from './toys/checkerboard.js';
 export {
   type EightGaussiansOptions,

@@ -1,6 +1,7 @@
 // Loads the built package: see vitest.config.ts.
-import * as tf from '@tensorflow/tfjs-core';
+
 import { initBackend } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ArrayDataset, DataError, loadMnist, ShuffledBatches } from '../dist/index.js';
 
@@ -55,7 +56,11 @@ describe('loadMnist', () => {
 
 describe('ShuffledBatches', () => {
   const read = (b: { x: tf.Tensor; labels: tf.Tensor }) => {
-    const out = { x: b.x.dataSync().slice(0, 784 * 2), labels: Array.from(b.labels.dataSync()), shape: b.x.shape };
+    const out = {
+      x: b.x.dataSync().slice(0, 784 * 2),
+      labels: Array.from(b.labels.dataSync()),
+      shape: b.x.shape,
+    };
     tf.dispose([b.x, b.labels]);
     return out;
   };
@@ -119,10 +124,17 @@ describe('ShuffledBatches', () => {
 
   it('rejects bad sizes and foreign states with DataError', () => {
     expect(() => new ShuffledBatches(mnist, { batchSize: 0, seed: 0 })).toThrow(DataError);
-    expect(() => new ShuffledBatches(mnist, { batchSize: 20_000, seed: 0 })).toThrow(/larger than the data set/);
+    expect(() => new ShuffledBatches(mnist, { batchSize: 20_000, seed: 0 })).toThrow(
+      /larger than the data set/,
+    );
     expect(() => new ShuffledBatches(mnist, { batchSize: 8 })).toThrow(/seed or an rng/);
     const state = new ShuffledBatches(mnist, { batchSize: 8, seed: 0 }).state();
-    const small = { ...mnist, count: 10, x: mnist.x.subarray(0, 7840), labels: mnist.labels.subarray(0, 10) };
+    const small = {
+      ...mnist,
+      count: 10,
+      x: mnist.x.subarray(0, 7840),
+      labels: mnist.labels.subarray(0, 10),
+    };
     expect(() => ShuffledBatches.restore(small, state)).toThrow(/10000 examples/);
   });
 });

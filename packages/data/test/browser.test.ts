@@ -32,10 +32,15 @@ describe.skipIf(!existsSync(CHROMIUM))('MNIST in a Vite-bundled page in Chromium
 
     const base = resolve(out);
     const server = createServer((req, res) => {
-      const file = normalize(join(base, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
+      const file = normalize(
+        join(base, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)),
+      );
       try {
-        const path = file.startsWith(base) && statSync(file).isFile() ? file : join(base, 'index.html');
-        const type = { '.js': 'text/javascript', '.html': 'text/html' }[extname(path)] ?? 'application/octet-stream';
+        const path =
+          file.startsWith(base) && statSync(file).isFile() ? file : join(base, 'index.html');
+        const type =
+          { '.js': 'text/javascript', '.html': 'text/html' }[extname(path)] ??
+          'application/octet-stream';
         res.writeHead(200, { 'content-type': type });
         createReadStream(path).pipe(res);
       } catch {
@@ -47,18 +52,32 @@ describe.skipIf(!existsSync(CHROMIUM))('MNIST in a Vite-bundled page in Chromium
     const profile = mkdtempSync(join(tmpdir(), 'diffuse-data-chromium-'));
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+      ],
     });
     try {
       const page = await context.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
       await page.goto(`http://127.0.0.1:${port}/`);
-      await page.waitForFunction(() => (window as { result?: unknown }).result !== undefined, null, {
-        timeout: 30_000,
-      }).catch((e) => { throw new Error(`${e}; page errors: ${errors.join(' | ')}`); });
-      const result = await page.evaluate(() => (window as unknown as { result: Record<string, unknown> }).result);
+      await page
+        .waitForFunction(() => (window as { result?: unknown }).result !== undefined, null, {
+          timeout: 30_000,
+        })
+        .catch((e) => {
+          throw new Error(`${e}; page errors: ${errors.join(' | ')}`);
+        });
+      const result = await page.evaluate(
+        () => (window as unknown as { result: Record<string, unknown> }).result,
+      );
       expect(result.error).toBeUndefined();
       const node = await loadMnist();
       expect(result.count).toBe(10_000);
@@ -66,7 +85,9 @@ describe.skipIf(!existsSync(CHROMIUM))('MNIST in a Vite-bundled page in Chromium
       expect(result.counts).toEqual([1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]);
       expect(result.min).toBe(-1);
       expect(result.max).toBe(1);
-      expect(result.first).toEqual(Array.from(new ShuffledBatches(node, { batchSize: 4, seed: 1 }).nextIndices()));
+      expect(result.first).toEqual(
+        Array.from(new ShuffledBatches(node, { batchSize: 4, seed: 1 }).nextIndices()),
+      );
     } finally {
       await context.close();
       server.close();

@@ -1,9 +1,9 @@
-import * as fsp from 'node:fs/promises';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CheckpointError,
@@ -104,7 +104,10 @@ async function expectCheckpoint(dir: string, step: number): Promise<void> {
   for (const t of loaded!.tensors.values()) t.dispose();
 }
 
-async function save(store: FileCheckpointStore | MemoryCheckpointStore, step: number): Promise<void> {
+async function save(
+  store: FileCheckpointStore | MemoryCheckpointStore,
+  step: number,
+): Promise<void> {
   const t = tensorsFor(step);
   try {
     await saveCheckpoint(store, step, t, { rng: [step, 1, 2, 3, null] });

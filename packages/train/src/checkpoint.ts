@@ -8,8 +8,9 @@
  * a crash before it leaves the previous manifest, which still names the previous (untouched) weights
  * file. Only after the commit are older weights files removed.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+
 import { loadTensors, saveTensors } from '@diffuse/models';
+import type * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError } from './errors.js';
 import type { CheckpointStore } from './store.js';
 
@@ -42,7 +43,8 @@ export interface LoadedCheckpoint {
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const subtle = globalThis.crypto?.subtle;
-  if (subtle === undefined) throw new CheckpointError('WebCrypto (crypto.subtle) is not available to hash the checkpoint');
+  if (subtle === undefined)
+    throw new CheckpointError('WebCrypto (crypto.subtle) is not available to hash the checkpoint');
   const digest = new Uint8Array(await subtle.digest('SHA-256', bytes as unknown as ArrayBuffer));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -105,23 +107,32 @@ export async function loadCheckpoint(store: CheckpointStore): Promise<LoadedChec
   try {
     manifest = JSON.parse(new TextDecoder().decode(raw)) as CheckpointManifest;
   } catch (e) {
-    throw new CheckpointError(`${MANIFEST} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new CheckpointError(`${MANIFEST} is not valid JSON: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   if (manifest?.format !== FORMAT || manifest.version !== VERSION) {
     throw new CheckpointError(`${MANIFEST} is not a ${FORMAT} version ${VERSION} manifest`);
   }
-  if (!Number.isInteger(manifest.step) || manifest.step < 0 || typeof manifest.weights !== 'string') {
+  if (
+    !Number.isInteger(manifest.step) ||
+    manifest.step < 0 ||
+    typeof manifest.weights !== 'string'
+  ) {
     throw new CheckpointError(`${MANIFEST} has an invalid step or weights file name`);
   }
   const bytes = await store.read(manifest.weights);
-  if (bytes === null) throw new CheckpointError(`the checkpoint's weights file ${manifest.weights} is missing`);
+  if (bytes === null)
+    throw new CheckpointError(`the checkpoint's weights file ${manifest.weights} is missing`);
   if (bytes.byteLength !== manifest.bytes) {
     throw new CheckpointError(
       `${manifest.weights} has ${bytes.byteLength} bytes but the manifest says ${manifest.bytes}`,
     );
   }
   if ((await sha256Hex(bytes)) !== manifest.sha256) {
-    throw new CheckpointError(`${manifest.weights} does not match the SHA-256 in ${MANIFEST} (corrupt file)`);
+    throw new CheckpointError(
+      `${manifest.weights} does not match the SHA-256 in ${MANIFEST} (corrupt file)`,
+    );
   }
   const { tensors } = loadTensors(bytes);
   return { manifest, tensors };

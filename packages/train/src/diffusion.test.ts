@@ -1,7 +1,7 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError, initBackend, liveTensors, Random } from '@diffuse/backend';
 import { uniformTimeSampler } from '@diffuse/losses';
 import { CosineSchedule } from '@diffuse/schedules';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { diffusionLoss, energyDistance } from './index.js';
 

@@ -2,7 +2,7 @@
  * The glue between a denoiser, a noise schedule, a loss weighting and the `Trainer`: a loss function
  * of a batch `{ x, labels? }` that draws noise levels and noise from the trainer's seeded stream.
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { InvalidArgumentError, type Random } from '@diffuse/backend';
 import {
   type DenoiserLike,
@@ -11,6 +11,7 @@ import {
   type Reduction,
   type Weighting,
 } from '@diffuse/losses';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** A training batch of a diffusion model: data x0 [batch, ...] and optional int32 labels [batch]. */
 export interface DiffusionBatch {
@@ -69,7 +70,11 @@ export function diffusionLoss(
       const drop = new Int32Array(n);
       for (let i = 0; i < n; i++) drop[i] = rng.uniform01() < dropout ? 1 : 0;
       labels = tf.tidy(() =>
-        tf.where(tf.tensor1d(drop, 'bool'), tf.fill([n], numClasses, 'int32'), tf.cast(batch.labels!, 'int32')),
+        tf.where(
+          tf.tensor1d(drop, 'bool'),
+          tf.fill([n], numClasses, 'int32'),
+          tf.cast(batch.labels!, 'int32'),
+        ),
       );
     }
     try {

@@ -38,8 +38,8 @@ export {
 export {
   type BatchSource,
   type ParameterAverage,
+  Trainer,
   type TrainerOptions,
   type TrainProgress,
   type TrainSummary,
-  Trainer,
 } from './trainer.js';

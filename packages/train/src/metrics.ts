@@ -17,9 +17,12 @@ import { InvalidArgumentError } from '@diffuse/backend';
  * energyDistance(Float64Array.of(0, 0, 1, 1), Float64Array.of(0, 1, 1, 0), 2);
  */
 export function energyDistance(x: ArrayLike<number>, y: ArrayLike<number>, d: number): number {
-  if (!Number.isInteger(d) || d < 1) throw new InvalidArgumentError(`dimension must be a positive integer, got ${d}`);
+  if (!Number.isInteger(d) || d < 1)
+    throw new InvalidArgumentError(`dimension must be a positive integer, got ${d}`);
   if (x.length % d !== 0 || y.length % d !== 0 || x.length === 0 || y.length === 0) {
-    throw new InvalidArgumentError(`samples must be non-empty [n, ${d}] arrays, got lengths ${x.length} and ${y.length}`);
+    throw new InvalidArgumentError(
+      `samples must be non-empty [n, ${d}] arrays, got lengths ${x.length} and ${y.length}`,
+    );
   }
   const meanDist = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
     const n = a.length / d;

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { assertNoLeaks, InvalidArgumentError, initBackend } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Adam, adamConfig, clipByGlobalNorm, learningRateAt } from './index.js';
 
@@ -19,10 +19,16 @@ describe('learningRateAt', () => {
   });
 
   it('half-cosine decay from the peak at the end of warm-up to the floor at totalSteps', () => {
-    const c = adamConfig({ learningRate: 1, warmupSteps: 10, decay: 'cosine', totalSteps: 110, minLearningRate: 0.1 });
+    const c = adamConfig({
+      learningRate: 1,
+      warmupSteps: 10,
+      decay: 'cosine',
+      totalSteps: 110,
+      minLearningRate: 0.1,
+    });
     expect(learningRateAt(10, c)).toBeCloseTo(1, 12);
     expect(learningRateAt(60, c)).toBeCloseTo(0.55, 12); // halfway: (1 + 0.1) / 2
-    expect(learningRateAt(35, c)).toBeCloseTo(0.1 + 0.9 * (1 + Math.cos(Math.PI / 4)) / 2, 12);
+    expect(learningRateAt(35, c)).toBeCloseTo(0.1 + (0.9 * (1 + Math.cos(Math.PI / 4))) / 2, 12);
     expect(learningRateAt(110, c)).toBeCloseTo(0.1, 12);
     expect(learningRateAt(500, c)).toBeCloseTo(0.1, 12);
   });
@@ -54,7 +60,12 @@ describe('clipByGlobalNorm', () => {
 });
 
 /** Float64 Adam on L(p) = 1/2 sum a_i p_i^2 with warm-up, clipping and decoupled weight decay. */
-function referenceAdam(p0: number[], a: number[], steps: number, c: ReturnType<typeof adamConfig>): number[][] {
+function referenceAdam(
+  p0: number[],
+  a: number[],
+  steps: number,
+  c: ReturnType<typeof adamConfig>,
+): number[][] {
   const p = [...p0];
   const m = p.map(() => 0);
   const v = p.map(() => 0);
@@ -89,14 +100,19 @@ describe('Adam', () => {
     const adam = new Adam([p], options);
     for (let t = 0; t < 12; t++) {
       const norm = await assertNoLeaks(() => {
-        const { value, grads } = tf.variableGrads(() => tf.mul(0.5, tf.sum(tf.mul(at, tf.square(p)))) as tf.Scalar, [p]);
+        const { value, grads } = tf.variableGrads(
+          () => tf.mul(0.5, tf.sum(tf.mul(at, tf.square(p)))) as tf.Scalar,
+          [p],
+        );
         const n = adam.apply([grads[p.name]!]);
         tf.dispose([value, grads]);
         return n;
       }, 'adam step');
       norm.dispose();
       const got = Array.from(await p.data());
-      got.forEach((g, i) => expect(g).toBeCloseTo(ref[t]![i]!, 5));
+      got.forEach((g, i) => {
+        expect(g).toBeCloseTo(ref[t]![i]!, 5);
+      });
     }
     expect(adam.step).toBe(12);
     // clipping was active (the first gradient has norm ~ 59 > 2) and warm-up made step 1 small:

@@ -3,8 +3,9 @@
  * The optimizer state (first and second moments, step count) lives in named tensors so that a
  * checkpoint stores and restores it exactly.
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { InvalidArgumentError } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import { TrainError } from './errors.js';
 
 /** Options of the Adam optimizer and its learning-rate schedule. */
@@ -49,20 +50,27 @@ export function adamConfig(options: AdamOptions = {}): AdamConfig {
     clipNorm: options.clipNorm ?? Number.POSITIVE_INFINITY,
   };
   const positive = (name: string, v: number) => {
-    if (!(v > 0) || Number.isNaN(v)) throw new InvalidArgumentError(`Adam ${name} must be > 0, got ${v}`);
+    if (!(v > 0) || Number.isNaN(v))
+      throw new InvalidArgumentError(`Adam ${name} must be > 0, got ${v}`);
   };
   positive('learningRate', c.learningRate);
   positive('epsilon', c.epsilon);
   positive('clipNorm', c.clipNorm);
   for (const [name, b] of [['beta1', c.beta1] as const, ['beta2', c.beta2] as const]) {
-    if (!(b >= 0 && b < 1)) throw new InvalidArgumentError(`Adam ${name} must be in [0, 1), got ${b}`);
+    if (!(b >= 0 && b < 1))
+      throw new InvalidArgumentError(`Adam ${name} must be in [0, 1), got ${b}`);
   }
-  if (!(c.weightDecay >= 0)) throw new InvalidArgumentError(`Adam weightDecay must be >= 0, got ${c.weightDecay}`);
+  if (!(c.weightDecay >= 0))
+    throw new InvalidArgumentError(`Adam weightDecay must be >= 0, got ${c.weightDecay}`);
   if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) {
-    throw new InvalidArgumentError(`warmupSteps must be a non-negative integer, got ${c.warmupSteps}`);
+    throw new InvalidArgumentError(
+      `warmupSteps must be a non-negative integer, got ${c.warmupSteps}`,
+    );
   }
   if (c.decay !== 'constant' && c.decay !== 'cosine') {
-    throw new InvalidArgumentError(`decay must be 'constant' or 'cosine', got '${String(c.decay)}'`);
+    throw new InvalidArgumentError(
+      `decay must be 'constant' or 'cosine', got '${String(c.decay)}'`,
+    );
   }
   if (c.decay === 'cosine' && !(Number.isInteger(c.totalSteps) && c.totalSteps > c.warmupSteps)) {
     throw new InvalidArgumentError(
@@ -70,7 +78,9 @@ export function adamConfig(options: AdamOptions = {}): AdamConfig {
     );
   }
   if (!(c.minLearningRate >= 0 && c.minLearningRate <= c.learningRate)) {
-    throw new InvalidArgumentError(`minLearningRate must be in [0, learningRate], got ${c.minLearningRate}`);
+    throw new InvalidArgumentError(
+      `minLearningRate must be in [0, learningRate], got ${c.minLearningRate}`,
+    );
   }
   return c;
 }
@@ -89,7 +99,9 @@ export function learningRateAt(t: number, c: AdamConfig): number {
   if (c.warmupSteps > 0 && t <= c.warmupSteps) return (c.learningRate * t) / c.warmupSteps;
   if (c.decay === 'cosine') {
     const f = Math.min(1, (t - c.warmupSteps) / (c.totalSteps - c.warmupSteps));
-    return c.minLearningRate + ((c.learningRate - c.minLearningRate) * (1 + Math.cos(Math.PI * f))) / 2;
+    return (
+      c.minLearningRate + ((c.learningRate - c.minLearningRate) * (1 + Math.cos(Math.PI * f))) / 2
+    );
   }
   return c.learningRate;
 }
@@ -155,7 +167,9 @@ export class Adam {
    */
   apply(grads: readonly tf.Tensor[]): tf.Scalar {
     if (grads.length !== this.params.length) {
-      throw new TrainError(`Adam got ${grads.length} gradients for ${this.params.length} parameters`);
+      throw new TrainError(
+        `Adam got ${grads.length} gradients for ${this.params.length} parameters`,
+      );
     }
     this.step++;
     const t = this.step;
@@ -196,7 +210,9 @@ export class Adam {
         const src = tensors[name];
         if (src === undefined) throw new TrainError(`optimizer state lacks '${name}'`);
         if (!tf.util.arraysEqual(src.shape, target.shape)) {
-          throw new TrainError(`optimizer state '${name}' has shape [${src.shape}] but the parameter has [${target.shape}]`);
+          throw new TrainError(
+            `optimizer state '${name}' has shape [${src.shape}] but the parameter has [${target.shape}]`,
+          );
         }
         target.assign(src);
       }

@@ -4,13 +4,14 @@
  * baseline (what two independent samples of the true distribution score); the mixture model's
  * probability-flow NLL is compared with the mixture's exact entropy on the same points.
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { initBackend, Random } from '@diffuse/backend';
 import { gaussianMixture, type ToyDistribution, twoMoons } from '@diffuse/data';
 import { uniformTimeSampler } from '@diffuse/losses';
 import { Ema, Mlp, mlpConfig } from '@diffuse/models';
 import { logLikelihood, sample } from '@diffuse/samplers';
 import { CosineSchedule } from '@diffuse/schedules';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type DiffusionBatch, diffusionLoss, energyDistance, Trainer } from './index.js';
 
@@ -25,7 +26,10 @@ async function read(t: tf.Tensor): Promise<Float64Array> {
 }
 
 async function trainOn(toy: ToyDistribution, steps: number, seed: number) {
-  const model = new Mlp(mlpConfig({ dim: 2, width: 64, depth: 2, embedDim: 32, prediction: 'epsilon' }), { seed });
+  const model = new Mlp(
+    mlpConfig({ dim: 2, width: 64, depth: 2, embedDim: 32, prediction: 'epsilon' }),
+    { seed },
+  );
   const ema = new Ema(model.params, { decay: 0.99, warmup: true });
   const trainer = new Trainer<DiffusionBatch>({
     params: model.params,
@@ -36,7 +40,14 @@ async function trainOn(toy: ToyDistribution, steps: number, seed: number) {
     },
     loss: diffusionLoss(model, { sampler: uniformTimeSampler(new CosineSchedule()) }),
     seed,
-    optimizer: { learningRate: 3e-3, warmupSteps: 50, clipNorm: 1, decay: 'cosine', totalSteps: steps, minLearningRate: 1e-4 },
+    optimizer: {
+      learningRate: 3e-3,
+      warmupSteps: 50,
+      clipNorm: 1,
+      decay: 'cosine',
+      totalSteps: steps,
+      minLearningRate: 1e-4,
+    },
     ema,
   });
   await trainer.run(steps);
@@ -68,7 +79,9 @@ describe('trained MLP denoisers against their data', () => {
     const fresh = toy.sample(n, rng);
     const data = await read(fresh.x);
     fresh.labels.dispose();
-    const samples = await read(await sample(model, { sampler: 'dpmpp_2m', steps: 30, shape: [n, 2], seed: 5 }));
+    const samples = await read(
+      await sample(model, { sampler: 'dpmpp_2m', steps: 30, shape: [n, 2], seed: 5 }),
+    );
     const ed = energyDistance(samples, data, 2);
     // A Gaussian with the moons' mean and covariance (1/2, 1/4; 3/4, 9/16 - 1/pi, 1/8 - 1/pi): the
     // nearest "blob" answer, which a model that did not learn the shape would give.
@@ -85,7 +98,9 @@ describe('trained MLP denoisers against their data', () => {
       blob[2 * i + 1] = 0.25 + l21 * z1 + l22 * z2;
     }
     const edBlob = energyDistance(blob, data, 2);
-    console.log(`two moons energy distance: model ${ed.toFixed(4)}, data-vs-data ${base.toFixed(4)}, Gaussian ${edBlob.toFixed(4)}`);
+    console.log(
+      `two moons energy distance: model ${ed.toFixed(4)}, data-vs-data ${base.toFixed(4)}, Gaussian ${edBlob.toFixed(4)}`,
+    );
     // The baseline is the statistic's own sampling noise at this n (two samples of the truth). A model
     // within 2x of it is as close to the data as sampling noise can tell; the moment-matched Gaussian
     // scores above 4x, so the threshold rejects a model that learned only the first two moments.
@@ -124,7 +139,9 @@ describe('trained MLP denoisers against their data', () => {
     const fresh = toy.sample(n, rng);
     const data = await read(fresh.x);
     fresh.labels.dispose();
-    const samples = await read(await sample(model, { sampler: 'dpmpp_2m', steps: 30, shape: [n, 2], seed: 6 }));
+    const samples = await read(
+      await sample(model, { sampler: 'dpmpp_2m', steps: 30, shape: [n, 2], seed: 6 }),
+    );
     const ed = energyDistance(samples, data, 2);
     // NLL of 100 fresh points under the model (probability-flow ODE, exact trace) and under the truth
     const pts = toy.sample(100, rng);

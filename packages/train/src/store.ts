@@ -19,7 +19,9 @@ export interface CheckpointStore {
 
 function checkName(name: string): void {
   if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.')) {
-    throw new CheckpointError(`checkpoint file name '${name}' must be letters, digits, '.', '_' or '-'`);
+    throw new CheckpointError(
+      `checkpoint file name '${name}' must be letters, digits, '.', '_' or '-'`,
+    );
   }
 }
 
@@ -53,7 +55,11 @@ export interface FileSystem {
   open(
     path: string,
     flags: string,
-  ): Promise<{ write(b: Uint8Array): Promise<unknown>; sync(): Promise<void>; close(): Promise<void> }>;
+  ): Promise<{
+    write(b: Uint8Array): Promise<unknown>;
+    sync(): Promise<void>;
+    close(): Promise<void>;
+  }>;
   rename(from: string, to: string): Promise<void>;
   readFile(path: string): Promise<Uint8Array>;
   unlink(path: string): Promise<void>;
@@ -134,7 +140,9 @@ export class FileCheckpointStore implements CheckpointStore {
       return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     } catch (e) {
       if ((e as { code?: string }).code === 'ENOENT') return null;
-      throw new CheckpointError(`could not read ${this.path(name)}: ${(e as Error).message}`, { cause: e });
+      throw new CheckpointError(`could not read ${this.path(name)}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   }
 

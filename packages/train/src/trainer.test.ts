@@ -1,6 +1,6 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, liveTensors, type Random } from '@diffuse/backend';
 import { type ArrayDataset, ShuffledBatches } from '@diffuse/data';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type BatchSource,
@@ -57,7 +57,11 @@ function ema(params: tf.Variable[], decay: number): ParameterAverage & { shadow:
   return {
     shadow,
     update: () =>
-      tf.tidy(() => shadow.forEach((s, i) => s.assign(tf.add(tf.mul(s, decay), tf.mul(params[i]!, 1 - decay))))),
+      tf.tidy(() =>
+        shadow.forEach((s, i) => {
+          s.assign(tf.add(tf.mul(s, decay), tf.mul(params[i]!, 1 - decay)));
+        }),
+      ),
   };
 }
 
@@ -78,7 +82,9 @@ function setup(opts: { netSeed: number; store?: MemoryCheckpointStore; every?: n
     seed: 11,
     optimizer: { learningRate: 0.02, warmupSteps: 5, clipNorm: 1 },
     ema: avg,
-    ...(opts.store !== undefined ? { checkpoint: { store: opts.store, every: opts.every ?? 10 } } : {}),
+    ...(opts.store !== undefined
+      ? { checkpoint: { store: opts.store, every: opts.every ?? 10 } }
+      : {}),
   });
   const dispose = () => {
     trainer.dispose();
@@ -120,12 +126,17 @@ describe('Trainer', () => {
 
     expect(resumed.trainer.losses).toEqual(straight.trainer.losses);
     for (let i = 0; i < 3; i++) {
-      expect(Array.from(await resumed.net.params[i]!.data())).toEqual(Array.from(await straight.net.params[i]!.data()));
-      expect(Array.from(await resumed.avg.shadow[i]!.data())).toEqual(Array.from(await straight.avg.shadow[i]!.data()));
+      expect(Array.from(await resumed.net.params[i]!.data())).toEqual(
+        Array.from(await straight.net.params[i]!.data()),
+      );
+      expect(Array.from(await resumed.avg.shadow[i]!.data())).toEqual(
+        Array.from(await straight.avg.shadow[i]!.data()),
+      );
     }
     const m1 = resumed.trainer.optimizer.stateTensors();
     const m2 = straight.trainer.optimizer.stateTensors();
-    for (const k of Object.keys(m1)) expect(Array.from(await m1[k]!.data())).toEqual(Array.from(await m2[k]!.data()));
+    for (const k of Object.keys(m1))
+      expect(Array.from(await m1[k]!.data())).toEqual(Array.from(await m2[k]!.data()));
     straight.dispose();
     resumed.dispose();
   });
@@ -138,7 +149,8 @@ describe('Trainer', () => {
     const trainer = new Trainer<Batch>({
       params: net.params,
       data: source(ds, 1),
-      loss: (b) => tf.tidy(() => tf.mean(tf.square(net.forward(tf.slice(b.x, [0, 0], [-1, 3])))) as tf.Scalar),
+      loss: (b) =>
+        tf.tidy(() => tf.mean(tf.square(net.forward(tf.slice(b.x, [0, 0], [-1, 3])))) as tf.Scalar),
       seed: 0,
       logEvery: 5,
       evaluate: { every: 10, fn: (t) => ({ step: t.step }) },
@@ -155,7 +167,10 @@ describe('Trainer', () => {
     expect(last.learningRate).toBe(1e-3);
     expect(Number.isFinite(last.gradNorm)).toBe(true);
     // only the newest weights file is kept
-    expect((await store.list()).sort()).toEqual(['checkpoint.json', 'weights-000000020.safetensors']);
+    expect((await store.list()).sort()).toEqual([
+      'checkpoint.json',
+      'weights-000000020.safetensors',
+    ]);
     trainer.dispose();
     tf.dispose(net.params);
   });
@@ -179,7 +194,9 @@ describe('Trainer', () => {
     expect(liveTensors()).toBe(before);
     expect(trainer.step).toBe(2);
     await expect(trainer.run(1.5)).rejects.toThrow(/non-negative integer/);
-    expect(() => new Trainer({ params: [], data: () => ({}), loss: () => tf.scalar(0), seed: 0 })).toThrow(/at least one/);
+    expect(
+      () => new Trainer({ params: [], data: () => ({}), loss: () => tf.scalar(0), seed: 0 }),
+    ).toThrow(/at least one/);
     await expect(trainer.save()).rejects.toThrow(TrainError);
     trainer.dispose();
     tf.dispose(net.params);
@@ -196,7 +213,9 @@ describe('Trainer', () => {
     };
     const cpu = await run('cpu');
     const wasm = await run('wasm');
-    cpu.forEach((l, i) => expect(Math.abs(l - wasm[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(l))));
+    cpu.forEach((l, i) => {
+      expect(Math.abs(l - wasm[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(l)));
+    });
   });
 
   it('refuses a checkpoint made for other parameters', async () => {
@@ -204,7 +223,13 @@ describe('Trainer', () => {
     const a = setup({ netSeed: 1, store });
     await a.trainer.run(10);
     const other = tf.variable(tf.zeros([2]));
-    const b = new Trainer({ params: [other], data: () => ({}), loss: () => tf.sum(other) as tf.Scalar, seed: 0, checkpoint: { store, every: 10 } });
+    const b = new Trainer({
+      params: [other],
+      data: () => ({}),
+      loss: () => tf.sum(other) as tf.Scalar,
+      seed: 0,
+      checkpoint: { store, every: 10 },
+    });
     await expect(b.restore()).rejects.toThrow(/3 parameters but this trainer has 1/);
     a.dispose();
     b.dispose();

@@ -4,8 +4,9 @@
  * Adam with warm-up and clipping, optional EMA, progress events, periodic evaluation, and atomic
  * checkpoints that resume bit for bit.
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { InvalidArgumentError, Random } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import { type CheckpointManifest, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { TrainError } from './errors.js';
 import { Adam, type AdamConfig, type AdamOptions } from './optimizer.js';
@@ -70,9 +71,17 @@ export interface TrainerOptions<B> {
   /** An EMA of the parameters, updated after every step and checkpointed. */
   ema?: ParameterAverage;
   /** Calls `fn` every `every` steps (and at the end of `run`); its metrics go to progress events. */
-  evaluate?: { every: number; fn: (trainer: Trainer<B>) => Record<string, number> | Promise<Record<string, number>> };
+  evaluate?: {
+    every: number;
+    fn: (trainer: Trainer<B>) => Record<string, number> | Promise<Record<string, number>>;
+  };
   /** Saves a checkpoint every `every` steps (and at the end of `run`). */
-  checkpoint?: { store: CheckpointStore; every: number; keep?: number; extra?: () => Record<string, unknown> };
+  checkpoint?: {
+    store: CheckpointStore;
+    every: number;
+    keep?: number;
+    extra?: () => Record<string, unknown>;
+  };
   /** Progress callback; step events come every `logEvery` steps (default 10). */
   onProgress?: (p: TrainProgress) => void;
   logEvery?: number;
@@ -127,7 +136,8 @@ export class Trainer<B = unknown> {
   private lastLearningRate = Number.NaN;
 
   constructor(options: TrainerOptions<B>) {
-    if (options.params.length === 0) throw new InvalidArgumentError('Trainer needs at least one parameter');
+    if (options.params.length === 0)
+      throw new InvalidArgumentError('Trainer needs at least one parameter');
     for (const [name, every] of [
       ['evaluate.every', options.evaluate?.every],
       ['checkpoint.every', options.checkpoint?.every],
@@ -166,7 +176,10 @@ export class Trainer<B = unknown> {
     let value: tf.Scalar;
     let grads: tf.NamedTensorMap;
     try {
-      ({ value, grads } = tf.variableGrads(() => this.options.loss(batch, this.rng), this.params as tf.Variable[]));
+      ({ value, grads } = tf.variableGrads(
+        () => this.options.loss(batch, this.rng),
+        this.params as tf.Variable[],
+      ));
     } finally {
       tf.dispose(batch as unknown as tf.TensorContainer);
     }
@@ -218,7 +231,9 @@ export class Trainer<B = unknown> {
    */
   async run(totalSteps: number, options: { signal?: AbortSignal } = {}): Promise<TrainSummary> {
     if (!Number.isInteger(totalSteps) || totalSteps < 0) {
-      throw new InvalidArgumentError(`totalSteps must be a non-negative integer, got ${totalSteps}`);
+      throw new InvalidArgumentError(
+        `totalSteps must be a non-negative integer, got ${totalSteps}`,
+      );
     }
     const logEvery = this.options.logEvery ?? 10;
     const start = Date.now();
@@ -290,7 +305,8 @@ export class Trainer<B = unknown> {
    */
   async save(): Promise<CheckpointManifest> {
     const ck = this.options.checkpoint;
-    if (ck === undefined) throw new TrainError('this trainer has no checkpoint store (options.checkpoint)');
+    if (ck === undefined)
+      throw new TrainError('this trainer has no checkpoint store (options.checkpoint)');
     const losses = tf.tensor1d(Float32Array.from(this.losses), 'float32');
     try {
       return await saveCheckpoint(
@@ -325,7 +341,8 @@ export class Trainer<B = unknown> {
    */
   async restore(): Promise<number | null> {
     const ck = this.options.checkpoint;
-    if (ck === undefined) throw new TrainError('this trainer has no checkpoint store (options.checkpoint)');
+    if (ck === undefined)
+      throw new TrainError('this trainer has no checkpoint store (options.checkpoint)');
     const loaded = await loadCheckpoint(ck.store);
     if (loaded === null) return null;
     const { manifest, tensors } = loaded;
@@ -350,7 +367,9 @@ export class Trainer<B = unknown> {
           );
         }
       });
-      this.params.forEach((p, i) => p.assign(tensors.get(`param/${i}`)!));
+      this.params.forEach((p, i) => {
+        p.assign(tensors.get(`param/${i}`)!);
+      });
       const adam: Record<string, tf.Tensor> = {};
       const ema: Record<string, tf.Tensor> = {};
       for (const [k, t] of tensors) {
@@ -363,10 +382,14 @@ export class Trainer<B = unknown> {
         avg.shadow.forEach((s, i) => {
           const t = ema[String(i)];
           if (t === undefined || !tf.util.arraysEqual(t.shape, s.shape)) {
-            throw new TrainError(`the checkpoint has no EMA weights of shape [${s.shape}] for parameter ${i}`);
+            throw new TrainError(
+              `the checkpoint has no EMA weights of shape [${s.shape}] for parameter ${i}`,
+            );
           }
         });
-        avg.shadow.forEach((s, i) => s.assign(ema[String(i)]!));
+        avg.shadow.forEach((s, i) => {
+          s.assign(ema[String(i)]!);
+        });
         if (typeof state.emaUpdates === 'number') avg.updates = state.emaUpdates;
       }
       this.rng = Random.fromState(state.rng.map((v) => v ?? Number.NaN));

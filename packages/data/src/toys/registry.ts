@@ -32,7 +32,9 @@ export type ToyName = keyof typeof TOYS;
 export function toyDistribution(name: string): ToyDistribution {
   const make = (TOYS as Record<string, () => ToyDistribution>)[name];
   if (make === undefined) {
-    throw new InvalidArgumentError(`unknown toy distribution '${name}'; known: ${Object.keys(TOYS).join(', ')}`);
+    throw new InvalidArgumentError(
+      `unknown toy distribution '${name}'; known: ${Object.keys(TOYS).join(', ')}`,
+    );
   }
   return make();
 }

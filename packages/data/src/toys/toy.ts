@@ -4,8 +4,9 @@
  * Points are drawn in float64 JavaScript from a seeded `Random` (so the same seed gives the same
  * points on every backend) and uploaded once as a float32 tensor.
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { InvalidArgumentError, type Random } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** A batch drawn from a toy distribution: points [n, dim] (float32) and class labels [n] (int32). */
 export interface ToyBatch {

@@ -2,8 +2,9 @@
  * Moments of every toy distribution against the exact moments of its recipe (closed form, or a
  * 1-D quadrature of the generating curve), within 5 standard errors estimated from the sample.
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { InvalidArgumentError, initBackend, Random } from '@diffuse/backend';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   checkerboard,
@@ -28,7 +29,13 @@ interface Moments {
 }
 
 /** Simpson's rule for E[f(t)] under a density p on [a, b]. */
-function expect1d(f: (t: number) => number, p: (t: number) => number, a: number, b: number, m = 20_000): number {
+function expect1d(
+  f: (t: number) => number,
+  p: (t: number) => number,
+  a: number,
+  b: number,
+  m = 20_000,
+): number {
   const h = (b - a) / m;
   let s = 0;
   for (let i = 0; i <= m; i++) {
@@ -39,7 +46,11 @@ function expect1d(f: (t: number) => number, p: (t: number) => number, a: number,
   return (s * h) / 3;
 }
 
-function draw(toy: ToyDistribution, n: number, seed: number): { x: Float32Array; labels: Int32Array } {
+function draw(
+  toy: ToyDistribution,
+  n: number,
+  seed: number,
+): { x: Float32Array; labels: Int32Array } {
   const { x, labels } = toy.sample(n, Random.seed(seed));
   const out = { x: x.dataSync() as Float32Array, labels: labels.dataSync() as Int32Array };
   x.dispose();
@@ -68,7 +79,10 @@ function checkMoments(x: Float32Array, exact: Moments): void {
     }
     const m = s / n;
     const se = Math.sqrt(Math.max(s2 / n - m * m, 1e-12) / n);
-    expect(Math.abs(m - targets[k]!), `statistic ${k}: sample ${m} vs exact ${targets[k]}`).toBeLessThan(5 * se);
+    expect(
+      Math.abs(m - targets[k]!),
+      `statistic ${k}: sample ${m} vs exact ${targets[k]}`,
+    ).toBeLessThan(5 * se);
   });
 }
 
@@ -140,7 +154,7 @@ describe('toy distributions: moments against the exact recipe', () => {
         dark++;
       }
     }
-    checkMoments(x, { mean: [0, 0], second: [L * L / 3, L * L / 3, exy / dark] });
+    checkMoments(x, { mean: [0, 0], second: [(L * L) / 3, (L * L) / 3, exy / dark] });
     // and no point lands on a light square (points within float32 rounding of an edge are skipped)
     const nearEdge = (v: number) => Math.abs((v + L) / side - Math.round((v + L) / side)) < 1e-5;
     for (let i = 0; i < x.length / 2; i++) {
@@ -189,7 +203,8 @@ describe('toy distributions: moments against the exact recipe', () => {
     checkMoments(x, { mean: [0, 0], second: [v, v, 0] });
     const counts = new Array(8).fill(0);
     for (const l of labels) counts[l]++;
-    for (const c of counts) expect(Math.abs(c / N - 1 / 8)).toBeLessThan(5 * Math.sqrt((1 / 8) * (7 / 8) / N));
+    for (const c of counts)
+      expect(Math.abs(c / N - 1 / 8)).toBeLessThan(5 * Math.sqrt(((1 / 8) * (7 / 8)) / N));
   });
 
   it('a full-covariance Gaussian mixture: mixture moments, and it carries the exact oracle', () => {

@@ -4,30 +4,34 @@
  * clean digits (a fixed high logSNR), on 9,000 of the 10,000 digits; the other 1,000 measure its
  * accuracy. Also `evaluateMnistSamples`: sample each class from a trained U-Net and classify.
  */
-import * as tf from '@tensorflow/tfjs-core';
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Random } from '@diffuse/backend';
 import { type ArrayDataset, loadMnist } from '@diffuse/data';
+import { classifierFreeGuidance, sampleClipping } from '@diffuse/guidance';
 import {
   classifierConfig,
   type Denoiser,
   loadModel,
-  NoiseConditionalClassifier,
   type NetworkDenoiser,
+  NoiseConditionalClassifier,
+  saveModel,
 } from '@diffuse/models';
 import { loadModelFiles } from '@diffuse/models/node';
-import { classifierFreeGuidance, sampleClipping } from '@diffuse/guidance';
 import { sample } from '@diffuse/samplers';
+import * as tf from '@tensorflow/tfjs-core';
 import { FileCheckpointStore } from '../store.js';
 import { Trainer } from '../trainer.js';
 import { budget, type CommonOptions, commandLine, setUp } from './common.js';
 import { shuffledSource } from './mnist.js';
 import { terminalProgress } from './progress.js';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { saveModel } from '@diffuse/models';
 
 /** The noise level the classifier sees clean digits at: logSNR = 12. */
-export const CLEAN = { alpha: Math.sqrt(1 / (1 + Math.exp(-12))), sigma: Math.sqrt(1 / (1 + Math.exp(12))) };
+export const CLEAN = {
+  alpha: Math.sqrt(1 / (1 + Math.exp(-12))),
+  sigma: Math.sqrt(1 / (1 + Math.exp(12))),
+};
 
 /** A deterministic split of the data set: every 10th example is held out. */
 export function split(ds: ArrayDataset): { train: ArrayDataset; test: ArrayDataset } {
@@ -46,7 +50,11 @@ export function split(ds: ArrayDataset): { train: ArrayDataset; test: ArrayDatas
 }
 
 /** Accuracy of `clf` on images [n, 784] (flattened) with labels. */
-export async function accuracy(clf: NoiseConditionalClassifier, x: tf.Tensor, labels: Int32Array): Promise<number> {
+export async function accuracy(
+  clf: NoiseConditionalClassifier,
+  x: tf.Tensor,
+  labels: Int32Array,
+): Promise<number> {
   const pred = tf.tidy(() => tf.argMax(clf.logits(tf.reshape(x, [x.shape[0]!, 784]), CLEAN), 1));
   const p = await pred.data();
   pred.dispose();
@@ -70,11 +78,23 @@ export async function trainMnistClassifier(o: CommonOptions): Promise<void> {
     loss: (b) =>
       tf.tidy(() => {
         const logits = clf.logits(b.x, CLEAN);
-        return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.cast(b.labels, 'int32'), 10), logits) as tf.Scalar;
+        return tf.losses.softmaxCrossEntropy(
+          tf.oneHot(tf.cast(b.labels, 'int32'), 10),
+          logits,
+        ) as tf.Scalar;
       }),
     seed: o.seed,
-    optimizer: { learningRate: o.learningRate, warmupSteps: 50, clipNorm: 5, decay: 'cosine', totalSteps: o.steps },
-    evaluate: { every: 200, fn: async () => ({ testAccuracy: await accuracy(clf, testX, test.labels) }) },
+    optimizer: {
+      learningRate: o.learningRate,
+      warmupSteps: 50,
+      clipNorm: 5,
+      decay: 'cosine',
+      totalSteps: o.steps,
+    },
+    evaluate: {
+      every: 200,
+      fn: async () => ({ testAccuracy: await accuracy(clf, testX, test.labels) }),
+    },
     checkpoint: { store: await FileCheckpointStore.open(o.checkpoints), every: 200 },
     onProgress: progress.onProgress,
   });
@@ -119,7 +139,9 @@ export async function evaluateMnistSamples(
     rng: Random.seed(options.seed ?? 7),
     cond: { labels: y },
   });
-  const pred = tf.tidy(() => tf.argMax(clf.logits(tf.reshape(tf.clipByValue(x, -1, 1), [labels.length, 784]), CLEAN), 1));
+  const pred = tf.tidy(() =>
+    tf.argMax(clf.logits(tf.reshape(tf.clipByValue(x, -1, 1), [labels.length, 784]), CLEAN), 1),
+  );
   const p = await pred.data();
   const images = Float32Array.from(await x.data());
   tf.dispose([x, y, pred]);
@@ -138,7 +160,10 @@ export async function loadClassifier(base: string): Promise<NoiseConditionalClas
   const { readFile } = await import('node:fs/promises');
   const weights = await readFile(`${base}.safetensors`);
   const config = JSON.parse(await readFile(`${base}.json`, 'utf8'));
-  return loadModel({ config, weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) }) as NoiseConditionalClassifier;
+  return loadModel({
+    config,
+    weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength),
+  }) as NoiseConditionalClassifier;
 }
 
 /** `diffuse-train eval-mnist`: class accuracy of a U-Net's samples, unguided and with guidance. */
@@ -163,8 +188,14 @@ export async function evalMnist(o: {
   for (const scale of o.guidance > 1 ? [1, o.guidance] : [1]) {
     const t = Date.now();
     const denoiser = scale > 1 ? classifierFreeGuidance(model, { guidanceScale: scale }) : model;
-    const r = await evaluateMnistSamples(denoiser, clf, { perClass: o.perClass, steps: o.steps, seed: o.seed });
-    console.log(`guidance ${scale}: sample class accuracy ${r.accuracy} (per class ${r.perClass.join(', ')}) in ${(Date.now() - t) / 1000} s`);
+    const r = await evaluateMnistSamples(denoiser, clf, {
+      perClass: o.perClass,
+      steps: o.steps,
+      seed: o.seed,
+    });
+    console.log(
+      `guidance ${scale}: sample class accuracy ${r.accuracy} (per class ${r.perClass.join(', ')}) in ${(Date.now() - t) / 1000} s`,
+    );
     results[`guidance${scale}`] = { accuracy: r.accuracy, perClass: r.perClass };
   }
   const metricsPath = `${o.model}.metrics.json`;
@@ -175,7 +206,10 @@ export async function evalMnist(o: {
   } catch {
     /* no training metrics yet */
   }
-  await writeFile(metricsPath, `${JSON.stringify({ ...existing, sampleEvaluation: results }, null, 2)}\n`);
+  await writeFile(
+    metricsPath,
+    `${JSON.stringify({ ...existing, sampleEvaluation: results }, null, 2)}\n`,
+  );
   console.log(`wrote ${metricsPath}`);
   model.dispose();
   clf.dispose();

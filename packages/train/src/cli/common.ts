@@ -27,7 +27,9 @@ export async function setUp(backend: BackendName): Promise<void> {
 
 /** An abort signal that fires after `minutes` (none when not finite). */
 export function budget(minutes: number): AbortSignal | undefined {
-  return Number.isFinite(minutes) && minutes > 0 ? AbortSignal.timeout(minutes * 60_000) : undefined;
+  return Number.isFinite(minutes) && minutes > 0
+    ? AbortSignal.timeout(minutes * 60_000)
+    : undefined;
 }
 
 /** Saves the EMA weights of `model` as `<out>.safetensors` + `<out>.json`, and `<out>.metrics.json`. */

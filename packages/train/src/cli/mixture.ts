@@ -5,13 +5,14 @@
  * Evaluates the energy distance of its samples to fresh data against the data-vs-data baseline, and
  * the probability-flow NLL against the mixture's exact entropy.
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { Random } from '@diffuse/backend';
 import { eightGaussians } from '@diffuse/data';
 import { uniformTimeSampler } from '@diffuse/losses';
 import { Ema, Mlp, mlpConfig } from '@diffuse/models';
 import { logLikelihood, sample } from '@diffuse/samplers';
 import { CosineSchedule } from '@diffuse/schedules';
+import * as tf from '@tensorflow/tfjs-core';
 import { type DiffusionBatch, diffusionLoss } from '../diffusion.js';
 import { energyDistance } from '../metrics.js';
 import { FileCheckpointStore } from '../store.js';
@@ -62,7 +63,9 @@ export async function evaluateMixtureModel(
     prediction: model.prediction,
     shape: model.shape,
     predict: (x: tf.Tensor, level: Parameters<Mlp['predict']>[1]) =>
-      tf.tidy(() => model.predict(x, level, { labels: tf.fill([x.shape[0]!], model.nullLabel, 'int32') })),
+      tf.tidy(() =>
+        model.predict(x, level, { labels: tf.fill([x.shape[0]!], model.nullLabel, 'int32') }),
+      ),
   };
   const ll = await logLikelihood(unconditional, pts.x, { rtol: 1e-4, atol: 1e-4 });
   const lp = toy.mixture.logProb(pts.x, { alpha: 1, sigma: 0 });
@@ -76,7 +79,14 @@ export async function trainMixture(o: CommonOptions): Promise<void> {
   await setUp(o.backend);
   const toy = eightGaussians();
   const model = new Mlp(
-    mlpConfig({ dim: 2, width: 128, depth: 3, embedDim: 64, numClasses: toy.numClasses, prediction: 'epsilon' }),
+    mlpConfig({
+      dim: 2,
+      width: 128,
+      depth: 3,
+      embedDim: 64,
+      numClasses: toy.numClasses,
+      prediction: 'epsilon',
+    }),
     { seed: o.seed },
   );
   console.log(`MLP: ${model.numParams} parameters`);
@@ -85,7 +95,10 @@ export async function trainMixture(o: CommonOptions): Promise<void> {
   const trainer = new Trainer<DiffusionBatch>({
     params: model.params,
     data: (rng) => toy.sample(o.batchSize, rng),
-    loss: diffusionLoss(model, { sampler: uniformTimeSampler(new CosineSchedule()), condDropout: 0.1 }),
+    loss: diffusionLoss(model, {
+      sampler: uniformTimeSampler(new CosineSchedule()),
+      condDropout: 0.1,
+    }),
     seed: o.seed,
     optimizer: {
       learningRate: o.learningRate,
@@ -117,7 +130,8 @@ export async function trainMixture(o: CommonOptions): Promise<void> {
     data: 'eightGaussians() from @diffuse/data (radius 2, std 0.2, labels 0..7)',
     steps: summary.step,
     batchSize: o.batchSize,
-    meanLossLast100: trainer.losses.slice(-100).reduce((a, b) => a + b, 0) / Math.min(100, trainer.losses.length),
+    meanLossLast100:
+      trainer.losses.slice(-100).reduce((a, b) => a + b, 0) / Math.min(100, trainer.losses.length),
     secondsThisRun: summary.seconds,
     parameters: model.numParams,
     metrics,

@@ -2,12 +2,18 @@
  * `diffuse-train mnist`: the class-conditional MNIST U-Net the demo ships (epsilon prediction, cosine
  * logSNR schedule, conditioning dropout 0.1 for classifier-free guidance, EMA weights).
  */
-import type * as tf from '@tensorflow/tfjs-core';
+
 import { Random } from '@diffuse/backend';
-import { type ArrayDataset, loadMnist, ShuffledBatches, type ShuffledBatchesState } from '@diffuse/data';
+import {
+  type ArrayDataset,
+  loadMnist,
+  ShuffledBatches,
+  type ShuffledBatchesState,
+} from '@diffuse/data';
 import { uniformTimeSampler } from '@diffuse/losses';
 import { Ema, UNet, type UNetConfig, unetConfig } from '@diffuse/models';
 import { CosineSchedule } from '@diffuse/schedules';
+import type * as tf from '@tensorflow/tfjs-core';
 import { type DiffusionBatch, diffusionLoss } from '../diffusion.js';
 import { FileCheckpointStore } from '../store.js';
 import { type BatchSource, Trainer } from '../trainer.js';
@@ -55,7 +61,10 @@ export async function trainMnist(o: CommonOptions & { channels: number }): Promi
   const trainer = new Trainer<DiffusionBatch>({
     params: model.params,
     data: shuffledSource(mnist, o.batchSize, Random.seed(o.seed).int(2 ** 31)),
-    loss: diffusionLoss(model, { sampler: uniformTimeSampler(new CosineSchedule()), condDropout: 0.1 }),
+    loss: diffusionLoss(model, {
+      sampler: uniformTimeSampler(new CosineSchedule()),
+      condDropout: 0.1,
+    }),
     seed: o.seed,
     optimizer: {
       learningRate: o.learningRate,
@@ -84,7 +93,8 @@ export async function trainMnist(o: CommonOptions & { channels: number }): Promi
     steps: summary.step,
     plannedSteps: o.steps,
     batchSize: o.batchSize,
-    meanLossLast100: trainer.losses.slice(-100).reduce((a, b) => a + b, 0) / Math.min(100, trainer.losses.length),
+    meanLossLast100:
+      trainer.losses.slice(-100).reduce((a, b) => a + b, 0) / Math.min(100, trainer.losses.length),
     secondsThisRun: summary.seconds,
     parameters: model.numParams,
     config: model.config,

@@ -30,14 +30,19 @@ export function terminalProgress(label: string, options: { lineEvery?: number } 
       if (tty) {
         if (bar === null) {
           bar = new cliProgress.SingleBar(
-            { format: `${label} [{bar}] {value}/{total} | {stats} | eta {eta_formatted}`, hideCursor: true },
+            {
+              format: `${label} [{bar}] {value}/{total} | {stats} | eta {eta_formatted}`,
+              hideCursor: true,
+            },
             cliProgress.Presets.shades_classic,
           );
           bar.start(p.totalSteps, p.step, { stats: fmt(p) });
         }
         bar.update(p.step, { stats: fmt(p) });
       } else if (p.step % lineEvery === 0 || p.step === p.totalSteps) {
-        console.log(`[${label}] step ${p.step}/${p.totalSteps} | ${fmt(p)} | ${new Date().toISOString()}`);
+        console.log(
+          `[${label}] step ${p.step}/${p.totalSteps} | ${fmt(p)} | ${new Date().toISOString()}`,
+        );
       }
     },
     stop(): void {
