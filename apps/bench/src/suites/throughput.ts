@@ -75,6 +75,12 @@ export async function runThroughput(ctx: SuiteContext): Promise<ThroughputSuite>
   }
   const expected = plan.backends.length * MODELS.length;
   const status =
-    rows.length === 0 ? 'failed' : rows.length < expected || !sampler.ok ? 'partial' : 'ok';
+    plan.backends.length === 0
+      ? 'skipped'
+      : rows.length === 0
+        ? 'failed'
+        : rows.length < expected || !sampler.ok
+          ? 'partial'
+          : 'ok';
   return { status, notes, durationMs: since(t0), rows };
 }
