@@ -237,7 +237,7 @@ export function renderReport(r: Results): string {
           x.batch,
           x.params,
           stat(x.msPerCall),
-          x.samplesPerSecond.toFixed(0),
+          (+x.samplesPerSecond.toPrecision(3)).toString(),
           x.leakedTensors,
           x.modelSource,
         ]),
