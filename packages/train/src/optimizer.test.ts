@@ -139,3 +139,19 @@ describe('Adam', () => {
     copy.dispose();
   });
 });
+
+describe('Adam memory', () => {
+  it('construct, step and dispose leave no tensors behind (the moments own their memory)', async () => {
+    const params = [tf.variable(tf.ones([3, 2])), tf.variable(tf.zeros([4]))];
+    const before = tf.memory().numTensors;
+    await assertNoLeaks(() => {
+      const adam = new Adam(params, { learningRate: 0.1 });
+      const grads = params.map((p) => tf.onesLike(p));
+      tf.dispose(adam.apply(grads));
+      tf.dispose(grads);
+      adam.dispose();
+    }, 'Adam lifecycle');
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose(params);
+  });
+});

@@ -141,6 +141,14 @@ export function clipByGlobalNorm(
  * const { grads } = tf.variableGrads(() => loss(), params);
  * adam.apply(params.map((p) => grads[p.name]!));
  */
+/** A non-trainable zero variable shaped like `p` (the initial value is freed: a variable keeps its own reference). */
+function zeroMoment(p: tf.Variable): tf.Variable {
+  const zeros = tf.zerosLike(p);
+  const v = tf.variable(zeros, false);
+  zeros.dispose();
+  return v;
+}
+
 export class Adam {
   readonly config: AdamConfig;
   /** Steps taken so far. */
@@ -152,8 +160,8 @@ export class Adam {
   constructor(params: readonly tf.Variable[], options: AdamOptions = {}) {
     this.config = adamConfig(options);
     this.params = [...params];
-    this.m = this.params.map((p) => tf.variable(tf.zerosLike(p), false));
-    this.v = this.params.map((p) => tf.variable(tf.zerosLike(p), false));
+    this.m = this.params.map(zeroMoment);
+    this.v = this.params.map(zeroMoment);
   }
 
   /** The learning rate the next `apply` will use. */
