@@ -39,6 +39,20 @@ const convCases = [
   { name: '3x3 same stride 2 (odd size)', x: [3, 9, 9, 2], f: [3, 3, 2, 4], s: 2, pad: 'same' },
   { name: '4x4 valid stride 2', x: [2, 10, 10, 3], f: [4, 4, 3, 2], s: 2, pad: 'valid' },
   { name: '1x1', x: [2, 5, 5, 8], f: [1, 1, 8, 4], s: 1, pad: 'valid' },
+  { name: '5x3 same stride 1 (even width)', x: [2, 7, 6, 3], f: [5, 3, 3, 4], s: 1, pad: 'same' },
+  { name: '2x2 same stride 1 (even kernel)', x: [1, 6, 6, 2], f: [2, 2, 2, 3], s: 1, pad: 'same' },
+  {
+    name: 'asymmetric explicit pad, stride 1',
+    x: [2, 6, 5, 2],
+    f: [3, 3, 2, 3],
+    s: 1,
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 2],
+      [0, 0],
+    ],
+  },
   {
     name: 'explicit pad, stride (2,1)',
     x: [1, 7, 6, 2],

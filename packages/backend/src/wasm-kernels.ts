@@ -27,6 +27,16 @@
  *
  * 5. `UnsortedSegmentSum` has no wasm kernel, so the gradient of `tf.gather` fails on wasm. We
  *    register one: out[s] = sum_{i : ids[i] = s} x[i] is the matrix product onehot(ids)^T x.
+ *
+ * 6. The wasm `Conv2DBackpropInput` kernel (conv2d's input gradient, conv2dTranspose) runs ~9x
+ *    slower than a forward Conv2D of the same size (measured: 59.8 against 6.6 ms for 16x28x28x16,
+ *    3x3). For stride 1 it is a forward correlation of dy with the flipped, in/out-swapped filter:
+ *
+ *        dx[i] = sum_k dy[i + top - k] w[k] = sum_k' dy[i - (kh - 1 - top) + k'] w[kh - 1 - k']
+ *
+ *    i.e. Conv2D(dy, transpose(reverse(w, [0, 1]), [0, 1, 3, 2])) with leading padding kh - 1 - top
+ *    and trailing padding chosen so the output has the input's size. Strided cases keep the
+ *    original kernel.
  */
 import {
   backend_util,
@@ -308,6 +318,68 @@ const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
   }
 };
 
+/** `Conv2DBackpropInput` through a forward Conv2D for stride 1 (fix 6); the original otherwise. */
+function withFastBackpropInput(original: KernelConfig): KernelConfig {
+  const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
+    const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+    const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
+      strides: [number, number] | number;
+      pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+      dataFormat: 'NHWC' | 'NCHW';
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      inputShape: [number, number, number, number];
+    };
+    if (dataFormat === 'NCHW') return original.kernelFunc({ inputs, backend, attrs });
+    const info = backend_util.computeConv2DInfo(
+      inputShape,
+      filter.shape as [number, number, number, number],
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const { strideHeight, strideWidth, filterHeight: kh, filterWidth: kw } = info;
+    const { inHeight, inWidth, outHeight, outWidth } = info;
+    const beginH = kh - 1 - info.padInfo.top;
+    const beginW = kw - 1 - info.padInfo.left;
+    const endH = inHeight - outHeight + kh - 1 - beginH;
+    const endW = inWidth - outWidth + kw - 1 - beginW;
+    if (strideHeight !== 1 || strideWidth !== 1 || Math.min(beginH, beginW, endH, endW) < 0) {
+      return original.kernelFunc({ inputs, backend, attrs });
+    }
+    const be = backend as unknown as KernelBackend;
+    const temps: TensorInfo[] = [];
+    try {
+      const flipped = run('Reverse', be, { x: filter }, { dims: [0, 1] });
+      temps.push(flipped);
+      const w = transpose(be, flipped, [0, 1, 3, 2]); // [kh, kw, outC, inC]
+      temps.push(w);
+      return run(
+        'Conv2D',
+        be,
+        { x: dy, filter: w },
+        {
+          strides: [1, 1],
+          pad: [
+            [0, 0],
+            [beginH, endH],
+            [beginW, endW],
+            [0, 0],
+          ],
+          dataFormat: 'NHWC',
+          dilations: [1, 1],
+          dimRoundingMode: 'floor',
+        },
+      );
+    } finally {
+      for (const t of temps) be.disposeData(t.dataId);
+    }
+  };
+  return { ...original, kernelFunc };
+}
+
 const PATCHED = Symbol.for('diffuse.wasmKernelsPatched');
 
 /**
@@ -322,6 +394,11 @@ export function installWasmKernelFixes(): void {
     if (original === undefined) continue;
     unregisterKernel(name, WASM);
     registerKernel(withExplicitTranspose(original));
+  }
+  const backpropInput = getKernel('Conv2DBackpropInput', WASM);
+  if (backpropInput !== undefined) {
+    unregisterKernel('Conv2DBackpropInput', WASM);
+    registerKernel(withFastBackpropInput(backpropInput));
   }
   const oneHot = getKernel('OneHot', WASM);
   if (oneHot !== undefined) {
