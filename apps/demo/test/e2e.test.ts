@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveStatic } from './static-server.js';
@@ -16,21 +17,7 @@ import { serveStatic } from './static-server.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, '..', 'dist');
 const results = join(here, '..', 'test-results');
-const CHROMIUM = '/usr/bin/chromium';
-// Launch flags from ../shared/STACK.md.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-  '--enable-unsafe-webgpu',
-];
+const CHROMIUM = CHROMIUM_PATH;
 
 let server: Server;
 let url: string;
@@ -123,7 +110,7 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     profile = mkdtempSync(join(tmpdir(), 'diffuse-demo-'));
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
-      args: ARGS,
+      args: [...CHROMIUM_ARGS],
       viewport: { width: 1400, height: 1000 },
     });
     // Offline: everything must come from our own server.

@@ -9,13 +9,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
 import { chromium } from 'playwright-core';
 import { build } from 'vite';
 import { describe, expect, it } from 'vitest';
 import { loadMnist, ShuffledBatches } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = CHROMIUM_PATH;
 
 describe.skipIf(!existsSync(CHROMIUM))('MNIST in a Vite-bundled page in Chromium', () => {
   it('loads the same 10,000 digits and shuffles them the same way as in Node', async () => {
@@ -52,13 +53,7 @@ describe.skipIf(!existsSync(CHROMIUM))('MNIST in a Vite-bundled page in Chromium
     const profile = mkdtempSync(join(tmpdir(), 'diffuse-data-chromium-'));
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
+      args: [...CHROMIUM_ARGS],
     });
     try {
       const page = await context.newPage();

@@ -8,25 +8,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
 import { recordBackend } from '../backends.js';
 import { MODEL_NAMES } from '../models.js';
 import { APP_ROOT } from '../paths.js';
 import type { SuiteContext } from '../suite.js';
 import type { BrowserJob, BrowserResult } from './page.js';
-
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-  '--enable-unsafe-webgpu',
-];
 
 const PAGE = resolve(APP_ROOT, 'dist/browser/page.global.js');
 /** Longest a browser backend may take (both models, forward and training). */
@@ -40,7 +27,7 @@ export async function runBrowser(ctx: SuiteContext): Promise<void> {
     for (const k of suites) results[k]?.notes.push(s);
   };
   if (suites.length === 0 || plan.browserBackends.length === 0) return;
-  const executable = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  const executable = CHROMIUM_PATH;
   if (!existsSync(executable)) {
     note(
       `browser backends skipped: no Chromium at ${executable} (apt-get install chromium, or bash scripts/ensure-chromium.sh; CHROMIUM_PATH overrides the path)`,
@@ -70,7 +57,7 @@ export async function runBrowser(ctx: SuiteContext): Promise<void> {
   try {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: executable,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS],
     });
     const sizes = plan.preset === 'full' ? plan.sizes : plan.cpuSizes;
     for (const backend of plan.browserBackends) {
