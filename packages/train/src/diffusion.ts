@@ -7,6 +7,7 @@ import { InvalidArgumentError, type Random } from '@diffuse/backend';
 import {
   type DenoiserLike,
   denoisingLoss,
+  type LogSNRSample,
   type LogSNRSampler,
   type Reduction,
   type Weighting,
@@ -58,15 +59,64 @@ export function diffusionLoss(
   model: TrainableDenoiser,
   options: DiffusionLossOptions,
 ): (batch: DiffusionBatch, rng: Random) => tf.Scalar {
+  const draw = diffusionDrawer(model, options);
+  return (batch, rng) => {
+    const d = draw(batch, rng);
+    try {
+      return tf.tidy(() =>
+        tf.mean(
+          denoisingLoss(model, batch.x, {
+            rng,
+            sample: d.levels,
+            noise: d.noise,
+            ...(options.weighting !== undefined ? { weighting: options.weighting } : {}),
+            ...(options.reduction !== undefined ? { reduction: options.reduction } : {}),
+            ...(d.labels !== undefined ? { cond: { labels: d.labels } } : {}),
+          }),
+        ),
+      ) as tf.Scalar;
+    } finally {
+      tf.dispose([d.noise, ...(d.labels !== undefined ? [d.labels] : [])]);
+    }
+  };
+}
+
+/** Everything random in one step of `diffusionLoss`, drawn for the whole batch. */
+export interface DiffusionDraw {
+  /** Labels after conditioning dropout (int32 [batch]), for a conditional model given labels. */
+  labels?: tf.Tensor;
+  /** The noise levels lambda_i (and their densities) from the sampler. */
+  levels: LogSNRSample;
+  /** eps ~ N(0, I), shaped like x0. */
+  noise: tf.Tensor;
+}
+
+/**
+ * The random draws of `diffusionLoss` for a batch, in its order: conditioning dropout (one uniform
+ * per example), the noise levels (`sampler.sample`), then the noise eps. `diffusionLoss` and the
+ * worker-thread `ParallelGradients` both draw through this, so they see the same numbers for one seed.
+ * The caller owns the returned tensors.
+ *
+ * @example
+ * const draw = diffusionDrawer(model, { sampler: uniformTimeSampler(new CosineSchedule()) });
+ * const { levels, noise } = draw({ x }, Random.seed(0));
+ */
+export function diffusionDrawer(
+  model: TrainableDenoiser,
+  options: DiffusionLossOptions,
+): (batch: DiffusionBatch, rng: Random) => DiffusionDraw {
   const numClasses = model.numClasses ?? 0;
   const dropout = options.condDropout ?? (numClasses > 0 ? 0.1 : 0);
   if (!(dropout >= 0 && dropout <= 1)) {
     throw new InvalidArgumentError(`condDropout must be in [0, 1], got ${dropout}`);
   }
+  if (options.sampler === null || typeof options.sampler?.sample !== 'function') {
+    throw new InvalidArgumentError('diffusionLoss needs a LogSNRSampler as `sampler`');
+  }
   return (batch, rng) => {
+    const n = batch.x.shape[0]!;
     let labels: tf.Tensor | undefined;
     if (numClasses > 0 && batch.labels !== undefined) {
-      const n = batch.labels.shape[0]!;
       const drop = new Int32Array(n);
       for (let i = 0; i < n; i++) drop[i] = rng.uniform01() < dropout ? 1 : 0;
       labels = tf.tidy(() =>
@@ -78,19 +128,12 @@ export function diffusionLoss(
       );
     }
     try {
-      return tf.tidy(() =>
-        tf.mean(
-          denoisingLoss(model, batch.x, {
-            rng,
-            sampler: options.sampler,
-            ...(options.weighting !== undefined ? { weighting: options.weighting } : {}),
-            ...(options.reduction !== undefined ? { reduction: options.reduction } : {}),
-            ...(labels !== undefined ? { cond: { labels } } : {}),
-          }),
-        ),
-      ) as tf.Scalar;
-    } finally {
+      const levels = options.sampler.sample(n, rng);
+      const noise = rng.normal(batch.x.shape);
+      return { levels, noise, ...(labels !== undefined ? { labels } : {}) };
+    } catch (e) {
       labels?.dispose();
+      throw e;
     }
   };
 }

@@ -15,7 +15,9 @@ export {
 } from './checkpoint.js';
 export {
   type DiffusionBatch,
+  type DiffusionDraw,
   type DiffusionLossOptions,
+  diffusionDrawer,
   diffusionLoss,
   type TrainableDenoiser,
 } from './diffusion.js';
@@ -29,6 +31,7 @@ export {
   clipByGlobalNorm,
   learningRateAt,
 } from './optimizer.js';
+export { ParallelGradients, type ParallelOptions, shardBounds } from './parallel.js';
 export {
   type CheckpointStore,
   FileCheckpointStore,
@@ -37,6 +40,9 @@ export {
 } from './store.js';
 export {
   type BatchSource,
+  type GradientSource,
+  type LossAndGradients,
+  localGradients,
   type ParameterAverage,
   Trainer,
   type TrainerOptions,

@@ -56,12 +56,53 @@ export interface TrainProgress {
   metrics?: Record<string, number>;
 }
 
+/** The loss of one batch and its gradients, one per parameter in parameter order. */
+export interface LossAndGradients {
+  /** The batch loss (a scalar the trainer disposes). */
+  loss: tf.Scalar;
+  /** d loss / d params[i]; `undefined` where the loss does not depend on a parameter (an error). */
+  grads: (tf.Tensor | undefined)[];
+}
+
+/**
+ * Where a trainer's gradients come from: `localGradients` (tfjs autodiff on this thread, what
+ * `loss` gives) or `ParallelGradients` (worker threads, one data shard each). Sources draw all
+ * randomness from `rng` in the same order, so every source gives the same step for the same seed.
+ */
+export interface GradientSource<B> {
+  /** Loss and gradients of `batch` at the current values of `params`. */
+  compute(batch: B, rng: Random, params: readonly tf.Variable[]): Promise<LossAndGradients>;
+  /** Frees what the source holds (`Trainer.dispose` calls it: the trainer owns its source). */
+  dispose?(): void;
+}
+
+/**
+ * The gradient source of a loss function: tfjs autodiff (`tf.variableGrads`) on this thread.
+ *
+ * @example
+ * const source = localGradients((batch, rng) => denoisingLoss(model, batch.x, { rng, sampler }));
+ * const { loss, grads } = await source.compute(batch, rng, model.params);
+ */
+export function localGradients<B>(loss: (batch: B, rng: Random) => tf.Scalar): GradientSource<B> {
+  return {
+    async compute(batch, rng, params) {
+      const { value, grads } = tf.variableGrads(() => loss(batch, rng), params as tf.Variable[]);
+      return { loss: value, grads: params.map((p) => grads[p.name]) };
+    },
+  };
+}
+
 /** Options of `Trainer`. */
 export interface TrainerOptions<B> {
   /** The trainable parameters (e.g. `model.params`). Their order is their identity in checkpoints. */
   params: readonly tf.Variable[];
   /** The training loss of a batch, a scalar; draw noise and noise levels from `rng`. */
-  loss: (batch: B, rng: Random) => tf.Scalar;
+  loss?: (batch: B, rng: Random) => tf.Scalar;
+  /**
+   * Instead of `loss`: where gradients come from, e.g. `ParallelGradients` (worker threads). The
+   * trainer owns it and disposes it in `dispose()`.
+   */
+  gradients?: GradientSource<B>;
   /** Batches: a `BatchSource`, or a function of the trainer's seeded stream. */
   data: BatchSource<B> | ((rng: Random) => B);
   /** Seed of the trainer's stream (noise, noise levels, toy data). */
@@ -132,6 +173,7 @@ export class Trainer<B = unknown> {
   private rng: Random;
   private readonly options: TrainerOptions<B>;
   private readonly source: BatchSource<B>;
+  private readonly gradients: GradientSource<B>;
   private lastGradNorm = Number.NaN;
   private lastLearningRate = Number.NaN;
 
@@ -147,7 +189,11 @@ export class Trainer<B = unknown> {
         throw new InvalidArgumentError(`${name} must be a positive integer, got ${every}`);
       }
     }
+    if ((options.loss === undefined) === (options.gradients === undefined)) {
+      throw new InvalidArgumentError('Trainer needs exactly one of `loss` and `gradients`');
+    }
     this.options = options;
+    this.gradients = options.gradients ?? localGradients(options.loss!);
     this.params = [...options.params];
     this.optimizer = new Adam(this.params, options.optimizer);
     this.rng = Random.seed(options.seed);
@@ -174,16 +220,16 @@ export class Trainer<B = unknown> {
   async trainStep(): Promise<{ loss: number; gradNorm: number }> {
     const batch = this.source.next(this.rng);
     let value: tf.Scalar;
-    let grads: tf.NamedTensorMap;
+    let ordered: (tf.Tensor | undefined)[];
     try {
-      ({ value, grads } = tf.variableGrads(
-        () => this.options.loss(batch, this.rng),
-        this.params as tf.Variable[],
+      ({ loss: value, grads: ordered } = await this.gradients.compute(
+        batch,
+        this.rng,
+        this.params,
       ));
     } finally {
       tf.dispose(batch as unknown as tf.TensorContainer);
     }
-    const ordered = this.params.map((p) => grads[p.name]);
     try {
       const loss = (await value.data())[0]!;
       if (!Number.isFinite(loss)) {
@@ -192,7 +238,7 @@ export class Trainer<B = unknown> {
         );
       }
       if (ordered.some((g) => g === undefined)) {
-        const missing = this.params.filter((p) => grads[p.name] === undefined).map((p) => p.name);
+        const missing = this.params.filter((_, i) => ordered[i] === undefined).map((p) => p.name);
         throw new TrainError(`the loss does not depend on parameter(s) ${missing.join(', ')}`);
       }
       this.lastLearningRate = this.optimizer.nextLearningRate;
@@ -207,7 +253,7 @@ export class Trainer<B = unknown> {
       this.losses.push(loss);
       return { loss, gradNorm };
     } finally {
-      tf.dispose([value, ...Object.values(grads)]);
+      tf.dispose([value, ...ordered.filter((g) => g !== undefined)]);
     }
   }
 
@@ -405,8 +451,9 @@ export class Trainer<B = unknown> {
     }
   }
 
-  /** Frees the optimizer state (the parameters belong to the model). */
+  /** Frees the optimizer state and the gradient source (the parameters belong to the model). */
   dispose(): void {
     this.optimizer.dispose();
+    this.gradients.dispose?.();
   }
 }
