@@ -38,3 +38,38 @@ export interface Denoiser {
   readonly numClasses?: number;
   predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor;
 }
+
+/**
+ * A denoiser whose prediction arrives asynchronously: the same contract as `Denoiser` (VP-scaled
+ * x_t = alpha x_0 + sigma eps and its level in, a prediction of the declared type out), with
+ * `predictAsync` returning a promise of the new tensor. Runtimes that cannot block use it: ONNX
+ * Runtime Web (`InferenceSession.run` is async-only, and a browser's main thread may not wait),
+ * a model on another thread or machine.
+ *
+ * `sample`, `sampleSteps` and `invert` of `@diffuse/samplers` accept either kind (their driver is
+ * already async and awaits each model call; results are bit-identical to the synchronous path).
+ * APIs that evaluate the model inside synchronous math (`logLikelihood`'s ODE, guidance wrappers)
+ * need a `Denoiser` and reject an asynchronous one with a typed error. An object may implement both
+ * `predict` and `predictAsync`; the sampler driver then uses `predictAsync`.
+ *
+ * @example
+ * const slow: AsyncDenoiser = {
+ *   prediction: 'epsilon',
+ *   shape: [2],
+ *   predictAsync: async (x, level, cond) => denoiser.predict(x, level, cond),
+ * };
+ * const x = await sample(slow, { sampler: 'dpmpp_2m', steps: 20, batch: 64, seed: 1 });
+ */
+export interface AsyncDenoiser {
+  /** What `predictAsync` resolves to. */
+  readonly prediction: Prediction;
+  /** The data shape of one example (without the batch axis), when fixed. */
+  readonly shape?: readonly number[];
+  /** Number of classes a conditional model accepts (its null class, if any, is `numClasses`). */
+  readonly numClasses?: number;
+  /**
+   * The prediction for `x` at `level`: a new tensor the caller owns, shaped like `x`. It must not
+   * dispose its inputs, and the inputs stay valid until the promise settles.
+   */
+  predictAsync(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): Promise<tf.Tensor>;
+}

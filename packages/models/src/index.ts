@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export type { Conditioning, Denoiser } from './denoiser.js';
+export type { AsyncDenoiser, Conditioning, Denoiser } from './denoiser.js';
 export { Ema, type EmaOptions } from './ema.js';
 export { ModelError } from './errors.js';
 export { GaussianMixture, type GaussianMixtureSpec, type Labels } from './gaussian-mixture.js';

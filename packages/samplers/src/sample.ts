@@ -1,9 +1,10 @@
 /**
  * `sample(denoiser, options)`: the functional face. Resolves the noise levels, runs a registered
- * sampler program and answers its denoise requests with the `Denoiser`.
+ * sampler program and answers its denoise requests with the `Denoiser` (or an `AsyncDenoiser`,
+ * whose calls the async driver awaits).
  */
 import { Random } from '@diffuse/backend';
-import type { Conditioning, Denoiser } from '@diffuse/models';
+import type { AsyncDenoiser, Conditioning, Denoiser } from '@diffuse/models';
 import {
   convertPrediction,
   type DiscreteSchedule,
@@ -187,9 +188,54 @@ function validateSigmas(sigmas: readonly number[]): void {
   if (!(sigmas[0]! > 0)) throw new SamplerError('the first noise level must be > 0');
 }
 
+/** A synchronous `Denoiser` or an `AsyncDenoiser`: what `sample`, `sampleSteps` and `invert` accept. */
+export type AnyDenoiser = Denoiser | AsyncDenoiser;
+
+/** Whether the driver awaits `predictAsync` (preferred when a model offers both) or calls `predict`. */
+function isAsync(denoiser: AnyDenoiser): denoiser is AsyncDenoiser {
+  return typeof (denoiser as Partial<AsyncDenoiser>).predictAsync === 'function';
+}
+
+/** Throws a `SamplerError` unless `denoiser` has `predict` or `predictAsync` (plain-JS callers). */
+function assertDenoiser(denoiser: AnyDenoiser): void {
+  const d = denoiser as Partial<Denoiser & AsyncDenoiser> | null | undefined;
+  if (d == null || (typeof d.predict !== 'function' && typeof d.predictAsync !== 'function')) {
+    throw new SamplerError(
+      'the denoiser must have a predict(x, level, cond) or predictAsync method',
+    );
+  }
+}
+
+/** The VP-scaled model input x_t = alpha x of a VE state x. */
+function vpInput(x: tf.Tensor, level: NoiseLevel<number>): tf.Tensor {
+  return level.alpha === 1 ? x : tf.mul(x, level.alpha);
+}
+
+/** Checks the prediction's shape and converts it to x0 (`convertPrediction`); `pred` is borrowed. */
+function predictionToX0(
+  pred: tf.Tensor,
+  prediction: Denoiser['prediction'],
+  xin: tf.Tensor,
+  level: NoiseLevel<number>,
+  step: number,
+): tf.Tensor {
+  if (pred.shape.length !== xin.shape.length || pred.shape.some((d, k) => d !== xin.shape[k])) {
+    throw new SamplerError(
+      `the denoiser returned shape [${pred.shape.join(', ')}] for input [${xin.shape.join(', ')}]`,
+      step,
+    );
+  }
+  return convertPrediction(pred, prediction, 'x0', xin, level);
+}
+
 /**
  * Calls the denoiser on a VE-scaled state: the model sees x_t = alpha x (VP-scaled) and its level
- * (alpha, sigma); its prediction is converted to x0 with `convertPrediction`.
+ * (alpha, sigma); its prediction is converted to x0 with `convertPrediction`. Synchronous: an
+ * `AsyncDenoiser` (no `predict`) is a `SamplerError` here; `sample` / `sampleSteps` / `invert`
+ * accept one (they await it), synchronous math such as `logLikelihood`'s ODE cannot.
+ *
+ * @example
+ * const x0 = denoiseVE(gm.denoiser('epsilon'), xVE, { alpha: 0.8, sigma: 0.6 }, undefined, 0);
  */
 export function denoiseVE(
   denoiser: Denoiser,
@@ -198,17 +244,52 @@ export function denoiseVE(
   cond: Conditioning | undefined,
   step: number,
 ): tf.Tensor {
+  if (typeof (denoiser as Partial<Denoiser>).predict !== 'function') {
+    throw new SamplerError(
+      isAsync(denoiser)
+        ? 'this denoiser is asynchronous (predictAsync only, e.g. ONNX Runtime Web): sample, sampleSteps and invert accept it, but this API evaluates the model synchronously and needs a Denoiser with predict'
+        : 'the denoiser has no predict(x, level, cond) method',
+      step,
+    );
+  }
   return tf.tidy(() => {
-    const xin = level.alpha === 1 ? x : tf.mul(x, level.alpha);
-    const pred = denoiser.predict(xin, level, cond);
-    if (pred.shape.length !== xin.shape.length || pred.shape.some((d, k) => d !== xin.shape[k])) {
-      throw new SamplerError(
-        `the denoiser returned shape [${pred.shape.join(', ')}] for input [${xin.shape.join(', ')}]`,
-        step,
-      );
-    }
-    return convertPrediction(pred, denoiser.prediction, 'x0', xin, level);
+    const xin = vpInput(x, level);
+    return predictionToX0(
+      denoiser.predict(xin, level, cond),
+      denoiser.prediction,
+      xin,
+      level,
+      step,
+    );
   });
+}
+
+/**
+ * `denoiseVE` for either kind of denoiser: awaits `predictAsync` when the model has it, else calls
+ * `predict`. The tensor ops are the same as `denoiseVE`'s, so results are bit-identical.
+ */
+async function denoiseVEAny(
+  denoiser: AnyDenoiser,
+  x: tf.Tensor,
+  level: NoiseLevel<number>,
+  cond: Conditioning | undefined,
+  step: number,
+): Promise<tf.Tensor> {
+  if (!isAsync(denoiser)) return denoiseVE(denoiser, x, level, cond, step);
+  const xin = vpInput(x, level);
+  try {
+    const pred = await denoiser.predictAsync(xin, level, cond);
+    if (pred == null || !Array.isArray(pred.shape) || typeof pred.dispose !== 'function') {
+      throw new SamplerError('predictAsync resolved to something that is not a tensor', step);
+    }
+    try {
+      return tf.tidy(() => predictionToX0(pred, denoiser.prediction, xin, level, step));
+    } finally {
+      pred.dispose();
+    }
+  } finally {
+    if (xin !== x) xin.dispose();
+  }
 }
 
 /** Throws `NonFiniteError` naming the step when `t` holds NaN or infinity (one scalar readback). */
@@ -219,7 +300,7 @@ export async function assertFinite(t: tf.Tensor, what: string, step: number): Pr
   if (!v) throw new NonFiniteError(what, step);
 }
 
-function initialNoise(denoiser: Denoiser, o: SampleOptions, rng: () => Random): tf.Tensor {
+function initialNoise(denoiser: AnyDenoiser, o: SampleOptions, rng: () => Random): tf.Tensor {
   if (o.noise !== undefined) return tf.clone(o.noise);
   const shape = o.shape ?? (denoiser.shape ? [o.batch ?? 1, ...denoiser.shape] : undefined);
   if (shape === undefined)
@@ -240,7 +321,7 @@ function initialNoise(denoiser: Denoiser, o: SampleOptions, rng: () => Random): 
  * }
  */
 export async function* sampleSteps(
-  denoiser: Denoiser,
+  denoiser: AnyDenoiser,
   options: SampleOptions = {},
 ): AsyncGenerator<StepInfo, tf.Tensor, void> {
   const plan = resolvePlan(options);
@@ -254,12 +335,13 @@ export async function* sampleSteps(
 
 /** Runs the sampler program of `options.sampler` over `plan`, starting from the VE state `start()`. */
 async function* drive(
-  denoiser: Denoiser,
+  denoiser: AnyDenoiser,
   options: SampleOptions,
   plan: SamplingPlan,
   start: (getRng: () => Random) => tf.Tensor,
   requireDeterministic = false,
 ): AsyncGenerator<StepInfo, tf.Tensor, void> {
+  assertDenoiser(denoiser);
   const def = getSampler(options.sampler ?? 'euler');
   if (requireDeterministic && def.stochastic) {
     throw new SamplerError(
@@ -321,7 +403,7 @@ async function* drive(
           );
         }
         const level = levelFor(y.sigma);
-        input = scope.keep(denoiseVE(denoiser, y.x, level, options.cond, y.step));
+        input = scope.keep(await denoiseVEAny(denoiser, y.x, level, options.cond, y.step));
         calls++;
         if (check)
           await assertFinite(
@@ -353,13 +435,18 @@ async function* drive(
  * `sample_*(model, x, sigmas)`. The denoiser sees VP-scaled inputs x_t = alpha x0 + sigma eps with their
  * levels; every sampler is written once in VE variables (Karras et al. 2022, sec. 2-3).
  * Returns the final sample (VP-scaled at the last level; the data when it is 0); the caller owns it.
+ * `denoiser` may be an `AsyncDenoiser` (e.g. ONNX Runtime Web): each model call is awaited, with
+ * bit-identical results to the same model called synchronously.
  *
  * @example
  * import { GaussianMixture } from '@diffuse/models';
  * const gm = new GaussianMixture({ weights: [0.5, 0.5], means: [[-1, 0], [1, 0]], covs: [[[0.05, 0], [0, 0.05]], [[0.05, 0], [0, 0.05]]] });
  * const x = await sample(gm.denoiser('epsilon'), { sampler: 'dpmpp_2m', steps: 20, shape: [256, 2], seed: 1 });
  */
-export async function sample(denoiser: Denoiser, options: SampleOptions = {}): Promise<tf.Tensor> {
+export async function sample(
+  denoiser: AnyDenoiser,
+  options: SampleOptions = {},
+): Promise<tf.Tensor> {
   const it = sampleSteps(denoiser, options);
   for (;;) {
     const r = await it.next();
@@ -380,7 +467,7 @@ export async function sample(denoiser: Denoiser, options: SampleOptions = {}): P
  * const back = await sample(gm.denoiser('epsilon'), { levels: reversedLevels, noise: ... });
  */
 export async function* invertSteps(
-  denoiser: Denoiser,
+  denoiser: AnyDenoiser,
   x: tf.Tensor,
   options: SampleOptions = {},
 ): AsyncGenerator<StepInfo, tf.Tensor, void> {
@@ -416,7 +503,7 @@ export async function* invertSteps(
  * const latent = await invert(denoiser, x0, { sigmas: [0.01, 0.1, 1, 10] });
  */
 export async function invert(
-  denoiser: Denoiser,
+  denoiser: AnyDenoiser,
   x: tf.Tensor,
   options: SampleOptions = {},
 ): Promise<tf.Tensor> {
