@@ -4,6 +4,8 @@
  * - `initBackend(kind)` chooses and initialises wasm, webgl, webgpu or cpu, and reports capabilities.
  * - Importing this package registers tfjs gradients, so training works with tfjs-core alone.
  * - On wasm, it adds the missing `Conv2DBackpropFilter` kernel and fast transposed matMuls.
+ * - `groupNorm(x, gamma, beta, { groups, activation: 'silu' })`: GroupNorm (+ SiLU) as one kernel
+ *   each way on wasm and cpu, with its analytic gradient.
  * - `Random` gives seeded noise that is identical on every backend.
  * - Test helpers: `assertNoLeaks`, `readFloat32`, `maxAbsDiff`.
  *
@@ -17,6 +19,14 @@ export {
   InvalidArgumentError,
   TensorLeakError,
 } from './errors.js';
+export {
+  GROUP_NORM,
+  GROUP_NORM_GRAD,
+  type GroupNormActivation,
+  type GroupNormOptions,
+  groupNorm,
+  groupNormComposed,
+} from './group-norm.js';
 export {
   AUTO_ORDER,
   type BackendInfo,
