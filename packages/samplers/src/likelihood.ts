@@ -43,11 +43,55 @@ export interface LogLikelihoodResult {
 }
 
 /**
+ * Checks `cond` against a batch of `batch` examples: a tensor whose leading dimension is `batch` is
+ * per-example; one of rank 0 or leading dimension 1 broadcasts; any other tensor is a `SamplerError`
+ * naming its key.
+ */
+function checkConditioning(cond: Conditioning | undefined, batch: number): void {
+  for (const [key, v] of Object.entries(cond ?? {})) {
+    if (!(v instanceof tf.Tensor) || v.rank === 0) continue;
+    const n = v.shape[0]!;
+    if (n !== batch && n !== 1) {
+      throw new SamplerError(
+        `cond.${key} has shape [${v.shape.join(', ')}]: its leading dimension must be x0's batch of ${batch} (one per example) or 1 (shared)`,
+      );
+    }
+  }
+}
+
+/**
+ * The conditioning for `reps` stacked copies of the batch, [x; x; ...; x] along axis 0: every
+ * per-example tensor (leading dimension `batch`) is stacked the same way, so row j * batch + b keeps
+ * example b's conditioning; scalars, shared ([1, ...]) tensors and plain values are passed as given.
+ * New tensors are returned in `owned` (the caller disposes them).
+ */
+function repeatConditioning(
+  cond: Conditioning | undefined,
+  batch: number,
+  reps: number,
+): { cond: Conditioning | undefined; owned: tf.Tensor[] } {
+  if (cond === undefined || reps === 1) return { cond, owned: [] };
+  const out: Conditioning = {};
+  const owned: tf.Tensor[] = [];
+  for (const [key, v] of Object.entries(cond)) {
+    if (v instanceof tf.Tensor && v.rank > 0 && v.shape[0] === batch) {
+      const t = tf.concat(new Array<tf.Tensor>(reps).fill(v), 0);
+      owned.push(t);
+      out[key] = t;
+    } else out[key] = v;
+  }
+  return { cond: out, owned };
+}
+
+/**
  * log p_sigmaMin(x0) = log N(x(sigmaMax); 0, sigmaMax^2 I) + integral over log sigma of div_x (x - D(x; sigma)),
  * where x(sigma) follows the probability-flow ODE dx/dlog sigma = x - D from x(sigmaMin) = x0, solved
  * with adaptive Dormand-Prince 5(4). The divergence is dim - tr(dD/dx): exact (one vector-Jacobian
  * product per dimension) or Hutchinson's v^T (dD/dx) v with fixed Rademacher or Gaussian probes.
- * `x0` is [batch, ...dims], data-scaled.
+ * `x0` is [batch, ...dims], data-scaled. With `cond`, the result is the conditional log p(x0 | cond):
+ * the model is evaluated on internal batches of `dim` (exact trace) or `probes` (Hutchinson) stacked
+ * copies of x0, and every per-example conditioning tensor (leading dimension batch, e.g. class
+ * `labels` [batch]) is stacked with them in the same order.
  *
  * @example
  * const { nats, bitsPerDim } = await logLikelihood(gm.denoiser('epsilon'), x0, { rtol: 1e-5, atol: 1e-5 });
@@ -75,6 +119,9 @@ export async function logLikelihood(
   if (probe !== 'rademacher' && probe !== 'gaussian')
     throw new SamplerError(`probe must be 'rademacher' or 'gaussian', got '${probe}'`);
   const nProbes = options.probes ?? 1;
+  if (!Number.isInteger(nProbes) || nProbes < 1)
+    throw new SamplerError(`probes must be a positive integer, got ${nProbes}`);
+  checkConditioning(options.cond, batch);
   const embedding = options.embedding ?? 'vp';
   const level = (s: number) =>
     embedding === 've'
@@ -93,6 +140,10 @@ export async function logLikelihood(
     for (let p = 0; p < nProbes; p++)
       vs.push(scope.keep(probe === 'rademacher' ? rng.rademacher(x0.shape) : rng.normal(x0.shape)));
   }
+  // The model sees `reps` stacked copies of the batch: one per dimension (exact) or per probe.
+  const reps = trace === 'exact' ? dim : vs.length;
+  const repeated = repeatConditioning(options.cond, batch, reps);
+  for (const t of repeated.owned) scope.keep(t);
   const sumDims = (t: tf.Tensor) =>
     t.rank > 1
       ? tf.sum(
@@ -109,12 +160,11 @@ export async function logLikelihood(
     nfe++;
     const s = Math.exp(u);
     const l = level(s);
-    const D = (x: tf.Tensor) => denoiseVE(denoiser, x, l, options.cond, 0);
+    const D = (x: tf.Tensor) => denoiseVE(denoiser, x, l, repeated.cond, 0);
     const x = y[0]!;
     const out = tf.tidy(() => {
       // One forward and one backward pass on a tiled batch: block j holds x again, weighted by
       // e_j (exact trace: block j yields row j of dD/dx) or by probe j (Hutchinson).
-      const reps = trace === 'exact' ? dim : vs.length;
       const xt = tf.concat(new Array(reps).fill(x), 0);
       const W =
         trace === 'exact'
