@@ -1,4 +1,4 @@
-import { initBackend, liveTensors, Random } from '@diffuse/backend';
+import { InvalidArgumentError, initBackend, liveTensors, Random } from '@diffuse/backend';
 import { minSNRWeighting, uniformTimeSampler } from '@diffuse/losses';
 import { Mlp, mlpConfig, type NetworkDenoiser, UNet, unetConfig } from '@diffuse/models';
 import { CosineSchedule } from '@diffuse/schedules';
@@ -203,6 +203,19 @@ describe('ParallelGradients: errors and lifecycle', () => {
       ParallelGradients.create(notANetwork as unknown as NetworkDenoiser, { sampler }),
     ).rejects.toThrow(/Mlp or UNet/);
     const pg = await ParallelGradients.create(model, { sampler }, { workers: 1 });
+    // a Trainer takes exactly one of `loss` and `gradients`
+    const data = () => ({ x: tf.zeros([4, 2]) });
+    expect(() => new Trainer({ params: model.params, data, seed: 0 })).toThrow(InvalidArgumentError);
+    expect(
+      () =>
+        new Trainer({
+          params: model.params,
+          data,
+          seed: 0,
+          gradients: pg,
+          loss: diffusionLoss(model, { sampler }),
+        }),
+    ).toThrow(/exactly one of `loss` and `gradients`/);
     const x = tf.zeros([4, 2]);
     await expect(pg.compute({ x }, Random.seed(0), model.params.slice(1))).rejects.toThrow(
       /not the model's/,

@@ -4,6 +4,9 @@ import { dirname } from 'node:path';
 import { type BackendName, initBackend } from '@diffuse/backend';
 import type { Ema, NetworkDenoiser } from '@diffuse/models';
 import { saveModelFiles } from '@diffuse/models/node';
+import { type DiffusionBatch, type DiffusionLossOptions, diffusionLoss } from '../diffusion.js';
+import { ParallelGradients } from '../parallel.js';
+import type { TrainerOptions } from '../trainer.js';
 
 /** Options every training command takes. */
 export interface CommonOptions {
@@ -18,11 +21,34 @@ export interface CommonOptions {
   backend: BackendName;
   batchSize: number;
   learningRate: number;
+  /** Gradient worker threads (0: compute gradients on the main thread). */
+  workers: number;
 }
 
 export async function setUp(backend: BackendName): Promise<void> {
   const info = await initBackend(backend);
   console.log(`backend ${info.name} (simd ${info.simd}, threads ${info.threads})`);
+}
+
+/**
+ * The trainer's loss, on the main thread (`workers` 0) or as `ParallelGradients` over `workers`
+ * threads (same steps for one seed, within float32 rounding; the trainer disposes the workers).
+ */
+export async function gradientsFor(
+  model: NetworkDenoiser,
+  loss: DiffusionLossOptions,
+  o: Pick<CommonOptions, 'workers' | 'backend'>,
+): Promise<Pick<TrainerOptions<DiffusionBatch>, 'loss' | 'gradients'>> {
+  if (o.workers === 0) return { loss: diffusionLoss(model, loss) };
+  if (o.backend !== 'wasm' && o.backend !== 'cpu') {
+    throw new Error(`--workers needs --backend wasm or cpu, got ${o.backend}`);
+  }
+  const gradients = await ParallelGradients.create(model, loss, {
+    workers: o.workers,
+    backend: o.backend,
+  });
+  console.log(`${gradients.workers} gradient worker threads (${gradients.backend})`);
+  return { gradients };
 }
 
 /** An abort signal that fires after `minutes` (none when not finite). */

@@ -24,6 +24,7 @@ const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|eval-mnist> 
   --batch-size N       batch size
   --lr X               peak learning rate
   --channels N         U-Net base channels (mnist)
+  --workers N          gradient worker threads, one batch shard each (mnist, mixture; default 0: main thread)
   eval-mnist: --model BASE --classifier BASE --per-class N --sample-steps N --guidance S`;
 
 async function main(): Promise<void> {
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
       'batch-size': { type: 'string' },
       lr: { type: 'string' },
       channels: { type: 'string' },
+      workers: { type: 'string', default: '0' },
       model: { type: 'string' },
       classifier: { type: 'string' },
       'per-class': { type: 'string' },
@@ -81,7 +83,12 @@ async function main(): Promise<void> {
     backend: values.backend as BackendName,
     batchSize: num('batch-size', values['batch-size'], d.batchSize),
     learningRate: num('lr', values.lr, d.lr),
+    workers: num('workers', values.workers, 0),
   };
+  if (!Number.isInteger(common.workers) || common.workers < 0) {
+    console.error(`--workers must be a non-negative integer, got '${values.workers}'`);
+    process.exit(1);
+  }
   switch (command) {
     case 'mnist': {
       const { trainMnist } = await import('./mnist.js');

@@ -13,11 +13,18 @@ import { Ema, Mlp, mlpConfig } from '@diffuse/models';
 import { logLikelihood, sample } from '@diffuse/samplers';
 import { CosineSchedule } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
-import { type DiffusionBatch, diffusionLoss } from '../diffusion.js';
+import type { DiffusionBatch } from '../diffusion.js';
 import { energyDistance } from '../metrics.js';
 import { FileCheckpointStore } from '../store.js';
 import { Trainer } from '../trainer.js';
-import { budget, type CommonOptions, commandLine, setUp, writeResults } from './common.js';
+import {
+  budget,
+  type CommonOptions,
+  commandLine,
+  gradientsFor,
+  setUp,
+  writeResults,
+} from './common.js';
 import { terminalProgress } from './progress.js';
 
 /** Metrics of a 2-D denoiser against a mixture toy, with the EMA weights in place. */
@@ -95,10 +102,11 @@ export async function trainMixture(o: CommonOptions): Promise<void> {
   const trainer = new Trainer<DiffusionBatch>({
     params: model.params,
     data: (rng) => toy.sample(o.batchSize, rng),
-    loss: diffusionLoss(model, {
-      sampler: uniformTimeSampler(new CosineSchedule()),
-      condDropout: 0.1,
-    }),
+    ...(await gradientsFor(
+      model,
+      { sampler: uniformTimeSampler(new CosineSchedule()), condDropout: 0.1 },
+      o,
+    )),
     seed: o.seed,
     optimizer: {
       learningRate: o.learningRate,

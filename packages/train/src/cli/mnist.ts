@@ -14,10 +14,17 @@ import { uniformTimeSampler } from '@diffuse/losses';
 import { Ema, UNet, type UNetConfig, unetConfig } from '@diffuse/models';
 import { CosineSchedule } from '@diffuse/schedules';
 import type * as tf from '@tensorflow/tfjs-core';
-import { type DiffusionBatch, diffusionLoss } from '../diffusion.js';
+import type { DiffusionBatch } from '../diffusion.js';
 import { FileCheckpointStore } from '../store.js';
 import { type BatchSource, Trainer } from '../trainer.js';
-import { budget, type CommonOptions, commandLine, setUp, writeResults } from './common.js';
+import {
+  budget,
+  type CommonOptions,
+  commandLine,
+  gradientsFor,
+  setUp,
+  writeResults,
+} from './common.js';
 import { terminalProgress } from './progress.js';
 
 /** The U-Net of the demo: small enough to train on 2 CPU cores within an hour. */
@@ -61,10 +68,11 @@ export async function trainMnist(o: CommonOptions & { channels: number }): Promi
   const trainer = new Trainer<DiffusionBatch>({
     params: model.params,
     data: shuffledSource(mnist, o.batchSize, Random.seed(o.seed).int(2 ** 31)),
-    loss: diffusionLoss(model, {
-      sampler: uniformTimeSampler(new CosineSchedule()),
-      condDropout: 0.1,
-    }),
+    ...(await gradientsFor(
+      model,
+      { sampler: uniformTimeSampler(new CosineSchedule()), condDropout: 0.1 },
+      o,
+    )),
     seed: o.seed,
     optimizer: {
       learningRate: o.learningRate,
