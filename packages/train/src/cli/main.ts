@@ -5,6 +5,7 @@
  *   diffuse-train mnist   --out weights/mnist-unet --checkpoints runs/mnist --minutes 45
  *   diffuse-train mixture --out weights/mixture-mlp --checkpoints runs/mixture
  *   diffuse-train mnist-classifier --out weights/mnist-classifier
+ *   diffuse-train mnist-noisy-classifier --out weights/mnist-noisy-classifier --minutes 20
  *   diffuse-train eval-mnist --model weights/mnist-unet --classifier weights/mnist-classifier
  *
  * Runs resume from their checkpoint directory; `--minutes` bounds the wall-clock time (the run saves
@@ -14,7 +15,7 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@diffuse/backend';
 import type { CommonOptions } from './common.js';
 
-const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|eval-mnist> [options]
+const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|mnist-noisy-classifier|eval-mnist> [options]
   --out PATH           output base (default weights/<command>)
   --checkpoints DIR    checkpoint directory, resumed if present (default runs/<command>)
   --steps N            training steps
@@ -23,7 +24,8 @@ const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|eval-mnist> 
   --backend NAME       wasm | cpu (default wasm)
   --batch-size N       batch size
   --lr X               peak learning rate
-  --channels N         U-Net base channels (mnist)
+  --channels N         base channels of the U-Net (mnist) or conv classifier (mnist-noisy-classifier)
+  --trunk mlp|conv     mnist-noisy-classifier's trunk (default mlp)
   --workers N          gradient worker threads, one batch shard each (mnist, mixture; default 0: main thread)
   eval-mnist: --model BASE --classifier BASE --per-class N --sample-steps N --guidance S`;
 
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
       lr: { type: 'string' },
       channels: { type: 'string' },
       workers: { type: 'string', default: '0' },
+      trunk: { type: 'string', default: 'mlp' },
       model: { type: 'string' },
       classifier: { type: 'string' },
       'per-class': { type: 'string' },
@@ -67,6 +70,7 @@ async function main(): Promise<void> {
     mnist: { steps: 2000, batchSize: 32, lr: 2e-3 },
     mixture: { steps: 4000, batchSize: 512, lr: 2e-3 },
     'mnist-classifier': { steps: 600, batchSize: 64, lr: 2e-3 },
+    'mnist-noisy-classifier': { steps: 3000, batchSize: 64, lr: 2e-3 },
     'eval-mnist': { steps: 0, batchSize: 0, lr: 0 },
   };
   const d = defaults[command];
@@ -116,6 +120,19 @@ async function main(): Promise<void> {
     case 'mnist-classifier': {
       const { trainMnistClassifier } = await import('./classifier.js');
       await trainMnistClassifier(common);
+      break;
+    }
+    case 'mnist-noisy-classifier': {
+      const { trainNoisyMnistClassifier } = await import('./classifier.js');
+      if (values.trunk !== 'mlp' && values.trunk !== 'conv') {
+        console.error(`--trunk must be mlp or conv, got '${values.trunk}'`);
+        process.exit(1);
+      }
+      await trainNoisyMnistClassifier({
+        ...common,
+        channels: num('channels', values.channels, 16),
+        trunk: values.trunk,
+      });
       break;
     }
   }
