@@ -1,6 +1,6 @@
 import { packageConfig } from '@diffuse/config/tsup';
 
 export default packageConfig({
-  entry: ['src/index.ts', 'src/worker.ts'],
-  external: ['onnxruntime-node'],
+  entry: ['src/index.ts', 'src/worker.ts', 'src/web.ts'],
+  external: ['onnxruntime-node', 'onnxruntime-web', 'onnxruntime-web/wasm'],
 });

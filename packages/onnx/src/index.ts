@@ -2,10 +2,22 @@
  * `@diffuse/onnx`: native inference for Diffuse networks. `exportOnnx` writes an MLP, U-Net or
  * classifier as a standard ONNX file (traced from the tfjs model itself); `onnxDenoiser` runs it
  * with ONNX Runtime (`onnxruntime-node`, an optional peer dependency) behind the `Denoiser`
- * interface, so samplers and guidance run unchanged on it.
+ * interface, so samplers and guidance run unchanged on it; `onnxDenoiserAsync` is the same model as an
+ * `AsyncDenoiser` on Node's main thread. In the browser, use `@diffuse/onnx/web` (`onnxDenoiserWeb`).
  *
  * @packageDocumentation
  */
+export {
+  AsyncOnnxNetwork,
+  type DenoiserInfo,
+  type DenoiserSource,
+  type OnnxAsyncDenoiser,
+  type OnnxFileInfo,
+  type OrtModule,
+  type OrtSessionLike,
+  type OrtTensorLike,
+  readOnnxInfo,
+} from './async-runtime.js';
 export { OnnxError } from './errors.js';
 export {
   CLASSIFIER_INPUTS,
@@ -13,6 +25,7 @@ export {
   type ExportableNetwork,
   exportOnnx,
 } from './export.js';
+export { onnxDenoiserAsync } from './node-async.js';
 export { SUPPORTED_KERNELS, toOnnx } from './onnx-graph.js';
 export { OnnxNetwork, type OnnxOptions, onnxDenoiser } from './runtime.js';
 export {
