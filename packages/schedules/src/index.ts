@@ -57,6 +57,7 @@ export {
   sigmaVE,
   softplus,
   vpLevelFromLogSNR,
+  vpLevelFromLogSNRTensor,
   vpLevelFromSigmaVE,
 } from './noise-level.js';
 export {

@@ -8,7 +8,7 @@
  * SNR = alpha^2 / sigma^2 and logSNR = lambda = 2 log(alpha / sigma). The variance-exploding view of
  * the same level (k-diffusion, EDM) divides by alpha: x / alpha = x_0 + (sigma / alpha) eps.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** A scalar or a tensor that broadcasts against the batch (e.g. shape [batch, 1, ...]). */
 export type Scalar = number | tf.Tensor;
@@ -41,6 +41,28 @@ export function vpLevelFromLogSNR(logSNR: number): NoiseLevel<number> {
   const alpha = Math.exp(-0.5 * softplus(-logSNR));
   const sigma = Math.exp(-0.5 * softplus(logSNR));
   return { alpha, sigma };
+}
+
+/**
+ * `vpLevelFromLogSNR` elementwise on a tensor of logSNR values (one per example while training):
+ *
+ *     alpha = sqrt(sigmoid(lambda)) = exp(-softplus(-lambda) / 2),
+ *     sigma = sqrt(sigmoid(-lambda)) = exp(-softplus(lambda) / 2)
+ *
+ * (VDM eq. 4; Luo 2022, eq. 69), in the softplus form so that float32 neither rounds alpha or sigma to
+ * 0 at large |lambda| (sigmoid(-100) underflows; the level does not) nor gives an infinite or NaN
+ * gradient there: d alpha / d lambda = alpha sigmoid(-lambda) / 2 is finite everywhere. Differentiable
+ * in `logSNR` (learned schedules train through it). The result has `logSNR`'s shape; reshape the
+ * input to [batch, 1, ..., 1] first to broadcast against data. The caller owns both tensors.
+ *
+ * @example
+ * const { alpha, sigma } = vpLevelFromLogSNRTensor(tf.tensor1d([-10, 0, 10])); // alpha[1] = 0.7071
+ */
+export function vpLevelFromLogSNRTensor(logSNR: tf.Tensor): NoiseLevel<tf.Tensor> {
+  return tf.tidy(() => ({
+    alpha: tf.exp(tf.mul(tf.softplus(tf.neg(logSNR)), -0.5)),
+    sigma: tf.exp(tf.mul(tf.softplus(logSNR), -0.5)),
+  }));
 }
 
 /**
