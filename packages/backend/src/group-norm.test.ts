@@ -110,8 +110,7 @@ function maxAbs(a: ArrayLike<number>): number {
 function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number): void {
   expect(actual.length).toBe(expected.length);
   let err = 0;
-  for (let i = 0; i < actual.length; i++)
-    err = Math.max(err, Math.abs(actual[i]! - expected[i]!));
+  for (let i = 0; i < actual.length; i++) err = Math.max(err, Math.abs(actual[i]! - expected[i]!));
   expect(err).toBeLessThanOrEqual(rtol * Math.max(1, maxAbs(expected)));
 }
 
@@ -218,7 +217,9 @@ describe('groupNorm kernels', () => {
     const b = tf.zeros([6]);
     expect(() => groupNorm(x, g, b, { groups: 4 })).toThrow(/dividing the channel count 6/);
     expect(() => groupNorm(x, g, b, { groups: 0 })).toThrow(InvalidArgumentError);
-    expect(() => groupNorm(x, tf.ones([4]), b, { groups: 2 })).toThrow(/gamma must have shape \[6\]/);
+    expect(() => groupNorm(x, tf.ones([4]), b, { groups: 2 })).toThrow(
+      /gamma must have shape \[6\]/,
+    );
     expect(() => groupNorm(tf.zeros([6]), g, b, { groups: 2 })).toThrow(/rank >= 2/);
     expect(() => groupNorm(tf.zeros([2, 6], 'int32'), g, b, { groups: 2 })).toThrow(/float32/);
     expect(() =>

@@ -162,7 +162,7 @@ export abstract class NetworkDenoiser extends Model implements Denoiser, NoiseCo
 
   abstract get shape(): readonly number[];
 
-  /** The raw network F(x; noise, cond), `noise` per example [batch]. */
+  /** The raw network F(x; noise, cond), `noise` per example [batch], or [1] shared by the batch. */
   apply(x: tf.Tensor, noise: tf.Tensor, cond?: Conditioning): tf.Tensor {
     return tf.tidy(() => {
       this.checkInput(x);
@@ -179,7 +179,7 @@ export abstract class NetworkDenoiser extends Model implements Denoiser, NoiseCo
     if (pre) return edmPreconditioned(this, { sigmaData: pre.sigmaData }).predict(x, level, cond);
     return tf.tidy(() => {
       this.checkInput(x);
-      return this.forward(x, logSNRTensor(level, x.shape[0]!), cond?.labels);
+      return this.forward(x, noiseInput(level, x.shape[0]!), cond?.labels);
     });
   }
 
@@ -197,6 +197,16 @@ export abstract class NetworkDenoiser extends Model implements Denoiser, NoiseCo
       );
     }
   }
+}
+
+/**
+ * The logSNR noise input of a level: [1] when alpha and sigma are numbers or one-element tensors
+ * (one level for the whole batch, as when sampling), so the noise embedding runs once; [batch]
+ * for per-example levels (training).
+ */
+function noiseInput(level: NoiseLevel<Scalar>, batch: number): tf.Tensor {
+  const shared = (v: Scalar) => typeof v === 'number' || v.size === 1;
+  return logSNRTensor(level, shared(level.alpha) && shared(level.sigma) ? 1 : batch);
 }
 
 function checkCommon(c: { embedDim: number; numClasses: number }, kind: string): void {
@@ -244,7 +254,11 @@ function embeddingParams(store: ParamStore, embedDim: number, numClasses: number
   };
 }
 
-/** emb = fc2(silu(fc1(features(noise)))) + classEmbedding(labels): [batch, embedDim]. */
+/**
+ * emb = fc2(silu(fc1(features(noise)))) + classEmbedding(labels): [batch, embedDim], or [1, embedDim]
+ * when the noise input is shared (one value) and there are no class embeddings. A shared noise input
+ * (sampling: one level for the whole batch) runs the noise MLP on one row, broadcast afterwards.
+ */
 function embed(
   e: Embedding,
   noise: tf.Tensor,
@@ -252,9 +266,9 @@ function embed(
   batch: number,
   kind: string,
 ): tf.Tensor {
-  if (noise.size !== batch)
+  if (noise.size !== batch && noise.size !== 1)
     throw new ModelError(
-      `${kind}: noise input must have one value per example (${batch}), got ${noise.size}`,
+      `${kind}: noise input must have one value per example (${batch}) or one shared value, got ${noise.size}`,
     );
   let h = dense(silu(dense(noiseFeatures(noise, e.dim), e.fc1)), e.fc2);
   if (e.classes) h = tf.add(h, classEmbedding(e.classes, labels, batch));
@@ -392,9 +406,9 @@ function resBlockParams(
 /** h = conv1(silu(gn(x))) + emb(silu(e)); h = conv2(silu(gn(h))); return skip(x) + h (DDPM's ResnetBlock). */
 function resBlock(p: ResBlock, x: tf.Tensor, e: tf.Tensor, groups: number): tf.Tensor {
   const outCh = p.conv1.w.shape[3]!;
-  let h = conv(silu(groupNorm(x, p.norm1, groups)), p.conv1);
+  let h = conv(groupNorm(x, p.norm1, groups, 'silu'), p.conv1);
   h = tf.add(h, tf.reshape(dense(e, p.emb), [-1, 1, 1, outCh]));
-  h = conv(silu(groupNorm(h, p.norm2, groups)), p.conv2);
+  h = conv(groupNorm(h, p.norm2, groups, 'silu'), p.conv2);
   return tf.add(p.skip ? dense(x, p.skip) : x, h);
 }
 
@@ -579,7 +593,7 @@ export class UNet extends NetworkDenoiser {
       }
       if (level.upsample) h = conv(upsample2x(h), level.upsample);
     }
-    return conv(silu(groupNorm(h, this.normOut, g)), this.convOut);
+    return conv(groupNorm(h, this.normOut, g, 'silu'), this.convOut);
   }
 }
 
@@ -678,7 +692,7 @@ export class NoiseConditionalClassifier extends Model {
         );
       }
       const batch = x.shape[0]!;
-      const emb = embed(this.e, logSNRTensor(level, batch), undefined, batch, 'classifier');
+      const emb = embed(this.e, noiseInput(level, batch), undefined, batch, 'classifier');
       if (this.trunk) return dense(silu(mlpTrunk(this.trunk, x, emb)), this.head);
       const g = this.config.groups;
       const e = silu(emb);
@@ -687,7 +701,7 @@ export class NoiseConditionalClassifier extends Model {
         h = resBlock(l.res, h, e, g);
         if (l.downsample) h = conv(h, l.downsample, 2);
       }
-      h = tf.mean(silu(groupNorm(h, this.normOut!, g)), [1, 2]);
+      h = tf.mean(groupNorm(h, this.normOut!, g, 'silu'), [1, 2]);
       return dense(h, this.head);
     });
   }

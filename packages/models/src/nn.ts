@@ -5,7 +5,11 @@
  * Layout: images are NHWC; dense layers act on the last axis.
  */
 
-import type { Random } from '@diffuse/backend';
+import {
+  groupNorm as fusedGroupNorm,
+  type GroupNormActivation,
+  type Random,
+} from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelError } from './errors.js';
 
@@ -97,15 +101,19 @@ export function silu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * GroupNorm (Wu & He 2018) over NHWC: normalise each of `groups` channel groups by its mean and
- * variance over (H, W, channels in the group), then scale and shift per channel.
+ * GroupNorm (Wu & He 2018) over NHWC, optionally followed by SiLU: normalise each of `groups` channel
+ * groups by its mean and variance over (H, W, channels in the group), scale and shift per channel,
+ * then `activation`. One fused kernel each way on wasm and cpu (`groupNorm` of `@diffuse/backend`,
+ * with its analytic gradient); composed tfjs ops on webgl and webgpu.
  */
-export function groupNorm(x: tf.Tensor, p: Norm, groups: number, eps = 1e-5): tf.Tensor {
-  const [b, h, w, c] = x.shape as [number, number, number, number];
-  const g = tf.reshape(x, [b, h, w, groups, c / groups]);
-  const { mean, variance } = tf.moments(g, [1, 2, 4], true);
-  const normed = tf.reshape(tf.mul(tf.sub(g, mean), tf.rsqrt(tf.add(variance, eps))), [b, h, w, c]);
-  return tf.add(tf.mul(normed, p.gamma), p.beta);
+export function groupNorm(
+  x: tf.Tensor,
+  p: Norm,
+  groups: number,
+  activation: GroupNormActivation = 'none',
+  eps = 1e-5,
+): tf.Tensor {
+  return fusedGroupNorm(x, p.gamma, p.beta, { groups, epsilon: eps, activation });
 }
 
 /**
