@@ -1,0 +1,228 @@
+/**
+ * `@diffuse/onnx/web` in a real browser: a page bundled with esbuild and served from 127.0.0.1 (with
+ * onnxruntime-web's and tfjs-wasm's .wasm files served by the same server, as an app would) runs an
+ * MLP exported in Node on onnxruntime-web through `sample` (dpmpp_2m) in headless Debian chromium,
+ * and the samples must match the same run on tfjs in Node within 1e-4 of their scale. The page also
+ * exports a network itself (the export path uses no Node API) and reports ms per model call against
+ * tfjs-wasm. Every request must stay on 127.0.0.1: the demo has to work offline.
+ */
+import {
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend, Random } from '@diffuse/backend';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
+import { createModel, type Mlp, mlpConfig } from '@diffuse/models';
+import { sample } from '@diffuse/samplers';
+import * as tf from '@tensorflow/tfjs-core';
+import { build } from 'esbuild';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportOnnx } from '../src/index.js';
+import type { PageInput, PageOutput } from './browser-page.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+};
+
+/** Serves `root` on 127.0.0.1 (random port), recording every path asked for. */
+async function serve(root: string): Promise<{ server: Server; url: string; paths: string[] }> {
+  const paths: string[] = [];
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    paths.push(path);
+    let file = normalize(join(root, path));
+    if (!file.startsWith(root)) return void res.writeHead(403).end();
+    try {
+      if (statSync(file).isDirectory()) file = join(file, 'index.html');
+      res.writeHead(200, {
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+        'content-length': statSync(file).size,
+      });
+      createReadStream(file).pipe(res);
+    } catch {
+      res.writeHead(404).end('not found');
+    }
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}/`, paths };
+}
+
+/** Every parameter to N(0, std^2), so zero-initialised output layers do not hide mistakes. */
+function randomize(net: { params: tf.Variable[] }, seed: number, std: number): void {
+  const rng = Random.seed(seed);
+  for (const p of net.params) {
+    const v = tf.tidy(() => tf.mul(rng.normal(p.shape), std));
+    p.assign(v);
+    v.dispose();
+  }
+}
+
+const haveBrowser = existsSync(CHROMIUM_PATH) || process.env.CI === 'true';
+if (!haveBrowser) console.warn(`skipping the browser test: ${CHROMIUM_PATH} is missing`);
+
+const BATCH = 256;
+const STEPS = 10;
+
+describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
+  let root: string;
+  let profile: string;
+  let server: Server;
+  let url: string;
+  let paths: string[];
+  let context: BrowserContext;
+  const offOrigin: string[] = [];
+  const pageErrors: string[] = [];
+  let input: PageInput;
+  let reference: Float32Array;
+
+  beforeAll(async () => {
+    await initBackend('wasm');
+    // The model and the reference run, in Node on tfjs.
+    const net = createModel(mlpConfig({ dim: 2, width: 64, depth: 3, numClasses: 3 }), {
+      seed: 1,
+    }) as Mlp;
+    randomize(net, 2, 0.1);
+    const bytes = exportOnnx(net, { batchSize: BATCH });
+    const noise = Random.seed(5).normal([BATCH, 2]);
+    const labelValues = Array.from({ length: BATCH }, (_, i) => i % 4); // 3: the null class
+    const labels = tf.tensor1d(labelValues, 'int32');
+    const x = await sample(net, { sampler: 'dpmpp_2m', steps: STEPS, noise, cond: { labels } });
+    reference = (await x.data()) as Float32Array;
+    input = {
+      noise: Array.from(await noise.data()),
+      shape: [BATCH, 2],
+      labels: labelValues,
+      steps: STEPS,
+      timing: { width: 256, depth: 4, batch: 1024, calls: 4 },
+    };
+    tf.dispose([x, noise, labels]);
+    net.dispose();
+
+    // The app: page bundle, model file, and both runtimes' .wasm files, all from one server.
+    root = mkdtempSync(join(tmpdir(), 'diffuse-onnx-web-'));
+    await build({
+      entryPoints: [join(here, 'browser-page.ts')],
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      outfile: join(root, 'app.js'),
+      logLevel: 'silent',
+      // tsup's ESM shims in some @diffuse dists import `path` / `url` for __dirname, used only in
+      // Node; stub them as Vite does (`__vite-browser-external`).
+      plugins: [
+        {
+          name: 'node-builtins-external',
+          setup(b) {
+            b.onResolve({ filter: /^(node:)?(path|url|fs|module)$/ }, (a) => ({
+              path: a.path,
+              namespace: 'node-stub',
+            }));
+            b.onLoad({ filter: /.*/, namespace: 'node-stub' }, () => ({
+              contents: 'module.exports = {};',
+              loader: 'js',
+            }));
+          },
+        },
+      ],
+    });
+    writeFileSync(
+      join(root, 'index.html'),
+      '<!doctype html><html><head><meta charset="utf-8"></head><body><script type="module" src="/app.js"></script></body></html>',
+    );
+    writeFileSync(join(root, 'mlp.onnx'), bytes);
+    const ortDist = dirname(require.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
+    mkdirSync(join(root, 'ort'));
+    for (const f of ['ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs']) {
+      copyFileSync(join(ortDist, f), join(root, 'ort', f));
+    }
+    const tfDist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '..');
+    mkdirSync(join(root, 'tfwasm'));
+    for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
+      copyFileSync(join(tfDist, 'dist', f), join(root, 'tfwasm', f));
+    }
+    ({ server, url, paths } = await serve(root));
+    profile = mkdtempSync(join(tmpdir(), 'diffuse-onnx-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM_PATH,
+      args: [...CHROMIUM_ARGS],
+    });
+    await context.route('**/*', (route) => {
+      const u = route.request().url();
+      if (u.startsWith(url) || u.startsWith('data:') || u.startsWith('blob:')) {
+        return route.continue();
+      }
+      offOrigin.push(u);
+      return route.abort();
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
+    for (const d of [root, profile]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('samples with dpmpp_2m on onnxruntime-web as tfjs does in Node (1e-4 of scale), offline', async () => {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(url);
+    await page.waitForFunction(() => document.body?.dataset.ready === 'true', undefined, {
+      timeout: 20_000,
+    });
+    const out = (await page.evaluate(
+      (i) =>
+        (
+          globalThis as unknown as { diffuseOnnxTest: (i: PageInput) => Promise<PageOutput> }
+        ).diffuseOnnxTest(i),
+      input,
+    )) as PageOutput;
+
+    expect(pageErrors).toEqual([]);
+    expect(offOrigin).toEqual([]);
+    expect(out.backend).toBe('wasm');
+    // The runtime files came from the app itself.
+    expect(paths).toContain('/ort/ort-wasm-simd-threaded.wasm');
+    expect(paths).toContain('/mlp.onnx');
+
+    expect(out.samples.length).toBe(reference.length);
+    let scale = 0;
+    let err = 0;
+    for (let i = 0; i < reference.length; i++) {
+      scale = Math.max(scale, Math.abs(reference[i]!));
+      err = Math.max(err, Math.abs(reference[i]! - out.samples[i]!));
+    }
+    expect(scale).toBeGreaterThan(0.1);
+    expect(err).toBeLessThanOrEqual(1e-4 * scale);
+
+    // Exported in the page, checked against tfjs in the page.
+    expect(out.inPage.scale).toBeGreaterThan(1e-3);
+    expect(out.inPage.maxErr).toBeLessThanOrEqual(1e-4 * out.inPage.scale);
+    expect(out.leaked).toBe(0);
+
+    console.log(
+      `onnxruntime-web in chromium: dpmpp_2m x ${STEPS} on a ${BATCH} x 2 MLP, max |diff| ${err.toExponential(2)} (${(err / scale).toExponential(2)} of scale); in-page export ${(out.inPage.maxErr / out.inPage.scale).toExponential(2)} of scale; ms per call, MLP ${out.ms.depth}x${out.ms.width} batch ${out.ms.batch}: onnxruntime-web ${out.ms.onnx.toFixed(1)}, tfjs-wasm ${out.ms.tfjs.toFixed(1)} (crossOriginIsolated ${out.crossOriginIsolated}); requests: ${paths.join(' ')}`,
+    );
+    await page.close();
+  });
+});
