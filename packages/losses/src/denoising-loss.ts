@@ -22,7 +22,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { LossError } from './errors.js';
 import { assertBatchSize, type LogSNRSample, type LogSNRSampler } from './sampler.js';
-import { describe, vpLevelTensor } from './schedule.js';
+import { describe, perExampleVPLevel } from './schedule.js';
 import {
   convertWeighting,
   likelihoodWeighting,
@@ -156,7 +156,7 @@ export function weightedMSE(input: WeightedMSEInput): tf.Tensor1D {
   return tf.tidy(() => {
     const logSNR = asVector(input.logSNR, n, 'logSNR');
     const density = input.density === undefined ? undefined : asVector(input.density, n, 'density');
-    const level = vpLevelTensor(logSNR, x0.rank);
+    const level = perExampleVPLevel(logSNR, x0.rank);
     const x = tf.add(tf.mul(level.alpha, x0), tf.mul(level.sigma, noise));
     return weightedError(
       prediction,
@@ -298,7 +298,7 @@ export function denoisingLoss(
     const logSNR = asVector(levels.logSNR, n, 'logSNR');
     const density =
       levels.density === undefined ? undefined : asVector(levels.density, n, 'density');
-    const level = vpLevelTensor(logSNR, x0.rank);
+    const level = perExampleVPLevel(logSNR, x0.rank);
     const x = tf.add(tf.mul(level.alpha, x0), tf.mul(level.sigma, noise));
     const prediction = denoiser.predict(x, level, options.cond);
     if (!(prediction instanceof tf.Tensor)) {

@@ -12,6 +12,7 @@
  * The losses put the data in variance-preserving form, alpha^2 = sigmoid(lambda),
  * sigma^2 = sigmoid(-lambda), which is what a `Denoiser` expects.
  */
+import { type NoiseLevel, vpLevelFromLogSNRTensor } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { LossError } from './errors.js';
 
@@ -182,20 +183,16 @@ export function logSNRAt(
 }
 
 /**
- * The variance-preserving noise level of a logSNR tensor (Luo 2022, eq. 69; VDM eq. 3-4):
- *
- *     alpha^2 = sigmoid(lambda),   sigma^2 = sigmoid(-lambda),
- *
- * reshaped to [batch, 1, ..., 1] so it broadcasts against data of rank `rank`.
+ * The variance-preserving noise level of a logSNR tensor [batch] (`vpLevelFromLogSNRTensor` of
+ * `@diffuse/schedules`: alpha^2 = sigmoid(lambda), sigma^2 = sigmoid(-lambda); Luo 2022, eq. 69;
+ * VDM eq. 3-4), with lambda reshaped to [batch, 1, ..., 1] so the level broadcasts against data of
+ * rank `rank`.
  */
-export function vpLevelTensor(
-  logSNR: tf.Tensor,
-  rank: number,
-): { alpha: tf.Tensor; sigma: tf.Tensor } {
+export function perExampleVPLevel(logSNR: tf.Tensor, rank: number): NoiseLevel<tf.Tensor> {
   return tf.tidy(() => {
     const shape = [logSNR.shape[0] ?? 1, ...Array<number>(Math.max(rank - 1, 0)).fill(1)];
-    const l = tf.reshape(logSNR, shape);
-    return { alpha: tf.sqrt(tf.sigmoid(l)), sigma: tf.sqrt(tf.sigmoid(tf.neg(l))) };
+    const { alpha, sigma } = vpLevelFromLogSNRTensor(tf.reshape(logSNR, shape));
+    return { alpha, sigma };
   });
 }
 

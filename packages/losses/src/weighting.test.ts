@@ -5,6 +5,7 @@ import {
   convertPrediction,
   PREDICTIONS,
   type Prediction,
+  vpLevelFromLogSNRTensor,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -56,7 +57,7 @@ describe('target factors: ||target error||^2 = F_target(lambda) ||x0 error||^2',
     const x0 = rng.normal([n, 3]);
     const noise = rng.normal([n, 3]);
     const lam = tf.tensor2d(LAMBDAS, [n, 1]);
-    const level = { alpha: tf.sqrt(tf.sigmoid(lam)), sigma: tf.sqrt(tf.sigmoid(tf.neg(lam))) };
+    const level = vpLevelFromLogSNRTensor(lam);
     const x = tf.add(tf.mul(level.alpha, x0), tf.mul(level.sigma, noise));
     const x0Hat = tf.add(x0, tf.mul(0.1, rng.normal([n, 3])));
     const errX0 = (await tf.sum(tf.square(tf.sub(x0Hat, x0)), 1).data()) as Float32Array;
@@ -183,7 +184,7 @@ describe('weightedMSE on any target', () => {
       const noise = rng.normal([n, 5]);
       const density = LAMBDAS.map((_, i) => 0.02 * (i + 1));
       const lam = tf.tensor2d(LAMBDAS, [n, 1]);
-      const level = { alpha: tf.sqrt(tf.sigmoid(lam)), sigma: tf.sqrt(tf.sigmoid(tf.neg(lam))) };
+      const level = vpLevelFromLogSNRTensor(lam);
       const x = tf.add(tf.mul(level.alpha, x0), tf.mul(level.sigma, noise));
       // A prediction with a small error in x0 space, expressed in the model's space.
       const x0Hat = tf.add(x0, tf.mul(0.05, rng.normal([n, 5])));
