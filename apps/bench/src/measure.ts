@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchModel } from './models.js';
 import { type Stat, type TimingPlan, timeIt } from './stats.js';
-import { createTrainStep } from './training-step.js';
+import { createTrainStep, type TrainStep } from './training-step.js';
 
 /** ms per forward call of `model` at `batch`, and the tensors left behind (0 when nothing leaked). */
 export async function timeForward(
@@ -41,8 +41,20 @@ export async function timeTrainStep(
   plan: TimingPlan & { seed: number },
   onRepeat?: () => void,
 ): Promise<{ stat: Stat; leaked: number }> {
+  return timeSteps(() => createTrainStep(model, batch, plan.seed), plan, onRepeat);
+}
+
+/**
+ * ms per step of any `TrainStep` (built by `create`, disposed at the end), and the tensors left
+ * behind: the one timing loop every training row uses (one thread, worker threads, ...).
+ */
+export async function timeSteps(
+  create: () => TrainStep | Promise<TrainStep>,
+  plan: TimingPlan,
+  onRepeat?: () => void,
+): Promise<{ stat: Stat; leaked: number }> {
   const before = tf.memory().numTensors;
-  const trainer = createTrainStep(model, batch, plan.seed);
+  const trainer = await create();
   let stat: Stat;
   try {
     stat = await timeIt(
@@ -54,7 +66,7 @@ export async function timeTrainStep(
       onRepeat,
     );
   } finally {
-    trainer.dispose();
+    await trainer.dispose();
   }
   return { stat, leaked: tf.memory().numTensors - before };
 }

@@ -23,6 +23,8 @@ export interface BenchModel {
   /** Architecture (the network's JSON config) that the PyTorch peer mirrors. */
   spec: Record<string, unknown>;
   denoiser: Denoiser;
+  /** The tfjs network itself (what `@diffuse/onnx` exports). */
+  net: Mlp | UNet;
   variables: tf.Variable[];
   dispose(): void;
 }
@@ -66,6 +68,7 @@ export function createModel(name: ModelName, seed: number): BenchModel {
     params: net.numParams,
     spec: { ...net.config },
     denoiser: net,
+    net,
     variables: net.params,
     dispose: () => net.dispose(),
   };

@@ -7,7 +7,11 @@
 export const SUITES = ['accuracy', 'throughput', 'training', 'peers'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
-export const NODE_BACKENDS = ['wasm', 'cpu'] as const;
+/**
+ * Node runtimes: tfjs' `wasm` and `cpu` backends, and `onnx` (the networks exported by `@diffuse/onnx`
+ * and run by onnxruntime-node; inference only, so throughput and sampling rows).
+ */
+export const NODE_BACKENDS = ['wasm', 'cpu', 'onnx'] as const;
 export const BROWSER_BACKENDS = ['webgl', 'webgpu'] as const;
 export type BenchBackend = (typeof NODE_BACKENDS)[number] | (typeof BROWSER_BACKENDS)[number];
 
@@ -28,7 +32,7 @@ export interface BackendSizes {
 export interface Plan {
   preset: Preset;
   suites: SuiteName[];
-  /** Backends in Node. */
+  /** Backends (runtimes) in Node. */
   backends: BenchBackend[];
   /** Backends run in headless Chromium (only with `--browser`). */
   browserBackends: BenchBackend[];

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { computeGoals } from './goals.js';
 import { machineInfo } from './machine.js';
 import { resolvePlan } from './plan.js';
 import { type Results, SCHEMA_VERSION, validateResults } from './results.js';
@@ -29,12 +30,14 @@ function minimal(): Results {
             environment: 'node',
             batch: 4,
             variant: 'default',
+            ablation: false,
             msPerStep: summarize([1, 2, 3], 1),
             leakedTensors: 0,
           },
         ],
       },
     },
+    goals: computeGoals({}),
     durationMs: 5,
   };
 }

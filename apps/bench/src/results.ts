@@ -9,7 +9,7 @@ import { RESULTS_SCHEMA } from './paths.js';
 import type { Plan } from './plan.js';
 import type { Stat } from './stats.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** A backend as it was initialised (or why it was not). */
 export interface BackendRecord {
@@ -62,6 +62,19 @@ export interface SamplingRecord {
   leakedTensors: number;
 }
 
+/** A runtime outside tfjs that computed a row (ONNX Runtime through `@diffuse/onnx`). */
+export interface RuntimeRecord {
+  /** npm package, e.g. `onnxruntime-node`. */
+  name: string;
+  version: string;
+  /** Intra-op threads it was given. */
+  threads: number;
+  /** The tfjs backend holding the sampler's tensors and the denoiser's inputs and outputs. */
+  host: string;
+  /** Export of the graph for this batch size plus session creation (the first, untimed call). */
+  setupMs: number;
+}
+
 export interface ThroughputRow extends ModelRef {
   backend: string;
   environment: 'node' | 'browser';
@@ -75,6 +88,8 @@ export interface ThroughputRow extends ModelRef {
   modelBytes: number;
   /** Process resident set size after the calls (Node only). */
   rssBytes?: number;
+  /** Set when the model ran outside tfjs (backend `onnx`). */
+  runtime?: RuntimeRecord;
   sampling?: SamplingRecord;
 }
 
@@ -82,8 +97,20 @@ export interface TrainingRow extends ModelRef {
   backend: string;
   environment: 'node' | 'browser';
   batch: number;
-  /** `default`, or `no-wasm-transpose-fix` (the backend's explicit-transpose matMul kernels removed). */
-  variant: 'default' | 'no-wasm-transpose-fix';
+  /**
+   * Which way of training the row measures: `default` (one thread, the `Trainer` step), or another
+   * row of the training suite's `TRAINING_VARIANTS` (e.g. `no-wasm-transpose-fix`).
+   */
+  variant: string;
+  /**
+   * True for rows that measure a deliberately weakened configuration (e.g. a fix turned off): shown,
+   * but never counted as Diffuse's time in the peers ratios or the goals.
+   */
+  ablation: boolean;
+  /** Worker threads the step used (absent: one thread, the main one). */
+  workers?: number;
+  /** What is special about this row. */
+  note?: string;
   msPerStep: Stat;
   leakedTensors: number;
 }
@@ -108,8 +135,13 @@ export interface AccuracyCurve {
   sampler: string;
   stochastic: boolean;
   points: AccuracyPoint[];
-  /** Set when this sampler failed on this mixture; the message says why. */
+  /** Set when this sampler failed on this mixture (a real failure); the message says why. */
   error?: string;
+  /**
+   * NFE targets this sampler cannot hit by construction (a step costs more model evaluations than
+   * the target, or adaptive step sizes fix the NFE), shown as n/a with the reason; not failures.
+   */
+  unreachable?: { nfeRequested: number; reason: string }[];
 }
 
 export interface MixtureRecord {
@@ -175,6 +207,31 @@ export interface PeersSuite extends SuiteBase {
   rows: PeerRow[];
 }
 
+/** One of issue 9's performance goals, computed from the same run. */
+export interface GoalRow {
+  id: 'sampling-mlp' | 'sampling-unet' | 'training-mlp' | 'training-unet' | 'sampler-overhead-unet';
+  /** What is compared, in words. */
+  goal: string;
+  model: 'mlp' | 'unet';
+  batch: number | null;
+  /** Diffuse's number: the runtime/backend and its milliseconds (null when not measured). */
+  ours: { what: string; ms: number } | null;
+  /** What it is divided by: PyTorch's milliseconds, or the U-Net's time per step. */
+  reference: { what: string; ms: number } | null;
+  /** ours / reference (null when either is missing). */
+  value: number | null;
+  target: { op: '<=' | '<'; value: number };
+  status: 'pass' | 'fail' | 'n/a';
+  /** Why the status is n/a, or what else is worth knowing (e.g. the other runtimes). */
+  note?: string;
+}
+
+export interface GoalsRecord {
+  /** Where the goals come from. */
+  source: string;
+  rows: GoalRow[];
+}
+
 export interface Results {
   schemaVersion: typeof SCHEMA_VERSION;
   createdAt: string;
@@ -188,6 +245,8 @@ export interface Results {
     training?: TrainingSuite;
     peers?: PeersSuite;
   };
+  /** Issue 9's goals as ratios of numbers measured in this run. */
+  goals: GoalsRecord;
   durationMs: number;
 }
 

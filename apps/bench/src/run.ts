@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keepOriginalWasmMatMul } from './backends.js';
 import { runBrowser } from './browser/runner.js';
+import { computeGoals } from './goals.js';
 import { machineInfo } from './machine.js';
 import type { Plan, SuiteName } from './plan.js';
 import type { Progress } from './progress.js';
@@ -71,6 +72,7 @@ export async function runBench(
     machine,
     backends: ctx.backends,
     suites: ctx.results,
+    goals: computeGoals(ctx.results),
     durationMs: performance.now() - t0,
   };
 }

@@ -16,7 +16,8 @@ import type { BenchModel } from './models.js';
 export interface TrainStep {
   /** Runs one Adam step and returns its loss (read back, so the step has finished). */
   step(): Promise<number>;
-  dispose(): void;
+  /** Frees what the step holds (optimizer state, data; worker threads for parallel steps). */
+  dispose(): void | Promise<void>;
 }
 
 export function createTrainStep(

@@ -80,6 +80,27 @@ describe('bench command line', () => {
       expect(x.leakedTensors).toBe(0);
     }
     for (const x of res.suites.training!.rows) expect(x.msPerStep.median).toBeGreaterThan(0);
+    // ONNX Runtime rows (onnxruntime-node is a dependency of this app): forward and sampling runs
+    // through the Denoiser interface, for both networks, nothing leaked.
+    const onnx = rows.filter((x) => x.backend === 'onnx');
+    expect(onnx.map((x) => x.model).sort()).toEqual(['mlp', 'unet']);
+    for (const x of onnx) {
+      expect(x.runtime).toMatchObject({ name: 'onnxruntime-node', version: '1.30.0' });
+      expect(x.sampling?.nfe).toBe(res.plan.samplingSteps);
+      expect(x.sampling?.leakedTensors).toBe(0);
+    }
+    // Goals: every goal of issue 9, computed from this run's numbers.
+    expect(res.goals.rows.map((g) => g.id)).toEqual([
+      'sampling-mlp',
+      'sampling-unet',
+      'training-mlp',
+      'training-unet',
+      'sampler-overhead-unet',
+    ]);
+    for (const g of res.goals.rows) {
+      if (g.status === 'n/a') expect(g.note).toMatch(/^n\/a: /);
+      else expect(g.value).toBeCloseTo(g.ours!.ms / g.reference!.ms, 10);
+    }
     // Accuracy: every registered sampler on both mixtures; the reference runs re-done here land on the
     // references' own errors (same sigmas, same noise; float32 against float64: 2e-3 is generous).
     const acc = res.suites.accuracy!;
@@ -88,6 +109,16 @@ describe('bench command line', () => {
     for (const m of acc.mixtures) {
       expect(acc.curves.filter((c) => c.mixture === m.id).map((c) => c.sampler)).toEqual(names);
     }
+    // Samplers that cannot hit an NFE by construction are n/a with a reason, not failures.
+    const unreachable = (name: string) =>
+      acc.curves.filter((c) => c.sampler === name).flatMap((c) => c.unreachable ?? []);
+    for (const name of ['annealed_langevin', 'ode_dopri5', 'dpm_adaptive']) {
+      expect(unreachable(name).length, name).toBe(
+        acc.mixtures.length * res.plan.accuracy.nfe.length,
+      );
+    }
+    expect(unreachable('ode_dopri5')[0]!.reason).toMatch(/adaptive/);
+    expect(acc.curves.filter((c) => c.error).map((c) => `${c.sampler}: ${c.error}`)).toEqual([]);
     const measured = acc.curves.filter((c) => c.points.length > 0);
     expect(measured.length).toBeGreaterThan(names.length);
     for (const c of measured)
@@ -102,6 +133,7 @@ describe('bench command line', () => {
     }
     const report = readFileSync(join(r.dir!, 'REPORT.md'), 'utf8');
     expect(report).toContain('# Diffuse benchmark report');
+    expect(report).toContain('## Goals (issue 9: fast paths)');
     expect(report).toContain(res.machine.cpuModel);
     for (const svg of files.filter((f) => f.endsWith('.svg'))) {
       expect(readFileSync(join(r.dir!, svg), 'utf8')).toMatch(/^<svg [\s\S]*<\/svg>$/);

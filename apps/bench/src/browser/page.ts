@@ -79,6 +79,7 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
           ...base,
           batch,
           variant: 'default',
+          ablation: false,
           msPerStep: stat,
           leakedTensors: leaked,
         });

@@ -2,8 +2,9 @@
  * REPORT.md (tables) and the SVG plots of a run, built from results.json alone, so a stored run can
  * be re-rendered.
  */
+import { runtimeName } from '../goals.js';
 import { describeMachine } from '../machine.js';
-import type { AccuracySuite, Results } from '../results.js';
+import type { AccuracyCurve, AccuracySuite, GoalsRecord, Results } from '../results.js';
 import type { Stat } from '../stats.js';
 import { type Bar, barChart, logLogChart } from './svg.js';
 
@@ -89,7 +90,7 @@ export function renderPlots(r: Results): Record<string, string> {
     });
   }
   for (const row of r.suites.training?.rows ?? []) {
-    const v = row.variant === 'default' ? '' : ' (no transpose fix)';
+    const v = row.variant === 'default' ? '' : ` (${row.variant})`;
     bars.push({
       label: `${row.model} Adam step, ${row.backend}${v}, batch ${row.batch}`,
       value: row.msPerStep.median,
@@ -110,6 +111,19 @@ export function renderPlots(r: Results): Record<string, string> {
       bars,
     });
   return out;
+}
+
+/** A table cell where a curve has no point at `nfe`: n/a (cannot be reached), failed, or '-'. */
+function cellWithoutPoint(c: AccuracyCurve, nfe: number): string {
+  if (c.unreachable?.some((u) => u.nfeRequested === nfe)) return 'n/a';
+  return c.error ? 'failed' : '-';
+}
+
+/** One note per sampler and reason: "x: n/a at NFE 5, 10: reason". */
+function unreachableNotes(c: AccuracyCurve): string[] {
+  const byReason = new Map<string, number[]>();
+  for (const u of c.unreachable ?? []) byReason.set(u.reason, [...(byReason.get(u.reason) ?? []), u.nfeRequested]);
+  return [...byReason].map(([reason, n]) => `${c.sampler}: n/a at NFE ${n.join(', ')}: ${reason}`);
 }
 
 function accuracySection(acc: AccuracySuite): string {
@@ -143,7 +157,7 @@ function accuracySection(acc: AccuracySuite): string {
           c.sampler + (c.stochastic ? ' (stochastic)' : ''),
           ...nfes.map((n) => {
             const p = c.points.find((q) => q.nfeRequested === n);
-            return p ? sci(p.meanL2) : c.error ? 'failed' : '-';
+            return p ? sci(p.meanL2) : cellWithoutPoint(c, n);
           }),
         ]),
       ),
@@ -153,13 +167,19 @@ function accuracySection(acc: AccuracySuite): string {
         ['sampler', ...nfes.map((n) => `NFE ${n}`)],
         curves.map((c) => [
           c.sampler,
-          ...nfes.map((n) => sci(c.points.find((q) => q.nfeRequested === n)?.slicedWasserstein)),
+          ...nfes.map((n) => {
+            const p = c.points.find((q) => q.nfeRequested === n);
+            return p ? sci(p.slicedWasserstein) : cellWithoutPoint(c, n);
+          }),
         ]),
       ),
       `\n![SW vs NFE](${accuracyPlotName(mix.id, 'sw')})\n`,
     );
     const failed = curves.filter((c) => c.error);
-    if (failed.length > 0) parts.push(notes(failed.map((c) => `${c.sampler}: ${c.error}`)));
+    if (failed.length > 0)
+      parts.push(notes(failed.map((c) => `${c.sampler}: failed: ${c.error}`)));
+    const na = curves.flatMap((c) => unreachableNotes(c));
+    if (na.length > 0) parts.push(notes(na));
   }
   if (acc.references.length > 0) {
     parts.push(
@@ -191,6 +211,33 @@ function accuracySection(acc: AccuracySuite): string {
   return parts.join('\n');
 }
 
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+
+/** The goals table of issue 9: measured numbers, ratio, target, pass/fail/n/a. */
+export function goalsSection(g: GoalsRecord, load: number | undefined): string {
+  const isOverhead = (id: string) => id === 'sampler-overhead-unet';
+  const rows = g.rows.map((x) => [
+    x.id,
+    `${x.model}${x.batch !== null ? `, batch ${x.batch}` : ''}`,
+    x.ours ? `${ms(x.ours.ms)} (${x.ours.what})` : '-',
+    x.reference ? `${ms(x.reference.ms)} (${x.reference.what})` : '-',
+    x.value === null ? 'n/a' : isOverhead(x.id) ? pct(x.value) : ratio(x.value),
+    `${x.target.op} ${isOverhead(x.id) ? pct(x.target.value) : x.target.value.toFixed(1)}`,
+    x.status === 'pass' ? 'pass' : x.status === 'fail' ? '**fail**' : 'n/a',
+    x.note ?? '',
+  ]);
+  const noisy =
+    load !== undefined && load >= 1
+      ? `\nThe machine's 1-minute load average was ${load.toFixed(2)} when the run started: other work shared the cores, so timings (ours and PyTorch's) are noisy.\n`
+      : '';
+  return [
+    '## Goals (issue 9: fast paths)\n',
+    'Ratios of numbers measured in this run, at the PyTorch peer\'s batch. `sampling-*`: ms per model call through `Denoiser.predict` (what samplers call; for onnx including the worker round trip), the best Diffuse runtime over PyTorch CPU\'s forward pass. `training-*`: ms per Adam step, the best Diffuse configuration (ablations excluded) over PyTorch\'s. `sampler-overhead-unet`: the sampler\'s own time per step in a real `sample()` run over the U-Net\'s time per step, on the fastest U-Net runtime.\n',
+    table(['goal', 'model', 'Diffuse ms', 'reference ms', 'ratio', 'target', 'status', 'note'], rows),
+    noisy,
+  ].join('\n');
+}
+
 /** REPORT.md of a run. */
 export function renderReport(r: Results): string {
   const parts: string[] = [];
@@ -200,6 +247,8 @@ export function renderReport(r: Results): string {
     `- machine: ${describeMachine(r.machine)}`,
     `- timings: median of ${r.plan.repeats} repeats after ${r.plan.warmup} warm-up call(s); (min-max) beside it; ms`,
     '',
+    goalsSection(r.goals, r.machine.loadAverage[0]),
+    '',
     '## Backends\n',
     table(
       ['backend', 'where', 'available', 'SIMD', 'threads', 'float32', 'note'],
@@ -207,7 +256,7 @@ export function renderReport(r: Results): string {
         b.name,
         b.environment,
         b.available ? 'yes' : 'no',
-        b.simd ? 'yes' : 'no',
+        b.simd === undefined ? '-' : b.simd ? 'yes' : 'no',
         b.threads ?? '-',
         b.float32 === undefined ? '-' : b.float32 ? 'yes' : 'no',
         b.reason ?? b.browser ?? '',
@@ -223,7 +272,7 @@ export function renderReport(r: Results): string {
       table(
         [
           'model',
-          'backend',
+          'runtime',
           'batch',
           'params',
           'ms per call',
@@ -231,19 +280,34 @@ export function renderReport(r: Results): string {
           'leaked tensors',
           'source',
         ],
-        throughput.rows.map((x) => [
-          x.model,
-          x.backend,
-          x.batch,
-          x.params,
-          stat(x.msPerCall),
-          (+x.samplesPerSecond.toPrecision(3)).toString(),
-          x.leakedTensors,
-          x.modelSource,
-        ]),
+        [
+          ...throughput.rows.map((x) => [
+            x.model,
+            runtimeName(x),
+            x.batch,
+            x.params,
+            stat(x.msPerCall),
+            (+x.samplesPerSecond.toPrecision(3)).toString(),
+            x.leakedTensors,
+            x.modelSource,
+          ]),
+          ...r.backends
+            .filter((b) => b.name === 'onnx' && !b.available)
+            .map((b) => ['mlp, unet', 'onnx', '-', '-', b.reason ?? 'n/a', '-', '-', '-']),
+        ],
       ),
       '',
     );
+    const onnx = throughput.rows.find((x) => x.runtime);
+    if (onnx?.runtime) {
+      const setup = throughput.rows
+        .filter((x) => x.runtime)
+        .map((x) => `${x.model} ${ms(x.runtime!.setupMs)} ms`)
+        .join(', ');
+      parts.push(
+        `onnx rows: the network exported by @diffuse/onnx and run by ${onnx.runtime.name} ${onnx.runtime.version} on ${onnx.runtime.threads} intra-op threads, called through its synchronous \`Denoiser\` (synckit worker round trip, readback of x from tfjs-${onnx.runtime.host} and upload of the result included in every call). One-off export + session creation (untimed first call): ${setup}.\n`,
+      );
+    }
     const sampled = throughput.rows.filter((x) => x.sampling);
     if (sampled.length > 0) {
       parts.push(
@@ -251,7 +315,7 @@ export function renderReport(r: Results): string {
         table(
           [
             'model',
-            'backend',
+            'runtime',
             'batch',
             'sampler',
             'steps',
@@ -269,7 +333,7 @@ export function renderReport(r: Results): string {
             const s = x.sampling!;
             return [
               x.model,
-              x.backend,
+              runtimeName(x),
               x.batch,
               s.sampler,
               s.steps,
@@ -298,7 +362,7 @@ export function renderReport(r: Results): string {
           x.model,
           x.backend,
           x.batch,
-          x.variant,
+          `${x.variant}${x.workers ? ` (${x.workers} workers)` : ''}${x.ablation ? ' (ablation)' : ''}`,
           stat(x.msPerStep),
           x.leakedTensors,
           x.modelSource,

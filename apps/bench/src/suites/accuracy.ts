@@ -119,21 +119,44 @@ const karras = (steps: number): Omit<SampleOptions, 'noise'> => ({
   sigmaMax: SIGMA_MAX,
 });
 
+/** How a sampler's model evaluations depend on its step count, measured on short probe runs. */
+export interface NfeModel {
+  /** NFE = a * steps + b (fitted on 4 and 6 steps). */
+  a: number;
+  b: number;
+  /** Set when the step count does not fix the NFE (adaptive step sizes): why. */
+  adaptive?: string;
+}
+
 /**
- * NFE = a * steps + b for a sampler, measured on two short runs (4 and 6 steps: past the start-up
- * steps of multistep methods such as PNDM, whose first steps take extra model calls).
+ * NFE = a * steps + b for a sampler, measured on short runs at 4, 6 and 8 steps (past the start-up
+ * steps of multistep methods such as PNDM, whose first steps take extra model calls). A sampler with
+ * error tolerances (`rtol`/`atol` options), or whose NFE at 8 steps is off the line, is adaptive: its
+ * tolerances, not the step count, set the NFE.
  */
 async function nfeModel(
   gm: GaussianMixture,
   name: string,
   seed: number,
-): Promise<{ a: number; b: number }> {
+): Promise<NfeModel> {
   const noise = tf.randomNormal([2, gm.dim], 0, 1, 'float32', seed);
   try {
-    const n4 = (await run(gm, noise, { ...karras(4), sampler: name, seed })).nfe;
-    const n6 = (await run(gm, noise, { ...karras(6), sampler: name, seed })).nfe;
+    const nfe = async (steps: number) =>
+      (await run(gm, noise, { ...karras(steps), sampler: name, seed })).nfe;
+    const [n4, n6, n8] = [await nfe(4), await nfe(6), await nfe(8)];
     const a = (n6 - n4) / 2;
-    return { a, b: n4 - 4 * a };
+    const b = n4 - 4 * a;
+    const defaults = getSampler(name).defaults as Record<string, unknown>;
+    const tolerances = ['rtol', 'atol'].filter((k) => k in defaults);
+    if (tolerances.length > 0 || n8 !== a * 8 + b || a <= 0) {
+      const tol = tolerances.map((k) => `${k} ${defaults[k]}`).join(', ');
+      return {
+        a,
+        b,
+        adaptive: `adaptive step size: ${tol ? `its error tolerances (${tol})` : 'its step-size control'} set the NFE, not the step count (${n4}, ${n6}, ${n8} evaluations at 4, 6, 8 steps on a 2-sample probe)`,
+      };
+    }
+    return { a, b };
   } finally {
     noise.dispose();
   }
@@ -456,34 +479,64 @@ export async function runAccuracy(ctx: SuiteContext): Promise<AccuracySuite> {
         };
         curves.push(curve);
         try {
-          const { a, b } = await nfeModel(gm, def.name, plan.seed);
-          const seen = new Set<number>();
-          const least = a + b;
-          if (
-            plan.accuracy.nfe.every((target) => (a > 0 ? Math.floor((target - b) / a) : target) < 1)
-          ) {
-            curve.error = `not measured: one step takes ${least} model evaluations (NFE = ${a} x steps + ${b}), more than the largest NFE asked for`;
-          }
-          for (const target of plan.accuracy.nfe) {
-            progress.tick(`accuracy: ${record.id}, ${def.name}, NFE ${target}`);
-            let steps = a > 0 ? Math.floor((target - b) / a) : target;
-            if (steps < 1 || seen.has(steps)) continue;
-            let res = await run(gm, noise, {
-              ...karras(steps),
+          // Samplers with an `nfe` option (dpm_fast) take the budget itself; the others get a step count.
+          const budget = 'nfe' in (def.defaults as Record<string, unknown>);
+          const { a, b, adaptive } = budget
+            ? { a: 1, b: 0, adaptive: undefined }
+            : await nfeModel(gm, def.name, plan.seed);
+          const runAt = (steps: number) =>
+            run(gm, noise, {
+              ...karras(budget ? Math.max(2, steps) : steps),
               sampler: def.name,
               seed: plan.seed + 3,
+              ...(budget ? { samplerOptions: { nfe: steps } } : {}),
             });
-            // Start-up steps of multistep methods can cost more than the linear model says: step back.
+          const unreachable = (nfeRequested: number, reason: string) => {
+            curve.unreachable ??= [];
+            curve.unreachable.push({ nfeRequested, reason });
+          };
+          const seen = new Map<number, number>(); // steps -> NFE target measured with them
+          for (const target of plan.accuracy.nfe) {
+            progress.tick(`accuracy: ${record.id}, ${def.name}, NFE ${target}`);
+            if (adaptive !== undefined) {
+              unreachable(target, adaptive);
+              continue;
+            }
+            let steps = Math.floor((target - b) / a);
+            if (steps < 1) {
+              unreachable(
+                target,
+                `NFE = ${a} x steps + ${b} (measured), so the fewest it can make (1 step) is ${a + b}`,
+              );
+              continue;
+            }
+            const again = (s: number) =>
+              seen.has(s)
+                ? `no step count gives an NFE between NFE ${seen.get(s)} (already measured with ${s} steps) and ${target}`
+                : undefined;
+            if (again(steps)) {
+              unreachable(target, again(steps)!);
+              continue;
+            }
+            let res = await runAt(steps);
+            // Start-up steps of multistep methods (or a final denoising call) can cost more than
+            // the linear model says: step back.
             while (res.nfe > target && steps > 1 && !seen.has(steps - 1)) {
               steps--;
-              res = await run(gm, noise, {
-                ...karras(steps),
-                sampler: def.name,
-                seed: plan.seed + 3,
-              });
+              res = await runAt(steps);
             }
-            if (res.nfe > target || seen.has(steps)) continue;
-            seen.add(steps);
+            if (res.nfe > target) {
+              unreachable(
+                target,
+                `its start-up steps cost extra evaluations: ${steps} ${budget ? 'as its nfe option' : 'step(s)'} already take ${res.nfe}`,
+              );
+              continue;
+            }
+            if (again(steps)) {
+              unreachable(target, again(steps)!);
+              continue;
+            }
+            seen.set(steps, target);
             const sub = (x: Float64Array) => x.subarray(0, Math.min(MMD_ROWS, n) * d);
             curve.points.push({
               nfeRequested: target,

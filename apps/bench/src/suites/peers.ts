@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { recordBackend, useBackend } from '../backends.js';
+import { runtimeName, trainingName } from '../goals.js';
 import { createModel } from '../models.js';
 import { PYTHON_PEER } from '../paths.js';
 import type { PeerRow, PeersSuite, Results } from '../results.js';
@@ -83,23 +84,21 @@ function runPython(python: string, job: unknown): Promise<PeerOutput> {
   });
 }
 
-/** Our median at the same model, task and batch: the fastest Node backend measured. */
+/**
+ * Our median at the same model, task and batch: the fastest Node row measured (every runtime for
+ * forward passes, tfjs-wasm/cpu or ONNX; every training row that is not an ablation for Adam steps).
+ */
 function ours(results: Results['suites'], t: PeerTask): { backend: string; ms: number } | null {
   const cands: { backend: string; ms: number }[] = [];
   if (t.task === 'forward') {
     for (const r of results.throughput?.rows ?? []) {
       if (r.model === t.model && r.batch === t.batch && r.environment === 'node')
-        cands.push({ backend: r.backend, ms: r.msPerCall.median });
+        cands.push({ backend: runtimeName(r), ms: r.msPerCall.median });
     }
   } else {
     for (const r of results.training?.rows ?? []) {
-      if (
-        r.model === t.model &&
-        r.batch === t.batch &&
-        r.environment === 'node' &&
-        r.variant === 'default'
-      ) {
-        cands.push({ backend: r.backend, ms: r.msPerStep.median });
+      if (r.model === t.model && r.batch === t.batch && r.environment === 'node' && !r.ablation) {
+        cands.push({ backend: trainingName(r), ms: r.msPerStep.median });
       }
     }
   }
