@@ -94,9 +94,7 @@ export function shardLoss(
     const x0 = tf.tensor(shard.x, shard.shape, 'float32');
     const noise = tf.tensor(shard.noise, shard.shape, 'float32');
     const cond: Conditioning | undefined =
-      shard.labels !== undefined
-        ? { labels: tf.tensor1d(shard.labels, 'int32') }
-        : undefined;
+      shard.labels !== undefined ? { labels: tf.tensor1d(shard.labels, 'int32') } : undefined;
     return tf.mean(
       denoisingLoss(model, x0, {
         rng: NO_DRAWS,

@@ -45,14 +45,15 @@ async function init(m: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const model = createModel(m.config, { initialize: false });
   if (!('predict' in model)) {
     model.dispose();
-    throw new TrainError(`a '${m.config.kind}' is not a denoiser; ParallelGradients trains denoisers`);
+    throw new TrainError(
+      `a '${m.config.kind}' is not a denoiser; ParallelGradients trains denoisers`,
+    );
   }
   const mine = paramSlots(model);
   const same =
     mine.length === m.slots.length &&
     mine.every(
-      (s, i) =>
-        s.name === m.slots[i]!.name && tf.util.arraysEqual(s.shape, m.slots[i]!.shape),
+      (s, i) => s.name === m.slots[i]!.name && tf.util.arraysEqual(s.shape, m.slots[i]!.shape),
     );
   if (!same) {
     model.dispose();

@@ -205,7 +205,9 @@ describe('ParallelGradients: errors and lifecycle', () => {
     const pg = await ParallelGradients.create(model, { sampler }, { workers: 1 });
     // a Trainer takes exactly one of `loss` and `gradients`
     const data = () => ({ x: tf.zeros([4, 2]) });
-    expect(() => new Trainer({ params: model.params, data, seed: 0 })).toThrow(InvalidArgumentError);
+    expect(() => new Trainer({ params: model.params, data, seed: 0 })).toThrow(
+      InvalidArgumentError,
+    );
     expect(
       () =>
         new Trainer({
@@ -225,9 +227,7 @@ describe('ParallelGradients: errors and lifecycle', () => {
   }, 30_000);
 
   it('a worker script that crashes fails create() with a TrainError', async () => {
-    const bad = new URL(
-      `data:text/javascript,${encodeURIComponent('throw new Error("boom")')}`,
-    );
+    const bad = new URL(`data:text/javascript,${encodeURIComponent('throw new Error("boom")')}`);
     await expect(
       ParallelGradients.create(model, { sampler }, { workers: 1, workerUrl: bad }),
     ).rejects.toThrow(/gradient worker 0 crashed: Error: boom/);
@@ -252,10 +252,14 @@ describe('ParallelGradients: errors and lifecycle', () => {
     await expect(trainer.trainStep()).rejects.toThrow(/disposed/);
 
     const controller = new AbortController();
-    const pg2 = await ParallelGradients.create(model, { sampler }, {
-      workers: 2,
-      signal: controller.signal,
-    });
+    const pg2 = await ParallelGradients.create(
+      model,
+      { sampler },
+      {
+        workers: 1,
+        signal: controller.signal,
+      },
+    );
     const inFlight = pg2.compute({ x }, Random.seed(1), model.params);
     controller.abort();
     expect(pg2.disposed).toBe(true);

@@ -215,7 +215,9 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
     }
     const backend = options.backend ?? 'wasm';
     if (backend !== 'wasm' && backend !== 'cpu') {
-      throw new TrainError(`the workers' backend must be 'wasm' or 'cpu', got '${String(backend)}'`);
+      throw new TrainError(
+        `the workers' backend must be 'wasm' or 'cpu', got '${String(backend)}'`,
+      );
     }
     const config = (model as { config?: { kind?: unknown } } | null)?.config;
     if (
