@@ -6,6 +6,7 @@
  * pairs between consecutive convolutions) and constant filters are re-laid out at export time.
  * Shapes are static: a graph is exported for one batch size.
  */
+import { GROUP_NORM } from '@diffuse/backend';
 import type * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { onnx as P } from 'onnx-proto';
@@ -443,6 +444,31 @@ const CONVERTERS: Record<string, Converter> = {
       [out],
       [attrString('mode', 'constant')],
     );
+  },
+  // @diffuse/backend's fused GroupNorm (+ SiLU), channels last (Wu & He 2018, eq. 1-2): x viewed as
+  // [N, S, G, C/G], statistics over (S, C/G), then the per-channel affine map and the activation.
+  // Opset 13 has no GroupNormalization, so it is written out in standard ops.
+  [GROUP_NORM]: (g, n, inp, out) => {
+    const shape = inputValue(n, 'x').shape;
+    const groups = n.attrs.groups as number;
+    const eps = (n.attrs.epsilon as number | undefined) ?? 1e-5;
+    const activation = (n.attrs.activation as string | undefined) ?? 'none';
+    if (activation !== 'none' && activation !== 'silu') {
+      throw new OnnxError(`${GROUP_NORM} with activation '${activation}' is not supported`);
+    }
+    const c = shape[shape.length - 1]!;
+    const s = shape.slice(1, -1).reduce((a, b) => a * b, 1);
+    const grouped = g.op('Reshape', [inp('x'), g.int64([shape[0]!, s, groups, c / groups])]);
+    const stat = [attrInts('axes', [1, 3]), attrInt('keepdims', 1)];
+    const dev = g.op('Sub', [grouped, g.op('ReduceMean', [grouped], stat)]);
+    const variance = g.op('ReduceMean', [g.op('Mul', [dev, dev])], stat);
+    const xhat = g.op('Div', [dev, g.op('Sqrt', [g.op('Add', [variance, g.float([eps], [])])])]);
+    const z = g.op('Add', [
+      g.op('Mul', [g.op('Reshape', [xhat, g.int64(shape)]), inp('gamma')]),
+      inp('beta'),
+    ]);
+    if (activation === 'silu') g.node('Mul', [z, g.op('Sigmoid', [z])], [out]);
+    else g.node('Identity', [z], [out]);
   },
   ResizeNearestNeighbor: (g, n, inp, out) => {
     if (n.attrs.alignCorners)

@@ -61,7 +61,9 @@ async function run(input: PageInput): Promise<PageOutput> {
   const before = tf.memory().numTensors;
 
   // 1. A file exported in Node, fetched from the app, sampled with dpmpp_2m.
-  const den = await onnxDenoiserWeb('/mlp.onnx', { wasmPaths: '/ort/' });
+  const den = await onnxDenoiserWeb('/mlp.onnx', {
+    wasmPaths: { wasm: '/ort/ort-wasm-simd-threaded.wasm', mjs: '/ort/ort-wasm-simd-threaded.mjs' },
+  });
   const noise = tf.tensor2d(input.noise, input.shape);
   const labels = tf.tensor1d(input.labels, 'int32');
   const x = await sample(den, {

@@ -183,6 +183,22 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
     for (const d of [root, profile]) if (d) rmSync(d, { recursive: true, force: true });
   });
 
+  it('the web entry bundles for the browser without any Node built-in', async () => {
+    const r = await build({
+      entryPoints: [join(here, '..', 'src', 'web.ts')],
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      write: false,
+      logLevel: 'silent',
+      external: ['@diffuse/*', '@tensorflow/*', 'onnxruntime-web', 'onnxruntime-web/*'],
+      metafile: true,
+    });
+    const inputs = Object.keys(r.metafile.inputs);
+    expect(inputs.some((f) => f.includes('onnx-proto'))).toBe(true);
+    expect(inputs.filter((f) => /(^|\/)(runtime|worker|node-async)\.ts$/.test(f))).toEqual([]);
+  });
+
   it('samples with dpmpp_2m on onnxruntime-web as tfjs does in Node (1e-4 of scale), offline', async () => {
     const page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
