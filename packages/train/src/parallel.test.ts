@@ -242,7 +242,12 @@ describe('ParallelGradients: errors and lifecycle', () => {
       data: () => ({ x: tf.clone(x) }),
       seed: 0,
     });
+    expect(pg.lastTimings).toBeNull();
     await trainer.trainStep();
+    const t = pg.lastTimings!;
+    expect(t.workersMs).toBeGreaterThan(0);
+    expect(t.prepareMs).toBeGreaterThanOrEqual(0);
+    expect(t.reduceMs).toBeGreaterThanOrEqual(0);
     const before = liveTensors();
     await trainer.trainStep();
     expect(liveTensors()).toBe(before); // nothing leaks on the coordinator

@@ -42,7 +42,13 @@ export interface ParallelOptions {
 
 type WorkerLike = import('node:worker_threads').Worker;
 
-/** The rows of each shard: `n` split into `k` contiguous runs that differ in size by at most one. */
+/**
+ * The rows of each shard: `n` split into `min(k, n)` contiguous runs [start, end) that differ in
+ * size by at most one (the first `n mod k` get the extra row).
+ *
+ * @example
+ * shardBounds(7, 3); // [[0, 3], [3, 5], [5, 7]]
+ */
 export function shardBounds(n: number, k: number): [number, number][] {
   const parts = Math.min(k, n);
   const out: [number, number][] = [];
@@ -177,6 +183,12 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
   private readonly model: NetworkDenoiser;
   private readonly options: DiffusionLossOptions;
   private nextId = 0;
+  /**
+   * Where the last `compute` spent its time (ms): `prepare` on the coordinator (draws, loss weights,
+   * weights to the shared buffer, shard copies), `workers` until the slowest worker answered,
+   * `reduce` averaging the shard gradients into tensors. For benchmarks; null before the first step.
+   */
+  lastTimings: { prepareMs: number; workersMs: number; reduceMs: number } | null = null;
   private closed: Promise<void> | null = null;
 
   private constructor(
@@ -296,6 +308,7 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
   ): Promise<LossAndGradients> {
     if (this.closed !== null) throw new TrainError('ParallelGradients was disposed');
     this.checkParams(params);
+    const t0 = performance.now();
     const n = batch.x.shape[0]!;
     const d = this.draw(batch, rng);
     let shards: ShardInputs[];
@@ -323,6 +336,7 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
     }
     if (this.closed !== null) throw new TrainError('ParallelGradients was disposed');
     const id = this.nextId++;
+    const t1 = performance.now();
     const answers = await Promise.allSettled(
       shards.map((shard, k) =>
         this.handles[k]!.request({ type: 'step', id, shard }, [
@@ -336,6 +350,7 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
     );
     const failed = answers.find((r) => r.status === 'rejected');
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    const t2 = performance.now();
     const share = bounds.map(([a, b]) => (b - a) / n);
     let loss = 0;
     answers.forEach((r, k) => {
@@ -350,6 +365,7 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
       }
       return tf.tensor(g, slot.shape, 'float32');
     });
+    this.lastTimings = { prepareMs: t1 - t0, workersMs: t2 - t1, reduceMs: performance.now() - t2 };
     return { loss: tf.scalar(loss, 'float32'), grads };
   }
 
