@@ -124,8 +124,6 @@ function expectGradsClose(actual: Float32Array[], expected: Float32Array[]): voi
   }
 }
 
-const label = (c: Case) => `[${c.shape.join(', ')}] groups ${c.groups} ${c.activation}`;
-
 describe('groupNorm kernels', () => {
   it.each(cases)('forward and gradients match the reference and composed ops: %s', async (c) => {
     const inp = inputsFor(c, c.shape.length * 100 + c.groups);
@@ -172,6 +170,10 @@ describe('groupNorm kernels', () => {
     const [y] = run(c, inp, groupNorm);
     // x itself is float32 (spacing 3e-5 near 300), so the reference sees the same rounded inputs.
     expectClose(y!, reference(c, inp), 2e-5);
+    // channels of one group with very different means (the pooled variance is mostly between-channel)
+    const spread = { ...inp, x: inp.x.map((v, i) => v - 300 + 50 * (i % 4)) };
+    const [y2] = run(c, spread, groupNorm);
+    expectClose(y2!, reference(c, spread), 2e-6);
   });
 
   it('is a single kernel each way on wasm and leaks nothing', async () => {

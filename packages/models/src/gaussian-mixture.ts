@@ -89,6 +89,8 @@ export class GaussianMixture {
   // float32 copies of the constants uploaded by the tensor path
   private readonly muF: Float32Array;
   private eigen: { vectors: Float32Array; values: Float32Array } | null = null; // computed on first tensor use
+  /** Label tensors already read and validated: a sampling loop passes the same one every step. */
+  private readonly labelCache = new WeakMap<tf.Tensor, Int32Array>();
   private readonly logWF: Float32Array;
 
   constructor(spec: GaussianMixtureSpec) {
@@ -369,10 +371,16 @@ export class GaussianMixture {
     if (this.numClasses === 0)
       throw new ModelError('labels were given, but the mixture components carry no class labels');
     let ys: ArrayLike<number>;
+    // Tensors are immutable (variables excepted), so one readback per labels tensor suffices.
+    const cacheable = labels instanceof tf.Tensor && !(labels instanceof tf.Variable);
+    if (cacheable && !labels.isDisposed) {
+      const cached = this.labelCache.get(labels);
+      if (cached !== undefined && cached.length === n) return cached;
+    }
     if (labels instanceof tf.Tensor) {
       if (labels.rank !== 1)
         throw new ModelError(`labels must have shape [batch], got [${labels.shape.join(', ')}]`);
-      ys = labels.dataSync(); // a few bytes; needed to reject out-of-range classes
+      ys = labels.dataSync(); // a few bytes, once per tensor; needed to reject out-of-range classes
     } else {
       ys = labels;
     }
@@ -388,6 +396,7 @@ export class GaussianMixture {
       }
       out[i] = y;
     }
+    if (cacheable) this.labelCache.set(labels, out);
     return out;
   }
 
