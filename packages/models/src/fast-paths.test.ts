@@ -4,7 +4,8 @@
  *   parameter gradients of the composed tfjs ops (the path webgl/webgpu take), on wasm and cpu;
  * - a shared noise level runs the noise-embedding MLP on one row, with the outputs of per-example
  *   levels that happen to be equal;
- * - a forward pass reads nothing back from the device.
+ * - a forward pass reads nothing back from the device (the mixture oracle reads each labels tensor
+ *   once, to validate it, not on every sampling step).
  * Tolerance: 1e-4 relative to the largest entry of each compared tensor, plus 1e-7 absolute (float32
  * sums in different orders; the fused kernel accumulates in float64).
  */
@@ -14,6 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   classifierConfig,
   createModel,
+  GaussianMixture,
   type Mlp,
   mlpConfig,
   type NoiseConditionalClassifier,
@@ -134,7 +136,9 @@ describe('fused GroupNorm + SiLU in the networks', () => {
     perturbNorms(net, 5);
     const fused = outputsAndGrads(net, 2);
     const reference = composed('wasm', () => outputsAndGrads(net, 2));
-    fused.forEach((a, i) => expectClose(a, reference[i]!, `classifier ${i}`));
+    fused.forEach((a, i) => {
+      expectClose(a, reference[i]!, `classifier ${i}`);
+    });
     net.dispose();
   });
 });
@@ -204,46 +208,94 @@ describe('shared noise level', () => {
   });
 });
 
+/** Counts readbacks (`read`, `readSync`) from the active backend while `fn` runs. */
+function countReads<T>(fn: () => T): { value: T; reads: number } {
+  const be = tf.backend() as unknown as {
+    readSync: (...a: unknown[]) => unknown;
+    read: (...a: unknown[]) => unknown;
+  };
+  const { readSync, read } = be;
+  let reads = 0;
+  be.readSync = (...a) => {
+    reads++;
+    return readSync.apply(be, a);
+  };
+  be.read = (...a) => {
+    reads++;
+    return read.apply(be, a);
+  };
+  try {
+    return { value: fn(), reads };
+  } finally {
+    be.readSync = readSync;
+    be.read = read;
+  }
+}
+
 describe('no readbacks', () => {
+  it('the mixture oracle reads a labels tensor once, however many steps use it', async () => {
+    await initBackend('wasm');
+    const gm = new GaussianMixture({
+      weights: [0.5, 0.5],
+      means: [
+        [-1, 0],
+        [1, 0],
+      ],
+      covs: [
+        [
+          [0.2, 0],
+          [0, 0.2],
+        ],
+        [
+          [0.2, 0],
+          [0, 0.2],
+        ],
+      ],
+      labels: [0, 1],
+    });
+    const denoiser = gm.denoiser('epsilon');
+    const x = tf.tensor2d([0.1, 0.2, -0.3, 0.4, 0.5, -0.6], [3, 2]);
+    const labels = tf.tensor1d([0, 1, 2], 'int32');
+    const { value, reads } = countReads(() =>
+      [0.9, 0.7, 0.5, 0.3].map((alpha) =>
+        denoiser.predict(x, { alpha, sigma: Math.sqrt(1 - alpha * alpha) }, { labels }),
+      ),
+    );
+    expect(reads).toBe(1);
+    // the same values in a fresh tensor give the same prediction (the cache changes no numbers)
+    const fresh = denoiser.predict(
+      x,
+      { alpha: 0.3, sigma: Math.sqrt(1 - 0.09) },
+      { labels: tf.tensor1d([0, 1, 2], 'int32') },
+    );
+    expectClose(value[3]!.dataSync(), fresh.dataSync(), 'oracle');
+    // an out-of-range label is still rejected
+    expect(() =>
+      denoiser.predict(x, { alpha: 0.5, sigma: 0.8 }, { labels: tf.tensor1d([0, 3, 1], 'int32') }),
+    ).toThrow(/out of range/);
+    tf.dispose([x, labels, fresh, ...value]);
+  });
+
   it('U-Net, MLP and classifier forward passes read nothing back from the device', async () => {
     await initBackend('wasm');
-    const be = tf.backend() as unknown as {
-      readSync: (...a: unknown[]) => unknown;
-      read: (...a: unknown[]) => unknown;
-    };
-    const { readSync, read } = be;
-    let reads = 0;
-    be.readSync = (...a) => {
-      reads++;
-      return readSync.apply(be, a);
-    };
-    be.read = (...a) => {
-      reads++;
-      return read.apply(be, a);
-    };
     const u = createModel(unet, { seed: 1 }) as UNet;
     const m = createModel(mlpConfig({ dim: 2, numClasses: 3 }), { seed: 1 }) as Mlp;
     const c = createModel(classifierConfig({ inputShape: [8, 8, 1], numClasses: 3 }), {
       seed: 1,
     }) as NoiseConditionalClassifier;
     const labels = tf.tensor1d([0, 3], 'int32');
-    try {
-      const outs = [
-        u.predict(tf.zeros([2, 8, 6, 2]), { alpha: 0.6, sigma: 0.8 }, { labels }),
-        m.predict(
-          tf.zeros([2, 2]),
-          { alpha: tf.tensor1d([0.6, 0.8]), sigma: tf.tensor1d([0.8, 0.6]) },
-          { labels },
-        ),
-        c.logits(tf.zeros([2, 8, 8, 1]), { alpha: 0.6, sigma: 0.8 }),
-      ];
-      expect(reads).toBe(0);
-      tf.dispose(outs);
-    } finally {
-      be.readSync = readSync;
-      be.read = read;
-      for (const n of [u, m, c]) n.dispose();
-      labels.dispose();
-    }
+    const { value: outs, reads } = countReads(() => [
+      u.predict(tf.zeros([2, 8, 6, 2]), { alpha: 0.6, sigma: 0.8 }, { labels }),
+      m.predict(
+        tf.zeros([2, 2]),
+        { alpha: tf.tensor1d([0.6, 0.8]), sigma: tf.tensor1d([0.8, 0.6]) },
+        { labels },
+      ),
+      c.logits(tf.zeros([2, 8, 8, 1]), { alpha: 0.6, sigma: 0.8 }),
+    ]);
+    expect(reads).toBe(0);
+    tf.dispose(outs);
+    for (const n of [u, m, c]) n.dispose();
+    labels.dispose();
   });
 });
