@@ -97,14 +97,15 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       `
-Default run (about 3 minutes on an idle 2-core machine): every suite on wasm, cpu and onnx.
+Default run (about 3 minutes on an idle 2-core machine): every suite on wasm, cpu, onnx and onnx-async.
   accuracy    every registered sampler at NFE 5, 10, 20, 50, 100 on mixture A (2-D, refs) and a 16-D mixture,
               1024 samples: mean L2 to the exact ODE end points, sliced Wasserstein and MMD to the data; the
               k-diffusion and diffusers reference runs re-run beside their own errors.
   throughput  @diffuse/models Mlp (width 256, 2 residual blocks: 4 hidden layers of 256, SiLU) at batch 4096 and
               UNet (28x28, 32/64/128 channels) at batch 8 on wasm; batch 256 and 1 on cpu (25-35x slower);
               onnx: the same networks exported by @diffuse/onnx, run by onnxruntime-node on all cores through
-              the Denoiser interface (worker round trip included); n/a when onnxruntime-node is missing.
+              the Denoiser interface (worker round trip included); onnx-async: as an AsyncDenoiser on the
+              main thread; n/a when onnxruntime-node is missing.
               On wasm and onnx a 10-step dpmpp_2m run split into model time and the sampler's own time.
   training    one Adam step (@diffuse/train) at the same batches; on wasm the MLP also without the
               transposed-matMul fix; the U-Net on cpu only with --cpu-unet-training.
@@ -143,7 +144,7 @@ export async function main(argv = process.argv): Promise<number> {
   for (const b of results.backends) {
     console.log(
       b.available
-        ? `backend ${b.name} (${b.environment}): SIMD ${b.simd ? 'on' : 'off'}, ${b.threads} thread(s)`
+        ? `backend ${b.name} (${b.environment}): ${b.simd === undefined ? '' : `SIMD ${b.simd ? 'on' : 'off'}, `}${b.threads} thread(s)`
         : `backend ${b.name} (${b.environment}): unavailable: ${b.reason}`,
     );
   }

@@ -31,6 +31,7 @@ function fwd(
             version: '1.30.0',
             threads: 2,
             host: 'wasm',
+            call: 'synchronous Denoiser',
             setupMs: 5,
           },
         }

@@ -27,7 +27,7 @@ const OVERHEAD_TARGET = { op: '<', value: 0.05 } as const;
 
 /** How a Diffuse throughput row is named in the goals: the runtime and how it ran. */
 export function runtimeName(row: Pick<ThroughputRow, 'backend' | 'runtime'>): string {
-  if (row.runtime) return `onnx (${row.runtime.threads} threads)`;
+  if (row.runtime) return `${row.backend} (${row.runtime.threads} threads)`;
   return `tfjs-${row.backend}`;
 }
 

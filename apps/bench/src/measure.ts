@@ -8,6 +8,17 @@ import type { BenchModel } from './models.js';
 import { type Stat, type TimingPlan, timeIt } from './stats.js';
 import { createTrainStep, type TrainStep } from './training-step.js';
 
+/** One model call the way a sampler makes it: `predictAsync` for asynchronous runtimes, else `predict`. */
+export async function predictOnce(
+  model: BenchModel,
+  x: tf.Tensor,
+  level: { alpha: number; sigma: number },
+): Promise<tf.Tensor> {
+  return model.asyncDenoiser
+    ? model.asyncDenoiser.predictAsync(x, level)
+    : model.denoiser.predict(x, level);
+}
+
 /** ms per forward call of `model` at `batch`, and the tensors left behind (0 when nothing leaked). */
 export async function timeForward(
   model: BenchModel,
@@ -21,7 +32,7 @@ export async function timeForward(
   try {
     const stat = await timeIt(
       async () => {
-        const y = model.denoiser.predict(x, level);
+        const y = await predictOnce(model, x, level);
         await y.data();
         y.dispose();
       },

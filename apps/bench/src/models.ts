@@ -3,7 +3,7 @@
  * denoiser and the MNIST U-Net of `@diffuse/models`. (Until that package had them, the app measured a
  * clearly labelled stand-in MLP; rows keep a `modelSource` field for that reason.)
  */
-import { type Denoiser, Mlp, mlpConfig, UNet, unetConfig } from '@diffuse/models';
+import { type AsyncDenoiser, type Denoiser, Mlp, mlpConfig, UNet, unetConfig } from '@diffuse/models';
 import type * as tf from '@tensorflow/tfjs-core';
 
 export type ModelName = 'mlp' | 'unet';
@@ -23,6 +23,11 @@ export interface BenchModel {
   /** Architecture (the network's JSON config) that the PyTorch peer mirrors. */
   spec: Record<string, unknown>;
   denoiser: Denoiser;
+  /**
+   * Set when the runtime under measurement is asynchronous (ONNX Runtime on the main thread): the
+   * throughput suite calls this instead of `denoiser` (which stays the tfjs model, for training).
+   */
+  asyncDenoiser?: AsyncDenoiser;
   /** The tfjs network itself (what `@diffuse/onnx` exports). */
   net: Mlp | UNet;
   variables: tf.Variable[];

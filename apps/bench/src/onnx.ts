@@ -10,7 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { onnxDenoiser } from '@diffuse/onnx';
+import { onnxDenoiser, onnxDenoiserAsync } from '@diffuse/onnx';
 import type { BenchModel } from './models.js';
 
 /** The npm package that runs the exported graphs. */
@@ -52,9 +52,18 @@ export function onnxAvailability(
   }
 }
 
+/** How each ONNX runtime name is called. */
+export const ONNX_CALLS = {
+  onnx: 'the synchronous Denoiser (onnxDenoiser: a synckit worker round trip per call)',
+  'onnx-async': 'an AsyncDenoiser on the main thread (onnxDenoiserAsync: awaited session.run, no worker)',
+} as const;
+
 /** One-line description of the runtime for tables. */
-export function onnxLabel(a: Extract<OnnxAvailability, { ok: true }>): string {
-  return `${ONNX_RUNTIME} ${a.version}, ${a.threads} intra-op thread(s), through @diffuse/onnx's Denoiser (synckit worker)`;
+export function onnxLabel(
+  a: Extract<OnnxAvailability, { ok: true }>,
+  backend: keyof typeof ONNX_CALLS,
+): string {
+  return `${ONNX_RUNTIME} ${a.version}, ${a.threads} intra-op thread(s), called through ${ONNX_CALLS[backend]}`;
 }
 
 /**
@@ -68,5 +77,22 @@ export function onnxBenchModel(model: BenchModel, threads: number): BenchModel {
     label: `${model.label}, exported to ONNX`,
     denoiser,
     dispose: () => denoiser.dispose(),
+  };
+}
+
+/**
+ * `model` with ONNX Runtime as an `AsyncDenoiser` on Node's main thread (`onnxDenoiserAsync`: the
+ * sampler awaits `predictAsync`, no worker round trip). `denoiser` stays the tfjs one (training and
+ * guidance need a synchronous model); `asyncDenoiser` is what the throughput suite calls.
+ */
+export async function onnxAsyncBenchModel(model: BenchModel, threads: number): Promise<BenchModel> {
+  const asyncDenoiser = await onnxDenoiserAsync(model.net, { threads });
+  return {
+    ...model,
+    label: `${model.label}, exported to ONNX`,
+    asyncDenoiser,
+    dispose: () => {
+      void asyncDenoiser.dispose();
+    },
   };
 }

@@ -8,10 +8,12 @@ export const SUITES = ['accuracy', 'throughput', 'training', 'peers'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
 /**
- * Node runtimes: tfjs' `wasm` and `cpu` backends, and `onnx` (the networks exported by `@diffuse/onnx`
- * and run by onnxruntime-node; inference only, so throughput and sampling rows).
+ * Node runtimes: tfjs' `wasm` and `cpu` backends, and ONNX Runtime (the networks exported by
+ * `@diffuse/onnx`, run by onnxruntime-node; inference only, so throughput and sampling rows):
+ * `onnx` through the synchronous `Denoiser` (a worker thread), `onnx-async` as an `AsyncDenoiser` on
+ * the main thread.
  */
-export const NODE_BACKENDS = ['wasm', 'cpu', 'onnx'] as const;
+export const NODE_BACKENDS = ['wasm', 'cpu', 'onnx', 'onnx-async'] as const;
 export const BROWSER_BACKENDS = ['webgl', 'webgpu'] as const;
 export type BenchBackend = (typeof NODE_BACKENDS)[number] | (typeof BROWSER_BACKENDS)[number];
 

@@ -71,6 +71,8 @@ export interface RuntimeRecord {
   threads: number;
   /** The tfjs backend holding the sampler's tensors and the denoiser's inputs and outputs. */
   host: string;
+  /** How the sampler calls it (synchronous Denoiser through a worker, or AsyncDenoiser). */
+  call: string;
   /** Export of the graph for this batch size plus session creation (the first, untimed call). */
   setupMs: number;
 }

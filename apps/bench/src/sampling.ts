@@ -4,7 +4,7 @@
  * and the sampler's own time (in Node's wasm and cpu backends kernels run synchronously, so the wall
  * time of `predict` is the model's compute).
  */
-import type { Denoiser } from '@diffuse/models';
+import type { AsyncDenoiser, Denoiser } from '@diffuse/models';
 import { getSampler, sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchModel } from './models.js';
@@ -46,6 +46,40 @@ export class TimedDenoiser implements Denoiser {
   }
 }
 
+/** The asynchronous twin of `TimedDenoiser`: times each awaited `predictAsync`. */
+export class TimedAsyncDenoiser implements AsyncDenoiser {
+  calls = 0;
+  modelMs = 0;
+  liveTensors: number[] = [];
+  bytes: number[] = [];
+  constructor(readonly inner: AsyncDenoiser) {}
+  get prediction() {
+    return this.inner.prediction;
+  }
+  get shape() {
+    return this.inner.shape;
+  }
+  get numClasses() {
+    return this.inner.numClasses;
+  }
+  reset(): void {
+    this.calls = 0;
+    this.modelMs = 0;
+    this.liveTensors = [];
+    this.bytes = [];
+  }
+  async predictAsync(...args: Parameters<AsyncDenoiser['predictAsync']>): Promise<tf.Tensor> {
+    const m = tf.memory();
+    this.liveTensors.push(m.numTensors);
+    this.bytes.push(m.numBytes);
+    const t0 = performance.now();
+    const y = await this.inner.predictAsync(...args);
+    this.modelMs += performance.now() - t0;
+    this.calls++;
+    return y;
+  }
+}
+
 /** The sampler of the throughput suite's sampling runs: DPM-Solver++(2M), one model call per step. */
 export const THROUGHPUT_SAMPLER = 'dpmpp_2m';
 
@@ -66,7 +100,9 @@ export async function measureSampling(
   steps: number,
   ctx: SuiteContext,
 ): Promise<SamplingRecord> {
-  const timed = new TimedDenoiser(model.denoiser);
+  const timed = model.asyncDenoiser
+    ? new TimedAsyncDenoiser(model.asyncDenoiser)
+    : new TimedDenoiser(model.denoiser);
   const xT = tf.randomNormal([batch, ...model.dataShape], 0, 1, 'float32', ctx.plan.seed + 1);
   const modelMs: number[] = [];
   const overheadMs: number[] = [];

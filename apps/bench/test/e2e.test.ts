@@ -82,8 +82,13 @@ describe('bench command line', () => {
     for (const x of res.suites.training!.rows) expect(x.msPerStep.median).toBeGreaterThan(0);
     // ONNX Runtime rows (onnxruntime-node is a dependency of this app): forward and sampling runs
     // through the Denoiser interface, for both networks, nothing leaked.
-    const onnx = rows.filter((x) => x.backend === 'onnx');
-    expect(onnx.map((x) => x.model).sort()).toEqual(['mlp', 'unet']);
+    const onnx = rows.filter((x) => x.backend.startsWith('onnx'));
+    expect(onnx.map((x) => `${x.backend} ${x.model}`).sort()).toEqual([
+      'onnx mlp',
+      'onnx unet',
+      'onnx-async mlp',
+      'onnx-async unet',
+    ]);
     for (const x of onnx) {
       expect(x.runtime).toMatchObject({ name: 'onnxruntime-node', version: '1.30.0' });
       expect(x.sampling?.nfe).toBe(res.plan.samplingSteps);

@@ -292,20 +292,19 @@ export function renderReport(r: Results): string {
             x.modelSource,
           ]),
           ...r.backends
-            .filter((b) => b.name === 'onnx' && !b.available)
-            .map((b) => ['mlp, unet', 'onnx', '-', '-', b.reason ?? 'n/a', '-', '-', '-']),
+            .filter((b) => b.name.startsWith('onnx') && !b.available)
+            .map((b) => ['mlp, unet', b.name, '-', '-', b.reason ?? 'n/a', '-', '-', '-']),
         ],
       ),
       '',
     );
-    const onnx = throughput.rows.find((x) => x.runtime);
-    if (onnx?.runtime) {
-      const setup = throughput.rows
-        .filter((x) => x.runtime)
-        .map((x) => `${x.model} ${ms(x.runtime!.setupMs)} ms`)
-        .join(', ');
+    const native = throughput.rows.filter((x) => x.runtime);
+    for (const backend of [...new Set(native.map((x) => x.backend))]) {
+      const these = native.filter((x) => x.backend === backend);
+      const rt = these[0]!.runtime!;
+      const setup = these.map((x) => `${x.model} ${ms(x.runtime!.setupMs)} ms`).join(', ');
       parts.push(
-        `onnx rows: the network exported by @diffuse/onnx and run by ${onnx.runtime.name} ${onnx.runtime.version} on ${onnx.runtime.threads} intra-op threads, called through its synchronous \`Denoiser\` (synckit worker round trip, readback of x from tfjs-${onnx.runtime.host} and upload of the result included in every call). One-off export + session creation (untimed first call): ${setup}.\n`,
+        `${backend} rows: the network exported by @diffuse/onnx and run by ${rt.name} ${rt.version} on ${rt.threads} intra-op threads, called through ${rt.call}; every call includes the readback of x from tfjs-${rt.host} and the upload of the result. One-off export + session creation (untimed first call): ${setup}.\n`,
       );
     }
     const sampled = throughput.rows.filter((x) => x.sampling);

@@ -6,9 +6,16 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { recordBackend, useBackend } from '../backends.js';
-import { timeForward } from '../measure.js';
+import { predictOnce, timeForward } from '../measure.js';
 import { type BenchModel, createModel, MODEL_NAMES, type ModelName } from '../models.js';
-import { ONNX_RUNTIME, onnxAvailability, onnxBenchModel, onnxLabel } from '../onnx.js';
+import {
+  ONNX_CALLS,
+  ONNX_RUNTIME,
+  onnxAsyncBenchModel,
+  onnxAvailability,
+  onnxBenchModel,
+  onnxLabel,
+} from '../onnx.js';
 import { sizesFor } from '../plan.js';
 import type { BackendRecord, RuntimeRecord, ThroughputRow, ThroughputSuite } from '../results.js';
 import { measureSampling, samplingAvailable } from '../sampling.js';
@@ -46,8 +53,8 @@ export async function runThroughput(ctx: SuiteContext): Promise<ThroughputSuite>
         const modelBytes = tf.memory().numBytes;
         let setupMs: number | undefined;
         if (runtime.wrap) {
-          model = runtime.wrap(tfModel);
-          setupMs = prime(model, batch);
+          model = await runtime.wrap(tfModel);
+          setupMs = await prime(model, batch);
         }
         const { stat, leaked } = await timeForward(model, batch, plan, () =>
           progress.status(`throughput: ${name} forward on ${backend} (batch ${batch})`),
@@ -101,7 +108,7 @@ export async function runThroughput(ctx: SuiteContext): Promise<ThroughputSuite>
 /** A Node runtime ready to measure: tfjs' backend as is, or ONNX Runtime wrapping the tfjs network. */
 interface OpenRuntime {
   /** Replaces the tfjs denoiser by the runtime's (absent for tfjs backends). */
-  wrap?: (m: BenchModel) => BenchModel;
+  wrap?: (m: BenchModel) => Promise<BenchModel>;
   /** What the rows record about the runtime (absent for tfjs backends). */
   record?: Omit<RuntimeRecord, 'setupMs'>;
 }
@@ -125,13 +132,13 @@ export async function openBackend(
     }
     return {};
   }
-  if (backend !== 'onnx') return null;
+  if (backend !== 'onnx' && backend !== 'onnx-async') return null;
   const ort = onnxAvailability();
-  const rec: BackendRecord = { name: 'onnx', environment: 'node', available: ort.ok };
+  const rec: BackendRecord = { name: backend, environment: 'node', available: ort.ok };
   if (!ort.ok) {
     rec.reason = ort.reason;
     recordBackend(ctx.backends, rec);
-    notes.push(`onnx: ${ort.reason}; install it with: pnpm add ${ONNX_RUNTIME}@1.30.0`);
+    notes.push(`${backend}: ${ort.reason}; install it with: pnpm add ${ONNX_RUNTIME}@1.30.0`);
     return 'not-installed';
   }
   rec.threads = ort.threads;
@@ -142,11 +149,18 @@ export async function openBackend(
     const cpu = await useBackend('cpu');
     recordBackend(ctx.backends, cpu);
   }
-  const hostNote = `onnx: ${onnxLabel(ort)}; the sampler's tensors live on tfjs ${tf.getBackend()}`;
+  const hostNote = `${backend}: ${onnxLabel(ort, backend)}; the sampler's tensors live on tfjs-${tf.getBackend()}`;
   if (!notes.includes(hostNote)) notes.push(hostNote);
   return {
-    wrap: (m) => onnxBenchModel(m, ort.threads),
-    record: { name: ONNX_RUNTIME, version: ort.version, threads: ort.threads, host: tf.getBackend() },
+    wrap: async (m) =>
+      backend === 'onnx' ? onnxBenchModel(m, ort.threads) : onnxAsyncBenchModel(m, ort.threads),
+    record: {
+      name: ONNX_RUNTIME,
+      version: ort.version,
+      threads: ort.threads,
+      host: tf.getBackend(),
+      call: ONNX_CALLS[backend],
+    },
   };
 }
 
@@ -154,11 +168,11 @@ export async function openBackend(
  * One untimed call at `batch` (the ONNX export of that batch size and the session are built on the
  * first call); returns its milliseconds.
  */
-function prime(model: BenchModel, batch: number): number {
+async function prime(model: BenchModel, batch: number): Promise<number> {
   const t0 = performance.now();
   const x = tf.zeros([batch, ...model.dataShape]);
   try {
-    tf.dispose(model.denoiser.predict(x, { alpha: 0.8, sigma: 0.6 }));
+    tf.dispose(await predictOnce(model, x, { alpha: 0.8, sigma: 0.6 }));
   } finally {
     x.dispose();
   }

@@ -108,7 +108,8 @@ export async function runTraining(
     if (!notes.includes(n)) notes.push(n);
   };
   const tfBackends = plan.backends.filter((b): b is 'wasm' | 'cpu' => b === 'wasm' || b === 'cpu');
-  if (plan.backends.includes('onnx')) note('onnx: inference only (no training rows)');
+  const inference = plan.backends.filter((b) => b.startsWith('onnx'));
+  if (inference.length > 0) note(`${inference.join(', ')}: inference only (no training rows)`);
   progress.plan(tfBackends.length * MODELS.length * variants.length);
   let expected = 0;
   for (const backend of tfBackends) {
