@@ -194,59 +194,84 @@ function backward(
   const cg = c / groups;
   const m = s * cg;
   const silu = attrs.activation === 'silu';
-  const meanC = new Float64Array(c);
-  const rstdC = new Float64Array(c);
+  // Per channel of the current example: xhat = x a + o (a = rstd, o = -mean rstd).
+  const a = new Float64Array(c);
+  const o = new Float64Array(c);
+  const gam = Float64Array.from(gamma);
+  const bet = Float64Array.from(beta);
   const s1 = new Float64Array(c); // sum_p dz, per channel of this example
   const s2 = new Float64Array(c); // sum_p dz xhat
-  const k1 = new Float64Array(c); // mean over the group of gamma dz
-  const k2 = new Float64Array(c); // mean over the group of gamma dz xhat
+  const k1 = new Float64Array(c); // rstd * mean over the group of gamma dz
+  const k2 = new Float64Array(c); // rstd * mean over the group of gamma dz xhat
+  const gr = new Float64Array(c); // rstd gamma
   const dgammaAcc = new Float64Array(c);
   const dbetaAcc = new Float64Array(c);
   for (let b = 0; b < n; b++) {
     for (let k = 0; k < c; k++) {
-      meanC[k] = st.mean[b * c + k]!;
-      rstdC[k] = st.rstd[b * c + k]!;
+      a[k] = st.rstd[b * c + k]!;
+      o[k] = -st.mean[b * c + k]! * a[k]!;
     }
     s1.fill(0);
     s2.fill(0);
     const base = b * s * c;
     const end = base + s * c;
-    for (let off = base; off < end; off += c) {
-      for (let k = 0; k < c; k++) {
-        const i = off + k;
-        const xhat = (x[i]! - meanC[k]!) * rstdC[k]!;
-        let dz = dy[i]!;
-        if (silu) {
-          const z = xhat * gamma[k]! + beta[k]!;
-          const sg = sig ? sig[i]! : 1 / (1 + Math.exp(-z));
-          dz *= sg * (1 + z * (1 - sg));
+    // Pass 1: dz = dy act'(z) (into dx), and its per-channel sums.
+    if (!silu) {
+      for (let off = base; off < end; off += c) {
+        for (let k = 0; k < c; k++) {
+          const dz = dy[off + k]!;
+          dx[off + k] = dz;
+          s1[k]! += dz;
+          s2[k]! += dz * (x[off + k]! * a[k]! + o[k]!);
         }
-        dx[i] = dz; // kept until the second pass below
-        s1[k]! += dz;
-        s2[k]! += dz * xhat;
+      }
+    } else if (sig) {
+      for (let off = base; off < end; off += c) {
+        for (let k = 0; k < c; k++) {
+          const xhat = x[off + k]! * a[k]! + o[k]!;
+          const z = xhat * gam[k]! + bet[k]!;
+          const sg = sig[off + k]!;
+          const dz = dy[off + k]! * sg * (1 + z * (1 - sg));
+          dx[off + k] = dz;
+          s1[k]! += dz;
+          s2[k]! += dz * xhat;
+        }
+      }
+    } else {
+      for (let off = base; off < end; off += c) {
+        for (let k = 0; k < c; k++) {
+          const xhat = x[off + k]! * a[k]! + o[k]!;
+          const z = xhat * gam[k]! + bet[k]!;
+          const sg = 1 / (1 + Math.exp(-z));
+          const dz = dy[off + k]! * sg * (1 + z * (1 - sg));
+          dx[off + k] = dz;
+          s1[k]! += dz;
+          s2[k]! += dz * xhat;
+        }
       }
     }
     for (let g = 0; g < groups; g++) {
       let sum1 = 0;
       let sum2 = 0;
       for (let k = g * cg; k < (g + 1) * cg; k++) {
-        sum1 += gamma[k]! * s1[k]!;
-        sum2 += gamma[k]! * s2[k]!;
+        sum1 += gam[k]! * s1[k]!;
+        sum2 += gam[k]! * s2[k]!;
       }
       for (let k = g * cg; k < (g + 1) * cg; k++) {
-        k1[k] = sum1 / m;
-        k2[k] = sum2 / m;
+        k1[k] = (a[k]! * sum1) / m;
+        k2[k] = (a[k]! * sum2) / m;
       }
     }
     for (let k = 0; k < c; k++) {
       dbetaAcc[k]! += s1[k]!;
       dgammaAcc[k]! += s2[k]!;
+      gr[k] = a[k]! * gam[k]!;
     }
+    // Pass 2: dx = rstd (gamma dz - mean(gamma dz) - xhat mean(gamma dz xhat)).
     for (let off = base; off < end; off += c) {
       for (let k = 0; k < c; k++) {
-        const i = off + k;
-        const xhat = (x[i]! - meanC[k]!) * rstdC[k]!;
-        dx[i] = rstdC[k]! * (gamma[k]! * dx[i]! - k1[k]! - xhat * k2[k]!);
+        const xhat = x[off + k]! * a[k]! + o[k]!;
+        dx[off + k] = gr[k]! * dx[off + k]! - k1[k]! - xhat * k2[k]!;
       }
     }
   }
