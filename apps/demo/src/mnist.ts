@@ -1,27 +1,94 @@
 /**
- * Guidance on images: the class-conditional MNIST U-Net shipped in the repo. Pick a digit, move the
- * guidance scale, and see classifier-free guidance (the U-Net's learned null class) beside the
- * unconditional model; the shipped digit classifier, trained on clean digits, reads the samples.
- * (Classifier guidance needs a classifier of *noisy* digits, which the repo does not ship; the
- * 2-D section shows classifier guidance with the exact noisy classifier of the mixture.)
+ * Guidance on images: the class-conditional MNIST U-Net shipped in the repo. Pick a digit, a method
+ * and a guidance scale, and compare the guided samples with the unconditional model (the U-Net's
+ * learned null class) from the same noise:
+ *
+ * - classifier-free guidance (Ho & Salimans 2022, eq. 6): eps_u + s (eps_c - eps_u), both branches
+ *   from the U-Net (`classifierFreeGuidance`);
+ * - classifier guidance (Dhariwal & Nichol 2021, sec. 4): eps_u - sigma s grad_x log p_phi(y | x_t),
+ *   the U-Net's unconditional prediction shifted by the gradient of the shipped *noise-conditional*
+ *   classifier `mnist-noisy-classifier` (trained on x_t at every noise level; `classifierGuidance`).
+ *
+ * The shipped clean-digit classifier `mnist-classifier` (trained at one clean level only) is the
+ * judge: it reads the final samples, and its share of samples read as the chosen digit is shown.
+ * Nothing here depends on a particular U-Net beyond its config: image shape and class count.
  */
-import { classifierFreeGuidance } from '@diffuse/guidance';
+import {
+  type ClassifierLike,
+  classifierFreeGuidance,
+  classifierGuidance,
+  sampleClipping,
+} from '@diffuse/guidance';
 import type { Denoiser, NoiseConditionalClassifier } from '@diffuse/models';
 import { type SampleOptions, sampleSteps } from '@diffuse/samplers';
 import { vpLevelFromLogSNR } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { reportStepTime } from './backend.js';
 import { PlaneView } from './plots.js';
-import { type LoadedModel, loadShipped, shippedModels } from './shipped.js';
+import { type LoadedModel, loadShipped, type ShippedEntry, shippedModels } from './shipped.js';
 import { act, button, el, labelled, nextFrame, number, range, row, section, select } from './ui.js';
 
-function configOf(m: LoadedModel): {
-  kind: string;
+type Method = 'cfg' | 'classifier';
+
+interface ConfigView {
+  kind?: string;
   numClasses?: number;
   imageShape?: number[];
   inputShape?: number[];
+}
+
+function configOf(e: ShippedEntry): ConfigView {
+  return (e.config ?? {}) as ConfigView;
+}
+
+const size = (shape: readonly number[] | undefined) => (shape ?? []).reduce((a, b) => a * b, 1);
+
+/**
+ * A classifier trained across noise levels carries its held-out accuracy per logSNR in its metrics
+ * (`diffuse-train mnist-noisy-classifier`); a clean-level one does not.
+ */
+function accuracyByLogSNR(e: ShippedEntry): { logSNR: number; accuracy: number }[] | undefined {
+  const t = e.metrics?.testAccuracyByLogSNR;
+  return Array.isArray(t) ? (t as { logSNR: number; accuracy: number }[]) : undefined;
+}
+
+/** The shipped models the section uses, found by their configs (and metrics). */
+export function mnistModels(entries: ShippedEntry[] = shippedModels()): {
+  unet: ShippedEntry | undefined;
+  /** The judge: a digit classifier trained on clean digits (`mnist-classifier`). */
+  scorer: ShippedEntry | undefined;
+  /** The guide: a noise-conditional digit classifier (`mnist-noisy-classifier`). */
+  guide: ShippedEntry | undefined;
 } {
-  return m.model.config as unknown as { kind: string };
+  const unet = entries.find(
+    (e) => configOf(e).kind === 'unet' && (configOf(e).numClasses ?? 0) > 0,
+  );
+  if (!unet) return { unet, scorer: undefined, guide: undefined };
+  const u = configOf(unet);
+  const fits = (e: ShippedEntry) =>
+    configOf(e).kind === 'classifier' &&
+    configOf(e).numClasses === u.numClasses &&
+    size(configOf(e).inputShape) === size(u.imageShape);
+  const classifiers = entries.filter(fits);
+  const clean = classifiers.filter((e) => accuracyByLogSNR(e) === undefined);
+  return {
+    unet,
+    scorer: clean.find((e) => e.name === 'mnist-classifier') ?? clean[0],
+    guide: classifiers.find((e) => accuracyByLogSNR(e) !== undefined),
+  };
+}
+
+/**
+ * A classifier of flattened digits (input [784]) seen as one of images [28, 28, 1]: `logits`
+ * reshapes x to the classifier's input shape, so its gradient comes back in image shape.
+ */
+export function onImages(clf: NoiseConditionalClassifier): ClassifierLike {
+  const inputShape = clf.config.inputShape;
+  return {
+    numClasses: clf.numClasses,
+    logits: (x, level) =>
+      tf.tidy(() => clf.logits(tf.reshape(x, [x.shape[0]!, ...inputShape]), level)),
+  };
 }
 
 /** Runs a guided image sampler, drawing the current x0 estimate (`denoised`) every step. */
@@ -64,7 +131,7 @@ async function sampleImages(
 }
 
 /**
- * Share of `count` images the shipped classifier reads as `digit`. The classifier was trained on
+ * Share of `count` images the shipped clean-digit classifier reads as `digit`. It was trained on
  * clean digits (at logSNR 12), so it is evaluated there: a judge of the samples, not a guide.
  */
 async function classAccuracy(
@@ -74,9 +141,8 @@ async function classAccuracy(
   digit: number,
 ): Promise<number> {
   const c = scorer.model as unknown as NoiseConditionalClassifier;
-  const inputShape = (scorer.model.config as { inputShape: number[] }).inputShape;
   const acc = tf.tidy(() => {
-    const x = tf.tensor(images, [count, ...inputShape]);
+    const x = tf.clipByValue(tf.tensor(images, [count, ...c.config.inputShape]), -1, 1);
     const logits = c.logits(x, vpLevelFromLogSNR(12));
     return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), digit), 'float32'));
   });
@@ -85,34 +151,63 @@ async function classAccuracy(
   return v;
 }
 
+/** min and max of the samples (shown on the canvas for the tests: a NaN would show here). */
+function extent(images: Float32Array): { min: number; max: number } {
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of images) {
+    if (Number.isNaN(v)) return { min: Number.NaN, max: Number.NaN };
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return { min, max };
+}
+
 export function mountMnist(): void {
   const s = section(
     'mnist',
     '6. Guidance on MNIST digits',
-    'The class-conditional U-Net trained in this repo (<code>packages/train/weights/</code>), sampled in your browser with DPM-Solver++ 2M from the same noise. Left: classifier-free guidance at scale s with its learned null class; right: the unconditional model (s = 0). Each frame shows the current estimate x̂<sub>0</sub>; the shipped digit classifier (trained on clean digits) reads the final samples. Classifier guidance needs a classifier of noisy digits, which is not shipped: section 5 shows it with the exact noisy classifier of the mixture.',
+    "The class-conditional U-Net trained in this repo (<code>packages/train/weights/</code>), sampled in your browser with DPM-Solver++ 2M (x̂<sub>0</sub> clipped to [-1, 1]) from the same noise. Left: the chosen guidance at scale s. <b>Classifier-free</b>: ε<sub>u</sub> + s (ε<sub>c</sub> − ε<sub>u</sub>) with the U-Net's learned null class. <b>Classifier guidance</b>: ε<sub>u</sub> − σ s ∇<sub>x</sub> log p<sub>φ</sub>(y | x<sub>t</sub>), the unconditional U-Net steered by the gradient of <code>mnist-noisy-classifier</code>, a classifier trained on noisy digits at every noise level. Right: the unconditional model (s = 0). Each frame shows the current estimate x̂<sub>0</sub>; the clean-digit classifier <code>mnist-classifier</code> (trained on clean digits only, a judge rather than a guide) reads the final samples.",
   );
   const entries = shippedModels();
   const info = el('div', { id: 'mnist-info', className: 'readout' });
-  if (!entries.some((e) => (e.config as { kind?: string } | undefined)?.kind === 'unet')) {
+  const found = mnistModels(entries);
+  if (!found.unet) {
     info.textContent = `No trained U-Net was shipped in this build (packages/train/weights/ holds ${entries.map((e) => e.name).join(', ') || 'nothing'}).`;
     s.append(info);
     s.dataset.available = 'false';
     return;
   }
   s.dataset.available = 'true';
+  s.dataset.classifierGuidance = found.guide ? 'true' : 'false';
+  const numClasses = configOf(found.unet).numClasses!;
   const digit = select(
     'mnist-class',
-    Array.from({ length: 10 }, (_, i) => [String(i), String(i)] as [string, string]),
+    Array.from({ length: numClasses }, (_, i) => [String(i), String(i)] as [string, string]),
     '3',
   );
+  const method = select(
+    'mnist-method',
+    [
+      ['cfg', 'classifier-free'],
+      ['classifier', 'classifier guidance'],
+    ],
+    'cfg',
+  );
+  if (!found.guide) {
+    const opt = method.querySelector<HTMLOptionElement>('option[value="classifier"]')!;
+    opt.disabled = true;
+    opt.textContent = 'classifier guidance (no noise-conditional classifier shipped)';
+  }
   const scale = range('mnist-scale', 0, 8, 0.5, 3);
-  const scaleOut = el('b', { textContent: '3' });
+  const scaleOut = el('b', { id: 'mnist-scale-value', textContent: '3' });
   const steps = number('mnist-steps', 2, 100, 10);
   const n = number('mnist-n', 1, 64, 9);
   const go = button('mnist-button', 'Sample digits');
   row(
     s,
     labelled('digit', digit),
+    labelled('method', method),
     labelled('scale s', scale),
     scaleOut,
     labelled('steps', steps),
@@ -123,11 +218,18 @@ export function mountMnist(): void {
     scaleOut.textContent = scale.value;
   });
   const panels = el('div', { className: 'panels' });
-  s.append(panels, info);
-  const cfgView = new PlaneView(panels, {
+  const guideInfo = el('div', { id: 'mnist-guide-info', className: 'readout' });
+  if (found.guide) {
+    const table = accuracyByLogSNR(found.guide)!
+      .map((r) => `logSNR ${r.logSNR}: ${(100 * r.accuracy).toFixed(1)}%`)
+      .join(', ');
+    guideInfo.textContent = `guide ${found.guide.name}: held-out accuracy on noisy digits ${table}`;
+  }
+  s.append(panels, info, guideInfo);
+  const guidedView = new PlaneView(panels, {
     id: 'mnist-cfg',
     size: 280,
-    title: 'classifier-free guidance at scale s',
+    title: 'guided at scale s',
   });
   const uncondView = new PlaneView(panels, {
     id: 'mnist-uncond',
@@ -140,48 +242,77 @@ export function mountMnist(): void {
     () =>
       void act(s, async () => {
         info.textContent = 'loading the shipped models…';
-        const loaded = await Promise.all(entries.map(loadShipped));
-        const unet = loaded.find(
-          (m) => configOf(m).kind === 'unet' && (configOf(m).numClasses ?? 0) > 0,
-        );
-        if (!unet)
+        const m = method.value as Method;
+        if (m === 'classifier' && !found.guide) {
           throw new Error(
-            `no class-conditional U-Net among the shipped models (${entries.map((e) => e.name).join(', ')})`,
+            'classifier guidance needs a noise-conditional digit classifier in packages/train/weights/ (diffuse-train mnist-noisy-classifier)',
           );
-        const shape = configOf(unet).imageShape!;
-        const size = shape.reduce((a, b) => a * b, 1);
-        // A shipped digit classifier (on images or flattened images) scores the samples.
-        const scorer = loaded.find(
-          (m) =>
-            configOf(m).kind === 'classifier' &&
-            configOf(m).numClasses === configOf(unet).numClasses &&
-            (configOf(m).inputShape ?? []).reduce((a, b) => a * b, 1) === size,
-        );
+        }
+        const [unet, scorer, guide] = await Promise.all([
+          loadShipped(found.unet!),
+          found.scorer ? loadShipped(found.scorer) : undefined,
+          m === 'classifier' ? loadShipped(found.guide!) : undefined,
+        ]);
+        const shape = configOf(unet.entry).imageShape!;
         const net = unet.model as unknown as Denoiser;
         const count = Number(n.value);
         const d = Number(digit.value);
-        const labels = tf.fill([count], d, 'int32');
         const sv = Number(scale.value);
+        if (!Number.isFinite(sv) || sv < 0)
+          throw new Error(`scale must be >= 0, got ${scale.value}`);
+        const labels = tf.fill([count], d, 'int32');
+        const guided: Denoiser =
+          m === 'cfg'
+            ? classifierFreeGuidance(net, { guidanceScale: sv })
+            : classifierGuidance(
+                net,
+                onImages(guide!.model as unknown as NoiseConditionalClassifier),
+                {
+                  scale: sv,
+                },
+              );
+        const what =
+          m === 'cfg'
+            ? `classifier-free, s = ${sv}`
+            : `classifier guidance (${guide!.entry.name}), s = ${sv}`;
         const out: string[] = [];
         try {
-          for (const [view, scaleValue, what] of [
-            [cfgView, sv, `classifier-free, s = ${sv}`],
-            [uncondView, 0, 'unconditional, s = 0'],
+          for (const [view, denoiser, caption, timing] of [
+            [
+              guidedView,
+              guided,
+              what,
+              m === 'cfg' ? 'U-Net cfg step' : 'U-Net classifier-guided step',
+            ],
+            [
+              uncondView,
+              classifierFreeGuidance(net, { guidanceScale: 0 }),
+              'unconditional, s = 0',
+              'U-Net step',
+            ],
           ] as const) {
             const res = await sampleImages(
-              classifierFreeGuidance(net, { guidanceScale: scaleValue }),
+              sampleClipping(denoiser),
               { steps: Number(steps.value), n: count, shape, labels, seed: 4 },
               view,
             );
-            reportStepTime(res.msPerStep, 'U-Net guided step');
+            reportStepTime(res.msPerStep, timing);
+            const { min, max } = extent(res.images);
+            view.canvas.dataset.method = view === guidedView ? m : 'unconditional';
+            view.canvas.dataset.ms = String(res.msPerStep);
+            view.canvas.dataset.min = String(min);
+            view.canvas.dataset.max = String(max);
+            if (Number.isNaN(min)) throw new Error(`${caption}: the samples contain NaN`);
             let read = '';
             if (scorer) {
               const acc = await classAccuracy(scorer, res.images, count, d);
               view.canvas.dataset.accuracy = String(acc);
               read = `, ${Math.round(acc * count)}/${count} read as ${d} by ${scorer.entry.name}`;
+            } else {
+              delete view.canvas.dataset.accuracy;
             }
-            view.caption(`${what}${read}`);
-            out.push(`${what}: ${res.msPerStep.toFixed(0)} ms/step${read}`);
+            view.caption(`${caption}${read}`);
+            out.push(`${caption}: ${res.msPerStep.toFixed(0)} ms/step${read}`);
           }
           const trained = unet.entry.metrics;
           const facts = trained

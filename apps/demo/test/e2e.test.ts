@@ -315,6 +315,49 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     }
   });
 
+  it('guides the MNIST U-Net with the shipped noise-conditional classifier (classifier guidance)', async () => {
+    if ((await page.getAttribute('#mnist', 'data-available')) !== 'true') return;
+    // The repo ships mnist-noisy-classifier beside the U-Net: the method must be offered.
+    expect(await page.getAttribute('#mnist', 'data-classifier-guidance')).toBe('true');
+    expect(await page.textContent('#mnist-guide-info')).toMatch(/logSNR 0: \d/);
+    await page.selectOption('#mnist-method', 'classifier');
+    await page.fill('#mnist-scale', '4');
+    await page.dispatchEvent('#mnist-scale', 'input');
+    await page.fill('#mnist-steps', '3');
+    await page.fill('#mnist-n', '2');
+    await run('mnist', 'mnist-button', 150_000);
+    await expectDrawn('#mnist-cfg', 300);
+    await expectDrawn('#mnist-uncond', 300);
+    expect(await page.getAttribute('#mnist-cfg', 'data-method')).toBe('classifier');
+    expect(await page.textContent('#mnist-info')).toMatch(
+      /classifier guidance \(mnist-noisy-classifier\), s = 4/,
+    );
+    const numbers: Record<string, number[]> = {};
+    for (const id of ['#mnist-cfg', '#mnist-uncond']) {
+      const read = async (a: string) => Number(await page.getAttribute(id, `data-${a}`));
+      const [ms, min, max, accuracy] = await Promise.all(
+        ['ms', 'min', 'max', 'accuracy'].map(read),
+      );
+      numbers[id] = [ms!, min!, max!, accuracy!];
+      expect(ms, `${id} ms/step`).toBeGreaterThan(0);
+      // Finite samples (a NaN or an exploding gradient would show here), accuracy a share.
+      expect(Number.isFinite(min) && Number.isFinite(max), `${id} sample range`).toBe(true);
+      expect(max! - min!, `${id} sample range`).toBeGreaterThan(0);
+      expect(accuracy, `${id} class accuracy`).toBeGreaterThanOrEqual(0);
+      expect(accuracy, `${id} class accuracy`).toBeLessThanOrEqual(1);
+    }
+    expect(await msPerStep()).toBeGreaterThan(0);
+    expect(await page.textContent('#ms-per-step-what')).toContain('wasm');
+    writeFileSync(
+      join(results, 'mnist-guidance.json'),
+      `${JSON.stringify({ method: 'classifier', scale: 4, steps: 3, images: 2, digit: 3, 'ms/min/max/accuracy': numbers }, null, 2)}\n`,
+    );
+    await page
+      .locator('#mnist')
+      .screenshot({ path: join(results, 'mnist-classifier-guidance.png') });
+    await page.selectOption('#mnist-method', 'cfg');
+  });
+
   it('switches backends (webgl, cpu) and keeps working, with the time per step shown', async () => {
     for (const name of ['webgl', 'cpu']) {
       expect(await useBackend(name)).toBe(name);
