@@ -14,7 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Random } from '@diffuse/backend';
 import { type ArrayDataset, loadMnist } from '@diffuse/data';
-import { classifierFreeGuidance, sampleClipping } from '@diffuse/guidance';
+import { classifierFreeGuidance, classifierGuidance, sampleClipping } from '@diffuse/guidance';
 import { type LogSNRSampler, uniformTimeSampler } from '@diffuse/losses';
 import {
   classifierConfig,
@@ -369,10 +369,18 @@ export async function loadClassifier(base: string): Promise<NoiseConditionalClas
   }) as NoiseConditionalClassifier;
 }
 
-/** `diffuse-train eval-mnist`: class accuracy of a U-Net's samples, unguided and with guidance. */
+/**
+ * `diffuse-train eval-mnist`: class accuracy of a U-Net's samples, read by the clean classifier:
+ * unguided, with classifier-free guidance at scale `guidance`, and, given a noise-conditional
+ * classifier `guide`, with classifier guidance at the same scale (the U-Net's null-class prediction
+ * shifted by -sigma s grad_x log p(y | x_t), `classifierGuidance` of `@diffuse/guidance`). Results go
+ * to `<model>.metrics.json` (`sampleEvaluation`), or with a guide to `<guide>.metrics.json`
+ * (`guidanceEvaluation`, naming the U-Net), leaving the U-Net's file alone.
+ */
 export async function evalMnist(o: {
   model: string;
   classifier: string;
+  guide?: string;
   perClass: number;
   steps: number;
   guidance: number;
@@ -382,26 +390,47 @@ export async function evalMnist(o: {
   await setUp(o.backend);
   const model = (await loadModelFiles(o.model)) as NetworkDenoiser;
   const clf = await loadClassifier(o.classifier);
+  const guide = o.guide !== undefined ? await loadClassifier(o.guide) : undefined;
   const results: Record<string, unknown> = {
     command: commandLine(),
+    model: o.model,
     perClass: o.perClass,
     steps: o.steps,
     sampler: 'dpmpp_2m with x0 clipped to [-1, 1]',
   };
-  for (const scale of o.guidance > 1 ? [1, o.guidance] : [1]) {
+  const runs: [string, Denoiser][] = [['guidance1', model]];
+  if (o.guidance > 1 || guide) {
+    runs.push([
+      `guidance${o.guidance}`,
+      classifierFreeGuidance(model, { guidanceScale: o.guidance }),
+    ]);
+  }
+  if (guide) {
+    const inputShape = guide.config.inputShape;
+    const onImages = {
+      numClasses: guide.numClasses,
+      logits: (x: tf.Tensor, level: NoiseLevel<Scalar>) =>
+        tf.tidy(() => guide.logits(tf.reshape(x, [x.shape[0]!, ...inputShape]), level)),
+    };
+    runs.push([
+      `classifierGuidance${o.guidance}`,
+      classifierGuidance(model, onImages, { scale: o.guidance }),
+    ]);
+  }
+  for (const [name, denoiser] of runs) {
     const t = Date.now();
-    const denoiser = scale > 1 ? classifierFreeGuidance(model, { guidanceScale: scale }) : model;
     const r = await evaluateMnistSamples(denoiser, clf, {
       perClass: o.perClass,
       steps: o.steps,
       seed: o.seed,
     });
     console.log(
-      `guidance ${scale}: sample class accuracy ${r.accuracy} (per class ${r.perClass.join(', ')}) in ${(Date.now() - t) / 1000} s`,
+      `${name}: sample class accuracy ${r.accuracy} (per class ${r.perClass.join(', ')}) in ${(Date.now() - t) / 1000} s`,
     );
-    results[`guidance${scale}`] = { accuracy: r.accuracy, perClass: r.perClass };
+    results[name] = { accuracy: r.accuracy, perClass: r.perClass };
   }
-  const metricsPath = `${o.model}.metrics.json`;
+  const metricsPath = `${o.guide ?? o.model}.metrics.json`;
+  const key = o.guide ? 'guidanceEvaluation' : 'sampleEvaluation';
   const { readFile } = await import('node:fs/promises');
   let existing: Record<string, unknown> = {};
   try {
@@ -409,13 +438,11 @@ export async function evalMnist(o: {
   } catch {
     /* no training metrics yet */
   }
-  await writeFile(
-    metricsPath,
-    `${JSON.stringify({ ...existing, sampleEvaluation: results }, null, 2)}\n`,
-  );
+  await writeFile(metricsPath, `${JSON.stringify({ ...existing, [key]: results }, null, 2)}\n`);
   console.log(`wrote ${metricsPath}`);
   model.dispose();
   clf.dispose();
+  guide?.dispose();
 }
 
 export { loadModelFiles };

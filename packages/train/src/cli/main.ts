@@ -27,7 +27,8 @@ const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|mnist-noisy-
   --channels N         base channels of the U-Net (mnist) or conv classifier (mnist-noisy-classifier)
   --trunk mlp|conv     mnist-noisy-classifier's trunk (default mlp)
   --workers N          gradient worker threads, one batch shard each (mnist, mixture; default 0: main thread)
-  eval-mnist: --model BASE --classifier BASE --per-class N --sample-steps N --guidance S`;
+  eval-mnist: --model BASE --classifier BASE --per-class N --sample-steps N --guidance S
+              [--guide BASE: also classifier guidance with this noise-conditional classifier]`;
 
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
       trunk: { type: 'string', default: 'mlp' },
       model: { type: 'string' },
       classifier: { type: 'string' },
+      guide: { type: 'string' },
       'per-class': { type: 'string' },
       'sample-steps': { type: 'string' },
       guidance: { type: 'string' },
@@ -109,6 +111,7 @@ async function main(): Promise<void> {
       await evalMnist({
         model: values.model ?? 'weights/mnist-unet',
         classifier: values.classifier ?? 'weights/mnist-classifier',
+        ...(values.guide !== undefined ? { guide: values.guide } : {}),
         perClass: num('per-class', values['per-class'], 10),
         steps: num('sample-steps', values['sample-steps'], 20),
         guidance: num('guidance', values.guidance, 3),
