@@ -26,9 +26,11 @@
  * WebAssembly heap, views from `typedArrayFromHeap`) and `cpu`. Sums accumulate in float64, so the
  * result is at least as accurate as the composed float32 ops. On wasm, sigmoid(z) comes from the
  * backend's vectorised Sigmoid kernel (a JavaScript Math.exp loop measured ~8x slower); cpu uses
- * Math.exp. Other backends (webgl, webgpu) get the
- * same math composed from tfjs ops, differentiated by tfjs autodiff.
+ * Math.exp. Other backends (webgl, webgpu) get the same math composed from tfjs ops, differentiated
+ * by tfjs autodiff.
  */
+
+import * as tf from '@tensorflow/tfjs-core';
 import {
   type DataType,
   engine,
@@ -41,7 +43,6 @@ import {
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError } from './errors.js';
 
 /** Name of the forward kernel: inputs `x`, `gamma`, `beta`; attrs `groups`, `epsilon`, `activation`. */

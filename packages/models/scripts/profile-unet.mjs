@@ -12,10 +12,11 @@
 // work done; on a shared, loaded machine wall time mostly measures waiting); wall time is shown too.
 // With --kernels, one extra run per mode wraps tf.engine().runKernel and lists the kernels that
 // took the most CPU time (kernels called from inside other kernels count in their caller).
+
+import os from 'node:os';
 import { GROUP_NORM, initBackend, Random } from '@diffuse/backend';
 import { UNet, unetConfig } from '@diffuse/models';
 import * as tf from '@tensorflow/tfjs-core';
-import os from 'node:os';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -142,7 +143,11 @@ for (const [label, run] of cases) {
   }
   const row = { label };
   for (const mode of modes) {
-    row[mode] = { cpuMedian: median(cpu[mode]), cpuMin: Math.min(...cpu[mode]), wallMedian: median(wall[mode]) };
+    row[mode] = {
+      cpuMedian: median(cpu[mode]),
+      cpuMin: Math.min(...cpu[mode]),
+      wallMedian: median(wall[mode]),
+    };
   }
   results.push(row);
   console.log(
@@ -169,7 +174,9 @@ for (const [label, run] of cases) {
           .join(', '),
       );
       for (const r of rows.sort((a, b) => b.ms - a.ms).slice(0, top))
-        console.log(`   ${r.ms.toFixed(1).padStart(7)} ms ${String(r.calls).padStart(3)}x ${r.key}`);
+        console.log(
+          `   ${r.ms.toFixed(1).padStart(7)} ms ${String(r.calls).padStart(3)}x ${r.key}`,
+        );
     }
   }
 }
