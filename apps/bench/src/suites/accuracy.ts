@@ -126,6 +126,8 @@ export interface NfeModel {
   b: number;
   /** Set when the step count does not fix the NFE (adaptive step sizes): why. */
   adaptive?: string;
+  /** NFE of a 1-step run (start-up steps can make it differ from a + b); undefined if it threw. */
+  n1?: number;
 }
 
 /**
@@ -156,7 +158,13 @@ async function nfeModel(
         adaptive: `adaptive step size: ${tol ? `its error tolerances (${tol})` : 'its step-size control'} set the NFE, not the step count (${n4}, ${n6}, ${n8} evaluations at 4, 6, 8 steps on a 2-sample probe)`,
       };
     }
-    return { a, b };
+    let n1: number | undefined;
+    try {
+      n1 = await nfe(1);
+    } catch {
+      n1 = undefined; // e.g. samplers that need two positive noise levels
+    }
+    return { a, b, ...(n1 !== undefined ? { n1 } : {}) };
   } finally {
     noise.dispose();
   }
@@ -481,8 +489,8 @@ export async function runAccuracy(ctx: SuiteContext): Promise<AccuracySuite> {
         try {
           // Samplers with an `nfe` option (dpm_fast) take the budget itself; the others get a step count.
           const budget = 'nfe' in (def.defaults as Record<string, unknown>);
-          const { a, b, adaptive } = budget
-            ? { a: 1, b: 0, adaptive: undefined }
+          const { a, b, adaptive, n1 } = budget
+            ? { a: 1, b: 0, adaptive: undefined, n1: undefined }
             : await nfeModel(gm, def.name, plan.seed);
           const runAt = (steps: number) =>
             run(gm, noise, {
@@ -503,10 +511,14 @@ export async function runAccuracy(ctx: SuiteContext): Promise<AccuracySuite> {
               continue;
             }
             let steps = Math.floor((target - b) / a);
+            // Below the line's range, one step may still fit (start-up steps cost differently).
+            if (steps < 1 && n1 !== undefined && n1 <= target) steps = 1;
             if (steps < 1) {
               unreachable(
                 target,
-                `NFE = ${a} x steps + ${b} (measured), so the fewest it can make (1 step) is ${a + b}`,
+                n1 !== undefined
+                  ? `1 step already takes ${n1} model evaluations (NFE = ${a} x steps + ${b} from 4 steps on)`
+                  : `NFE = ${a} x steps + ${b} (measured from 4 steps on), so the fewest it can make is about ${a + b}`,
               );
               continue;
             }
