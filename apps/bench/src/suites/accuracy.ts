@@ -126,13 +126,17 @@ export interface NfeModel {
   b: number;
   /** Set when the step count does not fix the NFE (adaptive step sizes): why. */
   adaptive?: string;
-  /** NFE of a 1-step run (start-up steps can make it differ from a + b); undefined if it threw. */
-  n1?: number;
+  /**
+   * NFE of 1-, 2- and 3-step runs (index = steps; start-up steps make them differ from the line);
+   * undefined where the run threw.
+   */
+  few: (number | undefined)[];
 }
 
 /**
  * NFE = a * steps + b for a sampler, measured on short runs at 4, 6 and 8 steps (past the start-up
- * steps of multistep methods such as PNDM, whose first steps take extra model calls). A sampler with
+ * steps of multistep methods such as PNDM, whose first steps take extra model calls), and the NFE of
+ * 1, 2 and 3 steps measured directly. A sampler with
  * error tolerances (`rtol`/`atol` options), or whose NFE at 8 steps is off the line, is adaptive: its
  * tolerances, not the step count, set the NFE.
  */
@@ -155,16 +159,19 @@ async function nfeModel(
       return {
         a,
         b,
+        few: [],
         adaptive: `adaptive step size: ${tol ? `its error tolerances (${tol})` : 'its step-size control'} set the NFE, not the step count (${n4}, ${n6}, ${n8} evaluations at 4, 6, 8 steps on a 2-sample probe)`,
       };
     }
-    let n1: number | undefined;
-    try {
-      n1 = await nfe(1);
-    } catch {
-      n1 = undefined; // e.g. samplers that need two positive noise levels
+    const few: (number | undefined)[] = [undefined];
+    for (const steps of [1, 2, 3]) {
+      try {
+        few.push(await nfe(steps));
+      } catch {
+        few.push(undefined); // e.g. samplers that need two positive noise levels
+      }
     }
-    return { a, b, ...(n1 !== undefined ? { n1 } : {}) };
+    return { a, b, few };
   } finally {
     noise.dispose();
   }
@@ -489,8 +496,8 @@ export async function runAccuracy(ctx: SuiteContext): Promise<AccuracySuite> {
         try {
           // Samplers with an `nfe` option (dpm_fast) take the budget itself; the others get a step count.
           const budget = 'nfe' in (def.defaults as Record<string, unknown>);
-          const { a, b, adaptive, n1 } = budget
-            ? { a: 1, b: 0, adaptive: undefined, n1: undefined }
+          const { a, b, adaptive, few } = budget
+            ? { a: 1, b: 0, adaptive: undefined, few: [] }
             : await nfeModel(gm, def.name, plan.seed);
           const runAt = (steps: number) =>
             run(gm, noise, {
@@ -511,13 +518,16 @@ export async function runAccuracy(ctx: SuiteContext): Promise<AccuracySuite> {
               continue;
             }
             let steps = Math.floor((target - b) / a);
-            // Below the line's range, one step may still fit (start-up steps cost differently).
-            if (steps < 1 && n1 !== undefined && n1 <= target) steps = 1;
+            // The line holds from 4 steps on; below, use the measured NFE of 1-3 steps (start-up).
+            if (!budget && steps < 4) {
+              const fit = [1, 2, 3].filter((k) => few[k] !== undefined && few[k]! <= target);
+              steps = fit.length > 0 ? Math.max(...fit) : 0;
+            }
             if (steps < 1) {
               unreachable(
                 target,
-                n1 !== undefined
-                  ? `1 step already takes ${n1} model evaluations (NFE = ${a} x steps + ${b} from 4 steps on)`
+                few[1] !== undefined
+                  ? `1 step already takes ${few[1]} model evaluations (NFE = ${a} x steps + ${b} from 4 steps on)`
                   : `NFE = ${a} x steps + ${b} (measured from 4 steps on), so the fewest it can make is about ${a + b}`,
               );
               continue;
