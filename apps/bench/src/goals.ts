@@ -142,12 +142,15 @@ function overheadGoal(rows: ThroughputRow[]): GoalRow {
     .slice(1)
     .map(
       (r) =>
-        `${runtimeName(r)} ${(100 * r.sampling!.overheadMsPerStep / r.sampling!.modelMsPerStep).toFixed(1)}% (${fmt(r.sampling!.overheadMsPerStep)} of ${fmt(r.sampling!.modelMsPerStep)} ms)`,
+        `${runtimeName(r)} ${((100 * r.sampling!.overheadMsPerStep) / r.sampling!.modelMsPerStep).toFixed(1)}% (${fmt(r.sampling!.overheadMsPerStep)} of ${fmt(r.sampling!.modelMsPerStep)} ms)`,
     );
   return {
     ...base,
     batch: best.batch,
-    ours: { what: `${s.sampler.split(' ')[0]} own time/step, ${runtimeName(best)}`, ms: s.overheadMsPerStep },
+    ours: {
+      what: `${s.sampler.split(' ')[0]} own time/step, ${runtimeName(best)}`,
+      ms: s.overheadMsPerStep,
+    },
     reference: { what: `U-Net time/step, ${runtimeName(best)}`, ms: s.modelMsPerStep },
     value,
     status: meets(value, OVERHEAD_TARGET) ? 'pass' : 'fail',
@@ -176,14 +179,23 @@ export function computeGoals(suites: Results['suites']): GoalsRecord {
     trn
       .filter((r) => r.model === model && r.batch === batch)
       .map((r) => ({ what: trainingName(r), ms: r.msPerStep.median }));
-  const sampling = 'sampling: ms per model call (Denoiser.predict), best Diffuse runtime / PyTorch CPU forward';
+  const sampling =
+    'sampling: ms per model call (Denoiser.predict), best Diffuse runtime / PyTorch CPU forward';
   const training = 'training: ms per Adam step, best Diffuse configuration / PyTorch CPU';
   const { peers } = suites;
   return {
     source: GOALS_SOURCE,
     rows: [
       compare('sampling-mlp', sampling, 'mlp', 'forward', forward('mlp'), peers, SAMPLING_TARGET),
-      compare('sampling-unet', sampling, 'unet', 'forward', forward('unet'), peers, SAMPLING_TARGET),
+      compare(
+        'sampling-unet',
+        sampling,
+        'unet',
+        'forward',
+        forward('unet'),
+        peers,
+        SAMPLING_TARGET,
+      ),
       compare('training-mlp', training, 'mlp', 'train', train('mlp'), peers, TRAINING_TARGET),
       compare('training-unet', training, 'unet', 'train', train('unet'), peers, TRAINING_TARGET),
       overheadGoal(thr),

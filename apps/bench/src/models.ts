@@ -3,7 +3,14 @@
  * denoiser and the MNIST U-Net of `@diffuse/models`. (Until that package had them, the app measured a
  * clearly labelled stand-in MLP; rows keep a `modelSource` field for that reason.)
  */
-import { type AsyncDenoiser, type Denoiser, Mlp, mlpConfig, UNet, unetConfig } from '@diffuse/models';
+import {
+  type AsyncDenoiser,
+  type Denoiser,
+  Mlp,
+  mlpConfig,
+  UNet,
+  unetConfig,
+} from '@diffuse/models';
 import type * as tf from '@tensorflow/tfjs-core';
 
 export type ModelName = 'mlp' | 'unet';

@@ -55,7 +55,8 @@ export function onnxAvailability(
 /** How each ONNX runtime name is called. */
 export const ONNX_CALLS = {
   onnx: 'the synchronous Denoiser (onnxDenoiser: a synckit worker round trip per call)',
-  'onnx-async': 'an AsyncDenoiser on the main thread (onnxDenoiserAsync: awaited session.run, no worker)',
+  'onnx-async':
+    'an AsyncDenoiser on the main thread (onnxDenoiserAsync: awaited session.run, no worker)',
 } as const;
 
 /** One-line description of the runtime for tables. */

@@ -122,7 +122,8 @@ function cellWithoutPoint(c: AccuracyCurve, nfe: number): string {
 /** One note per sampler and reason: "x: n/a at NFE 5, 10: reason". */
 function unreachableNotes(c: AccuracyCurve): string[] {
   const byReason = new Map<string, number[]>();
-  for (const u of c.unreachable ?? []) byReason.set(u.reason, [...(byReason.get(u.reason) ?? []), u.nfeRequested]);
+  for (const u of c.unreachable ?? [])
+    byReason.set(u.reason, [...(byReason.get(u.reason) ?? []), u.nfeRequested]);
   return [...byReason].map(([reason, n]) => `${c.sampler}: n/a at NFE ${n.join(', ')}: ${reason}`);
 }
 
@@ -176,8 +177,7 @@ function accuracySection(acc: AccuracySuite): string {
       `\n![SW vs NFE](${accuracyPlotName(mix.id, 'sw')})\n`,
     );
     const failed = curves.filter((c) => c.error);
-    if (failed.length > 0)
-      parts.push(notes(failed.map((c) => `${c.sampler}: failed: ${c.error}`)));
+    if (failed.length > 0) parts.push(notes(failed.map((c) => `${c.sampler}: failed: ${c.error}`)));
     const na = curves.flatMap((c) => unreachableNotes(c));
     if (na.length > 0) parts.push(notes(na));
   }
@@ -232,8 +232,11 @@ export function goalsSection(g: GoalsRecord, load: number | undefined): string {
       : '';
   return [
     '## Goals (issue 9: fast paths)\n',
-    'Ratios of numbers measured in this run, at the PyTorch peer\'s batch. `sampling-*`: ms per model call through `Denoiser.predict` (what samplers call; for onnx including the worker round trip), the best Diffuse runtime over PyTorch CPU\'s forward pass. `training-*`: ms per Adam step, the best Diffuse configuration (ablations excluded) over PyTorch\'s. `sampler-overhead-unet`: the sampler\'s own time per step in a real `sample()` run over the U-Net\'s time per step, on the fastest U-Net runtime.\n',
-    table(['goal', 'model', 'Diffuse ms', 'reference ms', 'ratio', 'target', 'status', 'note'], rows),
+    "Ratios of numbers measured in this run, at the PyTorch peer's batch. `sampling-*`: ms per model call through `Denoiser.predict` (what samplers call; for onnx including the worker round trip), the best Diffuse runtime over PyTorch CPU's forward pass. `training-*`: ms per Adam step, the best Diffuse configuration (ablations excluded) over PyTorch's. `sampler-overhead-unet`: the sampler's own time per step in a real `sample()` run over the U-Net's time per step, on the fastest U-Net runtime.\n",
+    table(
+      ['goal', 'model', 'Diffuse ms', 'reference ms', 'ratio', 'target', 'status', 'note'],
+      rows,
+    ),
     noisy,
   ].join('\n');
 }

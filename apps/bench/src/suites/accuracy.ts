@@ -140,11 +140,7 @@ export interface NfeModel {
  * error tolerances (`rtol`/`atol` options), or whose NFE at 8 steps is off the line, is adaptive: its
  * tolerances, not the step count, set the NFE.
  */
-async function nfeModel(
-  gm: GaussianMixture,
-  name: string,
-  seed: number,
-): Promise<NfeModel> {
+async function nfeModel(gm: GaussianMixture, name: string, seed: number): Promise<NfeModel> {
   const noise = tf.randomNormal([2, gm.dim], 0, 1, 'float32', seed);
   try {
     const nfe = async (steps: number) =>
