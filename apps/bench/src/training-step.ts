@@ -9,7 +9,8 @@
 import { Random } from '@diffuse/backend';
 import { uniformTimeSampler } from '@diffuse/losses';
 import { CosineSchedule } from '@diffuse/schedules';
-import { Adam, diffusionLoss, type TrainableDenoiser } from '@diffuse/train';
+import type { NetworkDenoiser } from '@diffuse/models';
+import { Adam, diffusionLoss, ParallelGradients, type TrainableDenoiser } from '@diffuse/train';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchModel } from './models.js';
 
@@ -31,7 +32,8 @@ export function createTrainStep(
     sampler: uniformTimeSampler(new CosineSchedule()),
   });
   const rng = Random.seed(seed);
-  const x = tf.randomNormal([batch, ...model.dataShape], 0, 1, 'float32', seed);
+  // Random.seed, not tf.randomNormal(..., seed): tfjs treats seed 0 as "unseeded".
+  const x = Random.seed(seed + 1).normal([batch, ...model.dataShape]);
   return {
     async step() {
       const { value, grads } = tf.variableGrads(() => loss({ x }, rng), model.variables);
@@ -46,6 +48,46 @@ export function createTrainStep(
     dispose() {
       adam.dispose();
       x.dispose();
+    },
+  };
+}
+
+/**
+ * The same Adam step with its gradient computed data-parallel on `workers` worker threads
+ * (`ParallelGradients` of `@diffuse/train`: one wasm engine per thread, each takes a shard of the
+ * batch; the coordinator draws all noise for the full batch and averages the shard gradients by shard
+ * size, so the step equals the one-thread step up to float32 summation order). The threads are
+ * started here, before timing: their start-up (2-4 s) is not part of the step.
+ */
+export async function createParallelTrainStep(
+  model: BenchModel,
+  batch: number,
+  seed: number,
+  workers: number,
+  learningRate = 1e-4,
+): Promise<TrainStep> {
+  const gradients = await ParallelGradients.create(
+    model.denoiser as NetworkDenoiser,
+    { sampler: uniformTimeSampler(new CosineSchedule()) },
+    { workers },
+  );
+  const adam = new Adam(model.variables, { learningRate });
+  const rng = Random.seed(seed);
+  const x = Random.seed(seed + 1).normal([batch, ...model.dataShape]);
+  return {
+    async step() {
+      const { loss, grads } = await gradients.compute({ x }, rng, model.variables);
+      try {
+        adam.apply(grads as tf.Tensor[]).dispose();
+        return (await loss.data())[0]!;
+      } finally {
+        tf.dispose([loss, ...grads.filter((g): g is tf.Tensor => g !== undefined)]);
+      }
+    },
+    async dispose() {
+      adam.dispose();
+      x.dispose();
+      await gradients.dispose();
     },
   };
 }

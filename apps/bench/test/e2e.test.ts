@@ -80,6 +80,13 @@ describe('bench command line', () => {
       expect(x.leakedTensors).toBe(0);
     }
     for (const x of res.suites.training!.rows) expect(x.msPerStep.median).toBeGreaterThan(0);
+    // Data-parallel training on 2 worker threads (ParallelGradients of @diffuse/train), both networks.
+    const parallel = res.suites.training!.rows.filter((x) => x.variant === 'workers-2');
+    expect(parallel.map((x) => `${x.backend} ${x.model} ${x.workers}`).sort()).toEqual([
+      'wasm mlp 2',
+      'wasm unet 2',
+    ]);
+    for (const x of parallel) expect(x.leakedTensors).toBe(0);
     // ONNX Runtime rows (onnxruntime-node is a dependency of this app): forward and sampling runs
     // through the Denoiser interface, for both networks, nothing leaked.
     const onnx = rows.filter((x) => x.backend.startsWith('onnx'));

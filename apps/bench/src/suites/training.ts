@@ -2,8 +2,9 @@
  * Training: ms per Adam step of the MLP denoiser and the U-Net on each Node backend.
  *
  * Every row is one `TrainingVariant`: a way of running the step, measured for each backend and model
- * it applies to. Today: `default` (the one-thread step `Trainer` of `@diffuse/train` takes) and, on
- * wasm for the MLP, `no-wasm-transpose-fix` (the backend's explicit-transpose matMul fix removed, to
+ * it applies to. Today: `default` (the one-thread step `Trainer` of `@diffuse/train` takes), on wasm
+ * `workers-2` (data-parallel gradients on 2 worker threads, `ParallelGradients`) and, on wasm for the
+ * MLP, `no-wasm-transpose-fix` (the backend's explicit-transpose matMul fix removed, to
  * show what the fix buys; an ablation, never counted as Diffuse's time). Adding a row, e.g. "Adam
  * step with N worker threads", is one more entry of `TRAINING_VARIANTS`:
  *
@@ -23,9 +24,10 @@
  * Rows that are not ablations compete for the peers ratio and the training goal (the fastest wins).
  */
 import { wasmTransposeFixActive, withoutWasmTransposeFix } from '../backends.js';
-import { timeTrainStep } from '../measure.js';
+import { timeSteps, timeTrainStep } from '../measure.js';
 import { type BenchModel, createModel, type ModelName } from '../models.js';
 import { sizesFor } from '../plan.js';
+import { createParallelTrainStep } from '../training-step.js';
 import type { TrainingRow, TrainingSuite } from '../results.js';
 import type { Stat } from '../stats.js';
 import { type SuiteContext, since } from '../suite.js';
@@ -93,8 +95,27 @@ export const withoutTransposeFix: TrainingVariant = {
     ),
 };
 
+/**
+ * The step with data-parallel gradients on 2 worker threads (`ParallelGradients` of
+ * `@diffuse/train`), on wasm: tfjs-wasm is single-threaded in Node, so this is how training uses both
+ * cores. Counted as Diffuse's time (not an ablation): the fastest row wins the training goal.
+ */
+export const twoWorkers: TrainingVariant = {
+  id: 'workers-2',
+  ablation: false,
+  applies: (_ctx, backend) => backend === 'wasm',
+  async measure(ctx, model, batch, onRepeat) {
+    const r = await timeSteps(
+      () => createParallelTrainStep(model, batch, ctx.plan.seed, 2),
+      ctx.plan,
+      onRepeat,
+    );
+    return { ...r, workers: 2 };
+  },
+};
+
 /** The rows of the training suite, in table order. */
-export const TRAINING_VARIANTS: TrainingVariant[] = [oneThread, withoutTransposeFix];
+export const TRAINING_VARIANTS: TrainingVariant[] = [oneThread, twoWorkers, withoutTransposeFix];
 
 export async function runTraining(
   ctx: SuiteContext,
