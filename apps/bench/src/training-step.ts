@@ -8,8 +8,8 @@
  */
 import { Random } from '@diffuse/backend';
 import { uniformTimeSampler } from '@diffuse/losses';
-import { CosineSchedule } from '@diffuse/schedules';
 import type { NetworkDenoiser } from '@diffuse/models';
+import { CosineSchedule } from '@diffuse/schedules';
 import { Adam, diffusionLoss, ParallelGradients, type TrainableDenoiser } from '@diffuse/train';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BenchModel } from './models.js';

@@ -27,10 +27,10 @@ import { wasmTransposeFixActive, withoutWasmTransposeFix } from '../backends.js'
 import { timeSteps, timeTrainStep } from '../measure.js';
 import { type BenchModel, createModel, type ModelName } from '../models.js';
 import { sizesFor } from '../plan.js';
-import { createParallelTrainStep } from '../training-step.js';
 import type { TrainingRow, TrainingSuite } from '../results.js';
 import type { Stat } from '../stats.js';
 import { type SuiteContext, since } from '../suite.js';
+import { createParallelTrainStep } from '../training-step.js';
 import { MODELS, openBackend } from './throughput.js';
 
 /** What a training variant measured. */
