@@ -26,6 +26,7 @@ const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|mnist-noisy-
   --lr X               peak learning rate
   --channels N         base channels of the U-Net (mnist) or conv classifier (mnist-noisy-classifier)
   --trunk mlp|conv     mnist-noisy-classifier's trunk (default mlp)
+  --weighting W        loss weighting of mnist: epsilon (default) or min-snr (Min-SNR-5)
   --workers N          gradient worker threads, one batch shard each (mnist, mixture; default 0: main thread)
   eval-mnist: --model BASE --classifier BASE --per-class N --sample-steps N --guidance S
               [--guide BASE: also classifier guidance with this noise-conditional classifier]`;
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
       lr: { type: 'string' },
       channels: { type: 'string' },
       workers: { type: 'string', default: '0' },
+      weighting: { type: 'string', default: 'epsilon' },
       trunk: { type: 'string', default: 'mlp' },
       model: { type: 'string' },
       classifier: { type: 'string' },
@@ -98,7 +100,15 @@ async function main(): Promise<void> {
   switch (command) {
     case 'mnist': {
       const { trainMnist } = await import('./mnist.js');
-      await trainMnist({ ...common, channels: num('channels', values.channels, 16) });
+      if (values.weighting !== 'epsilon' && values.weighting !== 'min-snr') {
+        console.error(`--weighting must be epsilon or min-snr, got '${values.weighting}'`);
+        process.exit(1);
+      }
+      await trainMnist({
+        ...common,
+        channels: num('channels', values.channels, 16),
+        weighting: values.weighting,
+      });
       break;
     }
     case 'mixture': {
