@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
-import { type NoiseLevel, vpLevelFromLogSNR } from '../noise-level.js';
+import { type NoiseLevel, vpLevelFromLogSNR, vpLevelFromLogSNRTensor } from '../noise-level.js';
 
 /** A serialisable description of a schedule: its registry name and parameters. */
 export interface ScheduleConfig {
@@ -130,7 +130,8 @@ export abstract class BaseSchedule implements ContinuousSchedule {
     return tf.tidy(() => {
       const l = this.logSNRTensor(t);
       if (this.variancePreserving) {
-        return { alpha: tf.sqrt(tf.sigmoid(l)), sigma: tf.sqrt(tf.sigmoid(tf.neg(l))) };
+        const { alpha, sigma } = vpLevelFromLogSNRTensor(l);
+        return { alpha, sigma };
       }
       return { alpha: tf.onesLike(l), sigma: tf.exp(tf.mul(l, -0.5)) };
     });
