@@ -12,13 +12,16 @@ import type { SamplingRecord } from './results.js';
 import { median, timeIt } from './stats.js';
 import type { SuiteContext } from './suite.js';
 
-/** A denoiser that records the time and memory of each call it forwards. */
-export class TimedDenoiser implements Denoiser {
+/**
+ * What a timed denoiser records for each call it forwards (time inside the model, live tensors and
+ * backend bytes at the call), shared by the synchronous and the asynchronous wrapper.
+ */
+abstract class CallRecorder<D extends Denoiser | AsyncDenoiser> {
   calls = 0;
   modelMs = 0;
   liveTensors: number[] = [];
   bytes: number[] = [];
-  constructor(readonly inner: Denoiser) {}
+  constructor(readonly inner: D) {}
   get prediction() {
     return this.inner.prediction;
   }
@@ -34,48 +37,35 @@ export class TimedDenoiser implements Denoiser {
     this.liveTensors = [];
     this.bytes = [];
   }
-  predict(...args: Parameters<Denoiser['predict']>): tf.Tensor {
+  /** Records memory now; returns the call's start time. */
+  protected begin(): number {
     const m = tf.memory();
     this.liveTensors.push(m.numTensors);
     this.bytes.push(m.numBytes);
-    const t0 = performance.now();
-    const y = this.inner.predict(...args);
+    return performance.now();
+  }
+  protected end(t0: number): void {
     this.modelMs += performance.now() - t0;
     this.calls++;
+  }
+}
+
+/** A denoiser that records the time and memory of each call it forwards. */
+export class TimedDenoiser extends CallRecorder<Denoiser> implements Denoiser {
+  predict(...args: Parameters<Denoiser['predict']>): tf.Tensor {
+    const t0 = this.begin();
+    const y = this.inner.predict(...args);
+    this.end(t0);
     return y;
   }
 }
 
 /** The asynchronous twin of `TimedDenoiser`: times each awaited `predictAsync`. */
-export class TimedAsyncDenoiser implements AsyncDenoiser {
-  calls = 0;
-  modelMs = 0;
-  liveTensors: number[] = [];
-  bytes: number[] = [];
-  constructor(readonly inner: AsyncDenoiser) {}
-  get prediction() {
-    return this.inner.prediction;
-  }
-  get shape() {
-    return this.inner.shape;
-  }
-  get numClasses() {
-    return this.inner.numClasses;
-  }
-  reset(): void {
-    this.calls = 0;
-    this.modelMs = 0;
-    this.liveTensors = [];
-    this.bytes = [];
-  }
+export class TimedAsyncDenoiser extends CallRecorder<AsyncDenoiser> implements AsyncDenoiser {
   async predictAsync(...args: Parameters<AsyncDenoiser['predictAsync']>): Promise<tf.Tensor> {
-    const m = tf.memory();
-    this.liveTensors.push(m.numTensors);
-    this.bytes.push(m.numBytes);
-    const t0 = performance.now();
+    const t0 = this.begin();
     const y = await this.inner.predictAsync(...args);
-    this.modelMs += performance.now() - t0;
-    this.calls++;
+    this.end(t0);
     return y;
   }
 }
