@@ -7,31 +7,6 @@
  *
  * @packageDocumentation
  */
-export {
-  AsyncOnnxNetwork,
-  type DenoiserInfo,
-  type DenoiserSource,
-  type OnnxAsyncDenoiser,
-  type OnnxFileInfo,
-  type OrtModule,
-  type OrtSessionLike,
-  type OrtTensorLike,
-  readOnnxInfo,
-} from './async-runtime.js';
-export { OnnxError } from './errors.js';
-export {
-  CLASSIFIER_INPUTS,
-  DENOISER_INPUTS,
-  type ExportableNetwork,
-  exportOnnx,
-} from './export.js';
 export { onnxDenoiserAsync } from './node-async.js';
-export { SUPPORTED_KERNELS, toOnnx } from './onnx-graph.js';
+export * from './portable.js';
 export { OnnxNetwork, type OnnxOptions, onnxDenoiser } from './runtime.js';
-export {
-  type TracedConstant,
-  type TracedGraph,
-  type TracedNode,
-  type TracedValue,
-  traceKernels,
-} from './trace.js';

@@ -17,32 +17,7 @@ import {
 } from './async-runtime.js';
 import { OnnxError } from './errors.js';
 
-export {
-  AsyncOnnxNetwork,
-  type DenoiserInfo,
-  type DenoiserSource,
-  type OnnxAsyncDenoiser,
-  type OnnxFileInfo,
-  type OrtModule,
-  type OrtSessionLike,
-  type OrtTensorLike,
-  readOnnxInfo,
-} from './async-runtime.js';
-export { OnnxError } from './errors.js';
-export {
-  CLASSIFIER_INPUTS,
-  DENOISER_INPUTS,
-  type ExportableNetwork,
-  exportOnnx,
-} from './export.js';
-export { SUPPORTED_KERNELS, toOnnx } from './onnx-graph.js';
-export {
-  type TracedConstant,
-  type TracedGraph,
-  type TracedNode,
-  type TracedValue,
-  traceKernels,
-} from './trace.js';
+export * from './portable.js';
 
 /** onnxruntime-web's global settings used here (`ort.env.wasm`). */
 interface OrtWebEnv {
