@@ -11,8 +11,11 @@
  * guidance weight (w = 0: conditional). The weights sum to one, so the combination is the same in
  * x0, epsilon, v or score space (the conversions in `@diffuse/schedules` are affine in the prediction
  * for a fixed x_t and level): it is computed in the denoiser's declared prediction.
+ *
+ * The wrapper takes a `Denoiser` or an `AsyncDenoiser` (e.g. ONNX Runtime) and returns the same kind;
+ * both paths build the same model inputs and call the same pure combination (`guidedPrediction`).
  */
-import type { Conditioning, Denoiser } from '@diffuse/models';
+import type { AsyncDenoiser, Conditioning, Denoiser } from '@diffuse/models';
 import {
   assertPrediction,
   convertPrediction,
@@ -21,6 +24,18 @@ import {
   type Scalar,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  type AnyDenoiser,
+  assertAnyDenoiser,
+  combineOwned,
+  describeLike,
+  isAsyncDenoiser,
+  type ModelCall,
+  madeTensors,
+  predictAllAsync,
+  predictAny,
+  tidyCalls,
+} from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
 import {
   assertFinite,
@@ -129,8 +144,9 @@ export interface ClassifierFreeGuidanceOptions {
   /**
    * A separate unconditional denoiser (for example an oracle's marginal, or a smaller model as in
    * autoguidance). It is called with the conditioning minus `labels`; this costs a second forward pass.
+   * It may be an `AsyncDenoiser`; the guided denoiser is then asynchronous.
    */
-  unconditional?: Denoiser;
+  unconditional?: AnyDenoiser;
   /**
    * Evaluate both branches in one forward pass of twice the batch (default true, as diffusers). false:
    * two passes of the original batch (half the peak memory for a large network).
@@ -158,7 +174,10 @@ interface CfgSettings {
   sigmaHi: number;
 }
 
-function resolveSettings(denoiser: Denoiser, options: ClassifierFreeGuidanceOptions): CfgSettings {
+function resolveSettings(
+  denoiser: AnyDenoiser,
+  options: ClassifierFreeGuidanceOptions,
+): CfgSettings {
   const { guidanceScale, w } = options;
   if ((guidanceScale === undefined) === (w === undefined)) {
     throw new GuidanceError(
@@ -192,35 +211,103 @@ function doubleBatch(v: Scalar, batch: number): Scalar {
 }
 
 /**
+ * The inputs of the one batched pass of both branches: x concatenated with itself, `labels` for the
+ * first half and `uncondLabels` for the second, per-example levels and batched conditioning duplicated.
+ */
+function pairCall(
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+  cond: Conditioning,
+  uncondLabels: tf.Tensor,
+): ModelCall {
+  const batch = batchOf(x);
+  const cond2: Conditioning = {};
+  for (const [key, value] of Object.entries(cond)) {
+    cond2[key] = value instanceof tf.Tensor ? doubleBatch(value, batch) : value;
+  }
+  cond2.labels = tf.concat([cond.labels!, uncondLabels], 0);
+  const level2 = {
+    alpha: doubleBatch(level.alpha, batch),
+    sigma: doubleBatch(level.sigma, batch),
+  };
+  return { x: tf.concat([x, x], 0), level: level2, cond: cond2 };
+}
+
+/** The batched pass's output split back into [conditional, unconditional]. */
+function splitPair(out: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  return tf.split(out, 2, 0) as [tf.Tensor, tf.Tensor];
+}
+
+/** `predictPair` for either kind of denoiser, awaited. */
+async function predictPairAsync(
+  denoiser: AnyDenoiser,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+  cond: Conditioning,
+  uncondLabels: tf.Tensor,
+): Promise<[tf.Tensor, tf.Tensor]> {
+  const call = tidyCalls(() => pairCall(x, level, cond, uncondLabels));
+  const made = madeTensors([call], { x, level, cond: { ...cond, uncondLabels } });
+  let outs: tf.Tensor[];
+  try {
+    outs = await predictAllAsync([denoiser], [call]);
+  } finally {
+    tf.dispose(made);
+  }
+  return combineOwned(outs, () => splitPair(outs[0]!));
+}
+
+/**
  * Evaluates the conditional and the unconditional branch in ONE forward pass: the batch is
  * concatenated with itself, the first half gets `labels`, the second `uncondLabels`, and the result
  * is split back. Other conditioning tensors that carry the batch axis are duplicated alongside.
- * Returns [conditional, unconditional], each [batch, ...].
+ * Returns [conditional, unconditional], each [batch, ...]; with an `AsyncDenoiser`, a promise of them.
+ *
+ *     [c; u] = D([x; x], [level; level], [labels; uncondLabels])
  *
  * @example
  * const [c, u] = predictPair(unet, x, { alpha: 0.8, sigma: 0.6 }, { labels }, tf.fill([4], 10, 'int32'));
+ * const [c2, u2] = await predictPair(onnxUnet, x, { alpha: 0.8, sigma: 0.6 }, { labels }, nullLabels);
  */
+export function predictPair(
+  denoiser: AsyncDenoiser,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+  cond: Conditioning,
+  uncondLabels: tf.Tensor,
+): Promise<[tf.Tensor, tf.Tensor]>;
 export function predictPair(
   denoiser: Denoiser,
   x: tf.Tensor,
   level: NoiseLevel<Scalar>,
   cond: Conditioning,
   uncondLabels: tf.Tensor,
-): [tf.Tensor, tf.Tensor] {
-  const batch = batchOf(x);
+): [tf.Tensor, tf.Tensor];
+export function predictPair(
+  denoiser: AnyDenoiser,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+  cond: Conditioning,
+  uncondLabels: tf.Tensor,
+): [tf.Tensor, tf.Tensor] | Promise<[tf.Tensor, tf.Tensor]>;
+export function predictPair(
+  denoiser: AnyDenoiser,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+  cond: Conditioning,
+  uncondLabels: tf.Tensor,
+): [tf.Tensor, tf.Tensor] | Promise<[tf.Tensor, tf.Tensor]> {
+  assertAnyDenoiser('denoiser', denoiser);
+  batchOf(x);
+  if (!(cond?.labels instanceof tf.Tensor) || !(uncondLabels instanceof tf.Tensor)) {
+    throw new GuidanceError(
+      'predictPair needs cond.labels and uncondLabels (int32 tensors [batch])',
+    );
+  }
+  if (isAsyncDenoiser(denoiser)) return predictPairAsync(denoiser, x, level, cond, uncondLabels);
   return tf.tidy(() => {
-    const cond2: Conditioning = {};
-    for (const [key, value] of Object.entries(cond)) {
-      cond2[key] = value instanceof tf.Tensor ? doubleBatch(value, batch) : value;
-    }
-    cond2.labels = tf.concat([cond.labels!, uncondLabels], 0);
-    const level2 = {
-      alpha: doubleBatch(level.alpha, batch),
-      sigma: doubleBatch(level.sigma, batch),
-    };
-    const out = denoiser.predict(tf.concat([x, x], 0), level2, cond2);
-    const [c, u] = tf.split(out, 2, 0) as [tf.Tensor, tf.Tensor];
-    return [c, u];
+    const call = pairCall(x, level, cond, uncondLabels);
+    return splitPair(denoiser.predict(call.x, call.level, call.cond));
   });
 }
 
@@ -247,6 +334,35 @@ function insideInterval(
 }
 
 /**
+ * The guided prediction from the two branches, in the denoiser's `prediction` space: the combination
+ * u + s (c - u), then guidance rescale (measured in `settings.rescaleSpace`), then the interval blend
+ * c + inside (guided - c) for per-example levels. Pure: the one place both the synchronous and the
+ * asynchronous wrapper compute the guidance math. Call it inside `tf.tidy`.
+ */
+function guidedPrediction(
+  c: tf.Tensor,
+  u: tf.Tensor,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+  settings: CfgSettings,
+  prediction: Prediction,
+): tf.Tensor {
+  const inside = insideInterval(level, settings.sigmaLo, settings.sigmaHi, true);
+  let guided = cfgCombine(c, u, settings.scale);
+  if (settings.phi !== 0) {
+    const space = settings.rescaleSpace;
+    if (space === prediction) {
+      guided = rescaleGuidance(guided, c, settings.phi);
+    } else {
+      const g = convertPrediction(guided, prediction, space, x, level);
+      const cs = convertPrediction(c, prediction, space, x, level);
+      guided = convertPrediction(rescaleGuidance(g, cs, settings.phi), space, prediction, x, level);
+    }
+  }
+  return inside === 1 ? guided : tf.add(c, tf.mul(inside, tf.sub(guided, c)));
+}
+
+/**
  * Wraps a class-conditional denoiser into a classifier-free guided one (Ho & Salimans 2022, eq. 6):
  *
  *     guided = u + s (c - u) = (1 + w) c - w u
@@ -254,8 +370,12 @@ function insideInterval(
  * with c = D(x, level, labels) and u = D(x, level, null label) evaluated in one batched forward pass
  * (or u from a separate `unconditional` denoiser, or at `negativeLabels` for negative conditioning),
  * optional guidance rescale (Lin et al. 2023, sec. 3.4) and a guidance interval (Kynkäänniemi et al. 2024).
- * The result is a `Denoiser` of the same prediction type, so any sampler can use it; the labels come
+ * The result is a denoiser of the same prediction type, so any sampler can use it; the labels come
  * from `cond.labels` (int32 [batch]) at each call.
+ *
+ * A `Denoiser` gives a `Denoiser` (`predict`); an `AsyncDenoiser` (`predictAsync`, e.g. ONNX
+ * Runtime's `onnxDenoiserAsync`), as `denoiser` or as `unconditional`, gives an `AsyncDenoiser` with
+ * the same model inputs (one batched call) and the same combination, so both give the same numbers.
  *
  * Reference implementation: diffusers' `StableDiffusionPipeline.__call__` (`guidance_scale`,
  * `guidance_rescale`), EDM2's `guidance_interval`.
@@ -263,13 +383,34 @@ function insideInterval(
  * @example
  * const guided = classifierFreeGuidance(unet, { guidanceScale: 4, rescale: 0.7 });
  * const x0 = await sample(guided, { shape: [16, 28, 28, 1], cond: { labels: tf.tensor1d(digits, 'int32') } });
+ * // The same guidance over ONNX Runtime: an AsyncDenoiser in, an AsyncDenoiser out.
+ * const fast = classifierFreeGuidance(await onnxDenoiserAsync(unet), { guidanceScale: 4, rescale: 0.7 });
+ * const x1 = await sample(fast, { shape: [16, 28, 28, 1], cond: { labels: tf.tensor1d(digits, 'int32') } });
  */
 export function classifierFreeGuidance(
-  denoiser: Denoiser,
+  denoiser: AsyncDenoiser,
   options: ClassifierFreeGuidanceOptions,
-): Denoiser {
+): AsyncDenoiser;
+export function classifierFreeGuidance(
+  denoiser: Denoiser,
+  options: ClassifierFreeGuidanceOptions & { unconditional: AsyncDenoiser },
+): AsyncDenoiser;
+export function classifierFreeGuidance(
+  denoiser: Denoiser,
+  options: ClassifierFreeGuidanceOptions & { unconditional?: Denoiser },
+): Denoiser;
+export function classifierFreeGuidance(
+  denoiser: AnyDenoiser,
+  options: ClassifierFreeGuidanceOptions,
+): AnyDenoiser;
+export function classifierFreeGuidance(
+  denoiser: AnyDenoiser,
+  options: ClassifierFreeGuidanceOptions,
+): AnyDenoiser {
+  assertAnyDenoiser('denoiser', denoiser);
   const settings = resolveSettings(denoiser, options);
   const { unconditional, negativeLabels } = options;
+  if (unconditional !== undefined) assertAnyDenoiser('unconditional', unconditional);
   if (unconditional !== undefined && negativeLabels !== undefined) {
     throw new GuidanceError(
       'negativeLabels and unconditional cannot be combined: the negative branch needs the conditional model',
@@ -291,6 +432,9 @@ export function classifierFreeGuidance(
     assertLabel('nullLabel', nullLabel, undefined);
   }
   if (typeof negativeLabels === 'number') assertLabel('negativeLabels', negativeLabels, numClasses);
+  const prediction = denoiser.prediction;
+  // The model that answers each branch call: [conditional, unconditional].
+  const models: AnyDenoiser[] = [denoiser, unconditional ?? denoiser];
 
   function unconditionalLabels(batch: number): tf.Tensor {
     if (negativeLabels instanceof tf.Tensor) {
@@ -300,54 +444,94 @@ export function classifierFreeGuidance(
     return tf.fill([batch], negativeLabels ?? nullLabel!, 'int32');
   }
 
-  function combine(c: tf.Tensor, u: tf.Tensor, x: tf.Tensor, level: NoiseLevel<Scalar>): tf.Tensor {
-    const guided = cfgCombine(c, u, settings.scale);
-    if (settings.phi === 0) return guided;
-    const space = settings.rescaleSpace;
-    if (space === denoiser.prediction) return rescaleGuidance(guided, c, settings.phi);
-    const g = convertPrediction(guided, denoiser.prediction, space, x, level);
-    const cs = convertPrediction(c, denoiser.prediction, space, x, level);
-    return convertPrediction(
-      rescaleGuidance(g, cs, settings.phi),
-      space,
-      denoiser.prediction,
-      x,
-      level,
-    );
+  /** Checks a call's labels; false when the level lies outside the interval (conditional only). */
+  function guides(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): boolean {
+    const batch = batchOf(x);
+    if (cond?.labels === undefined) {
+      throw new GuidanceError(
+        'classifier-free guidance needs cond.labels (int32 [batch]) at every call',
+      );
+    }
+    assertLabelTensor('cond.labels', cond.labels, batch, numClasses);
+    return insideInterval(level, settings.sigmaLo, settings.sigmaHi, false) !== 0;
   }
 
-  return {
-    prediction: denoiser.prediction,
-    ...(denoiser.shape !== undefined ? { shape: denoiser.shape } : {}),
-    ...(numClasses !== undefined ? { numClasses } : {}),
-    predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
-      const batch = batchOf(x);
-      if (cond?.labels === undefined) {
-        throw new GuidanceError(
-          'classifier-free guidance needs cond.labels (int32 [batch]) at every call',
-        );
-      }
-      assertLabelTensor('cond.labels', cond.labels, batch, numClasses);
-      if (insideInterval(level, settings.sigmaLo, settings.sigmaHi, false) === 0) {
-        return denoiser.predict(x, level, cond);
-      }
-      return tf.tidy(() => {
-        const inside = insideInterval(level, settings.sigmaLo, settings.sigmaHi, true);
-        let c: tf.Tensor;
-        let u: tf.Tensor;
-        if (unconditional !== undefined) {
-          const { labels: _dropped, ...rest } = cond;
-          c = denoiser.predict(x, level, cond);
-          u = unconditional.predict(x, level, rest);
-        } else if (options.batchBranches === false) {
-          c = denoiser.predict(x, level, cond);
-          u = denoiser.predict(x, level, { ...cond, labels: unconditionalLabels(batch) });
-        } else {
-          [c, u] = predictPair(denoiser, x, level, cond, unconditionalLabels(batch));
+  /**
+   * The model calls of both branches: one batched call (`pair`), or the conditional and the
+   * unconditional call (`models[0]` and `models[1]`). Makes tensors: call inside `tf.tidy`.
+   */
+  function branchCalls(
+    x: tf.Tensor,
+    level: NoiseLevel<Scalar>,
+    cond: Conditioning,
+  ): { calls: ModelCall[]; pair: boolean } {
+    if (unconditional !== undefined) {
+      const { labels: _dropped, ...rest } = cond;
+      return {
+        calls: [
+          { x, level, cond },
+          { x, level, cond: rest },
+        ],
+        pair: false,
+      };
+    }
+    const uncond = unconditionalLabels(batchOf(x));
+    if (options.batchBranches === false) {
+      return {
+        calls: [
+          { x, level, cond },
+          { x, level, cond: { ...cond, labels: uncond } },
+        ],
+        pair: false,
+      };
+    }
+    return { calls: [pairCall(x, level, cond, uncond)], pair: true };
+  }
+
+  /** [c, u] from the branch calls' outputs. */
+  function branches(outs: tf.Tensor[], pair: boolean): [tf.Tensor, tf.Tensor] {
+    return pair ? splitPair(outs[0]!) : [outs[0]!, outs[1]!];
+  }
+
+  const described = describeLike(denoiser, numClasses);
+  if (
+    isAsyncDenoiser(denoiser) ||
+    (unconditional !== undefined && isAsyncDenoiser(unconditional))
+  ) {
+    return {
+      ...described,
+      async predictAsync(
+        x: tf.Tensor,
+        level: NoiseLevel<Scalar>,
+        cond?: Conditioning,
+      ): Promise<tf.Tensor> {
+        if (!guides(x, level, cond)) return predictAny(denoiser, x, level, cond);
+        const { calls, pair } = tidyCalls(() => branchCalls(x, level, cond!));
+        const made = madeTensors(calls, { x, level, ...(cond ? { cond } : {}) });
+        let outs: tf.Tensor[];
+        try {
+          outs = await predictAllAsync(models, calls);
+        } finally {
+          tf.dispose(made);
         }
-        const guided = combine(c, u, x, level);
-        return inside === 1 ? guided : tf.add(c, tf.mul(inside, tf.sub(guided, c)));
+        return combineOwned(outs, () => {
+          const [c, u] = branches(outs, pair);
+          return guidedPrediction(c, u, x, level, settings, prediction);
+        });
+      },
+    } satisfies AsyncDenoiser;
+  }
+  const sync = models as Denoiser[];
+  return {
+    ...described,
+    predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
+      if (!guides(x, level, cond)) return sync[0]!.predict(x, level, cond);
+      return tf.tidy(() => {
+        const { calls, pair } = branchCalls(x, level, cond!);
+        const outs = calls.map((k, i) => sync[i]!.predict(k.x, k.level, k.cond));
+        const [c, u] = branches(outs, pair);
+        return guidedPrediction(c, u, x, level, settings, prediction);
       });
     },
-  };
+  } satisfies Denoiser;
 }

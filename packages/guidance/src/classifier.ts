@@ -13,10 +13,27 @@
  * The gradient is taken through tfjs (`tf.grad`) from any differentiable noise-conditional classifier;
  * the shift is applied in epsilon space and converted back to the denoiser's declared prediction with
  * `@diffuse/schedules` (the one conversion module).
+ *
+ * The denoiser may be a `Denoiser` or an `AsyncDenoiser` (e.g. ONNX Runtime); the classifier stays a
+ * tfjs model (its gradient is taken by tfjs autodiff). Both paths call the same `classifierGuided`.
  */
-import type { Conditioning, Denoiser, GaussianMixture } from '@diffuse/models';
-import { convertPrediction, type NoiseLevel, type Scalar, toEpsilon } from '@diffuse/schedules';
+import type { AsyncDenoiser, Conditioning, Denoiser, GaussianMixture } from '@diffuse/models';
+import {
+  convertPrediction,
+  type NoiseLevel,
+  type Prediction,
+  type Scalar,
+  toEpsilon,
+} from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  type AnyDenoiser,
+  assertAnyDenoiser,
+  combineOwned,
+  describeLike,
+  isAsyncDenoiser,
+  predictAny,
+} from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
 import { assertFinite, assertLabelTensor, batchOf } from './validate.js';
 
@@ -95,22 +112,26 @@ export function classifierGradient(
 }
 
 /**
- * Shifts a prediction of any type by gamma times a score term: in epsilon space
- * eps' = eps - sigma gamma g (since eps = -sigma score), converted back to `denoiser.prediction`.
+ * The classifier-guided prediction from the unguided one: in epsilon space
+ *
+ *     eps' = eps - sigma gamma grad_x log p_t(y | x_t)        (eps = -sigma score)
+ *
+ * converted back to `prediction`. Pure: the one place both the synchronous and the asynchronous
+ * wrapper compute the guidance term. Call it inside `tf.tidy`.
  */
-function shiftByScore(
+function classifierGuided(
   pred: tf.Tensor,
-  denoiser: Denoiser,
+  prediction: Prediction,
+  classifier: ClassifierLike,
   x: tf.Tensor,
   level: NoiseLevel<Scalar>,
+  labels: tf.Tensor,
   gamma: number,
-  g: tf.Tensor,
 ): tf.Tensor {
-  return tf.tidy(() => {
-    const eps = toEpsilon(pred, denoiser.prediction, x, level);
-    const guided = tf.sub(eps, tf.mul(tf.mul(level.sigma, gamma), g));
-    return convertPrediction(guided, 'epsilon', denoiser.prediction, x, level);
-  });
+  const g = classifierGradient(classifier, x, level, labels);
+  const eps = toEpsilon(pred, prediction, x, level);
+  const guided = tf.sub(eps, tf.mul(tf.mul(level.sigma, gamma), g));
+  return convertPrediction(guided, 'epsilon', prediction, x, level);
 }
 
 /** Options of `classifierGuidance`. */
@@ -131,17 +152,38 @@ export interface ClassifierGuidanceOptions {
  *     score_guided = score + gamma grad_x log p_t(y | x_t)   <=>   eps_guided = eps - sigma gamma grad_x log p_t(y | x_t)
  *
  * The result predicts what `denoiser` predicts, so any sampler can use it. With the exact classifier
- * of a mixture and gamma = 1 it is the class-conditional denoiser.
+ * of a mixture and gamma = 1 it is the class-conditional denoiser. A `Denoiser` gives a `Denoiser`;
+ * an `AsyncDenoiser` (e.g. ONNX Runtime's `onnxDenoiserAsync`) gives an `AsyncDenoiser` whose
+ * prediction is awaited and then guided by the same tfjs gradient of the (tfjs) classifier.
  *
  * @example
  * const guided = classifierGuidance(gm.denoiser('epsilon'), mixtureClassifier(gm), { scale: 3 });
  * const eps = guided.predict(x, { alpha: 0.8, sigma: 0.6 }, { labels: tf.tensor1d([1, 1], 'int32') });
+ * // An ONNX Runtime denoiser with a tfjs classifier:
+ * const fast = classifierGuidance(await onnxDenoiserAsync(unet), noisyClassifier, { scale: 3 });
+ * const x0 = await sample(fast, { steps: 30, batch: 16, seed: 1, cond: { labels } });
  */
+export function classifierGuidance(
+  denoiser: AsyncDenoiser,
+  classifier: ClassifierLike,
+  options: ClassifierGuidanceOptions,
+): AsyncDenoiser;
 export function classifierGuidance(
   denoiser: Denoiser,
   classifier: ClassifierLike,
   options: ClassifierGuidanceOptions,
-): Denoiser {
+): Denoiser;
+export function classifierGuidance(
+  denoiser: AnyDenoiser,
+  classifier: ClassifierLike,
+  options: ClassifierGuidanceOptions,
+): AnyDenoiser;
+export function classifierGuidance(
+  denoiser: AnyDenoiser,
+  classifier: ClassifierLike,
+  options: ClassifierGuidanceOptions,
+): AnyDenoiser {
+  assertAnyDenoiser('denoiser', denoiser);
   assertFinite('scale (gamma)', options.scale);
   if (!Number.isInteger(classifier.numClasses) || classifier.numClasses < 1) {
     throw new GuidanceError(
@@ -150,29 +192,49 @@ export function classifierGuidance(
   }
   const gamma = options.scale;
   const conditionDenoiser = options.conditionDenoiser ?? false;
-  return {
-    prediction: denoiser.prediction,
-    ...(denoiser.shape !== undefined ? { shape: denoiser.shape } : {}),
-    numClasses: classifier.numClasses,
-    predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
-      const labels = cond?.labels;
-      if (labels === undefined) {
-        throw new GuidanceError(
-          'classifier guidance needs cond.labels (int32 [batch]): the classes to guide towards',
+  const prediction = denoiser.prediction;
+
+  /** The call's labels (checked) and the conditioning the wrapped denoiser gets. */
+  function split(x: tf.Tensor, cond?: Conditioning): [tf.Tensor, Conditioning] {
+    const labels = cond?.labels;
+    if (labels === undefined) {
+      throw new GuidanceError(
+        'classifier guidance needs cond.labels (int32 [batch]): the classes to guide towards',
+      );
+    }
+    assertLabelTensor('cond.labels', labels, batchOf(x), classifier.numClasses);
+    if (conditionDenoiser) return [labels, cond!];
+    const { labels: _dropped, ...rest } = cond!;
+    return [labels, rest];
+  }
+
+  const described = describeLike(denoiser, classifier.numClasses);
+  if (isAsyncDenoiser(denoiser)) {
+    return {
+      ...described,
+      async predictAsync(
+        x: tf.Tensor,
+        level: NoiseLevel<Scalar>,
+        cond?: Conditioning,
+      ): Promise<tf.Tensor> {
+        const [labels, inner] = split(x, cond);
+        const pred = await predictAny(denoiser, x, level, inner);
+        if (gamma === 0) return pred;
+        return combineOwned([pred], () =>
+          classifierGuided(pred, prediction, classifier, x, level, labels, gamma),
         );
-      }
-      assertLabelTensor('cond.labels', labels, batchOf(x), classifier.numClasses);
+      },
+    } satisfies AsyncDenoiser;
+  }
+  return {
+    ...described,
+    predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
+      const [labels, inner] = split(x, cond);
       return tf.tidy(() => {
-        let inner: Conditioning | undefined = cond;
-        if (!conditionDenoiser) {
-          const { labels: _dropped, ...rest } = cond!;
-          inner = rest;
-        }
         const pred = denoiser.predict(x, level, inner);
         if (gamma === 0) return pred;
-        const g = classifierGradient(classifier, x, level, labels);
-        return shiftByScore(pred, denoiser, x, level, gamma, g);
+        return classifierGuided(pred, prediction, classifier, x, level, labels, gamma);
       });
     },
-  };
+  } satisfies Denoiser;
 }

@@ -1,6 +1,7 @@
 /**
  * `@diffuse/guidance`: guidance as denoiser wrappers. Each takes a `Denoiser` and returns a
- * `Denoiser`, so any sampler works with any guidance:
+ * `Denoiser`, or takes an `AsyncDenoiser` (e.g. ONNX Runtime) and returns an `AsyncDenoiser`, so any
+ * sampler works with any guidance on any runtime:
  *
  * - `classifierFreeGuidance`: u + s (c - u) in one batched forward pass, diffusers' `guidanceScale` or
  *   the paper's `w`, guidance rescale, a guidance interval, negative labels.
@@ -12,6 +13,7 @@
  * @packageDocumentation
  */
 
+export { type AnyDenoiser, isAsyncDenoiser } from './any-denoiser.js';
 export {
   type ClassifierFreeGuidanceOptions,
   cfgCombine,

@@ -16,10 +16,11 @@
  */
 import type { Random } from '@diffuse/backend';
 import { Random as RandomStream } from '@diffuse/backend';
-import type { Conditioning, Denoiser } from '@diffuse/models';
+import type { Conditioning } from '@diffuse/models';
 import { resolvePlan, type SampleOptions, sample } from '@diffuse/samplers';
 import type { NoiseLevel } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
+import { type AnyDenoiser, assertAnyDenoiser } from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
 import { type RepaintScheduleOptions, repaintWalk } from './repaint-schedule.js';
 
@@ -151,7 +152,9 @@ export function renoise(
  * levels back up, `resampleCount - 1` times per stretch. The unknown region moves down with one step
  * of the chosen sampler (default `ddpm`, RePaint's choice; any registered sampler works). Returns the
  * samples, VP-scaled at the last level (the data itself when the last level is sigma = 0, where the
- * known region equals `image` exactly); the caller owns the result.
+ * known region equals `image` exactly); the caller owns the result. `denoiser` may be a `Denoiser`
+ * or an `AsyncDenoiser` (e.g. ONNX Runtime's `onnxDenoiserAsync`, or a guided one): each reverse
+ * move is a `sample` call, which awaits it.
  *
  * @example
  * const filled = await repaint(unet, {
@@ -160,7 +163,8 @@ export function renoise(
  *   onProgress: ({ move, moves }) => console.log(`${move}/${moves}`),
  * });
  */
-export async function repaint(denoiser: Denoiser, options: RepaintOptions): Promise<tf.Tensor> {
+export async function repaint(denoiser: AnyDenoiser, options: RepaintOptions): Promise<tf.Tensor> {
+  assertAnyDenoiser('denoiser', denoiser);
   const { image, mask } = options;
   const shape = sampleShape(image, mask, options.batch);
   assertMaskValues(mask);

@@ -7,9 +7,23 @@
  * converts back to the declared prediction at the same x_t and level, so a sampler that forms
  * x_{t-1} from the prediction steps towards the processed x0.
  */
-import type { Conditioning, Denoiser } from '@diffuse/models';
-import { convertPrediction, type NoiseLevel, type Scalar, toX0 } from '@diffuse/schedules';
+import type { AsyncDenoiser, Conditioning, Denoiser } from '@diffuse/models';
+import {
+  convertPrediction,
+  type NoiseLevel,
+  type Prediction,
+  type Scalar,
+  toX0,
+} from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  type AnyDenoiser,
+  assertAnyDenoiser,
+  combineOwned,
+  describeLike,
+  isAsyncDenoiser,
+  predictAny,
+} from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
 import { assertFinite, assertInRange } from './validate.js';
 
@@ -17,24 +31,63 @@ import { assertFinite, assertInRange } from './validate.js';
 export type X0Transform = (x0: tf.Tensor) => tf.Tensor;
 
 /**
+ * The prediction whose x0 is `transform(x0)`: convert(transform(toX0(pred)), 'x0' -> prediction).
+ * Pure: the one place both the synchronous and the asynchronous wrapper apply the transform.
+ * Call it inside `tf.tidy`.
+ */
+function transformedPrediction(
+  pred: tf.Tensor,
+  prediction: Prediction,
+  transform: X0Transform,
+  x: tf.Tensor,
+  level: NoiseLevel<Scalar>,
+): tf.Tensor {
+  const x0 = toX0(pred, prediction, x, level);
+  return convertPrediction(transform(x0), 'x0', prediction, x, level);
+}
+
+/**
  * The denoiser whose x0 prediction is `transform(x0)`:
  * predict = convert(transform(toX0(D(x))), 'x0' -> D.prediction).
+ * A `Denoiser` gives a `Denoiser`; an `AsyncDenoiser` gives an `AsyncDenoiser` (the prediction is
+ * awaited, then transformed by the same tensor code).
  *
  * @example
  * const clipped = withX0Transform(unet, (x0) => tf.clipByValue(x0, -1, 1));
+ * const clippedOnnx = withX0Transform(await onnxDenoiserAsync(unet), (x0) => tf.clipByValue(x0, -1, 1));
  */
-export function withX0Transform(denoiser: Denoiser, transform: X0Transform): Denoiser {
+export function withX0Transform(denoiser: AsyncDenoiser, transform: X0Transform): AsyncDenoiser;
+export function withX0Transform(denoiser: Denoiser, transform: X0Transform): Denoiser;
+export function withX0Transform(denoiser: AnyDenoiser, transform: X0Transform): AnyDenoiser;
+export function withX0Transform(denoiser: AnyDenoiser, transform: X0Transform): AnyDenoiser {
+  assertAnyDenoiser('denoiser', denoiser);
+  if (typeof transform !== 'function') {
+    throw new GuidanceError(`transform must be a function of x0, got ${typeof transform}`);
+  }
+  const prediction = denoiser.prediction;
+  if (isAsyncDenoiser(denoiser)) {
+    return {
+      ...describeLike(denoiser),
+      async predictAsync(
+        x: tf.Tensor,
+        level: NoiseLevel<Scalar>,
+        cond?: Conditioning,
+      ): Promise<tf.Tensor> {
+        const pred = await predictAny(denoiser, x, level, cond);
+        return combineOwned([pred], () =>
+          transformedPrediction(pred, prediction, transform, x, level),
+        );
+      },
+    } satisfies AsyncDenoiser;
+  }
   return {
-    prediction: denoiser.prediction,
-    ...(denoiser.shape !== undefined ? { shape: denoiser.shape } : {}),
-    ...(denoiser.numClasses !== undefined ? { numClasses: denoiser.numClasses } : {}),
+    ...describeLike(denoiser),
     predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
-      return tf.tidy(() => {
-        const x0 = toX0(denoiser.predict(x, level, cond), denoiser.prediction, x, level);
-        return convertPrediction(transform(x0), 'x0', denoiser.prediction, x, level);
-      });
+      return tf.tidy(() =>
+        transformedPrediction(denoiser.predict(x, level, cond), prediction, transform, x, level),
+      );
     },
-  };
+  } satisfies Denoiser;
 }
 
 /** Options of `dynamicThreshold`. */
@@ -102,15 +155,28 @@ export function dynamicThreshold(x0: tf.Tensor, options: DynamicThresholdOptions
 
 /**
  * The denoiser with Imagen's dynamic thresholding applied to its x0 prediction (see `dynamicThreshold`).
- * Works with any sampler and any prediction type.
+ * Works with any sampler and any prediction type; an `AsyncDenoiser` gives an `AsyncDenoiser`.
  *
  * @example
  * const guided = dynamicThresholding(classifierFreeGuidance(unet, { guidanceScale: 8 }), { percentile: 0.995 });
+ * const onnxGuided = dynamicThresholding(classifierFreeGuidance(await onnxDenoiserAsync(unet), { guidanceScale: 8 }));
  */
 export function dynamicThresholding(
+  denoiser: AsyncDenoiser,
+  options?: DynamicThresholdOptions,
+): AsyncDenoiser;
+export function dynamicThresholding(
   denoiser: Denoiser,
+  options?: DynamicThresholdOptions,
+): Denoiser;
+export function dynamicThresholding(
+  denoiser: AnyDenoiser,
+  options?: DynamicThresholdOptions,
+): AnyDenoiser;
+export function dynamicThresholding(
+  denoiser: AnyDenoiser,
   options: DynamicThresholdOptions = {},
-): Denoiser {
+): AnyDenoiser {
   // Validate eagerly, so a bad option fails at construction rather than inside the sampler loop.
   const p = options.percentile ?? 0.995;
   assertInRange('percentile', p, 0, 1);
@@ -129,12 +195,17 @@ export interface ClipOptions {
 
 /**
  * Static thresholding: the predicted x0 clipped to [min, max] (Ho et al. 2020's sampler clips to
- * [-1, 1]; diffusers' `clip_sample`, `clip_sample_range`). Works with any sampler.
+ * [-1, 1]; diffusers' `clip_sample`, `clip_sample_range`). Works with any sampler; an
+ * `AsyncDenoiser` gives an `AsyncDenoiser`.
  *
  * @example
  * const clipped = sampleClipping(unet, { min: -1, max: 1 });
+ * const clippedOnnx = sampleClipping(await onnxDenoiserAsync(unet));
  */
-export function sampleClipping(denoiser: Denoiser, options: ClipOptions = {}): Denoiser {
+export function sampleClipping(denoiser: AsyncDenoiser, options?: ClipOptions): AsyncDenoiser;
+export function sampleClipping(denoiser: Denoiser, options?: ClipOptions): Denoiser;
+export function sampleClipping(denoiser: AnyDenoiser, options?: ClipOptions): AnyDenoiser;
+export function sampleClipping(denoiser: AnyDenoiser, options: ClipOptions = {}): AnyDenoiser {
   const min = options.min ?? -1;
   const max = options.max ?? 1;
   assertFinite('min', min);
