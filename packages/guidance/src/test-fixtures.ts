@@ -1,5 +1,5 @@
 /** Shared fixtures for this package's tests (not exported from the package). */
-import type { Conditioning, Denoiser } from '@diffuse/models';
+import type { AsyncDenoiser, Conditioning, Denoiser } from '@diffuse/models';
 import { GaussianMixture } from '@diffuse/models';
 import type { NoiseLevel, Scalar } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
@@ -66,6 +66,31 @@ export function spy(inner: Denoiser): Spy {
       return inner.predict(x, level, cond);
     },
   };
+}
+
+/** An `AsyncDenoiser` that counts its calls. */
+export interface AsyncSpy extends AsyncDenoiser {
+  calls: number;
+}
+
+/**
+ * The same model as an `AsyncDenoiser`: `predictAsync` waits a macrotask (so the caller's code really
+ * is suspended across the await, and inputs it disposed too early would fail) and then returns the
+ * synchronous prediction. Its outputs are the sync model's bit for bit.
+ */
+export function asyncAdapter(inner: Denoiser): AsyncSpy {
+  const spy: AsyncSpy = {
+    prediction: inner.prediction,
+    ...(inner.shape ? { shape: inner.shape } : {}),
+    ...(inner.numClasses !== undefined ? { numClasses: inner.numClasses } : {}),
+    calls: 0,
+    async predictAsync(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning) {
+      spy.calls++;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      return inner.predict(x, level, cond);
+    },
+  };
+  return spy;
 }
 
 /**
