@@ -183,6 +183,64 @@ describe('wasm transposed matMul', () => {
   });
 });
 
+describe('wasm batched matMul as one product per entry', () => {
+  // Each entry has >= 8192 multiply-adds, so the per-entry path (fix 7) runs; the broadcast cases
+  // it does not cover fall back to the batched kernel and must agree as well. Gradients only where
+  // no batch dim is broadcast: tfjs 4.22's BatchMatMul gradient does not reduce broadcast dims.
+  const cases = [
+    { name: 'same batch', a: [3, 40, 30], b: [3, 30, 20] },
+    { name: 'two batch dims', a: [2, 3, 24, 32], b: [2, 3, 32, 16] },
+    { name: 'only a batched (one product of all rows)', a: [2, 3, 40, 30], b: [30, 20], fwd: true },
+    { name: 'only b batched (a shared)', a: [40, 30], b: [3, 30, 20], fwd: true },
+    { name: 'a batch 1 broadcast', a: [1, 40, 30], b: [4, 30, 20], fwd: true },
+    { name: 'attention scores, transposed b', a: [4, 49, 32], b: [4, 49, 32], tb: true },
+    { name: 'attention grad, transposed a', a: [4, 49, 49], b: [4, 49, 32], ta: true },
+  ] as const;
+  it.each(cases)('$name: plain, fused (bias, relu) and gradients agree with cpu', async (c) => {
+    const withGrads = !('fwd' in c && c.fwd);
+    const rng = Random.seed(23);
+    const size = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
+    const av = rng.normalArray(size(c.a));
+    const bv = rng.normalArray(size(c.b));
+    const ta = 'ta' in c && c.ta;
+    const tb = 'tb' in c && c.tb;
+    const n = tb ? c.b[c.b.length - 2]! : c.b[c.b.length - 1]!;
+    const biasv = rng.normalArray(n);
+    const { wasm, cpu } = await onBoth(async () => {
+      const a = tf.tensor(av, [...c.a]);
+      const b = tf.tensor(bv, [...c.b]);
+      const bias = tf.tensor1d(biasv);
+      const y = tf.matMul(a, b, ta, tb);
+      const z = tf.fused.matMul({ a, b, transposeA: ta, transposeB: tb, bias, activation: 'relu' });
+      const out = [await y.data(), await z.data()];
+      tf.dispose([y, z, bias]);
+      if (withGrads) {
+        const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) =>
+          tf.sum(tf.square(tf.matMul(p, q, ta, tb))),
+        )([a, b]);
+        out.push(await da!.data(), await db!.data());
+        tf.dispose([da!, db!]);
+      }
+      tf.dispose([a, b]);
+      return out as Float32Array[];
+    });
+    expectClose(wasm, cpu);
+  });
+
+  it('leaves no tensors and no backend buffers behind', async () => {
+    await initBackend('wasm');
+    const a = tf.randomNormal([4, 49, 32]);
+    const b = tf.randomNormal([4, 32, 49]);
+    const backend = tf.engine().backend;
+    const before = [tf.memory().numTensors, backend.numDataIds()];
+    const y = tf.matMul(a, b);
+    const g = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.matMul(p, q)))([a, b]);
+    tf.dispose([y, ...g]);
+    expect([tf.memory().numTensors, backend.numDataIds()]).toEqual(before);
+    tf.dispose([a, b]);
+  });
+});
+
 describe('wasm OneHot and UnsortedSegmentSum', () => {
   it('oneHot honours float32 (wasm wrote int32 bit patterns)', async () => {
     const { wasm, cpu } = await onBoth(async () => {

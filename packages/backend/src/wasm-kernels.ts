@@ -36,7 +36,15 @@
  *
  *    i.e. Conv2D(dy, transpose(reverse(w, [0, 1]), [0, 1, 3, 2])) with leading padding kh - 1 - top
  *    and trailing padding chosen so the output has the input's size. Strided cases keep the
- *    original kernel.
+ *    original kernel. The flipped, swapped filter is written by one JavaScript loop on the heap:
+ *    the wasm `Reverse` kernel took 10 ms for a 3x3x128x128 filter, twice the convolution itself.
+ *
+ * 7. The wasm `BatchMatMul` kernel reaches XNNPACK only for a batch of one; with batch > 1 it runs
+ *    a scalar loop, 6-10x slower (measured, CPU ms: [4,196,196] x [4,196,64] 13.8 batched against
+ *    2.1 as four 2-D products; [4,784,64] x [4,64,784] 242 against 21). Attention in every U-Net
+ *    block is exactly this shape, forward and backward. A batched product with enough work per
+ *    entry is computed as one product per entry (or, when only `a` has batch dims, as one product
+ *    of all of a's rows), each on the fast path, written into one output.
  */
 import {
   backend_util,
@@ -204,6 +212,94 @@ function batchSize(x: TensorInfo): number {
   return x.shape.slice(0, -2).reduce((p, d) => p * d, 1);
 }
 
+/** The wasm backend's memory, as the heap-level kernels below use it. */
+interface WasmMemory extends KernelBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
+
+/**
+ * Below this many multiply-adds per batch entry the per-entry loop's fixed costs (an XNNPACK
+ * operator per entry, two copies) outweigh the scalar kernel's slowness (fix 7).
+ */
+const PER_ENTRY_MIN_MACS = 8192;
+/** Above this many batch entries the loop is left to the batched kernel. */
+const PER_ENTRY_MAX_BATCH = 1024;
+
+/**
+ * An untransposed float32 batched product C[i] = A[i] B[i] (batch dims broadcast as tfjs's
+ * `matMul` does) as one fast 2-D product per entry (fix 7). Falls back to `original` for the
+ * shapes it does not cover: broadcasting other than "one side has no batch", too little work per
+ * entry, or too many entries.
+ */
+function perEntryMatMul(
+  args: Parameters<KernelFunc>[0],
+  original: KernelFunc,
+): ReturnType<KernelFunc> {
+  const { inputs, backend } = args;
+  const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+  const be = backend as unknown as WasmMemory;
+  const ab = batchSize(a);
+  const bb = batchSize(b);
+  const [m, k] = a.shape.slice(-2) as [number, number];
+  const n = b.shape[b.shape.length - 1]!;
+  const outBatch = backend_util.assertAndGetBroadcastShape(
+    a.shape.slice(0, -2),
+    b.shape.slice(0, -2),
+  );
+  const entries = outBatch.reduce((p, d) => p * d, 1);
+  const simple = (ab === entries || ab === 1) && (bb === entries || bb === 1);
+  if (
+    !simple ||
+    a.dtype !== 'float32' ||
+    b.dtype !== 'float32' ||
+    m * k * n < PER_ENTRY_MIN_MACS ||
+    entries > PER_ENTRY_MAX_BATCH
+  ) {
+    return original(args);
+  }
+  const outShape = [...outBatch, m, n];
+  const temps: TensorInfo[] = [];
+  try {
+    if (bb === 1) {
+      // Only a has batch entries: all of its rows times the one b, a single [ab*m, k] x [k, n].
+      const a2 = run('Reshape', be, { x: a }, { shape: [1, ab * m, k] });
+      temps.push(a2);
+      const b2 = run('Reshape', be, { x: b }, { shape: [1, k, n] });
+      temps.push(b2);
+      const y = original({ ...args, inputs: { a: a2, b: b2 } }) as TensorInfo;
+      temps.push(y);
+      return run('Reshape', be, { x: y }, { shape: outShape });
+    }
+    const out = be.makeOutput(outShape, 'float32');
+    let aShared: TensorInfo | undefined;
+    if (ab === 1) {
+      aShared = run('Reshape', be, { x: a }, { shape: [1, m, k] });
+      temps.push(aShared);
+    }
+    for (let i = 0; i < entries; i++) {
+      // Each allocation may grow the heap and detach earlier views: views are taken after it.
+      let ai = aShared;
+      if (ai === undefined) {
+        ai = be.makeOutput([1, m, k], 'float32');
+        be.typedArrayFromHeap(ai).set(
+          be.typedArrayFromHeap(a).subarray(i * m * k, (i + 1) * m * k),
+        );
+      }
+      const bi = be.makeOutput([1, k, n], 'float32');
+      be.typedArrayFromHeap(bi).set(be.typedArrayFromHeap(b).subarray(i * k * n, (i + 1) * k * n));
+      const yi = original({ ...args, inputs: { a: ai, b: bi } }) as TensorInfo;
+      be.typedArrayFromHeap(out).set(be.typedArrayFromHeap(yi), i * m * n);
+      if (ai !== aShared) be.disposeData(ai.dataId);
+      be.disposeData(bi.dataId);
+      be.disposeData(yi.dataId);
+    }
+    return out;
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+}
+
 /**
  * Wraps a matMul kernel (`BatchMatMul` or `_FusedMatMul`) so that transposed operands are
  * transposed explicitly before the untransposed fast path runs.
@@ -214,8 +310,12 @@ function withExplicitTranspose(original: KernelConfig): KernelConfig {
     const be = backend as unknown as KernelBackend;
     const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
     const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
-    const inner: KernelFunc =
-      fused && Math.max(batchSize(a), batchSize(b)) > 1 ? batchedFusedMatMul : original.kernelFunc;
+    const batched = Math.max(batchSize(a), batchSize(b)) > 1;
+    const inner: KernelFunc = !batched
+      ? original.kernelFunc
+      : fused
+        ? batchedFusedMatMul
+        : (args) => perEntryMatMul(args, original.kernelFunc);
     if (!transposeA && !transposeB) {
       return inner({ inputs, backend, attrs });
     }
@@ -318,6 +418,29 @@ const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
   }
 };
 
+/**
+ * w'[i, j, o, c] = w[kh - 1 - i, kw - 1 - j, c, o]: the filter flipped in both spatial axes with its
+ * channel axes swapped (fix 6), in one pass over the heap.
+ */
+function flipSwapFilter(be: WasmMemory, filter: TensorInfo): TensorInfo {
+  const [kh, kw, ci, co] = filter.shape as [number, number, number, number];
+  const out = be.makeOutput([kh, kw, co, ci], 'float32');
+  const src = be.typedArrayFromHeap(filter);
+  const dst = be.typedArrayFromHeap(out);
+  const tap = ci * co;
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const from = ((kh - 1 - i) * kw + (kw - 1 - j)) * tap;
+      const to = (i * kw + j) * tap;
+      for (let c = 0; c < ci; c++) {
+        const row = from + c * co;
+        for (let o = 0; o < co; o++) dst[to + o * ci + c] = src[row + o]!;
+      }
+    }
+  }
+  return out;
+}
+
 /** `Conv2DBackpropInput` through a forward Conv2D for stride 1 (fix 6); the original otherwise. */
 function withFastBackpropInput(original: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -349,12 +472,11 @@ function withFastBackpropInput(original: KernelConfig): KernelConfig {
     if (strideHeight !== 1 || strideWidth !== 1 || Math.min(beginH, beginW, endH, endW) < 0) {
       return original.kernelFunc({ inputs, backend, attrs });
     }
-    const be = backend as unknown as KernelBackend;
+    const be = backend as unknown as WasmMemory;
     const temps: TensorInfo[] = [];
     try {
-      const flipped = run('Reverse', be, { x: filter }, { dims: [0, 1] });
-      temps.push(flipped);
-      const w = transpose(be, flipped, [0, 1, 3, 2]); // [kh, kw, outC, inC]
+      const w = filter.dtype === 'float32' ? flipSwapFilter(be, filter) : null;
+      if (w === null) return original.kernelFunc({ inputs, backend, attrs });
       temps.push(w);
       return run(
         'Conv2D',
