@@ -72,16 +72,19 @@ export interface DenoiserInfo {
 /** An ONNX Runtime `AsyncDenoiser`; `dispose` releases its sessions. */
 export interface OnnxAsyncDenoiser extends AsyncDenoiser {
   readonly shape: readonly number[];
-  /** The batch size the graph was exported for, or undefined when sessions are built per batch. */
+  /** The fixed batch size of a file's graph, or undefined when it takes any batch size. */
   readonly batchSize: number | undefined;
-  /** Releases every ONNX Runtime session (the tfjs model, if any, is untouched). */
+  /** Releases the ONNX Runtime session (the tfjs model, if any, is untouched). */
   dispose(): Promise<void>;
 }
 
-/** Where the graph comes from: a tfjs network (exported per batch size on first use) or a file. */
+/**
+ * Where the graph comes from: a tfjs network (exported on first use) or a file, whose batch is
+ * symbolic (`batch` undefined) or fixed.
+ */
 export type GraphSource =
   | { net: Mlp | UNet }
-  | { bytes: Uint8Array; batch: number; inputs: readonly string[] };
+  | { bytes: Uint8Array; batch: number | undefined; inputs: readonly string[] };
 
 /** Metadata of an exported denoiser file: inputs, the batch size, and the model config if present. */
 export interface OnnxFileInfo {
@@ -170,11 +173,11 @@ const isTensor = (v: unknown): v is tf.Tensor =>
 
 /**
  * The raw network F(x; noise, labels) of an exported graph on an ONNX Runtime, called
- * asynchronously: one session per batch size (exported from the tfjs network on first use), or the
- * one session of a file (its batch size is fixed).
+ * asynchronously: one session, created on first use (a tfjs network is exported then, with a
+ * symbolic batch; a file serves the batch sizes it was exported for: any, or its fixed one).
  */
 export class AsyncOnnxNetwork {
-  private readonly sessions = new Map<number, Promise<OrtSessionLike>>();
+  private created: Promise<OrtSessionLike> | undefined;
 
   constructor(
     private readonly ort: OrtModule,
@@ -183,31 +186,31 @@ export class AsyncOnnxNetwork {
     readonly numClasses: number | undefined,
   ) {}
 
-  /** The batch size of a file's graph; undefined when the network is exported per batch size. */
+  /** The fixed batch size of a file's graph; undefined when the batch is symbolic (any size). */
   get batchSize(): number | undefined {
     return 'bytes' in this.source ? this.source.batch : undefined;
   }
 
-  /** The session for batches of `batch` (created once). */
+  /** The session (created once). */
   private session(batch: number): Promise<OrtSessionLike> {
-    let s = this.sessions.get(batch);
-    if (s === undefined) {
-      const src = this.source;
-      if ('bytes' in src && src.batch !== batch) {
-        throw new OnnxError(
-          `this ONNX graph was exported for batches of ${src.batch}, got a batch of ${batch} (export with exportOnnx(net, { batchSize: ${batch} }), or give the network itself)`,
-        );
-      }
-      const bytes = 'bytes' in src ? src.bytes : exportOnnx(src.net, { batchSize: batch });
-      s = this.ort.InferenceSession.create(bytes, this.sessionOptions).catch((e: unknown) => {
-        this.sessions.delete(batch);
-        throw new OnnxError(`creating the ONNX Runtime session: ${(e as Error).message ?? e}`, {
-          cause: e,
-        });
-      });
-      this.sessions.set(batch, s);
+    const src = this.source;
+    if ('bytes' in src && src.batch !== undefined && src.batch !== batch) {
+      throw new OnnxError(
+        `this ONNX graph was exported for batches of ${src.batch}, got a batch of ${batch} (export with exportOnnx(net) for any batch size, or give the network itself)`,
+      );
     }
-    return s;
+    if (this.created === undefined) {
+      const bytes = 'bytes' in src ? src.bytes : exportOnnx(src.net);
+      this.created = this.ort.InferenceSession.create(bytes, this.sessionOptions).catch(
+        (e: unknown) => {
+          this.created = undefined;
+          throw new OnnxError(`creating the ONNX Runtime session: ${(e as Error).message ?? e}`, {
+            cause: e,
+          });
+        },
+      );
+    }
+    return this.created;
   }
 
   /** F(x; noise, labels): `noise` is per example, [batch]; the result is a new tensor shaped like x. */
@@ -241,11 +244,11 @@ export class AsyncOnnxNetwork {
     return tf.tensor(y.data as Float32Array, [...y.dims], 'float32');
   }
 
-  /** Releases every session. */
+  /** Releases the session. */
   async dispose(): Promise<void> {
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    await Promise.all(all.map(async (s) => (await s.catch(() => undefined))?.release()));
+    const s = this.created;
+    this.created = undefined;
+    await (await s?.catch(() => undefined))?.release();
   }
 }
 
@@ -331,9 +334,9 @@ export function networkInfo(net: Mlp | UNet): DenoiserInfo {
 export type DenoiserSource = Mlp | UNet | Uint8Array | ArrayBuffer;
 
 /**
- * The `OnnxAsyncDenoiser` of `source` on the ONNX Runtime `ort`: a tfjs network is exported per
- * batch size on first use; a file runs at the batch size it was exported for, described by its
- * doc-string config or by `given`.
+ * The `OnnxAsyncDenoiser` of `source` on the ONNX Runtime `ort`: a tfjs network is exported on first
+ * use (any batch size); a file runs at the batch sizes it was exported for (any, unless exported with
+ * a fixed `batchSize`), described by its doc-string config or by `given`.
  */
 export function createAsyncDenoiser(
   ort: OrtModule,
@@ -345,12 +348,9 @@ export function createAsyncDenoiser(
     const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
     const file = readOnnxInfo(bytes);
     const info = denoiserInfo(file, given);
-    const batch = file.inputs.find((i) => i.name === 'x')!.dims[0]!;
-    if (!(batch > 0)) {
-      throw new OnnxError(
-        `the graph's input 'x' needs a fixed batch dimension (exportOnnx writes one), got ${batch}`,
-      );
-    }
+    // -1: symbolic (dim_param) or unknown; any batch size is fed and ONNX Runtime checks it.
+    const dim0 = file.inputs.find((i) => i.name === 'x')!.dims[0];
+    const batch = dim0 !== undefined && dim0 > 0 ? dim0 : undefined;
     const net = new AsyncOnnxNetwork(
       ort,
       { bytes, batch, inputs: file.inputs.map((i) => i.name) },

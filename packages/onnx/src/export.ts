@@ -1,13 +1,15 @@
 /**
  * Export of Diffuse networks to ONNX: the network's own tfjs forward pass is traced (see `trace.ts`)
  * and translated kernel by kernel (see `onnx-graph.ts`), so there is no second copy of any
- * architecture. Shapes are static; export once per batch size.
+ * architecture. The batch axis is symbolic: the forward pass is traced at two batch sizes and every
+ * shape that differs between them is computed from the batch in the graph.
  */
 
 import type { Mlp, NoiseConditionalClassifier, UNet } from '@diffuse/models';
 import * as tf from '@tensorflow/tfjs-core';
+import { OnnxError } from './errors.js';
 import { toOnnx } from './onnx-graph.js';
-import { traceKernels } from './trace.js';
+import { type TracedGraph, traceKernels } from './trace.js';
 
 /** A network that can be exported: an MLP or U-Net denoiser, or a noise-conditional classifier. */
 export type ExportableNetwork = Mlp | UNet | NoiseConditionalClassifier;
@@ -17,21 +19,25 @@ export const DENOISER_INPUTS = ['x', 'noise', 'labels'] as const;
 export const CLASSIFIER_INPUTS = ['x', 'alpha', 'sigma'] as const;
 
 /**
- * The ONNX bytes of `net` for batches of `batchSize`.
- *
- * Denoisers (MLP, U-Net) export their raw network F(x; noise, labels) (`apply`): inputs
- * `x` float32 [batch, ...shape], `noise` float32 [batch] (logSNR), and `labels` int32 [batch] when
- * class-conditional (the null class is `numClasses`); output `y`, shaped like x. Classifiers export
- * `logits(x, {alpha, sigma})`: inputs `x`, `alpha` and `sigma` float32 [batch]; output `logits`.
- * The file opens in any ONNX tool (ONNX Runtime, Netron, onnx.checker).
- *
- * @example
- * import { writeFileSync } from 'node:fs';
- * const net = createModel(mlpConfig({ dim: 2 }));
- * writeFileSync('mlp.onnx', exportOnnx(net, { batchSize: 4096 }));
+ * The two batch sizes a symbolic-batch export traces at: distinct, above 1 (a batch of 1 can take
+ * other paths, e.g. a shared noise level), and small so tracing is cheap.
  */
-export function exportOnnx(net: ExportableNetwork, options: { batchSize: number }): Uint8Array {
-  const b = options.batchSize;
+const TRACE_BATCHES = [3, 5] as const;
+
+/** Options of `exportOnnx`. */
+export interface ExportOptions {
+  /**
+   * Fix the batch dimension to this size. Default: symbolic (`dim_param: 'batch'` on axis 0 of every
+   * input and output), so one file and one ONNX Runtime session serve every batch size.
+   */
+  batchSize?: number;
+}
+
+/** The traced forward pass of `net` at batch `b`: the graph, its input names and output name. */
+function traceAt(
+  net: ExportableNetwork,
+  b: number,
+): { graph: TracedGraph; names: string[]; output: string } {
   const config = net.config;
   if (config.kind === 'classifier') {
     const clf = net as NoiseConditionalClassifier;
@@ -42,30 +48,51 @@ export function exportOnnx(net: ExportableNetwork, options: { batchSize: number 
           clf.logits(x!, { alpha: tf.reshape(alpha!, [b, 1]), sigma: tf.reshape(sigma!, [b, 1]) }),
         inputs,
       );
-      return toOnnx(graph, {
-        inputNames: [...CLASSIFIER_INPUTS],
-        outputName: 'logits',
-        docString: JSON.stringify(config),
-      });
+      return { graph, names: [...CLASSIFIER_INPUTS], output: 'logits' };
     } finally {
       tf.dispose(inputs);
     }
   }
   const den = net as Mlp | UNet;
-  const conditional = config.numClasses > 0;
   const inputs = [tf.zeros([b, ...den.shape]), tf.zeros([b])];
-  if (conditional) inputs.push(tf.zeros([b], 'int32'));
+  if (config.numClasses > 0) inputs.push(tf.zeros([b], 'int32'));
   try {
     const graph = traceKernels(
       (x, noise, labels) => den.apply(x!, noise!, labels ? { labels } : undefined),
       inputs,
     );
-    return toOnnx(graph, {
-      inputNames: DENOISER_INPUTS.slice(0, inputs.length),
-      outputName: 'y',
-      docString: JSON.stringify(config),
-    });
+    return { graph, names: DENOISER_INPUTS.slice(0, inputs.length), output: 'y' };
   } finally {
     tf.dispose(inputs);
   }
+}
+
+/**
+ * The ONNX bytes of `net`, for any batch size (or for `options.batchSize` only).
+ *
+ * Denoisers (MLP, U-Net) export their raw network F(x; noise, labels) (`apply`): inputs
+ * `x` float32 [batch, ...shape], `noise` float32 [batch] (logSNR), and `labels` int32 [batch] when
+ * class-conditional (the null class is `numClasses`); output `y`, shaped like x. Classifiers export
+ * `logits(x, {alpha, sigma})`: inputs `x`, `alpha` and `sigma` float32 [batch]; output `logits`
+ * [batch, numClasses]. Axis 0 of each is the symbolic dimension `batch`. The model config is stored
+ * as JSON in the doc string. The file opens in any ONNX tool (ONNX Runtime, Netron, onnx.checker).
+ *
+ * @example
+ * import { writeFileSync } from 'node:fs';
+ * const net = createModel(mlpConfig({ dim: 2 }));
+ * writeFileSync('mlp.onnx', exportOnnx(net)); // batches of any size
+ */
+export function exportOnnx(net: ExportableNetwork, options: ExportOptions = {}): Uint8Array {
+  const fixed = options.batchSize;
+  if (fixed !== undefined && !(Number.isInteger(fixed) && fixed > 0)) {
+    throw new OnnxError(`batchSize must be a positive integer, got ${fixed}`);
+  }
+  const a = traceAt(net, fixed ?? TRACE_BATCHES[0]);
+  const twin = fixed === undefined ? traceAt(net, TRACE_BATCHES[1]).graph : undefined;
+  return toOnnx(a.graph, {
+    inputNames: a.names,
+    outputName: a.output,
+    docString: JSON.stringify(net.config),
+    ...(twin ? { batchTwin: twin } : {}),
+  });
 }

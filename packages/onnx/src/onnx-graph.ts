@@ -4,7 +4,13 @@
  * Layout: tfjs convolutions are NHWC with HWIO filters; ONNX `Conv` is NCHW with OIHW weights, so
  * each Conv2D becomes Transpose -> Conv -> Transpose (ONNX Runtime's transpose optimizer cancels the
  * pairs between consecutive convolutions) and constant filters are re-laid out at export time.
- * Shapes are static: a graph is exported for one batch size.
+ *
+ * Batch: given a second trace of the same function at another batch size (`batchTwin`), axis 0 of
+ * every input and output becomes the symbolic dimension `batch`, and every shape a kernel holds
+ * (Reshape target, Tile reps, Slice bounds, Resize sizes, constants made per example) is compared
+ * between the two traces: an entry that differs is an affine function k * batch + c of the batch,
+ * written as -1 in a Reshape target when it is the only one, and otherwise computed from
+ * `Shape(x)[0]` in the graph. One file then serves every batch size.
  */
 import { GROUP_NORM } from '@diffuse/backend';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -44,11 +50,90 @@ function rawBytes(values: tf.TypedArray | BigInt64Array, dtype: tf.DataType | 'i
   return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
 }
 
+/** The batch sizes of two traces of one function, and the graph input holding the batch axis. */
+interface BatchInfo {
+  a: number;
+  b: number;
+  /** Name of a graph input whose axis 0 is the batch. */
+  input: string;
+}
+
 /** Builds the node list of an ONNX graph; names values, adds constants on demand. */
 class GraphBuilder {
   readonly nodes: P.INodeProto[] = [];
   readonly initializers: P.ITensorProto[] = [];
   private counter = 0;
+  private batchName: string | undefined;
+
+  constructor(
+    /** The traced node of the other batch size, per node (absent: static shapes). */
+    private readonly twins: Map<TracedNode, TracedNode> = new Map(),
+    private readonly batch?: BatchInfo,
+  ) {}
+
+  /** The batch size as an int64 [1] tensor, `Shape(input)[0:1]`, computed once. */
+  batchSize(): string {
+    if (this.batch === undefined) throw new OnnxError('internal: no symbolic batch in this graph');
+    this.batchName ??= this.op(
+      'Gather',
+      [this.op('Shape', [this.batch.input]), this.int64([0])],
+      [attrInt('axis', 0)],
+    );
+    return this.batchName;
+  }
+
+  /**
+   * An int64 shape-like vector: `select(n)` in a static graph; with a symbolic batch, each entry
+   * that differs between the two traces is written as k * batch + c (k, c integers fitted to the two
+   * traces). `reshape`: the vector is a Reshape target, so a single batch-dependent entry becomes -1.
+   */
+  shape(n: TracedNode, select: (m: TracedNode) => number[], reshape = false): string {
+    const twin = this.twins.get(n);
+    const a = select(n);
+    if (twin === undefined) return this.int64(a);
+    return this.shapeOf(a, select(twin), `${n.kernel}`, reshape);
+  }
+
+  /** `shape` from the two traces' vectors `a` and `b` (see there). */
+  shapeOf(a: number[], b: number[], what: string, reshape = false): string {
+    const batch = this.batch!;
+    if (a.length !== b.length) {
+      throw new OnnxError(`${what}: the rank of a shape changes with the batch size`);
+    }
+    const symbolic = a.flatMap((v, i) => (v === b[i] ? [] : [i]));
+    if (symbolic.length === 0) return this.int64(a);
+    const affine = symbolic.map((i) => {
+      const k = (b[i]! - a[i]!) / (batch.b - batch.a);
+      const c = a[i]! - k * batch.a;
+      if (!Number.isInteger(k) || !Number.isInteger(c) || a[i]! < 0 || b[i]! < 0) {
+        throw new OnnxError(
+          `${what}: a shape entry (${a[i]} at batch ${batch.a}, ${b[i]} at batch ${batch.b}) is not k * batch + c with integers k, c`,
+        );
+      }
+      return { i, k, c };
+    });
+    if (reshape && affine.length === 1 && !a.includes(-1)) {
+      return this.int64(a.map((v, i) => (i === affine[0]!.i ? -1 : v)));
+    }
+    // Runs of constant entries, and one computed entry per batch-dependent position.
+    const parts: string[] = [];
+    let run: number[] = [];
+    for (let i = 0; i < a.length; i++) {
+      const f = affine.find((e) => e.i === i);
+      if (f === undefined) {
+        run.push(a[i]!);
+        continue;
+      }
+      if (run.length) parts.push(this.int64(run));
+      run = [];
+      let v = this.batchSize();
+      if (f.k !== 1) v = this.op('Mul', [v, this.int64Scalar(f.k)]);
+      if (f.c !== 0) v = this.op('Add', [v, this.int64Scalar(f.c)]);
+      parts.push(v);
+    }
+    if (run.length) parts.push(this.int64(run));
+    return parts.length === 1 ? parts[0]! : this.op('Concat', parts, [attrInt('axis', 0)]);
+  }
 
   name(v: TracedValue): string {
     return `t${v.id}`;
@@ -332,10 +417,11 @@ const CONVERTERS: Record<string, Converter> = {
   Cast: (g, n, inp, out) =>
     g.node('Cast', [inp('x')], [out], [attrInt('to', onnxType(n.attrs.dtype as tf.DataType))]),
   Reshape: (g, n, inp, out) =>
-    g.node('Reshape', [inp('x'), g.int64(n.attrs.shape as number[])], [out]),
+    g.node('Reshape', [inp('x'), g.shape(n, (m) => m.attrs.shape as number[], true)], [out]),
   ExpandDims: (g, n, inp, out) =>
-    g.node('Reshape', [inp('input'), g.int64(n.outputs[0]!.shape)], [out]),
-  Squeeze: (g, n, inp, out) => g.node('Reshape', [inp('x'), g.int64(n.outputs[0]!.shape)], [out]),
+    g.node('Reshape', [inp('input'), g.shape(n, (m) => m.outputs[0]!.shape, true)], [out]),
+  Squeeze: (g, n, inp, out) =>
+    g.node('Reshape', [inp('x'), g.shape(n, (m) => m.outputs[0]!.shape, true)], [out]),
   Transpose: (g, n, inp, out) =>
     g.node('Transpose', [inp('x')], [out], [attrInts('perm', n.attrs.perm as number[])]),
   Concat: (g, n, inp, out) => {
@@ -420,18 +506,22 @@ const CONVERTERS: Record<string, Converter> = {
     const axis = axesOf(n.attrs.axis, inputValue(n, 'x').shape.length)[0]!;
     g.node('Gather', [inp('x'), inp('indices')], [out], [attrInt('axis', axis)]);
   },
+  // size -1: to the end of the axis, whatever its length (ONNX clamps `ends` to the dimension).
   Slice: (g, n, inp, out) => {
-    const x = inputValue(n, 'x');
-    const begin = n.attrs.begin as number[];
-    const size = n.attrs.size as number[];
-    const end = begin.map((b, i) => (size[i] === -1 ? x.shape[i]! : b + size[i]!));
+    const begin = (m: TracedNode) => m.attrs.begin as number[];
+    const end = (m: TracedNode) =>
+      begin(m).map((b, i) => {
+        const size = (m.attrs.size as number[])[i]!;
+        return size === -1 ? Number.MAX_SAFE_INTEGER : b + size;
+      });
     g.node(
       'Slice',
-      [inp('x'), g.int64(begin), g.int64(end), g.int64(begin.map((_, i) => i))],
+      [inp('x'), g.shape(n, begin), g.shape(n, end), g.int64(begin(n).map((_, i) => i))],
       [out],
     );
   },
-  Tile: (g, n, inp, out) => g.node('Tile', [inp('x'), g.int64(n.attrs.reps as number[])], [out]),
+  Tile: (g, n, inp, out) =>
+    g.node('Tile', [inp('x'), g.shape(n, (m) => m.attrs.reps as number[])], [out]),
   PadV2: (g, n, inp, out) => {
     const pads = n.attrs.paddings as [number, number][];
     g.node(
@@ -450,6 +540,7 @@ const CONVERTERS: Record<string, Converter> = {
   // Opset 13 has no GroupNormalization, so it is written out in standard ops.
   [GROUP_NORM]: (g, n, inp, out) => {
     const shape = inputValue(n, 'x').shape;
+    const xShape = (m: TracedNode) => inputValue(m, 'x').shape;
     const groups = n.attrs.groups as number;
     const eps = (n.attrs.epsilon as number | undefined) ?? 1e-5;
     const activation = (n.attrs.activation as string | undefined) ?? 'none';
@@ -458,13 +549,16 @@ const CONVERTERS: Record<string, Converter> = {
     }
     const c = shape[shape.length - 1]!;
     const s = shape.slice(1, -1).reduce((a, b) => a * b, 1);
-    const grouped = g.op('Reshape', [inp('x'), g.int64([shape[0]!, s, groups, c / groups])]);
+    const grouped = g.op('Reshape', [
+      inp('x'),
+      g.shape(n, (m) => [xShape(m)[0]!, s, groups, c / groups], true),
+    ]);
     const stat = [attrInts('axes', [1, 3]), attrInt('keepdims', 1)];
     const dev = g.op('Sub', [grouped, g.op('ReduceMean', [grouped], stat)]);
     const variance = g.op('ReduceMean', [g.op('Mul', [dev, dev])], stat);
     const xhat = g.op('Div', [dev, g.op('Sqrt', [g.op('Add', [variance, g.float([eps], [])])])]);
     const z = g.op('Add', [
-      g.op('Mul', [g.op('Reshape', [xhat, g.int64(shape)]), inp('gamma')]),
+      g.op('Mul', [g.op('Reshape', [xhat, g.shape(n, xShape, true)]), inp('gamma')]),
       inp('beta'),
     ]);
     if (activation === 'silu') g.node('Mul', [z, g.op('Sigmoid', [z])], [out]);
@@ -476,7 +570,7 @@ const CONVERTERS: Record<string, Converter> = {
     const mode = n.attrs.halfPixelCenters ? 'tf_half_pixel_for_nn' : 'asymmetric';
     g.node(
       'Resize',
-      [inp('images'), '', '', g.int64(n.outputs[0]!.shape)],
+      [inp('images'), '', '', g.shape(n, (m) => m.outputs[0]!.shape)],
       [out],
       [
         attrString('mode', 'nearest'),
@@ -490,42 +584,143 @@ const CONVERTERS: Record<string, Converter> = {
 /** Kernel names the exporter can translate. */
 export const SUPPORTED_KERNELS: readonly string[] = Object.keys(CONVERTERS);
 
-function valueInfo(name: string, v: TracedValue): P.IValueInfoProto {
+/** The symbolic name of the batch axis in exported graphs. */
+export const BATCH_DIM = 'batch';
+
+function valueInfo(name: string, v: TracedValue, symbolicBatch: boolean): P.IValueInfoProto {
   return {
     name,
     type: {
       tensorType: {
         elemType: onnxType(v.dtype),
-        shape: { dim: v.shape.map((d) => ({ dimValue: d })) },
+        shape: {
+          dim: v.shape.map((d, i) =>
+            i === 0 && symbolicBatch ? { dimParam: BATCH_DIM } : { dimValue: d },
+          ),
+        },
       },
     },
   };
 }
 
+/** Options of `toOnnx`. */
+export interface ToOnnxOptions {
+  /** Names of the graph inputs, in the order of the traced inputs. */
+  inputNames: string[];
+  outputName: string;
+  graphName?: string;
+  docString?: string;
+  /**
+   * The same function traced at another batch size. Then axis 0 of every input and of the output
+   * is the symbolic dimension `batch` (`dim_param`), and every shape held by a kernel that differs
+   * between the two traces is computed from the batch at run time: one graph for every batch size.
+   */
+  batchTwin?: TracedGraph;
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Pairs the nodes of two traces of one function, checking that they have the same structure. */
+function pairNodes(a: TracedGraph, b: TracedGraph): Map<TracedNode, TracedNode> {
+  const changes = () =>
+    new OnnxError(
+      'the traced graph changes with the batch size (different kernels at two batch sizes): export with a fixed batchSize',
+    );
+  if (a.nodes.length !== b.nodes.length || a.inputs.length !== b.inputs.length) throw changes();
+  const pairs = new Map<TracedNode, TracedNode>();
+  for (const [i, n] of a.nodes.entries()) {
+    const m = b.nodes[i]!;
+    const keys = (x: TracedNode) => x.inputs.map(([k]) => k).join(',');
+    if (n.kernel !== m.kernel || keys(n) !== keys(m)) throw changes();
+    pairs.set(n, m);
+  }
+  return pairs;
+}
+
+/** Whether every slice along axis 0 of a constant equals the first. */
+function rowsEqual(c: TracedConstant): boolean {
+  const row = c.shape.slice(1).reduce((p, d) => p * d, 1);
+  for (let i = row; i < c.values.length; i++) if (c.values[i] !== c.values[i % row]) return false;
+  return true;
+}
+
 /**
- * Serialises a traced graph as an ONNX ModelProto (IR 7, opset 13).
+ * Serialises a traced graph as an ONNX ModelProto (IR 7, opset 13); with `batchTwin`, one graph for
+ * every batch size (axis 0 symbolic).
  *
  * @example
- * const bytes = toOnnx(traceKernels(fn, [x]), { inputNames: ['x'], outputName: 'y' });
+ * const bytes = toOnnx(traceKernels(fn, [x3]), {
+ *   inputNames: ['x'],
+ *   outputName: 'y',
+ *   batchTwin: traceKernels(fn, [x5]),
+ * });
  */
-export function toOnnx(
-  graph: TracedGraph,
-  options: { inputNames: string[]; outputName: string; graphName?: string; docString?: string },
-): Uint8Array {
-  const g = new GraphBuilder();
+export function toOnnx(graph: TracedGraph, options: ToOnnxOptions): Uint8Array {
+  const twin = options.batchTwin;
+  let batch: BatchInfo | undefined;
+  let twins = new Map<TracedNode, TracedNode>();
+  if (twin !== undefined) {
+    twins = pairNodes(graph, twin);
+    batch = {
+      a: graph.inputs[0]!.shape[0]!,
+      b: twin.inputs[0]!.shape[0]!,
+      input: options.inputNames[0]!,
+    };
+    if (batch.a === batch.b) throw new OnnxError('batchTwin must be traced at another batch size');
+    const ends = [
+      ...graph.inputs.map((v, i) => [options.inputNames[i]!, v, twin.inputs[i]!] as const),
+      [options.outputName, graph.output, twin.output] as const,
+    ];
+    for (const [name, v, w] of ends) {
+      if (
+        v.shape[0] !== batch.a ||
+        w.shape[0] !== batch.b ||
+        !sameShape(v.shape.slice(1), w.shape.slice(1))
+      ) {
+        throw new OnnxError(
+          `'${name}' must have the batch on axis 0 and a fixed shape after it (got [${v.shape}] at batch ${batch.a}, [${w.shape}] at batch ${batch.b})`,
+        );
+      }
+    }
+  }
+  const g = new GraphBuilder(twins, batch);
   const names = new Map<number, string>();
   for (const [i, v] of graph.inputs.entries()) names.set(v.id, options.inputNames[i]!);
   // Constants become initializers when a converter first reads them (a re-laid-out conv filter is
   // never read in its tfjs layout, so it is stored once).
   const constants = new Map(graph.constants.map((c) => [c.id, c]));
-  const nameOf = (v: TracedValue): string | undefined => {
-    let name = names.get(v.id);
-    const c = constants.get(v.id);
-    if (name === undefined && c !== undefined) {
-      name = g.tensor(`c${c.id}`, c.shape, c.dtype, c.values);
-      names.set(v.id, name);
+  const twinConstants = new Map(twin?.constants.map((c) => [c.id, c]));
+  /** A constant whose twin differs: equal values (weights), or made per example (expanded). */
+  const constantName = (n: TracedNode, key: string, c: TracedConstant): string => {
+    const m = twins.get(n);
+    const other = m && twinConstants.get(m.inputs.find(([k]) => k === key)![1].id);
+    if (m === undefined) return g.tensor(`c${c.id}`, c.shape, c.dtype, c.values);
+    if (other === undefined) {
+      throw new OnnxError(`${n.kernel}: input '${key}' is constant at one batch size only`);
     }
-    return name;
+    if (sameShape(c.shape, other.shape)) {
+      if (c.values.some((v, i) => v !== other.values[i])) {
+        throw new OnnxError(
+          `${n.kernel}: a constant input '${key}' has other values at another batch size: export with a fixed batchSize`,
+        );
+      }
+      return g.tensor(`c${c.id}`, c.shape, c.dtype, c.values);
+    }
+    // Made per example (e.g. tf.fill([batch], v)): one row, expanded to the batch at run time.
+    if (!sameShape(c.shape.slice(1), other.shape.slice(1)) || !rowsEqual(c) || !rowsEqual(other)) {
+      throw new OnnxError(
+        `${n.kernel}: constant input '${key}' is [${c.shape}] at batch ${batch!.a} and [${other.shape}] at batch ${batch!.b}, not one row repeated per example`,
+      );
+    }
+    const rowLength = c.shape.slice(1).reduce((p, d) => p * d, 1);
+    const row = g.tensor(
+      `c${c.id}_row`,
+      [1, ...c.shape.slice(1)],
+      c.dtype,
+      c.values.slice(0, rowLength) as tf.TypedArray,
+    );
+    return g.op('Expand', [row, g.shapeOf(c.shape, other.shape, `${n.kernel} '${key}'`)]);
   };
   for (const n of graph.nodes) {
     const convert = CONVERTERS[n.kernel];
@@ -539,7 +734,12 @@ export function toOnnx(
     const inp = (key: string) => {
       const v = n.inputs.find(([k]) => k === key)?.[1];
       if (v === undefined) throw new OnnxError(`${n.kernel}: missing input '${key}'`);
-      const name = nameOf(v);
+      let name = names.get(v.id);
+      const c = constants.get(v.id);
+      if (name === undefined && c !== undefined) {
+        name = constantName(n, key, c);
+        names.set(v.id, name);
+      }
       if (name === undefined) throw new OnnxError(`${n.kernel}: input '${key}' was never produced`);
       return name;
     };
@@ -547,6 +747,7 @@ export function toOnnx(
     convert(g, n, inp, out);
     names.set(n.outputs[0]!.id, out);
   }
+  const symbolic = twin !== undefined;
   const model: P.IModelProto = {
     irVersion: 7,
     opsetImport: [{ domain: '', version: OPSET }],
@@ -556,8 +757,8 @@ export function toOnnx(
       name: options.graphName ?? 'diffuse',
       node: g.nodes,
       initializer: g.initializers,
-      input: graph.inputs.map((v, i) => valueInfo(options.inputNames[i]!, v)),
-      output: [valueInfo(options.outputName, graph.output)],
+      input: graph.inputs.map((v, i) => valueInfo(options.inputNames[i]!, v, symbolic)),
+      output: [valueInfo(options.outputName, graph.output, symbolic)],
     },
   };
   return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();

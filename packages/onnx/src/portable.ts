@@ -19,9 +19,10 @@ export {
   CLASSIFIER_INPUTS,
   DENOISER_INPUTS,
   type ExportableNetwork,
+  type ExportOptions,
   exportOnnx,
 } from './export.js';
-export { SUPPORTED_KERNELS, toOnnx } from './onnx-graph.js';
+export { BATCH_DIM, SUPPORTED_KERNELS, type ToOnnxOptions, toOnnx } from './onnx-graph.js';
 export {
   type TracedConstant,
   type TracedGraph,

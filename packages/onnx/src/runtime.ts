@@ -63,7 +63,7 @@ let nextId = 0;
 
 /**
  * A Diffuse MLP or U-Net running on ONNX Runtime: the same raw network F(x; noise, labels) as the
- * tfjs model's `apply`, exported from it (one graph per batch size, built on first use).
+ * tfjs model's `apply`, exported from it once (symbolic batch: one session serves every batch size).
  *
  * @example
  * const onnxNet = new OnnxNetwork(unet, { threads: 2 });
@@ -73,8 +73,8 @@ let nextId = 0;
 export class OnnxNetwork implements NoiseConditionalNetwork {
   readonly shape: readonly number[];
   readonly numClasses: number | undefined;
-  private readonly id = `net${nextId++}`;
-  private readonly sessions = new Set<number>();
+  private readonly key = `net${nextId++}`;
+  private loaded = false;
   private readonly threads: number;
 
   constructor(
@@ -86,24 +86,23 @@ export class OnnxNetwork implements NoiseConditionalNetwork {
     this.threads = options.threads ?? 2;
   }
 
-  /** Builds (once) the session for batches of `batch`. */
-  private session(batch: number): string {
-    const key = `${this.id}:b${batch}`;
-    if (!this.sessions.has(batch)) {
-      const bytes = exportOnnx(this.net, { batchSize: batch });
+  /** Exports the network and builds its session, once. */
+  private session(): string {
+    if (!this.loaded) {
+      const bytes = exportOnnx(this.net);
       check(
-        worker()({ type: 'load', key, bytes, threads: this.threads }),
+        worker()({ type: 'load', key: this.key, bytes, threads: this.threads }),
         'loading the ONNX model',
       );
-      this.sessions.add(batch);
+      this.loaded = true;
     }
-    return key;
+    return this.key;
   }
 
   /** F(x; noise, labels) on ONNX Runtime; `noise` is per example, [batch]. */
   apply(x: tf.Tensor, noise: tf.Tensor, cond?: Conditioning): tf.Tensor {
     const batch = x.shape[0]!;
-    const key = this.session(batch);
+    const key = this.session();
     const feeds: Extract<WorkerRequest, { type: 'run' }>['feeds'] = [
       { name: 'x', type: 'float32', data: x.dataSync() as Float32Array, dims: x.shape },
       { name: 'noise', type: 'float32', data: noise.dataSync() as Float32Array, dims: [batch] },
@@ -120,10 +119,10 @@ export class OnnxNetwork implements NoiseConditionalNetwork {
     return tf.tensor(res.data!, res.dims!, 'float32');
   }
 
-  /** Releases every ONNX Runtime session of this network (the tfjs model is untouched). */
+  /** Releases the ONNX Runtime session of this network (the tfjs model is untouched). */
   dispose(): void {
-    for (const b of this.sessions) worker()({ type: 'release', key: `${this.id}:b${b}` });
-    this.sessions.clear();
+    if (this.loaded) worker()({ type: 'release', key: this.key });
+    this.loaded = false;
   }
 }
 
