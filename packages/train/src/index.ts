@@ -32,6 +32,7 @@ export {
   learningRateAt,
 } from './optimizer.js';
 export { ParallelGradients, type ParallelOptions, shardBounds } from './parallel.js';
+export { ParallelDenoiser, type ParallelDenoiserOptions } from './parallel-denoiser.js';
 export {
   type CheckpointStore,
   FileCheckpointStore,

@@ -6,18 +6,13 @@
 
 import { Random } from '@diffuse/backend';
 import { denoisingLoss, type Reduction, type Weighting } from '@diffuse/losses';
-import type { Conditioning, Model, ModelConfig } from '@diffuse/models';
+import type { Conditioning, ModelConfig } from '@diffuse/models';
 import type { Prediction } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableDenoiser } from './diffusion.js';
+import type { ParamSlot, WireError } from './parallel-replica.js';
 
-/** Where parameter `name` lies in the shared buffers (offsets in float32 elements). */
-export interface ParamSlot {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-}
+export { type ParamSlot, paramSlots, toWire, type WireError } from './parallel-replica.js';
 
 /** The inputs of one worker's shard: rows [start, end) of the batch, with the coordinator's draws. */
 export interface ShardInputs {
@@ -49,13 +44,6 @@ export type ToWorker =
       reduction: Reduction;
     }
   | { type: 'step'; id: number; shard: ShardInputs };
-
-/** An error as it crosses the thread boundary. */
-export interface WireError {
-  name: string;
-  message: string;
-  code?: string;
-}
 
 /** Worker to coordinator. */
 export type FromWorker =
@@ -106,23 +94,4 @@ export function shardLoss(
       }),
     ) as tf.Scalar;
   });
-}
-
-/** The parameter layout of a model: names, shapes and offsets into one flat float32 buffer. */
-export function paramSlots(model: Pick<Model, 'namedParams'>): ParamSlot[] {
-  let offset = 0;
-  return model.namedParams().map(([name, v]) => {
-    const slot = { name, shape: [...v.shape], offset, size: v.size };
-    offset += v.size;
-    return slot;
-  });
-}
-
-/** Serialises an error for postMessage (DiffuseErrors keep their code). */
-export function toWire(e: unknown): WireError {
-  if (e instanceof Error) {
-    const code = (e as { code?: unknown }).code;
-    return { name: e.name, message: e.message, ...(typeof code === 'string' ? { code } : {}) };
-  }
-  return { name: 'Error', message: String(e) };
 }

@@ -17,12 +17,15 @@ import {
 } from './diffusion.js';
 import { TrainError } from './errors.js';
 import {
-  type FromWorker,
-  type ParamSlot,
-  paramSlots,
-  type ShardInputs,
-  type ToWorker,
-} from './parallel-protocol.js';
+  checkPool,
+  type PoolBackend,
+  shardBounds,
+  startWorkers,
+  type WorkerHandle,
+  writeWeights,
+} from './parallel-pool.js';
+import type { FromWorker, ShardInputs, ToWorker } from './parallel-protocol.js';
+import { type ParamSlot, paramSlots } from './parallel-replica.js';
 import type { GradientSource, LossAndGradients } from './trainer.js';
 
 /** Options of `ParallelGradients.create`. */
@@ -30,7 +33,7 @@ export interface ParallelOptions {
   /** Worker threads, each with its own tfjs engine and one shard of every batch (default 2). */
   workers?: number;
   /** The workers' backend: `wasm` (default) or `cpu`. */
-  backend?: Extract<BackendName, 'wasm' | 'cpu'>;
+  backend?: PoolBackend;
   /** Terminates the workers when aborted; a step in flight then fails with a `TrainError`. */
   signal?: AbortSignal;
   /**
@@ -40,107 +43,12 @@ export interface ParallelOptions {
   workerUrl?: URL;
 }
 
-type WorkerLike = import('node:worker_threads').Worker;
+export { shardBounds };
 
-/**
- * The rows of each shard: `n` split into `min(k, n)` contiguous runs [start, end) that differ in
- * size by at most one (the first `n mod k` get the extra row).
- *
- * @example
- * shardBounds(7, 3); // [[0, 3], [3, 5], [5, 7]]
- */
-export function shardBounds(n: number, k: number): [number, number][] {
-  const parts = Math.min(k, n);
-  const out: [number, number][] = [];
-  let start = 0;
-  for (let i = 0; i < parts; i++) {
-    const rows = Math.floor(n / parts) + (i < n % parts ? 1 : 0);
-    out.push([start, start + rows]);
-    start += rows;
-  }
-  return out;
-}
+/** The gradient workers' names in errors. */
+const NAMES = { role: 'gradient', owner: 'ParallelGradients' };
 
-/** One worker thread and the request it is serving. */
-class WorkerHandle {
-  readonly grads: Float32Array;
-  private pending: { resolve(m: FromWorker): void; reject(e: Error): void } | null = null;
-  private failure: Error | null = null;
-  private closing = false;
-
-  constructor(
-    readonly index: number,
-    readonly worker: WorkerLike,
-    gradBuffer: SharedArrayBuffer,
-  ) {
-    this.grads = new Float32Array(gradBuffer);
-    worker.on('message', (m: FromWorker) => {
-      const p = this.settle();
-      if (m.type === 'error') {
-        const code = m.error.code !== undefined ? ` [${m.error.code}]` : '';
-        p?.reject(
-          new TrainError(
-            `gradient worker ${index} failed: ${m.error.name}${code}: ${m.error.message}`,
-          ),
-        );
-      } else p?.resolve(m);
-    });
-    worker.on('error', (e: Error) => {
-      this.fail(
-        new TrainError(`gradient worker ${index} crashed: ${e.name}: ${e.message}`, { cause: e }),
-      );
-    });
-    worker.on('exit', (code: number) => {
-      this.fail(
-        new TrainError(
-          this.closing
-            ? 'the gradient workers were terminated (ParallelGradients disposed or aborted)'
-            : `gradient worker ${index} exited unexpectedly with code ${code}`,
-        ),
-      );
-    });
-  }
-
-  private settle() {
-    const p = this.pending;
-    this.pending = null;
-    this.worker.unref(); // an idle pool does not keep the process alive
-    return p;
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    this.settle()?.reject(this.failure);
-  }
-
-  /** Sends `m` and waits for the worker's answer. */
-  request(m: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    if (this.pending !== null) return Promise.reject(new TrainError('a step is already running'));
-    return new Promise<FromWorker>((resolve, reject) => {
-      this.pending = { resolve, reject };
-      this.worker.ref();
-      this.worker.postMessage(m, transfer);
-    });
-  }
-
-  terminate(): Promise<number> {
-    this.closing = true;
-    return this.worker.terminate();
-  }
-}
-
-async function defaultWorkerUrl(): Promise<URL> {
-  const { existsSync } = await import('node:fs');
-  const { fileURLToPath } = await import('node:url');
-  const beside = new URL('./parallel-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(beside))) return beside;
-  const built = new URL('../dist/parallel-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new TrainError(
-    `the gradient worker script is missing (looked for ${fileURLToPath(beside)}); build @diffuse/train`,
-  );
-}
+type Handle = WorkerHandle<ToWorker, FromWorker>;
 
 /**
  * Gradients of the diffusion loss (`diffusionLoss`) computed by worker threads: data parallelism with
@@ -176,7 +84,9 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
   readonly workers: number;
   /** The workers' backend. */
   readonly backend: BackendName;
-  private readonly handles: WorkerHandle[];
+  private readonly handles: Handle[];
+  /** Each worker's gradients (shared buffers the workers write). */
+  private readonly grads: Float32Array[];
   private readonly slots: ParamSlot[];
   private readonly master: Float32Array;
   private readonly draw: (batch: DiffusionBatch, rng: Random) => DiffusionDraw;
@@ -194,7 +104,8 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
   private constructor(
     model: NetworkDenoiser,
     options: DiffusionLossOptions,
-    handles: WorkerHandle[],
+    handles: Handle[],
+    grads: Float32Array[],
     slots: ParamSlot[],
     master: Float32Array,
     backend: BackendName,
@@ -202,6 +113,7 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
     this.model = model;
     this.options = options;
     this.handles = handles;
+    this.grads = grads;
     this.slots = slots;
     this.master = master;
     this.backend = backend;
@@ -221,66 +133,33 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
     lossOptions: DiffusionLossOptions,
     options: ParallelOptions = {},
   ): Promise<ParallelGradients> {
-    const workers = options.workers ?? 2;
-    if (!Number.isInteger(workers) || workers < 1) {
-      throw new TrainError(`workers must be a positive integer, got ${workers}`);
-    }
-    const backend = options.backend ?? 'wasm';
-    if (backend !== 'wasm' && backend !== 'cpu') {
-      throw new TrainError(
-        `the workers' backend must be 'wasm' or 'cpu', got '${String(backend)}'`,
-      );
-    }
-    const config = (model as { config?: { kind?: unknown } } | null)?.config;
-    if (
-      typeof model?.namedParams !== 'function' ||
-      (config?.kind !== 'mlp' && config?.kind !== 'unet')
-    ) {
-      throw new TrainError(
-        'ParallelGradients needs an Mlp or UNet of @diffuse/models (workers rebuild it from model.config)',
-      );
-    }
+    const { workers, backend } = checkPool('ParallelGradients', model, options);
     diffusionDrawer(model, lossOptions); // validates the loss options here, not in a worker
-    let threads: typeof import('node:worker_threads');
-    try {
-      threads = await import('node:worker_threads');
-    } catch (e) {
-      throw new TrainError('ParallelGradients needs Node worker threads (node:worker_threads)', {
-        cause: e,
-      });
-    }
-    const url = options.workerUrl ?? (await defaultWorkerUrl());
     const slots = paramSlots(model);
     const total = slots.reduce((n, s) => n + s.size, 0);
     const shared = new SharedArrayBuffer(4 * total);
-    const handles: WorkerHandle[] = [];
+    const grads = Array.from({ length: workers }, () => new SharedArrayBuffer(4 * total));
     const reduction = lossOptions.reduction ?? 'mean';
-    try {
-      for (let i = 0; i < workers; i++) {
-        const grads = new SharedArrayBuffer(4 * total);
-        handles.push(new WorkerHandle(i, new threads.Worker(url), grads));
-      }
-      if (options.signal?.aborted) throw new TrainError('aborted before the workers started');
-      const init = (h: WorkerHandle): ToWorker => ({
+    const handles = await startWorkers<ToWorker, FromWorker>(
+      { name: 'parallel-worker.js', workerUrl: options.workerUrl },
+      workers,
+      NAMES,
+      (k) => ({
         type: 'init',
         backend,
         config: JSON.parse(JSON.stringify(model.config)),
         slots,
         params: shared,
-        grads: h.grads.buffer as SharedArrayBuffer,
+        grads: grads[k]!,
         reduction,
-      });
-      const ready = await Promise.allSettled(handles.map((h) => h.request(init(h))));
-      const failed = ready.find((r) => r.status === 'rejected');
-      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
-    } catch (e) {
-      await Promise.all(handles.map((h) => h.terminate()));
-      throw e;
-    }
+      }),
+      options.signal,
+    );
     const pg = new ParallelGradients(
       model,
       lossOptions,
       handles,
+      grads.map((g) => new Float32Array(g)),
       slots,
       new Float32Array(shared),
       backend,
@@ -318,9 +197,7 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
       const x = await batch.x.data<'float32'>();
       const noise = await d.noise.data<'float32'>();
       const labels = d.labels !== undefined ? Int32Array.from(await d.labels.data()) : undefined;
-      for (let i = 0; i < params.length; i++) {
-        this.master.set(await params[i]!.data<'float32'>(), this.slots[i]!.offset);
-      }
+      await writeWeights(params, this.slots, this.master);
       const row = n === 0 ? 0 : x.length / n;
       bounds = shardBounds(n, this.workers);
       shards = bounds.map(([a, b]) => ({
@@ -359,7 +236,7 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
     const grads = this.slots.map((slot) => {
       const g = new Float32Array(slot.size);
       for (let k = 0; k < shards.length; k++) {
-        const src = this.handles[k]!.grads.subarray(slot.offset, slot.offset + slot.size);
+        const src = this.grads[k]!.subarray(slot.offset, slot.offset + slot.size);
         const w = share[k]!;
         for (let j = 0; j < slot.size; j++) g[j] = g[j]! + w * src[j]!;
       }
