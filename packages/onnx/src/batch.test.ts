@@ -63,7 +63,8 @@ function relErr(a: Float32Array, b: Float32Array): number {
 
 /** Axis 0 of every input and output is `dim_param: 'batch'`; the other axes are fixed numbers. */
 function expectSymbolicBatch(bytes: Uint8Array): void {
-  const graph = onnxProto.onnx.ModelProto.decode(bytes).graph!;
+  const graph = onnxProto.onnx.ModelProto.decode(bytes).graph as onnxProto.onnx.GraphProto;
+  expect(graph.input.length).toBeGreaterThan(0);
   for (const v of [...graph.input, ...graph.output]) {
     const dims = v.type!.tensorType!.shape!.dim!;
     expect(dims[0]!.dimParam, v.name!).toBe(BATCH_DIM);
