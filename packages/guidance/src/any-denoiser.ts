@@ -4,9 +4,11 @@
  * same kind, so a sampler drives a guided ONNX model exactly as a guided tfjs one. The rule is the
  * samplers' rule: an object with `predictAsync` is asynchronous (even when it also has `predict`).
  *
- * The wrappers keep their math in pure tensor functions (the combination step) that both paths call;
- * only the model calls differ: `predict` inside one `tf.tidy`, or `await predictAsync` with the
- * intermediates disposed explicitly (a `tf.tidy` cannot span an `await`).
+ * A wrapper is written once, as a `GuidedStep` per call: the model calls it needs and a pure tensor
+ * function that combines their predictions (the guidance math). Two small drivers run it: `runStep`
+ * calls `predict` inside one `tf.tidy`; `runStepAsync` awaits `predictAsync` and disposes what it
+ * made explicitly (a `tf.tidy` cannot span an `await`). Both make the same tensor ops in the same
+ * order, so a model and its asynchronous adapter give bit-identical results.
  */
 import type { AsyncDenoiser, Conditioning, Denoiser } from '@diffuse/models';
 import type { NoiseLevel, Scalar } from '@diffuse/schedules';
@@ -41,28 +43,57 @@ export function assertAnyDenoiser(
   }
 }
 
-/** The fields a wrapper copies from the model it wraps: prediction, shape and numClasses. */
-export function describeLike(
-  denoiser: AnyDenoiser,
-  numClasses = denoiser.numClasses,
-): Pick<Denoiser, 'prediction' | 'shape' | 'numClasses'> {
-  return {
-    prediction: denoiser.prediction,
-    ...(denoiser.shape !== undefined ? { shape: denoiser.shape } : {}),
-    ...(numClasses !== undefined ? { numClasses } : {}),
-  };
+/** The inputs of one model call. */
+export interface ModelCall {
+  x: tf.Tensor;
+  level: NoiseLevel<Scalar>;
+  cond?: Conditioning;
+}
+
+/** What one call of a wrapper computes: a tensor, or a few (`predictPair`'s [c, u]). */
+export type StepResult = tf.Tensor | tf.Tensor[];
+
+/**
+ * One evaluation of a guidance wrapper: the model calls it needs (`calls[k]` is answered by the
+ * driver's `models[k]`) and the pure step that combines their predictions. `combine` runs inside
+ * `tf.tidy` and may use the predictions and the caller's inputs, but not tensors made for `calls`
+ * (the asynchronous driver disposes those once the model calls have settled).
+ */
+export interface GuidedStep<T extends StepResult = tf.Tensor> {
+  calls: ModelCall[];
+  combine(predictions: tf.Tensor[]): T;
+}
+
+/**
+ * The synchronous driver: builds the step, calls `models[k].predict` on each call and combines, all
+ * inside one `tf.tidy`. Input checks in `build` throw before any model call.
+ */
+export function runStep<T extends StepResult>(
+  models: readonly Denoiser[],
+  build: () => GuidedStep<T>,
+): T {
+  return tf.tidy(() => {
+    const step = build();
+    const predictions = step.calls.map(({ x, level, cond }, k) =>
+      models[k]!.predict(x, level, cond),
+    );
+    return step.combine(predictions);
+  });
+}
+
+/** The tensors of a call's inputs (x, alpha, sigma and the conditioning tensors). */
+function tensorsOf(call: ModelCall): tf.Tensor[] {
+  const values: unknown[] = [call.x, call.level.alpha, call.level.sigma];
+  if (call.cond !== undefined) values.push(...Object.values(call.cond));
+  return values.filter((v): v is tf.Tensor => v instanceof tf.Tensor);
 }
 
 /**
  * One model call of either kind, awaited: `predictAsync` when the model has it, else `predict`.
  * Checks that the promise resolved to a tensor (a `GuidanceError` otherwise).
  */
-export async function predictAny(
-  denoiser: AnyDenoiser,
-  x: tf.Tensor,
-  level: NoiseLevel<Scalar>,
-  cond?: Conditioning,
-): Promise<tf.Tensor> {
+async function predictAny(denoiser: AnyDenoiser, call: ModelCall): Promise<tf.Tensor> {
+  const { x, level, cond } = call;
   if (!isAsyncDenoiser(denoiser)) return denoiser.predict(x, level, cond);
   const out = (await denoiser.predictAsync(x, level, cond)) as tf.Tensor | null | undefined;
   if (out == null || !Array.isArray(out.shape) || typeof out.dispose !== 'function') {
@@ -74,70 +105,70 @@ export async function predictAny(
 }
 
 /**
- * Runs the pure `combine` step on tensors that arrived from awaited model calls, inside one
- * `tf.tidy`, and disposes those tensors afterwards (also when `combine` throws).
+ * The asynchronous driver: builds the step's calls inside a `tf.tidy` (keeping only the call
+ * inputs), awaits `models[k]` on each call in turn (either kind of model), disposes the inputs it made
+ * (a doubled batch, null labels; never the caller's `borrowed` tensors), then combines inside a
+ * `tf.tidy` and disposes the predictions, unless `combine` returns one of them as it is. On a failure
+ * everything made so far is disposed before the error propagates.
  */
-export function combineOwned<T extends tf.TensorContainer>(
-  owned: tf.Tensor[],
-  combine: () => T,
-): T {
-  try {
-    return tf.tidy(combine);
-  } finally {
-    tf.dispose(owned);
-  }
-}
-
-/** The inputs of one model call. */
-export interface ModelCall {
-  x: tf.Tensor;
-  level: NoiseLevel<Scalar>;
-  cond?: Conditioning;
-}
-
-/** The tensors of a call's inputs (x, alpha, sigma and the conditioning tensors). */
-function tensorsOf(call: ModelCall): tf.Tensor[] {
-  const values: unknown[] = [call.x, call.level.alpha, call.level.sigma];
-  if (call.cond !== undefined) values.push(...Object.values(call.cond));
-  return values.filter((v): v is tf.Tensor => v instanceof tf.Tensor);
-}
-
-/**
- * The tensors in `calls` that are not among the caller's own inputs `borrowed`: the ones a wrapper
- * made (a doubled batch, null labels) and must dispose once the awaited model calls have settled.
- */
-export function madeTensors(calls: readonly ModelCall[], borrowed: ModelCall): tf.Tensor[] {
-  const theirs = new Set(tensorsOf(borrowed));
-  const made = new Set<tf.Tensor>();
-  for (const call of calls) for (const t of tensorsOf(call)) if (!theirs.has(t)) made.add(t);
-  return [...made];
-}
-
-/**
- * Awaits the model calls one after the other (`models[k]` answers `calls[k]`) and returns their
- * predictions; on a failure the predictions so far are disposed before the error propagates.
- */
-export async function predictAllAsync(
+export async function runStepAsync<T extends StepResult>(
   models: readonly AnyDenoiser[],
-  calls: readonly ModelCall[],
-): Promise<tf.Tensor[]> {
-  const outs: tf.Tensor[] = [];
+  borrowed: ModelCall,
+  build: () => GuidedStep<T>,
+): Promise<T> {
+  let step: GuidedStep<T> | undefined;
+  const calls = tf.tidy(() => {
+    step = build();
+    return step.calls as unknown as tf.TensorContainer;
+  }) as unknown as ModelCall[];
+  const theirs = new Set(tensorsOf(borrowed));
+  const made = [...new Set(calls.flatMap(tensorsOf))].filter((t) => !theirs.has(t));
+  const predictions: tf.Tensor[] = [];
   try {
-    for (let k = 0; k < calls.length; k++) {
-      const { x, level, cond } = calls[k]!;
-      outs.push(await predictAny(models[k]!, x, level, cond));
-    }
-    return outs;
+    for (let k = 0; k < calls.length; k++)
+      predictions.push(await predictAny(models[k]!, calls[k]!));
   } catch (e) {
-    tf.dispose(outs);
+    tf.dispose(predictions);
     throw e;
+  } finally {
+    tf.dispose(made);
+  }
+  let result: T | undefined;
+  try {
+    result = tf.tidy(() => step!.combine(predictions));
+    return result;
+  } finally {
+    const kept = new Set(Array.isArray(result) ? result : [result]);
+    tf.dispose(predictions.filter((p) => !kept.has(p)));
   }
 }
 
 /**
- * `tf.tidy` for a function that returns model-call inputs (objects holding tensors next to numbers,
- * strings and booleans): the tensors it returns are kept, every other tensor it made is disposed.
+ * A guidance wrapper over `models` (the wrapped model first; `models[k]` answers call k of each step),
+ * described by `described` (prediction, shape, numClasses): a `Denoiser` when every model is
+ * synchronous, else an `AsyncDenoiser`. `build` checks one call's inputs and returns its `GuidedStep`.
  */
-export function tidyCalls<T extends object>(fn: () => T): T {
-  return tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as T;
+export function guidedDenoiser(
+  models: readonly AnyDenoiser[],
+  described: Pick<Denoiser, 'prediction' | 'shape' | 'numClasses'>,
+  build: (x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning) => GuidedStep,
+): AnyDenoiser {
+  const info = {
+    prediction: described.prediction,
+    ...(described.shape !== undefined ? { shape: described.shape } : {}),
+    ...(described.numClasses !== undefined ? { numClasses: described.numClasses } : {}),
+  };
+  if (models.some(isAsyncDenoiser)) {
+    return {
+      ...info,
+      predictAsync: (x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning) =>
+        runStepAsync(models, { x, level, ...(cond ? { cond } : {}) }, () => build(x, level, cond)),
+    } satisfies AsyncDenoiser;
+  }
+  const sync = models as readonly Denoiser[];
+  return {
+    ...info,
+    predict: (x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning) =>
+      runStep(sync, () => build(x, level, cond)),
+  } satisfies Denoiser;
 }

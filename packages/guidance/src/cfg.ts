@@ -27,14 +27,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   type AnyDenoiser,
   assertAnyDenoiser,
-  combineOwned,
-  describeLike,
+  type GuidedStep,
+  guidedDenoiser,
   isAsyncDenoiser,
   type ModelCall,
-  madeTensors,
-  predictAllAsync,
-  predictAny,
-  tidyCalls,
+  runStep,
+  runStepAsync,
 } from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
 import {
@@ -238,25 +236,6 @@ function splitPair(out: tf.Tensor): [tf.Tensor, tf.Tensor] {
   return tf.split(out, 2, 0) as [tf.Tensor, tf.Tensor];
 }
 
-/** `predictPair` for either kind of denoiser, awaited. */
-async function predictPairAsync(
-  denoiser: AnyDenoiser,
-  x: tf.Tensor,
-  level: NoiseLevel<Scalar>,
-  cond: Conditioning,
-  uncondLabels: tf.Tensor,
-): Promise<[tf.Tensor, tf.Tensor]> {
-  const call = tidyCalls(() => pairCall(x, level, cond, uncondLabels));
-  const made = madeTensors([call], { x, level, cond: { ...cond, uncondLabels } });
-  let outs: tf.Tensor[];
-  try {
-    outs = await predictAllAsync([denoiser], [call]);
-  } finally {
-    tf.dispose(made);
-  }
-  return combineOwned(outs, () => splitPair(outs[0]!));
-}
-
 /**
  * Evaluates the conditional and the unconditional branch in ONE forward pass: the batch is
  * concatenated with itself, the first half gets `labels`, the second `uncondLabels`, and the result
@@ -304,11 +283,12 @@ export function predictPair(
       'predictPair needs cond.labels and uncondLabels (int32 tensors [batch])',
     );
   }
-  if (isAsyncDenoiser(denoiser)) return predictPairAsync(denoiser, x, level, cond, uncondLabels);
-  return tf.tidy(() => {
-    const call = pairCall(x, level, cond, uncondLabels);
-    return splitPair(denoiser.predict(call.x, call.level, call.cond));
+  const build = (): GuidedStep<[tf.Tensor, tf.Tensor]> => ({
+    calls: [pairCall(x, level, cond, uncondLabels)],
+    combine: ([out]) => splitPair(out!),
   });
+  if (isAsyncDenoiser(denoiser)) return runStepAsync([denoiser], { x, level, cond }, build);
+  return runStep([denoiser], build);
 }
 
 /**
@@ -433,8 +413,6 @@ export function classifierFreeGuidance(
   }
   if (typeof negativeLabels === 'number') assertLabel('negativeLabels', negativeLabels, numClasses);
   const prediction = denoiser.prediction;
-  // The model that answers each branch call: [conditional, unconditional].
-  const models: AnyDenoiser[] = [denoiser, unconditional ?? denoiser];
 
   function unconditionalLabels(batch: number): tf.Tensor {
     if (negativeLabels instanceof tf.Tensor) {
@@ -444,8 +422,11 @@ export function classifierFreeGuidance(
     return tf.fill([batch], negativeLabels ?? nullLabel!, 'int32');
   }
 
-  /** Checks a call's labels; false when the level lies outside the interval (conditional only). */
-  function guides(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): boolean {
+  // Call k of a step is answered by models[k]: the conditional model, then the unconditional one.
+  const models: AnyDenoiser[] = [denoiser, unconditional ?? denoiser];
+  const pair = unconditional === undefined && options.batchBranches !== false;
+  const described = { prediction, shape: denoiser.shape, numClasses };
+  return guidedDenoiser(models, described, (x, level, cond) => {
     const batch = batchOf(x);
     if (cond?.labels === undefined) {
       throw new GuidanceError(
@@ -453,85 +434,30 @@ export function classifierFreeGuidance(
       );
     }
     assertLabelTensor('cond.labels', cond.labels, batch, numClasses);
-    return insideInterval(level, settings.sigmaLo, settings.sigmaHi, false) !== 0;
-  }
-
-  /**
-   * The model calls of both branches: one batched call (`pair`), or the conditional and the
-   * unconditional call (`models[0]` and `models[1]`). Makes tensors: call inside `tf.tidy`.
-   */
-  function branchCalls(
-    x: tf.Tensor,
-    level: NoiseLevel<Scalar>,
-    cond: Conditioning,
-  ): { calls: ModelCall[]; pair: boolean } {
+    if (insideInterval(level, settings.sigmaLo, settings.sigmaHi, false) === 0) {
+      return { calls: [{ x, level, cond }], combine: ([c]) => c! }; // outside: conditional only
+    }
+    let calls: ModelCall[];
     if (unconditional !== undefined) {
       const { labels: _dropped, ...rest } = cond;
-      return {
-        calls: [
-          { x, level, cond },
-          { x, level, cond: rest },
-        ],
-        pair: false,
-      };
+      calls = [
+        { x, level, cond },
+        { x, level, cond: rest },
+      ];
+    } else if (pair) {
+      calls = [pairCall(x, level, cond, unconditionalLabels(batch))];
+    } else {
+      calls = [
+        { x, level, cond },
+        { x, level, cond: { ...cond, labels: unconditionalLabels(batch) } },
+      ];
     }
-    const uncond = unconditionalLabels(batchOf(x));
-    if (options.batchBranches === false) {
-      return {
-        calls: [
-          { x, level, cond },
-          { x, level, cond: { ...cond, labels: uncond } },
-        ],
-        pair: false,
-      };
-    }
-    return { calls: [pairCall(x, level, cond, uncond)], pair: true };
-  }
-
-  /** [c, u] from the branch calls' outputs. */
-  function branches(outs: tf.Tensor[], pair: boolean): [tf.Tensor, tf.Tensor] {
-    return pair ? splitPair(outs[0]!) : [outs[0]!, outs[1]!];
-  }
-
-  const described = describeLike(denoiser, numClasses);
-  if (
-    isAsyncDenoiser(denoiser) ||
-    (unconditional !== undefined && isAsyncDenoiser(unconditional))
-  ) {
     return {
-      ...described,
-      async predictAsync(
-        x: tf.Tensor,
-        level: NoiseLevel<Scalar>,
-        cond?: Conditioning,
-      ): Promise<tf.Tensor> {
-        if (!guides(x, level, cond)) return predictAny(denoiser, x, level, cond);
-        const { calls, pair } = tidyCalls(() => branchCalls(x, level, cond!));
-        const made = madeTensors(calls, { x, level, ...(cond ? { cond } : {}) });
-        let outs: tf.Tensor[];
-        try {
-          outs = await predictAllAsync(models, calls);
-        } finally {
-          tf.dispose(made);
-        }
-        return combineOwned(outs, () => {
-          const [c, u] = branches(outs, pair);
-          return guidedPrediction(c, u, x, level, settings, prediction);
-        });
-      },
-    } satisfies AsyncDenoiser;
-  }
-  const sync = models as Denoiser[];
-  return {
-    ...described,
-    predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
-      if (!guides(x, level, cond)) return sync[0]!.predict(x, level, cond);
-      return tf.tidy(() => {
-        const { calls, pair } = branchCalls(x, level, cond!);
-        const outs = calls.map((k, i) => sync[i]!.predict(k.x, k.level, k.cond));
-        const [c, u] = branches(outs, pair);
+      calls,
+      combine: (outs) => {
+        const [c, u] = pair ? splitPair(outs[0]!) : [outs[0]!, outs[1]!];
         return guidedPrediction(c, u, x, level, settings, prediction);
-      });
-    },
-  } satisfies Denoiser;
+      },
+    };
+  });
 }

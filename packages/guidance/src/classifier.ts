@@ -26,14 +26,7 @@ import {
   toEpsilon,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  type AnyDenoiser,
-  assertAnyDenoiser,
-  combineOwned,
-  describeLike,
-  isAsyncDenoiser,
-  predictAny,
-} from './any-denoiser.js';
+import { type AnyDenoiser, assertAnyDenoiser, guidedDenoiser } from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
 import { assertFinite, assertLabelTensor, batchOf } from './validate.js';
 
@@ -194,8 +187,8 @@ export function classifierGuidance(
   const conditionDenoiser = options.conditionDenoiser ?? false;
   const prediction = denoiser.prediction;
 
-  /** The call's labels (checked) and the conditioning the wrapped denoiser gets. */
-  function split(x: tf.Tensor, cond?: Conditioning): [tf.Tensor, Conditioning] {
+  const described = { prediction, shape: denoiser.shape, numClasses: classifier.numClasses };
+  return guidedDenoiser([denoiser], described, (x, level, cond) => {
     const labels = cond?.labels;
     if (labels === undefined) {
       throw new GuidanceError(
@@ -203,38 +196,17 @@ export function classifierGuidance(
       );
     }
     assertLabelTensor('cond.labels', labels, batchOf(x), classifier.numClasses);
-    if (conditionDenoiser) return [labels, cond!];
-    const { labels: _dropped, ...rest } = cond!;
-    return [labels, rest];
-  }
-
-  const described = describeLike(denoiser, classifier.numClasses);
-  if (isAsyncDenoiser(denoiser)) {
+    let inner: Conditioning = cond!;
+    if (!conditionDenoiser) {
+      const { labels: _dropped, ...rest } = cond!;
+      inner = rest;
+    }
     return {
-      ...described,
-      async predictAsync(
-        x: tf.Tensor,
-        level: NoiseLevel<Scalar>,
-        cond?: Conditioning,
-      ): Promise<tf.Tensor> {
-        const [labels, inner] = split(x, cond);
-        const pred = await predictAny(denoiser, x, level, inner);
-        if (gamma === 0) return pred;
-        return combineOwned([pred], () =>
-          classifierGuided(pred, prediction, classifier, x, level, labels, gamma),
-        );
-      },
-    } satisfies AsyncDenoiser;
-  }
-  return {
-    ...described,
-    predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
-      const [labels, inner] = split(x, cond);
-      return tf.tidy(() => {
-        const pred = denoiser.predict(x, level, inner);
-        if (gamma === 0) return pred;
-        return classifierGuided(pred, prediction, classifier, x, level, labels, gamma);
-      });
-    },
-  } satisfies Denoiser;
+      calls: [{ x, level, cond: inner }],
+      combine: ([pred]) =>
+        gamma === 0
+          ? pred!
+          : classifierGuided(pred!, prediction, classifier, x, level, labels, gamma),
+    };
+  });
 }

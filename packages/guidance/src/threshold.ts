@@ -7,7 +7,7 @@
  * converts back to the declared prediction at the same x_t and level, so a sampler that forms
  * x_{t-1} from the prediction steps towards the processed x0.
  */
-import type { AsyncDenoiser, Conditioning, Denoiser } from '@diffuse/models';
+import type { AsyncDenoiser, Denoiser } from '@diffuse/models';
 import {
   convertPrediction,
   type NoiseLevel,
@@ -16,14 +16,7 @@ import {
   toX0,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  type AnyDenoiser,
-  assertAnyDenoiser,
-  combineOwned,
-  describeLike,
-  isAsyncDenoiser,
-  predictAny,
-} from './any-denoiser.js';
+import { type AnyDenoiser, assertAnyDenoiser, guidedDenoiser } from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
 import { assertFinite, assertInRange } from './validate.js';
 
@@ -65,29 +58,11 @@ export function withX0Transform(denoiser: AnyDenoiser, transform: X0Transform): 
     throw new GuidanceError(`transform must be a function of x0, got ${typeof transform}`);
   }
   const prediction = denoiser.prediction;
-  if (isAsyncDenoiser(denoiser)) {
-    return {
-      ...describeLike(denoiser),
-      async predictAsync(
-        x: tf.Tensor,
-        level: NoiseLevel<Scalar>,
-        cond?: Conditioning,
-      ): Promise<tf.Tensor> {
-        const pred = await predictAny(denoiser, x, level, cond);
-        return combineOwned([pred], () =>
-          transformedPrediction(pred, prediction, transform, x, level),
-        );
-      },
-    } satisfies AsyncDenoiser;
-  }
-  return {
-    ...describeLike(denoiser),
-    predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor {
-      return tf.tidy(() =>
-        transformedPrediction(denoiser.predict(x, level, cond), prediction, transform, x, level),
-      );
-    },
-  } satisfies Denoiser;
+  const described = { prediction, shape: denoiser.shape, numClasses: denoiser.numClasses };
+  return guidedDenoiser([denoiser], described, (x, level, cond) => ({
+    calls: [{ x, level, ...(cond ? { cond } : {}) }],
+    combine: ([pred]) => transformedPrediction(pred!, prediction, transform, x, level),
+  }));
 }
 
 /** Options of `dynamicThreshold`. */
