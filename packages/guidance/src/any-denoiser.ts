@@ -146,13 +146,41 @@ export async function runStepAsync<T extends StepResult>(
 /**
  * A guidance wrapper over `models` (the wrapped model first; `models[k]` answers call k of each step),
  * described by `described` (prediction, shape, numClasses): a `Denoiser` when every model is
- * synchronous, else an `AsyncDenoiser`. `build` checks one call's inputs and returns its `GuidedStep`.
+ * synchronous, else an `AsyncDenoiser`. `build` checks one call's inputs and returns its `GuidedStep`:
+ *
+ *     guided(x, level, cond) = combine(models[0](calls[0]), models[1](calls[1]), ...)
+ *
+ * This is how every wrapper of this package is written, so a new guidance method written this way
+ * runs on tfjs models and on asynchronous runtimes (ONNX Runtime) alike, bit-identically.
+ *
+ * @example
+ * // Score scaling: eps' = k eps, on either kind of model.
+ * const scaled = guidedDenoiser([model], model, (x, level, cond) => ({
+ *   calls: [{ x, level, cond }],
+ *   combine: ([eps]) => tf.mul(eps!, 1.1),
+ * }));
  */
+export function guidedDenoiser(
+  models: readonly Denoiser[],
+  described: Pick<Denoiser, 'prediction' | 'shape' | 'numClasses'>,
+  build: (x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning) => GuidedStep,
+): Denoiser;
+export function guidedDenoiser(
+  models: readonly AnyDenoiser[],
+  described: Pick<Denoiser, 'prediction' | 'shape' | 'numClasses'>,
+  build: (x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning) => GuidedStep,
+): AnyDenoiser;
 export function guidedDenoiser(
   models: readonly AnyDenoiser[],
   described: Pick<Denoiser, 'prediction' | 'shape' | 'numClasses'>,
   build: (x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning) => GuidedStep,
 ): AnyDenoiser {
+  if (!Array.isArray(models) || models.length === 0) {
+    throw new GuidanceError('guidedDenoiser needs at least one model');
+  }
+  models.forEach((m, k) => {
+    assertAnyDenoiser(`models[${k}]`, m);
+  });
   const info = {
     prediction: described.prediction,
     ...(described.shape !== undefined ? { shape: described.shape } : {}),

@@ -16,6 +16,7 @@ import {
   classifierGuidance,
   dynamicThresholding,
   GuidanceError,
+  guidedDenoiser,
   isAsyncDenoiser,
   mixtureClassifier,
   predictPair,
@@ -105,6 +106,18 @@ const CASES: Case[] = [
     name: 'withX0Transform',
     prediction: 'score',
     wrap: (d) => withX0Transform(d, (x0) => tf.mul(tf.tanh(x0), 1.2)),
+  },
+  {
+    name: 'guidedDenoiser: a custom step (two calls, a pure combination)',
+    prediction: 'epsilon',
+    wrap: (d) =>
+      guidedDenoiser([d, d], d, (x, level, cond) => ({
+        calls: [
+          { x, level, ...(cond ? { cond } : {}) },
+          { x: tf.mul(x, 0.9), level },
+        ],
+        combine: ([a, b]) => tf.add(tf.mul(a!, 0.8), tf.mul(b!, 0.2)),
+      })),
   },
   {
     name: 'a stack: thresholding over CFG with rescale',
@@ -305,6 +318,9 @@ describe('typed errors over an AsyncDenoiser', () => {
       GuidanceError,
     );
     expect(() => withX0Transform(notADenoiser, (x0) => x0)).toThrow(GuidanceError);
+    const step = () => ({ calls: [], combine: () => tf.scalar(0) });
+    expect(() => guidedDenoiser([], a, step)).toThrow(/at least one model/);
+    expect(() => guidedDenoiser([a, notADenoiser], a, step)).toThrow(/models\[1\] must be/);
     expect(() =>
       classifierFreeGuidance(gm.denoiser('epsilon'), {
         guidanceScale: 2,

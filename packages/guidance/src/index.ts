@@ -13,7 +13,14 @@
  * @packageDocumentation
  */
 
-export { type AnyDenoiser, isAsyncDenoiser } from './any-denoiser.js';
+export {
+  type AnyDenoiser,
+  type GuidedStep,
+  guidedDenoiser,
+  isAsyncDenoiser,
+  type ModelCall,
+  type StepResult,
+} from './any-denoiser.js';
 export {
   type ClassifierFreeGuidanceOptions,
   cfgCombine,
