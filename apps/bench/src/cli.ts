@@ -97,7 +97,7 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       `
-Default run (about 3 minutes on an idle 2-core machine): every suite on wasm, cpu, onnx and onnx-async.
+Default run (about 3 minutes on an idle 2-core machine): every suite on wasm, cpu, onnx, onnx-async and wasm-workers-2.
   accuracy    every registered sampler at NFE 5, 10, 20, 50, 100 on mixture A (2-D, refs) and a 16-D mixture,
               1024 samples: mean L2 to the exact ODE end points, sliced Wasserstein and MMD to the data; the
               k-diffusion and diffusers reference runs re-run beside their own errors.
@@ -105,7 +105,8 @@ Default run (about 3 minutes on an idle 2-core machine): every suite on wasm, cp
               UNet (28x28, 32/64/128 channels) at batch 8 on wasm; batch 256 and 1 on cpu (25-35x slower);
               onnx: the same networks exported by @diffuse/onnx, run by onnxruntime-node on all cores through
               the Denoiser interface (worker round trip included); onnx-async: as an AsyncDenoiser on the
-              main thread; n/a when onnxruntime-node is missing.
+              main thread; n/a when onnxruntime-node is missing. wasm-workers-2: tfjs-wasm on 2 worker threads
+              (ParallelDenoiser of @diffuse/train: a shard of each call's batch per thread) as an AsyncDenoiser.
               On wasm and onnx a 10-step dpmpp_2m run split into model time and the sampler's own time.
   training    one Adam step (@diffuse/train) at the same batches; on wasm the MLP also without the
               transposed-matMul fix; the U-Net on cpu only with --cpu-unet-training.

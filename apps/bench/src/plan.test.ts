@@ -6,7 +6,7 @@ describe('resolvePlan', () => {
     const p = resolvePlan();
     expect(p.preset).toBe('default');
     expect(p.suites).toEqual(['accuracy', 'throughput', 'training', 'peers']);
-    expect(p.backends).toEqual(['wasm', 'cpu', 'onnx', 'onnx-async']);
+    expect(p.backends).toEqual(['wasm', 'cpu', 'onnx', 'onnx-async', 'wasm-workers-2']);
     expect(p.browserBackends).toEqual([]);
     expect(sizesFor(p, 'wasm').mlpBatch).toBe(4096);
     expect(sizesFor(p, 'cpu').mlpBatch).toBeLessThan(4096);

@@ -11,9 +11,10 @@ export type SuiteName = (typeof SUITES)[number];
  * Node runtimes: tfjs' `wasm` and `cpu` backends, and ONNX Runtime (the networks exported by
  * `@diffuse/onnx`, run by onnxruntime-node; inference only, so throughput and sampling rows):
  * `onnx` through the synchronous `Denoiser` (a worker thread), `onnx-async` as an `AsyncDenoiser` on
- * the main thread.
+ * the main thread; `wasm-workers-2`: tfjs-wasm on 2 worker threads (`ParallelDenoiser` of
+ * `@diffuse/train`, an `AsyncDenoiser`; inference rows, the training suite has its own `workers-2`).
  */
-export const NODE_BACKENDS = ['wasm', 'cpu', 'onnx', 'onnx-async'] as const;
+export const NODE_BACKENDS = ['wasm', 'cpu', 'onnx', 'onnx-async', 'wasm-workers-2'] as const;
 export const BROWSER_BACKENDS = ['webgl', 'webgpu'] as const;
 export type BenchBackend = (typeof NODE_BACKENDS)[number] | (typeof BROWSER_BACKENDS)[number];
 

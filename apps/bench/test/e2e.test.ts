@@ -101,6 +101,14 @@ describe('bench command line', () => {
       expect(x.sampling?.nfe).toBe(res.plan.samplingSteps);
       expect(x.sampling?.leakedTensors).toBe(0);
     }
+    // tfjs-wasm on 2 worker threads (ParallelDenoiser of @diffuse/train) as an AsyncDenoiser: forward
+    // and sampling rows for both networks, nothing leaked.
+    const workers = rows.filter((x) => x.backend === 'wasm-workers-2');
+    expect(workers.map((x) => x.model).sort()).toEqual(['mlp', 'unet']);
+    for (const x of workers) {
+      expect(x.sampling?.nfe).toBe(res.plan.samplingSteps);
+      expect(x.sampling?.leakedTensors).toBe(0);
+    }
     // Goals: every goal of issue 9, computed from this run's numbers.
     expect(res.goals.rows.map((g) => g.id)).toEqual([
       'sampling-mlp',

@@ -20,6 +20,7 @@ import { sizesFor } from '../plan.js';
 import type { BackendRecord, RuntimeRecord, ThroughputRow, ThroughputSuite } from '../results.js';
 import { measureSampling, samplingAvailable } from '../sampling.js';
 import { type SuiteContext, since } from '../suite.js';
+import { WORKERS_BACKEND, workersBenchModel } from '../workers.js';
 
 export const MODELS: ModelName[] = MODEL_NAMES;
 
@@ -131,6 +132,16 @@ export async function openBackend(
       return null;
     }
     return {};
+  }
+  if (backend === WORKERS_BACKEND) {
+    // the workers run tfjs-wasm; the main thread (the sampler's tensors) too
+    const rec = await useBackend('wasm');
+    recordBackend(ctx.backends, rec);
+    if (!rec.available) {
+      notes.push(`${backend}: unavailable (wasm: ${rec.reason})`);
+      return null;
+    }
+    return { wrap: (m) => workersBenchModel(m) };
   }
   if (backend !== 'onnx' && backend !== 'onnx-async') return null;
   const ort = onnxAvailability();
