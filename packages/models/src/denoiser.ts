@@ -47,10 +47,11 @@ export interface Denoiser {
  * a model on another thread or machine.
  *
  * `sample`, `sampleSteps` and `invert` of `@diffuse/samplers` accept either kind (their driver is
- * already async and awaits each model call; results are bit-identical to the synchronous path).
- * APIs that evaluate the model inside synchronous math (`logLikelihood`'s ODE, guidance wrappers)
- * need a `Denoiser` and reject an asynchronous one with a typed error. An object may implement both
- * `predict` and `predictAsync`; the sampler driver then uses `predictAsync`.
+ * already async and awaits each model call; results are bit-identical to the synchronous path), and
+ * so do the guidance wrappers of `@diffuse/guidance` (given an asynchronous model they return one).
+ * APIs that evaluate the model inside synchronous math (`logLikelihood`'s ODE) need a `Denoiser`
+ * and reject an asynchronous one with a typed error. An object may implement both `predict` and
+ * `predictAsync`; the sampler driver and the guidance wrappers then use `predictAsync`.
  *
  * @example
  * const slow: AsyncDenoiser = {
