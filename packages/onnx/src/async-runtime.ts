@@ -86,8 +86,9 @@ export type GraphSource =
   | { net: Mlp | UNet }
   | { bytes: Uint8Array; batch: number | undefined; inputs: readonly string[] };
 
-/** Metadata of an exported denoiser file: inputs, the batch size, and the model config if present. */
+/** Metadata of an exported denoiser file: inputs, outputs, and the model config if present. */
 export interface OnnxFileInfo {
+  /** Input names and dimensions; a symbolic dimension (`dim_param`, e.g. the batch) is -1. */
   inputs: { name: string; dims: number[] }[];
   outputs: string[];
   /** The Diffuse model config `exportOnnx` stores in the doc string (undefined for foreign files). */
@@ -99,7 +100,7 @@ export interface OnnxFileInfo {
  * without running it.
  *
  * @example
- * const info = readOnnxInfo(bytes); // { inputs: [{ name: 'x', dims: [256, 2] }, ...], config: { kind: 'mlp', ... } }
+ * const info = readOnnxInfo(exportOnnx(mlp)); // { inputs: [{ name: 'x', dims: [-1, 2] }, ...], config: { kind: 'mlp', ... } }
  */
 export function readOnnxInfo(bytes: Uint8Array): OnnxFileInfo {
   let model: ReturnType<typeof onnxProto.onnx.ModelProto.decode>;

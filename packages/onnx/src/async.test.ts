@@ -15,7 +15,8 @@ import {
 import { sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exportOnnx, OnnxError, onnxDenoiserAsync, readOnnxInfo } from './index.js';
+import { exportOnnx, OnnxError, type OrtModule, onnxDenoiserAsync, readOnnxInfo } from './index.js';
+import { onnxDenoiserWeb } from './web.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -153,6 +154,36 @@ describe('onnxDenoiserAsync', () => {
     ]);
     expect(info.outputs).toEqual(['y']);
     expect(info.config?.kind).toBe('mlp');
+    net.dispose();
+  });
+
+  it('onnxDenoiserWeb hands executionProviders to InferenceSession.create (default wasm)', async () => {
+    // onnxruntime-node stands in for onnxruntime-web: it records the options and runs on its CPU EP.
+    const node = (await import('onnxruntime-node')) as unknown as OrtModule;
+    const seen: unknown[] = [];
+    const ort: OrtModule = {
+      Tensor: node.Tensor,
+      InferenceSession: {
+        create: (bytes, options) => {
+          seen.push(options?.executionProviders);
+          return node.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] });
+        },
+      },
+    };
+    const net = createModel(mlpConfig({ dim: 2, width: 16, depth: 1 }), { seed: 3 }) as Mlp;
+    randomize(net, 4);
+    const x = Random.seed(5).normal([3, 2]);
+    for (const executionProviders of [undefined, ['webgpu', 'wasm'] as const]) {
+      const d = await onnxDenoiserWeb(net, {
+        ort,
+        ...(executionProviders ? { executionProviders } : {}),
+      });
+      await expectClose(net.predict(x, level), await d.predictAsync(x, level));
+      await d.dispose();
+    }
+    expect(seen).toEqual([['wasm'], ['webgpu', 'wasm']]);
+    await expect(onnxDenoiserWeb(net, { ort, executionProviders: [] })).rejects.toThrow(OnnxError);
+    x.dispose();
     net.dispose();
   });
 });

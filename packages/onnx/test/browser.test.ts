@@ -1,10 +1,13 @@
 /**
  * `@diffuse/onnx/web` in a real browser: a page bundled with esbuild and served from 127.0.0.1 (with
  * onnxruntime-web's and tfjs-wasm's .wasm files served by the same server, as an app would) runs an
- * MLP exported in Node on onnxruntime-web through `sample` (dpmpp_2m) in headless Debian chromium,
- * and the samples must match the same run on tfjs in Node within 1e-4 of their scale. The page also
- * exports a network itself (the export path uses no Node API) and reports ms per model call against
- * tfjs-wasm. Every request must stay on 127.0.0.1: the demo has to work offline.
+ * MLP exported in Node (symbolic batch) on onnxruntime-web through `sample` (dpmpp_2m) in headless
+ * Debian chromium at two batch sizes with one session, and the samples must match the same runs on
+ * tfjs in Node within 1e-4 of their scale. The page also exports a network itself (the export path
+ * uses no Node API) and reports ms per model call against tfjs-wasm. A second test samples on the
+ * WebGPU execution provider (SwiftShader's fallback adapter here, software) within 1e-3 of scale, or
+ * is skipped saying why the page has no WebGPU adapter. Every request must stay on 127.0.0.1: the
+ * demo has to work offline.
  */
 import {
   copyFileSync,
@@ -31,7 +34,7 @@ import { build } from 'esbuild';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportOnnx } from '../src/index.js';
-import type { PageInput, PageOutput } from './browser-page.js';
+import type { PageInput, PageOutput, SampleRun, WebGpuOutput } from './browser-page.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -80,8 +83,26 @@ function randomize(net: { params: tf.Variable[] }, seed: number, std: number): v
 const haveBrowser = existsSync(CHROMIUM_PATH) || process.env.CI === 'true';
 if (!haveBrowser) console.warn(`skipping the browser test: ${CHROMIUM_PATH} is missing`);
 
-const BATCH = 256;
+/** Two batch sizes sampled from the one exported file. */
+const BATCHES = [256, 7];
 const STEPS = 10;
+/** WebGPU computes on another device (summation order, GPU sin/cos/exp): a looser bound. */
+const WEBGPU_TOLERANCE = 1e-3;
+
+/** max |reference - got| and max |reference| over all runs. */
+function compare(reference: Float32Array[], got: number[][]): { err: number; scale: number } {
+  expect(got.length).toBe(reference.length);
+  let scale = 0;
+  let err = 0;
+  for (const [r, ref] of reference.entries()) {
+    expect(got[r]!.length).toBe(ref.length);
+    for (let i = 0; i < ref.length; i++) {
+      scale = Math.max(scale, Math.abs(ref[i]!));
+      err = Math.max(err, Math.abs(ref[i]! - got[r]![i]!));
+    }
+  }
+  return { err, scale };
+}
 
 describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
   let root: string;
@@ -93,7 +114,8 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
   const offOrigin: string[] = [];
   const pageErrors: string[] = [];
   let input: PageInput;
-  let reference: Float32Array;
+  let reference: Float32Array[];
+  let bytesLength = 0;
 
   beforeAll(async () => {
     await initBackend('wasm');
@@ -102,20 +124,20 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
       seed: 1,
     }) as Mlp;
     randomize(net, 2, 0.1);
-    const bytes = exportOnnx(net, { batchSize: BATCH });
-    const noise = Random.seed(5).normal([BATCH, 2]);
-    const labelValues = Array.from({ length: BATCH }, (_, i) => i % 4); // 3: the null class
-    const labels = tf.tensor1d(labelValues, 'int32');
-    const x = await sample(net, { sampler: 'dpmpp_2m', steps: STEPS, noise, cond: { labels } });
-    reference = (await x.data()) as Float32Array;
-    input = {
-      noise: Array.from(await noise.data()),
-      shape: [BATCH, 2],
-      labels: labelValues,
-      steps: STEPS,
-      timing: { width: 256, depth: 4, batch: 1024, calls: 4 },
-    };
-    tf.dispose([x, noise, labels]);
+    const bytes = exportOnnx(net); // any batch size
+    bytesLength = bytes.length;
+    const runs: SampleRun[] = [];
+    reference = [];
+    for (const [r, batch] of BATCHES.entries()) {
+      const noise = Random.seed(5 + r).normal([batch, 2]);
+      const labelValues = Array.from({ length: batch }, (_, i) => i % 4); // 3: the null class
+      const labels = tf.tensor1d(labelValues, 'int32');
+      const x = await sample(net, { sampler: 'dpmpp_2m', steps: STEPS, noise, cond: { labels } });
+      reference.push((await x.data()) as Float32Array);
+      runs.push({ noise: Array.from(await noise.data()), shape: [batch, 2], labels: labelValues });
+      tf.dispose([x, noise, labels]);
+    }
+    input = { runs, steps: STEPS, timing: { width: 256, depth: 4, batch: 1024, calls: 4 } };
     net.dispose();
 
     // The app: page bundle, model file, and both runtimes' .wasm files, all from one server.
@@ -153,7 +175,13 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
     writeFileSync(join(root, 'mlp.onnx'), bytes);
     const ortDist = dirname(require.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
     mkdirSync(join(root, 'ort'));
-    for (const f of ['ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs']) {
+    for (const f of [
+      'ort-wasm-simd-threaded.wasm',
+      'ort-wasm-simd-threaded.mjs',
+      // The WebGPU build's runtime.
+      'ort-wasm-simd-threaded.asyncify.wasm',
+      'ort-wasm-simd-threaded.asyncify.mjs',
+    ]) {
       copyFileSync(join(ortDist, f), join(root, 'ort', f));
     }
     const tfDist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '..');
@@ -199,7 +227,7 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
     expect(inputs.filter((f) => /(^|\/)(runtime|worker|node-async)\.ts$/.test(f))).toEqual([]);
   });
 
-  it('samples with dpmpp_2m on onnxruntime-web as tfjs does in Node (1e-4 of scale), offline', async () => {
+  it('samples with dpmpp_2m on onnxruntime-web as tfjs does in Node (1e-4 of scale), two batch sizes from one file, offline', async () => {
     const page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(url);
@@ -221,13 +249,7 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
     expect(paths).toContain('/ort/ort-wasm-simd-threaded.wasm');
     expect(paths).toContain('/mlp.onnx');
 
-    expect(out.samples.length).toBe(reference.length);
-    let scale = 0;
-    let err = 0;
-    for (let i = 0; i < reference.length; i++) {
-      scale = Math.max(scale, Math.abs(reference[i]!));
-      err = Math.max(err, Math.abs(reference[i]! - out.samples[i]!));
-    }
+    const { err, scale } = compare(reference, out.samples);
     expect(scale).toBeGreaterThan(0.1);
     expect(err).toBeLessThanOrEqual(1e-4 * scale);
 
@@ -237,8 +259,40 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
     expect(out.leaked).toBe(0);
 
     console.log(
-      `onnxruntime-web in chromium: dpmpp_2m x ${STEPS} on a ${BATCH} x 2 MLP, max |diff| ${err.toExponential(2)} (${(err / scale).toExponential(2)} of scale); in-page export ${(out.inPage.maxErr / out.inPage.scale).toExponential(2)} of scale; ms per call, MLP ${out.ms.depth}x${out.ms.width} batch ${out.ms.batch}: onnxruntime-web ${out.ms.onnx.toFixed(1)}, tfjs-wasm ${out.ms.tfjs.toFixed(1)} (crossOriginIsolated ${out.crossOriginIsolated}); requests: ${paths.join(' ')}`,
+      `onnxruntime-web in chromium: dpmpp_2m x ${STEPS} on a 2-d MLP (${bytesLength} bytes, symbolic batch) at batches ${BATCHES.join(' and ')} from one session, max |diff| ${err.toExponential(2)} (${(err / scale).toExponential(2)} of scale); in-page export ${(out.inPage.maxErr / out.inPage.scale).toExponential(2)} of scale; ms per call, MLP ${out.ms.depth}x${out.ms.width} batch ${out.ms.batch}: onnxruntime-web ${out.ms.onnx.toFixed(1)}, tfjs-wasm ${out.ms.tfjs.toFixed(1)} (crossOriginIsolated ${out.crossOriginIsolated}); requests: ${paths.join(' ')}`,
     );
     await page.close();
+  });
+  it(`samples with dpmpp_2m on the WebGPU execution provider as tfjs does in Node (${WEBGPU_TOLERANCE} of scale), or says why not`, async (ctx) => {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url);
+    await page.waitForFunction(() => document.body?.dataset.ready === 'true', undefined, {
+      timeout: 20_000,
+    });
+    const out = (await page.evaluate(
+      (i) =>
+        (
+          globalThis as unknown as { diffuseOnnxWebGpu: (i: PageInput) => Promise<WebGpuOutput> }
+        ).diffuseOnnxWebGpu(i),
+      input,
+    )) as WebGpuOutput;
+    await page.close();
+    expect(errors).toEqual([]);
+    if (!out.available) {
+      console.warn(`skipping the WebGPU sampling test: ${out.reason}`);
+      ctx.skip(`no WebGPU in headless chromium: ${out.reason}`);
+      return;
+    }
+    expect(offOrigin).toEqual([]);
+    expect(paths).toContain('/ort/ort-wasm-simd-threaded.asyncify.wasm');
+    const { err, scale } = compare(reference, out.samples);
+    expect(scale).toBeGreaterThan(0.1);
+    expect(err).toBeLessThanOrEqual(WEBGPU_TOLERANCE * scale);
+    expect(out.leaked).toBe(0);
+    console.log(
+      `onnxruntime-web WebGPU EP on ${out.adapter}: dpmpp_2m x ${STEPS} at batches ${BATCHES.join(' and ')}, max |diff| ${err.toExponential(2)} (${(err / scale).toExponential(2)} of scale); ms per call, MLP ${out.ms.depth}x${out.ms.width} batch ${out.ms.batch}: webgpu ${out.ms.webgpu.toFixed(1)}, wasm ${out.ms.wasm.toFixed(1)}`,
+    );
   });
 });
