@@ -10,8 +10,7 @@
  * grad_x log p(y | x_t) means something all along the sampling path.
  */
 
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { Random } from '@diffuse/backend';
 import { type ArrayDataset, loadMnist } from '@diffuse/data';
 import { classifierFreeGuidance, classifierGuidance, sampleClipping } from '@diffuse/guidance';
@@ -22,7 +21,6 @@ import {
   loadModel,
   type NetworkDenoiser,
   NoiseConditionalClassifier,
-  saveModel,
 } from '@diffuse/models';
 import { loadModelFiles } from '@diffuse/models/node';
 import { sample } from '@diffuse/samplers';
@@ -34,11 +32,8 @@ import {
   vpLevelFromLogSNR,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
-import { FileCheckpointStore } from '../store.js';
-import { Trainer } from '../trainer.js';
-import { budget, type CommonOptions, commandLine, setUp } from './common.js';
+import { type CommonOptions, commandLine, runRecipe, setUp } from './common.js';
 import { shuffledSource } from './mnist.js';
-import { terminalProgress } from './progress.js';
 
 /** The noise level the classifier sees clean digits at: logSNR = 12. */
 export const CLEAN = {
@@ -97,50 +92,37 @@ export async function trainMnistClassifier(o: CommonOptions): Promise<void> {
     { seed: o.seed },
   );
   const testX = tf.tensor2d(test.x, [test.count, 784]);
-  const progress = terminalProgress('classifier');
-  const trainer = new Trainer<{ x: tf.Tensor; labels: tf.Tensor }>({
-    params: clf.params,
-    data: shuffledSource(train, o.batchSize, o.seed + 1),
-    loss: (b) =>
-      tf.tidy(() => {
-        const logits = clf.logits(b.x, CLEAN);
-        return tf.losses.softmaxCrossEntropy(
-          tf.oneHot(tf.cast(b.labels, 'int32'), 10),
-          logits,
-        ) as tf.Scalar;
-      }),
-    seed: o.seed,
-    optimizer: {
-      learningRate: o.learningRate,
-      warmupSteps: 50,
-      clipNorm: 5,
-      decay: 'cosine',
-      totalSteps: o.steps,
-    },
-    evaluate: {
-      every: 200,
-      fn: async () => ({ testAccuracy: await accuracy(clf, testX, test.labels) }),
-    },
-    checkpoint: { store: await FileCheckpointStore.open(o.checkpoints), every: 200 },
-    onProgress: progress.onProgress,
-  });
-  await trainer.restore();
-  const signal = budget(o.minutes);
-  const summary = await trainer.run(o.steps, signal ? { signal } : {});
-  progress.stop();
-  const testAccuracy = await accuracy(clf, testX, test.labels);
-  console.log(`test accuracy on 1000 held-out digits: ${testAccuracy}`);
-  const saved = await saveModel(clf);
-  await mkdir(dirname(o.out), { recursive: true });
-  await writeFile(`${o.out}.safetensors`, saved.weights);
-  await writeFile(`${o.out}.json`, `${JSON.stringify(saved.config, null, 2)}\n`);
-  await writeFile(
-    `${o.out}.metrics.json`,
-    `${JSON.stringify({ command: commandLine(), steps: summary.step, testAccuracy, heldOut: test.count }, null, 2)}\n`,
-  );
-  testX.dispose();
-  trainer.dispose();
-  clf.dispose();
+  try {
+    await runRecipe<{ x: tf.Tensor; labels: tf.Tensor }>(o, {
+      label: 'classifier',
+      model: clf,
+      data: shuffledSource(train, o.batchSize, o.seed + 1),
+      objective: {
+        loss: (b) =>
+          tf.tidy(() => {
+            const logits = clf.logits(b.x, CLEAN);
+            return tf.losses.softmaxCrossEntropy(
+              tf.oneHot(tf.cast(b.labels, 'int32'), 10),
+              logits,
+            ) as tf.Scalar;
+          }),
+      },
+      optimizer: { warmupSteps: 50, clipNorm: 5 },
+      evaluate: {
+        every: 200,
+        fn: async () => ({ testAccuracy: await accuracy(clf, testX, test.labels) }),
+      },
+      checkpointEvery: 200,
+      record: ['command', 'steps'],
+      results: async () => {
+        const testAccuracy = await accuracy(clf, testX, test.labels);
+        console.log(`test accuracy on 1000 held-out digits: ${testAccuracy}`);
+        return { testAccuracy, heldOut: test.count };
+      },
+    });
+  } finally {
+    testX.dispose();
+  }
 }
 
 /**
@@ -253,71 +235,45 @@ export async function trainNoisyMnistClassifier(
   // A fixed 500-digit slice for the periodic evaluation; the full 1,000 at the end.
   const evalX = tf.slice(testX, 0, 500);
   const evalLabels = test.labels.slice(0, 500);
-  const progress = terminalProgress('noisy-classifier', { lineEvery: 50 });
-  const trainer = new Trainer<{ x: tf.Tensor; labels: tf.Tensor }>({
-    params: clf.params,
-    data: shuffledSource(train, o.batchSize, o.seed + 1),
-    loss: noisyClassifierLoss(clf, uniformTimeSampler(new CosineSchedule())),
-    seed: o.seed,
-    optimizer: {
-      learningRate: o.learningRate,
-      warmupSteps: 50,
-      clipNorm: 5,
-      decay: 'cosine',
-      totalSteps: o.steps,
-      minLearningRate: o.learningRate / 10,
-    },
-    evaluate: {
-      every: 200,
-      fn: async () => {
-        const acc = await noisyAccuracy(clf, evalX, evalLabels, [4, 0]);
-        return { accLogSNR4: acc['4']!, accLogSNR0: acc['0']! };
+  try {
+    await runRecipe<{ x: tf.Tensor; labels: tf.Tensor }>(o, {
+      label: 'noisy-classifier',
+      lineEvery: 50,
+      model: clf,
+      data: shuffledSource(train, o.batchSize, o.seed + 1),
+      objective: { loss: noisyClassifierLoss(clf, uniformTimeSampler(new CosineSchedule())) },
+      optimizer: { warmupSteps: 50, clipNorm: 5, minLearningRate: o.learningRate / 10 },
+      evaluate: {
+        every: 200,
+        fn: async () => {
+          const acc = await noisyAccuracy(clf, evalX, evalLabels, [4, 0]);
+          return { accLogSNR4: acc['4']!, accLogSNR0: acc['0']! };
+        },
       },
-    },
-    checkpoint: {
-      store: await FileCheckpointStore.open(o.checkpoints),
-      every: 100,
-      extra: () => ({ model: clf.config, command: commandLine() }),
-    },
-    logEvery: 10,
-    onProgress: progress.onProgress,
-  });
-  const resumed = await trainer.restore();
-  if (resumed !== null) console.log(`resumed from step ${resumed}`);
-  const signal = budget(o.minutes);
-  const summary = await trainer.run(o.steps, signal ? { signal } : {});
-  progress.stop();
-  const heldOut = await noisyAccuracy(clf, testX, test.labels, REPORT_LOGSNRS);
-  const clean = await accuracy(clf, testX, test.labels, CLEAN);
-  console.log(
-    `held-out accuracy (1000 digits): clean (logSNR 12) ${clean}; ${Object.entries(heldOut)
-      .map(([l, a]) => `logSNR ${l}: ${a}`)
-      .join(', ')}`,
-  );
-  const saved = await saveModel(clf);
-  await mkdir(dirname(o.out), { recursive: true });
-  await writeFile(`${o.out}.safetensors`, saved.weights);
-  await writeFile(`${o.out}.json`, `${JSON.stringify(saved.config, null, 2)}\n`);
-  const metrics = {
-    command: commandLine(),
-    steps: summary.step,
-    plannedSteps: o.steps,
-    batchSize: o.batchSize,
-    secondsThisRun: summary.seconds,
-    parameters: clf.numParams,
-    trainedOn:
-      "MNIST x_t = alpha x0 + sigma eps, logSNR of uniform t under the cosine schedule in [-15, 15] (the U-Net's)",
-    meanLossLast100:
-      trainer.losses.slice(-100).reduce((a, b) => a + b, 0) / Math.min(100, trainer.losses.length),
-    heldOut: test.count,
-    testAccuracyClean: clean,
-    testAccuracyByLogSNR: REPORT_LOGSNRS.map((l) => ({ logSNR: l, accuracy: heldOut[String(l)] })),
-  };
-  await writeFile(`${o.out}.metrics.json`, `${JSON.stringify(metrics, null, 2)}\n`);
-  console.log(`wrote ${o.out}.safetensors, ${o.out}.json, ${o.out}.metrics.json`);
-  tf.dispose([testX, evalX]);
-  trainer.dispose();
-  clf.dispose();
+      checkpointEvery: 100,
+      results: async () => {
+        const heldOut = await noisyAccuracy(clf, testX, test.labels, REPORT_LOGSNRS);
+        const clean = await accuracy(clf, testX, test.labels, CLEAN);
+        console.log(
+          `held-out accuracy (1000 digits): clean (logSNR 12) ${clean}; ${Object.entries(heldOut)
+            .map(([l, a]) => `logSNR ${l}: ${a}`)
+            .join(', ')}`,
+        );
+        return {
+          trainedOn:
+            "MNIST x_t = alpha x0 + sigma eps, logSNR of uniform t under the cosine schedule in [-15, 15] (the U-Net's)",
+          heldOut: test.count,
+          testAccuracyClean: clean,
+          testAccuracyByLogSNR: REPORT_LOGSNRS.map((l) => ({
+            logSNR: l,
+            accuracy: heldOut[String(l)],
+          })),
+        };
+      },
+    });
+  } finally {
+    tf.dispose([testX, evalX]);
+  }
 }
 
 /**

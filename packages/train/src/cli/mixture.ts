@@ -15,17 +15,7 @@ import { CosineSchedule } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DiffusionBatch } from '../diffusion.js';
 import { energyDistance } from '../metrics.js';
-import { FileCheckpointStore } from '../store.js';
-import { Trainer } from '../trainer.js';
-import {
-  budget,
-  type CommonOptions,
-  commandLine,
-  gradientsFor,
-  setUp,
-  writeResults,
-} from './common.js';
-import { terminalProgress } from './progress.js';
+import { type CommonOptions, gradientsFor, runRecipe, setUp } from './common.js';
 
 /** Metrics of a 2-D denoiser against a mixture toy, with the EMA weights in place. */
 export async function evaluateMixtureModel(
@@ -97,54 +87,30 @@ export async function trainMixture(o: CommonOptions): Promise<void> {
     { seed: o.seed },
   );
   console.log(`MLP: ${model.numParams} parameters`);
-  const ema = new Ema(model.params, { decay: 0.995, warmup: true });
-  const progress = terminalProgress('mixture');
-  const trainer = new Trainer<DiffusionBatch>({
-    params: model.params,
+  await runRecipe<DiffusionBatch>(o, {
+    label: 'mixture',
+    model,
+    ema: new Ema(model.params, { decay: 0.995, warmup: true }),
     data: (rng) => toy.sample(o.batchSize, rng),
-    ...(await gradientsFor(
+    objective: await gradientsFor(
       model,
       { sampler: uniformTimeSampler(new CosineSchedule()), condDropout: 0.1 },
       o,
-    )),
-    seed: o.seed,
+    ),
     optimizer: {
-      learningRate: o.learningRate,
       warmupSteps: Math.min(100, Math.floor(o.steps / 10)),
       clipNorm: 1,
-      decay: 'cosine',
-      totalSteps: o.steps,
       minLearningRate: o.learningRate / 20,
     },
-    ema,
-    checkpoint: {
-      store: await FileCheckpointStore.open(o.checkpoints),
-      every: 500,
-      extra: () => ({ model: model.config, command: commandLine() }),
+    checkpointEvery: 500,
+    record: ['command', 'steps', 'batchSize', 'meanLossLast100', 'secondsThisRun', 'parameters'],
+    results: async () => {
+      const metrics = await evaluateMixtureModel(model, toy);
+      console.log(metrics);
+      return {
+        data: 'eightGaussians() from @diffuse/data (radius 2, std 0.2, labels 0..7)',
+        metrics,
+      };
     },
-    onProgress: progress.onProgress,
   });
-  const resumed = await trainer.restore();
-  if (resumed !== null) console.log(`resumed from step ${resumed}`);
-  const signal = budget(o.minutes);
-  const summary = await trainer.run(o.steps, signal ? { signal } : {});
-  progress.stop();
-  ema.swap();
-  const metrics = await evaluateMixtureModel(model, toy);
-  ema.swap();
-  console.log(metrics);
-  await writeResults(model, ema, o.out, {
-    command: commandLine(),
-    data: 'eightGaussians() from @diffuse/data (radius 2, std 0.2, labels 0..7)',
-    steps: summary.step,
-    batchSize: o.batchSize,
-    meanLossLast100:
-      trainer.losses.slice(-100).reduce((a, b) => a + b, 0) / Math.min(100, trainer.losses.length),
-    secondsThisRun: summary.seconds,
-    parameters: model.numParams,
-    metrics,
-  });
-  trainer.dispose();
-  ema.dispose();
-  model.dispose();
 }

@@ -15,17 +15,8 @@ import { Ema, UNet, type UNetConfig, unetConfig } from '@diffuse/models';
 import { CosineSchedule } from '@diffuse/schedules';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { DiffusionBatch } from '../diffusion.js';
-import { FileCheckpointStore } from '../store.js';
-import { type BatchSource, Trainer } from '../trainer.js';
-import {
-  budget,
-  type CommonOptions,
-  commandLine,
-  gradientsFor,
-  setUp,
-  writeResults,
-} from './common.js';
-import { terminalProgress } from './progress.js';
+import type { BatchSource } from '../trainer.js';
+import { type CommonOptions, gradientsFor, runRecipe, setUp } from './common.js';
 
 /** The U-Net of the demo: small enough to train on 2 CPU cores within an hour. */
 export function mnistUNetConfig(channels: number): UNetConfig {
@@ -68,12 +59,13 @@ export async function trainMnist(
   const mnist = await loadMnist();
   const model = new UNet(mnistUNetConfig(o.channels), { seed: o.seed });
   console.log(`U-Net: ${model.numParams} parameters`);
-  const ema = new Ema(model.params, { decay: 0.999, warmup: true });
-  const progress = terminalProgress('mnist', { lineEvery: 10 });
-  const trainer = new Trainer<DiffusionBatch>({
-    params: model.params,
+  await runRecipe<DiffusionBatch>(o, {
+    label: 'mnist',
+    lineEvery: 10,
+    model,
+    ema: new Ema(model.params, { decay: 0.999, warmup: true }),
     data: shuffledSource(mnist, o.batchSize, Random.seed(o.seed).int(2 ** 31)),
-    ...(await gradientsFor(
+    objective: await gradientsFor(
       model,
       {
         sampler: uniformTimeSampler(new CosineSchedule()),
@@ -85,42 +77,13 @@ export async function trainMnist(
         weighting: o.weighting === 'min-snr' ? minSNRWeighting(5) : uniformWeighting('epsilon'),
       },
       o,
-    )),
-    seed: o.seed,
+    ),
     optimizer: {
-      learningRate: o.learningRate,
       warmupSteps: Math.min(100, Math.floor(o.steps / 10)),
       clipNorm: 1,
-      decay: 'cosine',
-      totalSteps: o.steps,
       minLearningRate: o.learningRate / 10,
     },
-    ema,
-    checkpoint: {
-      store: await FileCheckpointStore.open(o.checkpoints),
-      every: 25,
-      extra: () => ({ model: model.config, command: commandLine() }),
-    },
-    logEvery: 10,
-    onProgress: progress.onProgress,
+    checkpointEvery: 25,
+    results: () => ({ config: model.config }),
   });
-  const resumed = await trainer.restore();
-  if (resumed !== null) console.log(`resumed from step ${resumed}`);
-  const signal = budget(o.minutes);
-  const summary = await trainer.run(o.steps, signal ? { signal } : {});
-  progress.stop();
-  await writeResults(model, ema, o.out, {
-    command: commandLine(),
-    steps: summary.step,
-    plannedSteps: o.steps,
-    batchSize: o.batchSize,
-    meanLossLast100:
-      trainer.losses.slice(-100).reduce((a, b) => a + b, 0) / Math.min(100, trainer.losses.length),
-    secondsThisRun: summary.seconds,
-    parameters: model.numParams,
-    config: model.config,
-  });
-  trainer.dispose();
-  ema.dispose();
-  model.dispose();
 }
