@@ -9,8 +9,9 @@
  * every input and output becomes the symbolic dimension `batch`, and every shape a kernel holds
  * (Reshape target, Tile reps, Slice bounds, Resize sizes, constants made per example) is compared
  * between the two traces: an entry that differs is an affine function k * batch + c of the batch,
- * written as -1 in a Reshape target when it is the only one, and otherwise computed from
- * `Shape(x)[0]` in the graph. One file then serves every batch size.
+ * written in a Reshape target as 0 when it copies the input's dimension at the same index or as -1
+ * when it is the only other one, and otherwise computed from `Shape(x)[0]` in the graph. One file
+ * then serves every batch size.
  */
 import { GROUP_NORM } from '@diffuse/backend';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -85,17 +86,29 @@ class GraphBuilder {
   /**
    * An int64 shape-like vector: `select(n)` in a static graph; with a symbolic batch, each entry
    * that differs between the two traces is written as k * batch + c (k, c integers fitted to the two
-   * traces). `reshape`: the vector is a Reshape target, so a single batch-dependent entry becomes -1.
+   * traces). `reshaped`: the vector is a Reshape target and this is the shape of the tensor
+   * reshaped; an entry equal to the input's dimension at the same index in both traces becomes 0
+   * (copy it: shape inference then keeps the symbol), and a single remaining one becomes -1.
    */
-  shape(n: TracedNode, select: (m: TracedNode) => number[], reshape = false): string {
+  shape(
+    n: TracedNode,
+    select: (m: TracedNode) => number[],
+    reshaped?: (m: TracedNode) => readonly number[],
+  ): string {
     const twin = this.twins.get(n);
     const a = select(n);
     if (twin === undefined) return this.int64(a);
-    return this.shapeOf(a, select(twin), `${n.kernel}`, reshape);
+    const input = reshaped && { a: reshaped(n), b: reshaped(twin) };
+    return this.shapeOf(a, select(twin), `${n.kernel}`, input);
   }
 
   /** `shape` from the two traces' vectors `a` and `b` (see there). */
-  shapeOf(a: number[], b: number[], what: string, reshape = false): string {
+  shapeOf(
+    a: number[],
+    b: number[],
+    what: string,
+    reshaped?: { a: readonly number[]; b: readonly number[] },
+  ): string {
     const batch = this.batch!;
     if (a.length !== b.length) {
       throw new OnnxError(`${what}: the rank of a shape changes with the batch size`);
@@ -112,8 +125,14 @@ class GraphBuilder {
       }
       return { i, k, c };
     });
-    if (reshape && affine.length === 1 && !a.includes(-1)) {
-      return this.int64(a.map((v, i) => (i === affine[0]!.i ? -1 : v)));
+    if (reshaped !== undefined && !a.includes(0)) {
+      const copied = affine.filter(({ i }) => reshaped.a[i] === a[i] && reshaped.b[i] === b[i]);
+      const rest = affine.filter((e) => !copied.includes(e));
+      if (rest.length === 0 || (rest.length === 1 && !a.includes(-1))) {
+        const target = a.map((v, i) => (copied.some((e) => e.i === i) ? 0 : v));
+        if (rest.length === 1) target[rest[0]!.i] = -1;
+        return this.int64(target);
+      }
     }
     // Runs of constant entries, and one computed entry per batch-dependent position.
     const parts: string[] = [];
@@ -369,6 +388,26 @@ function matMul(
   activation(g, biased, n.attrs.activation, n, inp, out);
 }
 
+/**
+ * Reshape, ExpandDims and Squeeze: an ONNX Reshape to the traced output shape (tfjs's own -1
+ * resolved, so a batch axis copied from the input stays visible to shape inference).
+ */
+const reshapeToOutput =
+  (input: string): Converter =>
+  (g, n, inp, out) =>
+    g.node(
+      'Reshape',
+      [
+        inp(input),
+        g.shape(
+          n,
+          (m) => m.outputs[0]!.shape,
+          (m) => inputValue(m, input).shape,
+        ),
+      ],
+      [out],
+    );
+
 /** The tfjs kernels this exporter understands, each with its ONNX translation. */
 const CONVERTERS: Record<string, Converter> = {
   Add: binary('Add'),
@@ -416,12 +455,9 @@ const CONVERTERS: Record<string, Converter> = {
     ),
   Cast: (g, n, inp, out) =>
     g.node('Cast', [inp('x')], [out], [attrInt('to', onnxType(n.attrs.dtype as tf.DataType))]),
-  Reshape: (g, n, inp, out) =>
-    g.node('Reshape', [inp('x'), g.shape(n, (m) => m.attrs.shape as number[], true)], [out]),
-  ExpandDims: (g, n, inp, out) =>
-    g.node('Reshape', [inp('input'), g.shape(n, (m) => m.outputs[0]!.shape, true)], [out]),
-  Squeeze: (g, n, inp, out) =>
-    g.node('Reshape', [inp('x'), g.shape(n, (m) => m.outputs[0]!.shape, true)], [out]),
+  Reshape: reshapeToOutput('x'),
+  ExpandDims: reshapeToOutput('input'),
+  Squeeze: reshapeToOutput('x'),
   Transpose: (g, n, inp, out) =>
     g.node('Transpose', [inp('x')], [out], [attrInts('perm', n.attrs.perm as number[])]),
   Concat: (g, n, inp, out) => {
@@ -549,16 +585,14 @@ const CONVERTERS: Record<string, Converter> = {
     }
     const c = shape[shape.length - 1]!;
     const s = shape.slice(1, -1).reduce((a, b) => a * b, 1);
-    const grouped = g.op('Reshape', [
-      inp('x'),
-      g.shape(n, (m) => [xShape(m)[0]!, s, groups, c / groups], true),
-    ]);
+    const groupedShape = (m: TracedNode) => [xShape(m)[0]!, s, groups, c / groups];
+    const grouped = g.op('Reshape', [inp('x'), g.shape(n, groupedShape, xShape)]);
     const stat = [attrInts('axes', [1, 3]), attrInt('keepdims', 1)];
     const dev = g.op('Sub', [grouped, g.op('ReduceMean', [grouped], stat)]);
     const variance = g.op('ReduceMean', [g.op('Mul', [dev, dev])], stat);
     const xhat = g.op('Div', [dev, g.op('Sqrt', [g.op('Add', [variance, g.float([eps], [])])])]);
     const z = g.op('Add', [
-      g.op('Mul', [g.op('Reshape', [xhat, g.shape(n, xShape, true)]), inp('gamma')]),
+      g.op('Mul', [g.op('Reshape', [xhat, g.shape(n, xShape, groupedShape)]), inp('gamma')]),
       inp('beta'),
     ]);
     if (activation === 'silu') g.node('Mul', [z, g.op('Sigmoid', [z])], [out]);
