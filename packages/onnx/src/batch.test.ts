@@ -5,6 +5,10 @@
  * Tolerance: 1e-4 of the output's largest magnitude, as in onnx.test.ts (float32 on both sides,
  * different summation orders; observed differences are ~1e-6 relative).
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { initBackend, Random } from '@diffuse/backend';
 import {
   classifierConfig,
@@ -38,6 +42,16 @@ beforeAll(async () => {
 });
 
 const BATCHES = [1, 3, 8, 64];
+
+/** A Python with the `onnx` package (e.g. Debian's python3-onnx), for its checker; else undefined. */
+const pythonWithOnnx = ['python3', '/usr/bin/python3'].find((py) => {
+  try {
+    execFileSync(py, ['-c', 'import onnx'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+});
 
 function randomize(net: { params: tf.Variable[] }, seed: number): void {
   const rng = Random.seed(seed);
@@ -202,6 +216,48 @@ describe('one exported file, every batch size', () => {
     });
     clf.dispose();
   });
+
+  it.skipIf(pythonWithOnnx === undefined)(
+    'the files pass onnx.checker.check_model(full_check=True) (strict shape inference)',
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'diffuse-onnx-check-'));
+      const mlp = createModel(mlpConfig({ dim: 2, numClasses: 2, width: 16, depth: 2 })) as Mlp;
+      const unet = createModel(
+        unetConfig({
+          imageShape: [8, 8, 1],
+          channels: 8,
+          channelMults: [1, 2],
+          attentionResolutions: [4],
+          groups: 4,
+          embedDim: 16,
+          numClasses: 3,
+        }),
+      ) as UNet;
+      const clf = createModel(classifierConfig({ inputShape: [2], numClasses: 3, width: 16 }));
+      try {
+        const files = [mlp, unet, clf].map((net, i) => {
+          const f = join(dir, `${i}.onnx`);
+          writeFileSync(f, exportOnnx(net));
+          return f;
+        });
+        // Prints, per file, the inferred axis 0 of the MLP's values: all 'batch'.
+        const script = [
+          'import sys, onnx',
+          'from onnx import shape_inference',
+          'for f in sys.argv[1:]:',
+          '    m = onnx.load(f)',
+          '    onnx.checker.check_model(m, full_check=True)',
+          'm = shape_inference.infer_shapes(onnx.load(sys.argv[1]), strict_mode=True)',
+          'print(sorted({v.type.tensor_type.shape.dim[0].dim_param for v in m.graph.value_info if len(v.type.tensor_type.shape.dim)}))',
+        ].join('\n');
+        const out = execFileSync(pythonWithOnnx!, ['-c', script, ...files], { encoding: 'utf8' });
+        expect(out.trim()).toBe("['batch']");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        for (const net of [mlp, unet, clf]) net.dispose();
+      }
+    },
+  );
 
   it('batchSize still fixes the batch when asked', () => {
     const net = createModel(mlpConfig({ dim: 2, width: 16, depth: 1 })) as Mlp;
