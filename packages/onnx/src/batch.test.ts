@@ -283,7 +283,11 @@ describe('shapes that depend on the batch', () => {
   };
 
   it('Reshape, Slice and per-example constants follow the batch', async () => {
-    const bytes = toOnnx(trace(3), { inputNames: ['x'], outputName: 'y', batchTwin: trace(5) });
+    const bytes = toOnnx(trace(3), {
+      inputNames: ['x'],
+      outputName: 'y',
+      batchTwins: [trace(5), trace(4)],
+    });
     expectSymbolicBatch(bytes);
     const session = await ort.InferenceSession.create(bytes);
     for (const b of [1, 2, 7]) {
@@ -305,8 +309,22 @@ describe('shapes that depend on the batch', () => {
       x.dispose();
       return g;
     };
-    expect(() => toOnnx(t(3), { inputNames: ['x'], outputName: 'y', batchTwin: t(5) })).toThrow(
+    expect(() => toOnnx(t(3), { inputNames: ['x'], outputName: 'y', batchTwins: [t(5)] })).toThrow(
       /changes with the batch size/,
+    );
+  });
+
+  it('a shape that is not affine in the batch is caught by the third trace', () => {
+    // Tile reps [b * b, 1]: 9 and 25 at batches 3 and 5 fit 8 * b - 15; the trace at 4 (16) refutes it.
+    const t = (b: number) => {
+      const x = tf.zeros([b, 2]);
+      const g = traceKernels((x) => tf.slice(tf.tile(x!, [b * b, 1]), [0, 0], [b, 2]), [x]);
+      x.dispose();
+      return g;
+    };
+    const names = { inputNames: ['x'], outputName: 'y' };
+    expect(() => toOnnx(t(3), { ...names, batchTwins: [t(5), t(4)] })).toThrow(
+      /Tile: a shape entry \(9 at batch 3, 25 at batch 5, 16 at batch 4\) is not k \* batch \+ c/,
     );
   });
 });

@@ -1,8 +1,8 @@
 /**
  * Export of Diffuse networks to ONNX: the network's own tfjs forward pass is traced (see `trace.ts`)
  * and translated kernel by kernel (see `onnx-graph.ts`), so there is no second copy of any
- * architecture. The batch axis is symbolic: the forward pass is traced at two batch sizes and every
- * shape that differs between them is computed from the batch in the graph.
+ * architecture. The batch axis is symbolic: the forward pass is traced at three batch sizes and
+ * every shape that differs between them is computed from the batch in the graph.
  */
 
 import type { Mlp, NoiseConditionalClassifier, UNet } from '@diffuse/models';
@@ -19,10 +19,11 @@ export const DENOISER_INPUTS = ['x', 'noise', 'labels'] as const;
 export const CLASSIFIER_INPUTS = ['x', 'alpha', 'sigma'] as const;
 
 /**
- * The two batch sizes a symbolic-batch export traces at: distinct, above 1 (a batch of 1 can take
- * other paths, e.g. a shared noise level), and small so tracing is cheap.
+ * The batch sizes a symbolic-batch export traces at: distinct, above 1 (a batch of 1 can take
+ * other paths, e.g. a shared noise level), and small so tracing is cheap. Batch-dependent shapes
+ * are fitted to the first two and checked against the third.
  */
-const TRACE_BATCHES = [3, 5] as const;
+const TRACE_BATCHES = [3, 5, 4] as const;
 
 /** Options of `exportOnnx`. */
 export interface ExportOptions {
@@ -88,11 +89,11 @@ export function exportOnnx(net: ExportableNetwork, options: ExportOptions = {}):
     throw new OnnxError(`batchSize must be a positive integer, got ${fixed}`);
   }
   const a = traceAt(net, fixed ?? TRACE_BATCHES[0]);
-  const twin = fixed === undefined ? traceAt(net, TRACE_BATCHES[1]).graph : undefined;
+  const twins = fixed === undefined ? TRACE_BATCHES.slice(1).map((b) => traceAt(net, b).graph) : [];
   return toOnnx(a.graph, {
     inputNames: a.names,
     outputName: a.output,
     docString: JSON.stringify(net.config),
-    ...(twin ? { batchTwin: twin } : {}),
+    batchTwins: twins,
   });
 }

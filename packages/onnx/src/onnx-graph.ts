@@ -5,10 +5,11 @@
  * each Conv2D becomes Transpose -> Conv -> Transpose (ONNX Runtime's transpose optimizer cancels the
  * pairs between consecutive convolutions) and constant filters are re-laid out at export time.
  *
- * Batch: given a second trace of the same function at another batch size (`batchTwin`), axis 0 of
- * every input and output becomes the symbolic dimension `batch`, and every shape a kernel holds
- * (Reshape target, Tile reps, Slice bounds, Resize sizes, constants made per example) is compared
- * between the two traces: an entry that differs is an affine function k * batch + c of the batch,
+ * Batch: given traces of the same function at other batch sizes (`batchTwins`), axis 0 of every
+ * input and output becomes the symbolic dimension `batch`, and every shape a kernel holds (Reshape
+ * target, Tile reps, Slice bounds, Resize sizes, constants made per example) is compared between
+ * the traces: an entry that differs is an affine function k * batch + c of the batch (fitted to two
+ * traces, checked against the rest),
  * written in a Reshape target as 0 when it copies the input's dimension at the same index or as -1
  * when it is the only other one, and otherwise computed from `Shape(x)[0]` in the graph. One file
  * then serves every batch size.
@@ -51,10 +52,10 @@ function rawBytes(values: tf.TypedArray | BigInt64Array, dtype: tf.DataType | 'i
   return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
 }
 
-/** The batch sizes of two traces of one function, and the graph input holding the batch axis. */
+/** The batch sizes of the traces of one function, and the graph input holding the batch axis. */
 interface BatchInfo {
-  a: number;
-  b: number;
+  /** Batch size of each trace: the exported one first, then its twins. */
+  sizes: number[];
   /** Name of a graph input whose axis 0 is the batch. */
   input: string;
 }
@@ -67,8 +68,8 @@ class GraphBuilder {
   private batchName: string | undefined;
 
   constructor(
-    /** The traced node of the other batch size, per node (absent: static shapes). */
-    private readonly twins: Map<TracedNode, TracedNode> = new Map(),
+    /** The same node in the traces at the other batch sizes (absent: static shapes). */
+    private readonly twins: Map<TracedNode, TracedNode[]> = new Map(),
     private readonly batch?: BatchInfo,
   ) {}
 
@@ -85,55 +86,58 @@ class GraphBuilder {
 
   /**
    * An int64 shape-like vector: `select(n)` in a static graph; with a symbolic batch, each entry
-   * that differs between the two traces is written as k * batch + c (k, c integers fitted to the two
-   * traces). `reshaped`: the vector is a Reshape target and this is the shape of the tensor
-   * reshaped; an entry equal to the input's dimension at the same index in both traces becomes 0
-   * (copy it: shape inference then keeps the symbol), and a single remaining one becomes -1.
+   * that differs between the traces is written as k * batch + c (integers k, c fitted to the first
+   * two traces and checked against the others). `reshaped`: the vector is a Reshape target and
+   * this is the shape of the tensor reshaped; an entry equal to the input's dimension at the same
+   * index in every trace becomes 0 (copy it: shape inference then keeps the symbol), and a single
+   * remaining one becomes -1.
    */
   shape(
     n: TracedNode,
     select: (m: TracedNode) => number[],
     reshaped?: (m: TracedNode) => readonly number[],
   ): string {
-    const twin = this.twins.get(n);
-    const a = select(n);
-    if (twin === undefined) return this.int64(a);
-    const input = reshaped && { a: reshaped(n), b: reshaped(twin) };
-    return this.shapeOf(a, select(twin), `${n.kernel}`, input);
+    const twins = this.twins.get(n);
+    if (twins === undefined) return this.int64(select(n));
+    const traces = [n, ...twins];
+    return this.shapeOf(traces.map(select), `${n.kernel}`, reshaped && traces.map(reshaped));
   }
 
-  /** `shape` from the two traces' vectors `a` and `b` (see there). */
-  shapeOf(
-    a: number[],
-    b: number[],
-    what: string,
-    reshaped?: { a: readonly number[]; b: readonly number[] },
-  ): string {
-    const batch = this.batch!;
-    if (a.length !== b.length) {
+  /** `shape` from the vector of each trace (see there). */
+  shapeOf(values: number[][], what: string, reshaped?: (readonly number[])[]): string {
+    const sizes = this.batch!.sizes;
+    const a = values[0]!;
+    const b = values[1]!;
+    if (values.some((v) => v.length !== a.length)) {
       throw new OnnxError(`${what}: the rank of a shape changes with the batch size`);
     }
-    const symbolic = a.flatMap((v, i) => (v === b[i] ? [] : [i]));
+    const symbolic = a.flatMap((v, i) => (values.every((w) => w[i] === v) ? [] : [i]));
     if (symbolic.length === 0) return this.int64(a);
+    if (reshaped !== undefined && !a.includes(0)) {
+      // 0: copied from the input (the same in every trace); -1: the one entry left, inferred.
+      const copied = symbolic.filter((i) => values.every((w, j) => reshaped[j]![i] === w[i]));
+      const rest = symbolic.filter((i) => !copied.includes(i));
+      if (rest.length === 0 || (rest.length === 1 && !a.includes(-1))) {
+        const target = a.map((v, i) => (copied.includes(i) ? 0 : v));
+        if (rest.length === 1) target[rest[0]!] = -1;
+        return this.int64(target);
+      }
+    }
     const affine = symbolic.map((i) => {
-      const k = (b[i]! - a[i]!) / (batch.b - batch.a);
-      const c = a[i]! - k * batch.a;
-      if (!Number.isInteger(k) || !Number.isInteger(c) || a[i]! < 0 || b[i]! < 0) {
+      const k = (b[i]! - a[i]!) / (sizes[1]! - sizes[0]!);
+      const c = a[i]! - k * sizes[0]!;
+      if (
+        !Number.isInteger(k) ||
+        !Number.isInteger(c) ||
+        values.some((w, j) => w[i] !== k * sizes[j]! + c)
+      ) {
+        const seen = values.map((w, j) => `${w[i]} at batch ${sizes[j]}`).join(', ');
         throw new OnnxError(
-          `${what}: a shape entry (${a[i]} at batch ${batch.a}, ${b[i]} at batch ${batch.b}) is not k * batch + c with integers k, c`,
+          `${what}: a shape entry (${seen}) is not k * batch + c with integers k, c: export with a fixed batchSize`,
         );
       }
       return { i, k, c };
     });
-    if (reshaped !== undefined && !a.includes(0)) {
-      const copied = affine.filter(({ i }) => reshaped.a[i] === a[i] && reshaped.b[i] === b[i]);
-      const rest = affine.filter((e) => !copied.includes(e));
-      if (rest.length === 0 || (rest.length === 1 && !a.includes(-1))) {
-        const target = a.map((v, i) => (copied.some((e) => e.i === i) ? 0 : v));
-        if (rest.length === 1) target[rest[0]!.i] = -1;
-        return this.int64(target);
-      }
-    }
     // Runs of constant entries, and one computed entry per batch-dependent position.
     const parts: string[] = [];
     let run: number[] = [];
@@ -645,29 +649,32 @@ export interface ToOnnxOptions {
   graphName?: string;
   docString?: string;
   /**
-   * The same function traced at another batch size. Then axis 0 of every input and of the output
-   * is the symbolic dimension `batch` (`dim_param`), and every shape held by a kernel that differs
-   * between the two traces is computed from the batch at run time: one graph for every batch size.
+   * The same function traced at other batch sizes (at least one; each further one checks the
+   * first). Then axis 0 of every input and of the output is the symbolic dimension `batch`
+   * (`dim_param`), and every shape held by a kernel that differs between the traces is computed
+   * from the batch at run time: one graph for every batch size.
    */
-  batchTwin?: TracedGraph;
+  batchTwins?: readonly TracedGraph[];
 }
 
 const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 
-/** Pairs the nodes of two traces of one function, checking that they have the same structure. */
-function pairNodes(a: TracedGraph, b: TracedGraph): Map<TracedNode, TracedNode> {
+/** Pairs the nodes of traces of one function, checking that they have the same structure. */
+function pairNodes(a: TracedGraph, twins: readonly TracedGraph[]): Map<TracedNode, TracedNode[]> {
   const changes = () =>
     new OnnxError(
       'the traced graph changes with the batch size (different kernels at two batch sizes): export with a fixed batchSize',
     );
-  if (a.nodes.length !== b.nodes.length || a.inputs.length !== b.inputs.length) throw changes();
-  const pairs = new Map<TracedNode, TracedNode>();
+  const keys = (x: TracedNode) => x.inputs.map(([k]) => k).join(',');
+  for (const t of twins) {
+    if (t.nodes.length !== a.nodes.length || t.inputs.length !== a.inputs.length) throw changes();
+  }
+  const pairs = new Map<TracedNode, TracedNode[]>();
   for (const [i, n] of a.nodes.entries()) {
-    const m = b.nodes[i]!;
-    const keys = (x: TracedNode) => x.inputs.map(([k]) => k).join(',');
-    if (n.kernel !== m.kernel || keys(n) !== keys(m)) throw changes();
-    pairs.set(n, m);
+    const same = twins.map((t) => t.nodes[i]!);
+    if (same.some((m) => m.kernel !== n.kernel || keys(m) !== keys(n))) throw changes();
+    pairs.set(n, same);
   }
   return pairs;
 }
@@ -680,40 +687,38 @@ function rowsEqual(c: TracedConstant): boolean {
 }
 
 /**
- * Serialises a traced graph as an ONNX ModelProto (IR 7, opset 13); with `batchTwin`, one graph for
- * every batch size (axis 0 symbolic).
+ * Serialises a traced graph as an ONNX ModelProto (IR 7, opset 13); with `batchTwins`, one graph
+ * for every batch size (axis 0 symbolic).
  *
  * @example
- * const bytes = toOnnx(traceKernels(fn, [x3]), {
- *   inputNames: ['x'],
- *   outputName: 'y',
- *   batchTwin: traceKernels(fn, [x5]),
- * });
+ * const trace = (b: number) => traceKernels(fn, [tf.zeros([b, 2])]);
+ * const bytes = toOnnx(trace(3), { inputNames: ['x'], outputName: 'y', batchTwins: [trace(5), trace(4)] });
  */
 export function toOnnx(graph: TracedGraph, options: ToOnnxOptions): Uint8Array {
-  const twin = options.batchTwin;
+  const twinGraphs = options.batchTwins ?? [];
   let batch: BatchInfo | undefined;
-  let twins = new Map<TracedNode, TracedNode>();
-  if (twin !== undefined) {
-    twins = pairNodes(graph, twin);
-    batch = {
-      a: graph.inputs[0]!.shape[0]!,
-      b: twin.inputs[0]!.shape[0]!,
-      input: options.inputNames[0]!,
-    };
-    if (batch.a === batch.b) throw new OnnxError('batchTwin must be traced at another batch size');
+  let twins = new Map<TracedNode, TracedNode[]>();
+  if (twinGraphs.length > 0) {
+    twins = pairNodes(graph, twinGraphs);
+    const traces = [graph, ...twinGraphs];
+    batch = { sizes: traces.map((t) => t.inputs[0]!.shape[0]!), input: options.inputNames[0]! };
+    if (new Set(batch.sizes).size !== batch.sizes.length) {
+      throw new OnnxError(`batchTwins must be traced at other batch sizes (got ${batch.sizes})`);
+    }
     const ends = [
-      ...graph.inputs.map((v, i) => [options.inputNames[i]!, v, twin.inputs[i]!] as const),
-      [options.outputName, graph.output, twin.output] as const,
+      ...graph.inputs.map(
+        (_, i) => [options.inputNames[i]!, traces.map((t) => t.inputs[i]!)] as const,
+      ),
+      [options.outputName, traces.map((t) => t.output)] as const,
     ];
-    for (const [name, v, w] of ends) {
-      if (
-        v.shape[0] !== batch.a ||
-        w.shape[0] !== batch.b ||
-        !sameShape(v.shape.slice(1), w.shape.slice(1))
-      ) {
+    for (const [name, values] of ends) {
+      const ok = values.every(
+        (v, j) =>
+          v.shape[0] === batch!.sizes[j] && sameShape(v.shape.slice(1), values[0]!.shape.slice(1)),
+      );
+      if (!ok) {
         throw new OnnxError(
-          `'${name}' must have the batch on axis 0 and a fixed shape after it (got [${v.shape}] at batch ${batch.a}, [${w.shape}] at batch ${batch.b})`,
+          `'${name}' must have the batch on axis 0 and a fixed shape after it (got ${values.map((v, j) => `[${v.shape}] at batch ${batch!.sizes[j]}`).join(', ')})`,
         );
       }
     }
@@ -724,27 +729,30 @@ export function toOnnx(graph: TracedGraph, options: ToOnnxOptions): Uint8Array {
   // Constants become initializers when a converter first reads them (a re-laid-out conv filter is
   // never read in its tfjs layout, so it is stored once).
   const constants = new Map(graph.constants.map((c) => [c.id, c]));
-  const twinConstants = new Map(twin?.constants.map((c) => [c.id, c]));
-  /** A constant whose twin differs: equal values (weights), or made per example (expanded). */
+  const twinConstants = twinGraphs.map((t) => new Map(t.constants.map((c) => [c.id, c])));
+  /** A constant: the same in every trace (weights), or made per example (expanded to the batch). */
   const constantName = (n: TracedNode, key: string, c: TracedConstant): string => {
-    const m = twins.get(n);
-    const other = m && twinConstants.get(m.inputs.find(([k]) => k === key)![1].id);
-    if (m === undefined) return g.tensor(`c${c.id}`, c.shape, c.dtype, c.values);
-    if (other === undefined) {
-      throw new OnnxError(`${n.kernel}: input '${key}' is constant at one batch size only`);
+    const same = twins.get(n);
+    if (same === undefined) return g.tensor(`c${c.id}`, c.shape, c.dtype, c.values);
+    const others = same.map((m, j) =>
+      twinConstants[j]!.get(m.inputs.find(([k]) => k === key)![1].id),
+    );
+    if (others.some((o) => o === undefined)) {
+      throw new OnnxError(`${n.kernel}: input '${key}' is constant at some batch sizes only`);
     }
-    if (sameShape(c.shape, other.shape)) {
-      if (c.values.some((v, i) => v !== other.values[i])) {
+    const all = [c, ...(others as TracedConstant[])];
+    if (all.every((o) => sameShape(o.shape, c.shape))) {
+      if (all.some((o) => o.values.some((v, i) => v !== c.values[i]))) {
         throw new OnnxError(
           `${n.kernel}: a constant input '${key}' has other values at another batch size: export with a fixed batchSize`,
         );
       }
       return g.tensor(`c${c.id}`, c.shape, c.dtype, c.values);
     }
-    // Made per example (e.g. tf.fill([batch], v)): one row, expanded to the batch at run time.
-    if (!sameShape(c.shape.slice(1), other.shape.slice(1)) || !rowsEqual(c) || !rowsEqual(other)) {
+    // Made per example (e.g. tf.ones([batch])): one row, expanded to the batch at run time.
+    if (!all.every((o) => sameShape(o.shape.slice(1), c.shape.slice(1)) && rowsEqual(o))) {
       throw new OnnxError(
-        `${n.kernel}: constant input '${key}' is [${c.shape}] at batch ${batch!.a} and [${other.shape}] at batch ${batch!.b}, not one row repeated per example`,
+        `${n.kernel}: constant input '${key}' is ${all.map((o, j) => `[${o.shape}] at batch ${batch!.sizes[j]}`).join(', ')}, not one row repeated per example`,
       );
     }
     const rowLength = c.shape.slice(1).reduce((p, d) => p * d, 1);
@@ -754,7 +762,13 @@ export function toOnnx(graph: TracedGraph, options: ToOnnxOptions): Uint8Array {
       c.dtype,
       c.values.slice(0, rowLength) as tf.TypedArray,
     );
-    return g.op('Expand', [row, g.shapeOf(c.shape, other.shape, `${n.kernel} '${key}'`)]);
+    return g.op('Expand', [
+      row,
+      g.shapeOf(
+        all.map((o) => o.shape),
+        `${n.kernel} '${key}'`,
+      ),
+    ]);
   };
   for (const n of graph.nodes) {
     const convert = CONVERTERS[n.kernel];
@@ -781,7 +795,7 @@ export function toOnnx(graph: TracedGraph, options: ToOnnxOptions): Uint8Array {
     convert(g, n, inp, out);
     names.set(n.outputs[0]!.id, out);
   }
-  const symbolic = twin !== undefined;
+  const symbolic = twinGraphs.length > 0;
   const model: P.IModelProto = {
     irVersion: 7,
     opsetImport: [{ domain: '', version: OPSET }],
