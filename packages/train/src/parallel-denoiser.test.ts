@@ -1,4 +1,5 @@
 import { assertNoLeaks, initBackend, liveTensors, Random } from '@diffuse/backend';
+import { classifierFreeGuidance } from '@diffuse/guidance';
 import { Mlp, mlpConfig, type NetworkDenoiser, UNet, unetConfig } from '@diffuse/models';
 import { sample } from '@diffuse/samplers';
 import type { NoiseLevel, Scalar } from '@diffuse/schedules';
@@ -146,6 +147,19 @@ for (const c of CASES) {
       tf.dispose([got, want]);
       if (cond) cond.labels.dispose();
     }, 30_000);
+
+    if (c.classes > 0) {
+      it('classifier-free guidance (@diffuse/guidance) runs on it unchanged', async () => {
+        const batch = 4;
+        const cond = { labels: labels(batch, c.classes - 1) }; // real classes only
+        const options = { sampler: 'euler', steps: 4, batch, seed: 5, cond };
+        const guide = { guidanceScale: 3 };
+        const got = await sample(classifierFreeGuidance(pd, guide), options);
+        const want = await sample(classifierFreeGuidance(model, guide), options);
+        expect(await relDiff(got, want)).toBeLessThanOrEqual(SAMPLE_TOL);
+        tf.dispose([got, want, cond.labels]);
+      }, 30_000);
+    }
   });
 }
 
