@@ -19,7 +19,7 @@ import {
   type CommonOptions,
   gradientsFor,
   type RecipeRun,
-  type RunRecord,
+  RUN_RECORD_FIELDS,
   runRecipe,
 } from './common.js';
 
@@ -103,21 +103,14 @@ describe('runRecipe', () => {
       const whole = await assertNoLeaks(() => train(a), 'uninterrupted run');
       expect(whole.run.losses).toHaveLength(STEPS);
       const metrics = await readMetrics(a);
-      const fields: (keyof RunRecord)[] = [
-        'command',
-        'steps',
-        'plannedSteps',
-        'batchSize',
-        'meanLossLast100',
-        'secondsThisRun',
-        'parameters',
-      ];
-      expect(Object.keys(metrics)).toEqual([...fields, 'probe']);
+      expect(Object.keys(metrics)).toEqual([...RUN_RECORD_FIELDS, 'probe']);
+      expect(RUN_RECORD_FIELDS).toHaveLength(7);
       expect(metrics.command).toMatch(/^diffuse-train/);
       expect(metrics.steps).toBe(STEPS);
       expect(metrics.plannedSteps).toBe(STEPS);
       expect(metrics.batchSize).toBe(32);
       expect(metrics.parameters).toBe(whole.parameters);
+      expect(metrics.secondsThisRun).toBe(whole.run.summary.seconds);
       expect(metrics.meanLossLast100).toBeCloseTo(
         whole.run.losses.reduce((s, v) => s + v, 0) / STEPS,
         12,

@@ -107,7 +107,8 @@ export interface RunRecord {
   parameters: number;
 }
 
-const RUN_RECORD: readonly (keyof RunRecord)[] = [
+/** Every `RunRecord` field, in the order metrics files list them (`Recipe.record`'s default). */
+export const RUN_RECORD_FIELDS: readonly (keyof RunRecord)[] = [
   'command',
   'steps',
   'plannedSteps',
@@ -235,7 +236,7 @@ export async function runRecipe<B>(o: CommonOptions, recipe: Recipe<B>): Promise
         ema?.swap();
       }
     }
-    const fields = recipe.record ?? RUN_RECORD;
+    const fields = recipe.record ?? RUN_RECORD_FIELDS;
     await writeResults(model, ema ?? null, o.out, {
       ...Object.fromEntries(fields.map((k) => [k, run.record[k]])),
       ...results,
