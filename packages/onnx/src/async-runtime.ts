@@ -259,8 +259,8 @@ export class AsyncOnnxNetwork {
  * D = c_skip x_ve + c_out F(c_in x_ve; c_noise) with x_ve = x / alpha: the same formulas as the tfjs
  * model's `predict` (`edmPreconditioned` in `@diffuse/models`), with the network call awaited.
  *
- * Its `predict` throws an `OnnxError`: synchronous APIs (guidance wrappers, `logLikelihood`) need a
- * synchronous `Denoiser`.
+ * Samplers and the guidance wrappers of `@diffuse/guidance` await its `predictAsync`. Its `predict`
+ * throws an `OnnxError`: `logLikelihood`, the one synchronous API, needs a synchronous `Denoiser`.
  */
 export function asyncDenoiser(network: AsyncOnnxNetwork, info: DenoiserInfo): OnnxAsyncDenoiser {
   const sigmaData = info.sigmaData;
@@ -313,7 +313,7 @@ export function asyncDenoiser(network: AsyncOnnxNetwork, info: DenoiserInfo): On
     enumerable: false,
     value: (() => {
       throw new OnnxError(
-        'this ONNX Runtime denoiser is asynchronous (predictAsync): sample, sampleSteps and invert accept it; guidance wrappers and logLikelihood need a synchronous Denoiser (onnxDenoiser in Node, or the tfjs model)',
+        'this ONNX Runtime denoiser is asynchronous (predictAsync): sample, sampleSteps, invert and the guidance wrappers accept it; logLikelihood needs a synchronous Denoiser (onnxDenoiser in Node, or the tfjs model)',
       );
     }) satisfies Denoiser['predict'],
   });

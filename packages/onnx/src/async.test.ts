@@ -126,7 +126,7 @@ describe('onnxDenoiserAsync', () => {
     await expect(d.predictAsync(x, level)).rejects.toThrow(
       /exported for batches of 8, got a batch of 4/,
     );
-    // Plain-JS callers of synchronous APIs (guidance wrappers) get a typed error, not a TypeError.
+    // Plain-JS callers of synchronous APIs (logLikelihood) get a typed error, not a TypeError.
     expect(() => (d as unknown as Denoiser).predict(x, level)).toThrow(OnnxError);
     expect(() => (d as unknown as Denoiser).predict(x, level)).toThrow(/asynchronous/);
     await d.dispose();

@@ -15,8 +15,8 @@ import type { OnnxOptions } from './runtime.js';
 
 /**
  * A Diffuse denoiser on onnxruntime-node as an `AsyncDenoiser` (`predictAsync`), for `sample`,
- * `sampleSteps` and `invert`; `onnxDenoiser` is the synchronous one (through a worker thread) that
- * guidance wrappers and `logLikelihood` also accept. `source`: a tfjs MLP or U-Net (exported once,
+ * `sampleSteps`, `invert` and the guidance wrappers; `onnxDenoiser` is the synchronous one (through a
+ * worker thread) that `logLikelihood` also accepts. `source`: a tfjs MLP or U-Net (exported once,
  * on first use; one session for every batch size) or the bytes of an `.onnx` file `exportOnnx` wrote.
  *
  * @example
