@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs Debian's python3-onnx when python3 lacks the `onnx` package, so that @diffuse/onnx's
+# tests run the reference ONNX checker (onnx.checker.check_model with full shape inference) on the
+# files the exporter writes. Debian's archive only; those tests skip with a message without it.
+set -euo pipefail
+if python3 -c 'import onnx' >/dev/null 2>&1; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+  echo "python3-onnx is missing and we are not root: the ONNX checker tests will be skipped" >&2
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "installing Debian's python3-onnx for the ONNX checker tests"
+$SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq python3-onnx >/dev/null
