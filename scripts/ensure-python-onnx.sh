@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs Debian's python3-onnx when python3 lacks the `onnx` package, so that @diffuse/onnx's
+# Installs Debian's python3-onnx when no python3 has the `onnx` package, so that @diffuse/onnx's
 # tests run the reference ONNX checker (onnx.checker.check_model with full shape inference) on the
 # files the exporter writes. Debian's archive only; those tests skip with a message without it.
 set -euo pipefail
-if python3 -c 'import onnx' >/dev/null 2>&1; then
-  exit 0
-fi
+# The tests try `python3` on the PATH, then Debian's /usr/bin/python3 (where python3-onnx goes).
+for py in python3 /usr/bin/python3; do
+  if "$py" -c 'import onnx' >/dev/null 2>&1; then
+    exit 0
+  fi
+done
 if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
   echo "python3-onnx is missing and we are not root: the ONNX checker tests will be skipped" >&2
   exit 0
