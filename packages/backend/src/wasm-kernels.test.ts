@@ -241,6 +241,60 @@ describe('wasm batched matMul as one product per entry', () => {
   });
 });
 
+describe('wasm Sum over leading axes', () => {
+  // Fix 8 handles float32 sums over a leading run of axes; the rest falls back to the wasm kernel.
+  const cases = [
+    { name: 'bias gradient [2048, 256] over axis 0', shape: [2048, 256], axis: [0] },
+    { name: 'conv bias gradient over [0, 1, 2]', shape: [3, 9, 7, 6], axis: [0, 1, 2] },
+    { name: 'inner size not a multiple of 4, more rows than a block', shape: [150, 7], axis: 0 },
+    { name: 'keepDims', shape: [5, 6, 3], axis: [0, 1], keepDims: true },
+    { name: 'negative and unsorted axes', shape: [4, 5, 6], axis: [-2, 0] },
+    { name: 'all axes (fallback)', shape: [4, 5, 6], axis: [0, 1, 2] },
+    { name: 'inner axis (fallback)', shape: [4, 5, 6], axis: [1, 2] },
+    { name: 'int32 (fallback)', shape: [40, 6], axis: 0, dtype: 'int32' },
+  ] as const;
+  it.each(cases)('$name agrees with cpu', async (c) => {
+    const rng = Random.seed(31);
+    const n = c.shape.reduce((p: number, d: number) => p * d, 1);
+    const dtype = 'dtype' in c ? c.dtype : 'float32';
+    const values =
+      dtype === 'int32'
+        ? Int32Array.from(rng.normalArray(n), (v) => Math.round(10 * v))
+        : rng.normalArray(n);
+    const keepDims = 'keepDims' in c && c.keepDims;
+    const { wasm, cpu } = await onBoth(async () => {
+      const x = tf.tensor(values, [...c.shape], dtype);
+      const y = tf.sum(x, c.axis as number | number[], keepDims);
+      const out = [Float32Array.from(await y.data())];
+      expect(y.shape).toEqual(
+        tf.tidy(() => tf.sum(tf.zeros([...c.shape]), c.axis as number | number[], keepDims).shape),
+      );
+      tf.dispose([x, y]);
+      return out;
+    });
+    expectClose(wasm, cpu, 1e-5);
+  });
+
+  it('the bias gradient of a dense layer agrees with cpu, with no buffers left behind', async () => {
+    const rng = Random.seed(37);
+    const xv = rng.normalArray(300 * 16);
+    const bv = rng.normalArray(16);
+    const { wasm, cpu } = await onBoth(async () => {
+      const x = tf.tensor2d(xv, [300, 16]);
+      const b = tf.tensor1d(bv);
+      const backend = tf.engine().backend;
+      const before = backend.numDataIds();
+      const g = tf.grad((p: tf.Tensor) => tf.sum(tf.square(tf.add(x, p))))(b);
+      const out = [(await g.data()) as Float32Array];
+      g.dispose();
+      expect(backend.numDataIds()).toBe(before);
+      tf.dispose([x, b]);
+      return out;
+    });
+    expectClose(wasm, cpu);
+  });
+});
+
 describe('wasm OneHot and UnsortedSegmentSum', () => {
   it('oneHot honours float32 (wasm wrote int32 bit patterns)', async () => {
     const { wasm, cpu } = await onBoth(async () => {

@@ -45,6 +45,12 @@
  *    block is exactly this shape, forward and backward. A batched product with enough work per
  *    entry is computed as one product per entry (or, when only `a` has batch dims, as one product
  *    of all of a's rows), each on the fast path, written into one output.
+ *
+ * 8. The wasm `Sum` kernel reduces only innermost axes: any other reduction first transposes the
+ *    whole input with the wasm `Transpose` kernel (4.1 ms for a 2048x256 matrix). Every bias
+ *    gradient is a sum over the leading (batch, spatial) axes, sum_i dy[i, j]: 5.2 ms for
+ *    [2048, 256] over axis 0, 10% of an MLP training step. A reduction over a leading run of axes is
+ *    one pass over the heap here (column sums in float64): 0.4-0.9 ms for that case.
  */
 import {
   backend_util,
@@ -56,6 +62,7 @@ import {
   registerKernel,
   type TensorInfo,
   unregisterKernel,
+  util,
 } from '@tensorflow/tfjs-core';
 
 const WASM = 'wasm';
@@ -502,6 +509,68 @@ function withFastBackpropInput(original: KernelConfig): KernelConfig {
   return { ...original, kernelFunc };
 }
 
+/** Rows per block of `columnSums`: a block's columns stay in cache while their sums run down it. */
+const SUM_BLOCK_ROWS = 64;
+
+/**
+ * Column sums of x viewed as [outer, inner]: out[j] = sum_i x[i inner + j], accumulated in float64,
+ * four columns at a time in local variables down blocks of rows (4x faster than accumulating
+ * through an array: no store-to-load chain per element).
+ */
+function columnSums(x: Float32Array, outer: number, inner: number): Float64Array {
+  const acc = new Float64Array(inner);
+  const wide = inner - (inner % 4);
+  for (let i0 = 0; i0 < outer; i0 += SUM_BLOCK_ROWS) {
+    const i1 = Math.min(outer, i0 + SUM_BLOCK_ROWS);
+    for (let j = 0; j < wide; j += 4) {
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let p = i0 * inner + j, end = i1 * inner; p < end; p += inner) {
+        s0 += x[p]!;
+        s1 += x[p + 1]!;
+        s2 += x[p + 2]!;
+        s3 += x[p + 3]!;
+      }
+      acc[j]! += s0;
+      acc[j + 1]! += s1;
+      acc[j + 2]! += s2;
+      acc[j + 3]! += s3;
+    }
+    for (let j = wide; j < inner; j++) {
+      let s0 = 0;
+      for (let p = i0 * inner + j, end = i1 * inner; p < end; p += inner) s0 += x[p]!;
+      acc[j]! += s0;
+    }
+  }
+  return acc;
+}
+
+/**
+ * `Sum` over a leading run of axes (fix 8): out[j] = sum_i x[i, j] with x viewed as
+ * [outer, inner], in one pass with float64 accumulators; the original kernel otherwise.
+ */
+function withLeadingAxesSum(original: KernelConfig): KernelConfig {
+  const kernelFunc: KernelFunc = (args) => {
+    const { inputs, backend, attrs } = args;
+    const { x } = inputs as { x: TensorInfo };
+    const { axis, keepDims } = attrs as { axis: number | number[]; keepDims: boolean };
+    const rank = x.shape.length;
+    const axes = [...new Set(util.parseAxisParam(axis, x.shape))].sort((p, q) => p - q);
+    const leading = axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
+    if (x.dtype !== 'float32' || !leading) return original.kernelFunc(args);
+    const be = backend as unknown as WasmMemory;
+    const outer = x.shape.slice(0, axes.length).reduce((p, d) => p * d, 1);
+    const rest = x.shape.slice(axes.length);
+    const inner = rest.reduce((p, d) => p * d, 1);
+    const out = be.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32');
+    be.typedArrayFromHeap(out).set(columnSums(be.typedArrayFromHeap(x), outer, inner));
+    return out;
+  };
+  return { ...original, kernelFunc };
+}
+
 const PATCHED = Symbol.for('diffuse.wasmKernelsPatched');
 
 /**
@@ -521,6 +590,11 @@ export function installWasmKernelFixes(): void {
   if (backpropInput !== undefined) {
     unregisterKernel('Conv2DBackpropInput', WASM);
     registerKernel(withFastBackpropInput(backpropInput));
+  }
+  const sum = getKernel('Sum', WASM);
+  if (sum !== undefined) {
+    unregisterKernel('Sum', WASM);
+    registerKernel(withLeadingAxesSum(sum));
   }
   const oneHot = getKernel('OneHot', WASM);
   if (oneHot !== undefined) {
