@@ -295,6 +295,38 @@ describe('wasm Sum over leading axes', () => {
   });
 });
 
+describe('wasm Identity and same-dtype Cast share the buffer', () => {
+  it('a clone or a same-dtype cast outlives its source, and the buffer is freed with the last', async () => {
+    await initBackend('wasm');
+    const backend = tf.engine().backend;
+    const before = [tf.memory().numTensors, backend.numDataIds()];
+    const x = tf.tensor2d([1, 2, 3, 4.5], [2, 2]);
+    const c = tf.clone(x);
+    const k = tf.cast(x, 'float32');
+    expect(backend.numDataIds()).toBe((before[1] as number) + 1); // one buffer for all three
+    x.dispose();
+    expect(Array.from(await c.data())).toEqual([1, 2, 3, 4.5]);
+    c.dispose();
+    expect(Array.from(await k.data())).toEqual([1, 2, 3, 4.5]);
+    const i = tf.cast(k, 'int32'); // a real conversion still converts
+    expect(i.dtype).toBe('int32');
+    expect(Array.from(await i.data())).toEqual([1, 2, 3, 4]);
+    tf.dispose([k, i]);
+    expect([tf.memory().numTensors, backend.numDataIds()]).toEqual(before);
+  });
+
+  it('a variable assigned from a clone keeps its value when the clone source is disposed', async () => {
+    await initBackend('wasm');
+    const v = tf.variable(tf.zeros([3]));
+    const src = tf.tensor1d([7, 8, 9]);
+    const copy = tf.clone(src);
+    v.assign(copy);
+    tf.dispose([copy, src]);
+    expect(Array.from(await v.data())).toEqual([7, 8, 9]);
+    v.dispose();
+  });
+});
+
 describe('wasm OneHot and UnsortedSegmentSum', () => {
   it('oneHot honours float32 (wasm wrote int32 bit patterns)', async () => {
     const { wasm, cpu } = await onBoth(async () => {

@@ -51,6 +51,12 @@
  *    gradient is a sum over the leading (batch, spatial) axes, sum_i dy[i, j]: 5.2 ms for
  *    [2048, 256] over axis 0, 10% of an MLP training step. A reduction over a leading run of axes is
  *    one pass over the heap here (column sums in float64): 0.4-0.9 ms for that case.
+ *
+ * 9. The wasm `Identity` kernel (and `Cast` to the same dtype) copies the whole buffer, and tfjs
+ *    clones every tensor it saves for a gradient (`saveTensorsForBackwardMode`): 35 full copies of
+ *    [2048, 256] activations per MLP training step. Tensors are immutable, so here, as in the cpu
+ *    and webgl backends and the wasm `Reshape` kernel, the output shares the input's buffer
+ *    (reference-counted by the backend).
  */
 import {
   backend_util,
@@ -571,6 +577,38 @@ function withLeadingAxesSum(original: KernelConfig): KernelConfig {
   return { ...original, kernelFunc };
 }
 
+/** The wasm backend's reference count on a buffer (`Reshape` shares buffers the same way). */
+interface RefCounted {
+  incRef(dataId: object): void;
+}
+
+/** A view of x's buffer (fix 9): no copy; the backend frees the buffer when both are disposed. */
+function shareBuffer(backend: unknown, x: TensorInfo): TensorInfo {
+  (backend as RefCounted).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/** `Identity` without the copy (fix 9); strings keep the original kernel. */
+function withSharedIdentity(original: KernelConfig): KernelConfig {
+  const kernelFunc: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    return x.dtype === 'string' ? original.kernelFunc(args) : shareBuffer(args.backend, x);
+  };
+  return { ...original, kernelFunc };
+}
+
+/** `Cast` to the input's own dtype without the copy (fix 9); real conversions keep the original. */
+function withSharedSameDtypeCast(original: KernelConfig): KernelConfig {
+  const kernelFunc: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { dtype } = args.attrs as { dtype: string };
+    return dtype === x.dtype && dtype !== 'string'
+      ? shareBuffer(args.backend, x)
+      : original.kernelFunc(args);
+  };
+  return { ...original, kernelFunc };
+}
+
 const PATCHED = Symbol.for('diffuse.wasmKernelsPatched');
 
 /**
@@ -590,6 +628,16 @@ export function installWasmKernelFixes(): void {
   if (backpropInput !== undefined) {
     unregisterKernel('Conv2DBackpropInput', WASM);
     registerKernel(withFastBackpropInput(backpropInput));
+  }
+  const identity = getKernel('Identity', WASM);
+  if (identity !== undefined) {
+    unregisterKernel('Identity', WASM);
+    registerKernel(withSharedIdentity(identity));
+  }
+  const cast = getKernel('Cast', WASM);
+  if (cast !== undefined) {
+    unregisterKernel('Cast', WASM);
+    registerKernel(withSharedSameDtypeCast(cast));
   }
   const sum = getKernel('Sum', WASM);
   if (sum !== undefined) {
