@@ -5,12 +5,11 @@ set -euo pipefail
 if [ -x /usr/bin/chromium ]; then
   exit 0
 fi
-if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+echo "installing Debian's chromium for the browser tests"
+status=0
+bash "$(dirname "$0")/apt-install.sh" chromium || status=$?
+if [ "$status" = 3 ]; then
   echo "chromium is missing and we are not root: install Debian's 'chromium' package" >&2
   exit 1
 fi
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO=sudo
-echo "installing Debian's chromium for the browser tests"
-$SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq chromium >/dev/null
+exit "$status"

@@ -9,12 +9,11 @@ for py in python3 /usr/bin/python3; do
     exit 0
   fi
 done
-if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+echo "installing Debian's python3-onnx for the ONNX checker tests"
+status=0
+bash "$(dirname "$0")/apt-install.sh" python3-onnx || status=$?
+if [ "$status" = 3 ]; then
   echo "python3-onnx is missing and we are not root: the ONNX checker tests will be skipped" >&2
   exit 0
 fi
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO=sudo
-echo "installing Debian's python3-onnx for the ONNX checker tests"
-$SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq python3-onnx >/dev/null
+exit "$status"
