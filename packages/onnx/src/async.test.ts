@@ -15,21 +15,13 @@ import {
 import { sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { randomize } from '../test/fixtures.js';
 import { exportOnnx, OnnxError, type OrtModule, onnxDenoiserAsync, readOnnxInfo } from './index.js';
 import { onnxDenoiserWeb } from './web.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
 });
-
-function randomize(net: { params: tf.Variable[] }, seed: number): void {
-  const rng = Random.seed(seed);
-  for (const p of net.params) {
-    const v = tf.tidy(() => tf.mul(rng.normal(p.shape), 0.2));
-    p.assign(v);
-    v.dispose();
-  }
-}
 
 async function expectClose(a: tf.Tensor, b: tf.Tensor, dispose = true): Promise<number> {
   expect(b.shape).toEqual(a.shape);

@@ -22,6 +22,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { randomize } from '../test/fixtures.js';
 import {
   BATCH_DIM,
   exportOnnx,
@@ -52,15 +53,6 @@ const pythonWithOnnx = ['python3', '/usr/bin/python3'].find((py) => {
     return false;
   }
 });
-
-function randomize(net: { params: tf.Variable[] }, seed: number): void {
-  const rng = Random.seed(seed);
-  for (const p of net.params) {
-    const v = tf.tidy(() => tf.mul(rng.normal(p.shape), 0.2));
-    p.assign(v);
-    v.dispose();
-  }
-}
 
 /** max |a - b| / max |a|, after checking shapes and that a is not ~0. */
 function relErr(a: Float32Array, b: Float32Array): number {

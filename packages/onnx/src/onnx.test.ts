@@ -20,21 +20,12 @@ import { sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { randomize } from '../test/fixtures.js';
 import { exportOnnx, OnnxError, onnxDenoiser, toOnnx, traceKernels } from './index.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
 });
-
-/** Every parameter to N(0, 0.2^2), so zero-initialised output layers do not hide mistakes. */
-function randomize(net: { params: tf.Variable[] }, seed: number): void {
-  const rng = Random.seed(seed);
-  for (const p of net.params) {
-    const v = tf.tidy(() => tf.mul(rng.normal(p.shape), 0.2));
-    p.assign(v);
-    v.dispose();
-  }
-}
 
 async function expectClose(a: tf.Tensor, b: tf.Tensor): Promise<void> {
   expect(b.shape).toEqual(a.shape);

@@ -10,6 +10,7 @@ import { type AsyncDenoiser, createModel, type Mlp, mlpConfig } from '@diffuse/m
 import { sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import { onnxDenoiserWeb } from '../src/web.js';
+import { randomize } from './fixtures.js';
 
 /** One sampling run with the served file. */
 export interface SampleRun {
@@ -41,15 +42,6 @@ const WASM_FILES = {
   wasm: '/ort/ort-wasm-simd-threaded.wasm',
   mjs: '/ort/ort-wasm-simd-threaded.mjs',
 };
-
-function randomize(net: { params: tf.Variable[] }, seed: number): void {
-  const rng = Random.seed(seed);
-  for (const p of net.params) {
-    const v = tf.tidy(() => tf.mul(rng.normal(p.shape), 0.2));
-    p.assign(v);
-    v.dispose();
-  }
-}
 
 async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<{ maxErr: number; scale: number }> {
   const av = await a.data();

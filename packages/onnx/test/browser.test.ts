@@ -35,6 +35,7 @@ import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportOnnx } from '../src/index.js';
 import type { PageInput, PageOutput, SampleRun, WebGpuOutput } from './browser-page.js';
+import { randomize } from './fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -68,16 +69,6 @@ async function serve(root: string): Promise<{ server: Server; url: string; paths
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const { port } = server.address() as AddressInfo;
   return { server, url: `http://127.0.0.1:${port}/`, paths };
-}
-
-/** Every parameter to N(0, std^2), so zero-initialised output layers do not hide mistakes. */
-function randomize(net: { params: tf.Variable[] }, seed: number, std: number): void {
-  const rng = Random.seed(seed);
-  for (const p of net.params) {
-    const v = tf.tidy(() => tf.mul(rng.normal(p.shape), std));
-    p.assign(v);
-    v.dispose();
-  }
 }
 
 const haveBrowser = existsSync(CHROMIUM_PATH) || process.env.CI === 'true';
