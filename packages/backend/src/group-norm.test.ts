@@ -21,6 +21,7 @@ import {
   initBackend,
   Random,
 } from './index.js';
+import { setSimdKernelsEnabled, simdKernels } from './simd/index.js';
 
 interface Case {
   shape: number[];
@@ -37,6 +38,9 @@ const cases: Case[] = [
   { shape: [1, 1, 1, 8], groups: 2, activation: 'none' }, // 1x1 spatial
   { shape: [3, 6], groups: 2, activation: 'silu' }, // rank 2: [batch, channels]
   { shape: [2, 3, 2, 3, 8], groups: 4, activation: 'none' }, // rank 5
+  // U-Net-like: channels a multiple of 4, so wasm runs the SIMD module (simd/kernels.wat)
+  { shape: [3, 6, 5, 32], groups: 8, activation: 'silu' },
+  { shape: [2, 3, 3, 128], groups: 32, activation: 'none' },
 ];
 
 interface Inputs {
@@ -210,6 +214,23 @@ describe('groupNorm kernels', () => {
       'DiffuseGroupNormGrad',
     ]);
     tf.dispose([x, gamma, beta]);
+  });
+
+  it('runs the SIMD kernels on wasm (channels a multiple of 4), equal to the JavaScript loops', async () => {
+    await initBackend('wasm');
+    expect(simdKernels(tf.backend())).not.toBeNull();
+    for (const c of cases.filter((k) => k.shape[k.shape.length - 1]! % 4 === 0)) {
+      const inp = inputsFor(c, 5);
+      const simd = run(c, inp, groupNorm);
+      setSimdKernelsEnabled(tf.backend(), false);
+      try {
+        const js = run(c, inp, groupNorm);
+        expectClose(simd[0]!, js[0]!, 2e-6);
+        expectGradsClose(simd, js);
+      } finally {
+        setSimdKernelsEnabled(tf.backend(), true);
+      }
+    }
   });
 
   it('rejects bad arguments with InvalidArgumentError', async () => {

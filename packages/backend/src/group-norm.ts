@@ -44,6 +44,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { InvalidArgumentError } from './errors.js';
+import { Heap, type SimdKernels, simdKernels, type WasmHeapBackend } from './simd/index.js';
 
 /** Name of the forward kernel: inputs `x`, `gamma`, `beta`; attrs `groups`, `epsilon`, `activation`. */
 export const GROUP_NORM = 'DiffuseGroupNorm';
@@ -92,42 +93,59 @@ interface Stats {
 }
 
 /**
- * Group means and variances of every example in one pass over x: float64 sums of (x - K) and
- * (x - K)^2 per channel, K the channel's first value in the example (the shifted-data algorithm,
- * so a large mean does not cancel the variance: Chan, Golub & LeVeque 1983).
+ * Per example b and channel k, the shifted sums sum_p (x - K) and sum_p (x - K)^2 in float64 into
+ * `sum` and `sumSq` [n * c], K = x[b, 0, k] the channel's first value in the example (the shifted-data
+ * algorithm, so a large mean does not cancel the variance: Chan, Golub & LeVeque 1983). The SIMD
+ * kernel `gn_sums` computes the same sums.
  */
-function groupStats(x: Float32Array, d: Dims, eps: number): Stats {
+function channelSums(x: Float32Array, d: Dims, sum: Float64Array, sumSq: Float64Array): void {
+  const { n, s, c } = d;
+  for (let b = 0; b < n; b++) {
+    const base = b * s * c;
+    const end = base + s * c;
+    const at = b * c;
+    for (let k = 0; k < c; k++) {
+      const shift = x[base + k]!;
+      let s1 = 0;
+      let s2 = 0;
+      for (let off = base + k; off < end; off += c) {
+        const v = x[off]! - shift;
+        s1 += v;
+        s2 += v * v;
+      }
+      sum[at + k] = s1;
+      sumSq[at + k] = s2;
+    }
+  }
+}
+
+/**
+ * Group means and variances from the channels' shifted sums (`channelSums`): the sums are pooled
+ * around a common shift K_g (the group's first channel), (x - K_g) = (x - K_k) + (K_k - K_g).
+ */
+function groupStats(
+  x: Float32Array,
+  sum: Float64Array,
+  sumSq: Float64Array,
+  d: Dims,
+  eps: number,
+): Stats {
   const { n, s, c, groups } = d;
   const cg = c / groups;
   const m = s * cg;
   const mean = new Float64Array(n * c);
   const rstd = new Float64Array(n * c);
-  const shift = new Float64Array(c);
-  const sum = new Float64Array(c);
-  const sumSq = new Float64Array(c);
   for (let b = 0; b < n; b++) {
     const base = b * s * c;
-    const end = base + s * c;
     const at = b * c;
-    for (let k = 0; k < c; k++) shift[k] = x[base + k]!;
-    sum.fill(0);
-    sumSq.fill(0);
-    for (let off = base; off < end; off += c) {
-      for (let k = 0; k < c; k++) {
-        const v = x[off + k]! - shift[k]!;
-        sum[k]! += v;
-        sumSq[k]! += v * v;
-      }
-    }
     for (let g = 0; g < groups; g++) {
-      // Pool the channels' shifted sums around a common shift K_g (the group's first channel).
-      const kg = shift[g * cg]!;
+      const kg = x[base + g * cg]!;
       let s1 = 0;
       let s2 = 0;
       for (let k = g * cg; k < (g + 1) * cg; k++) {
-        const delta = shift[k]! - kg; // (x - K_g) = (x - K_k) + delta
-        s1 += sum[k]! + s * delta;
-        s2 += sumSq[k]! + 2 * delta * sum[k]! + s * delta * delta;
+        const delta = x[base + k]! - kg;
+        s1 += sum[at + k]! + s * delta;
+        s2 += sumSq[at + k]! + 2 * delta * sum[at + k]! + s * delta * delta;
       }
       const meanShifted = s1 / m;
       const variance = Math.max(0, s2 / m - meanShifted * meanShifted);
@@ -139,6 +157,14 @@ function groupStats(x: Float32Array, d: Dims, eps: number): Stats {
     }
   }
   return { mean, rstd };
+}
+
+/** Group statistics of x by JavaScript loops. */
+function statsJs(x: Float32Array, d: Dims, eps: number): Stats {
+  const sum = new Float64Array(d.n * d.c);
+  const sumSq = new Float64Array(d.n * d.c);
+  channelSums(x, d, sum, sumSq);
+  return groupStats(x, sum, sumSq, d, eps);
 }
 
 /** z = gamma xhat + beta into `z` (same layout as x). */
@@ -366,7 +392,7 @@ function forwardKernel(memory: (backend: unknown) => Memory): KernelFunc {
     const mem = memory(backend);
     const d = dimsOf(x!.shape, a.groups);
     const y = mem.output([...x!.shape]);
-    const st = groupStats(mem.view(x!), d, a.epsilon);
+    const st = statsJs(mem.view(x!), d, a.epsilon);
     affine(mem.view(x!), mem.view(gamma!), mem.view(beta!), st, mem.view(y), d);
     if (a.activation === 'silu') {
       const sig = mem.sigmoid?.(y);
@@ -387,7 +413,7 @@ function backwardKernel(memory: (backend: unknown) => Memory): KernelFunc {
     const dx = mem.output([...x!.shape]);
     const dgamma = mem.output([...gamma!.shape]);
     const dbeta = mem.output([...beta!.shape]);
-    const st = groupStats(mem.view(x!), d, a.epsilon);
+    const st = statsJs(mem.view(x!), d, a.epsilon);
     let sig: TensorInfo | undefined;
     if (a.activation === 'silu' && mem.sigmoid) {
       // z into dx (overwritten below), then sigmoid(z) by the backend's kernel.
@@ -415,6 +441,210 @@ function backwardKernel(memory: (backend: unknown) => Memory): KernelFunc {
   };
 }
 
+// ------------------------------------------------------------------ wasm SIMD kernels
+
+/**
+ * The forward kernel on wasm with our SIMD module (`simd/kernels.wat`): `gn_sums` (float64 shifted
+ * sums per channel), the group pooling here, `gn_affine` z = (x - mu) (gamma rstd) + beta, then for
+ * SiLU the backend's Sigmoid kernel and `mul`. Null when the module cannot run (the JS loops then do).
+ */
+function simdForward(
+  backend: unknown,
+  x: TensorInfo,
+  gamma: TensorInfo,
+  beta: TensorInfo,
+  a: Attrs,
+): TensorInfo | null {
+  const k = simdKernels(backend);
+  const d = dimsOf(x.shape, a.groups);
+  if (k === null || d.c % 4 !== 0) return null;
+  const be = backend as WasmHeapBackend & WasmBackend;
+  const heap = new Heap(be);
+  const y = heap.output([...x.shape]);
+  try {
+    const st = simdStats(k, heap, be, x, d, a.epsilon);
+    const len = d.n * d.c;
+    // [mean (hi) | mean (lo) | gamma rstd | beta], each [n, c]
+    const coef = heap.f32(4 * len);
+    const [hi, lo, scale, shift] = [0, 1, 2, 3].map((i) =>
+      heap.view32(coef + 4 * i * len, len),
+    ) as Float32Array[];
+    const gam = be.typedArrayFromHeap(gamma);
+    const bet = be.typedArrayFromHeap(beta);
+    for (let i = 0; i < len; i++) {
+      const c = i % d.c;
+      hi![i] = st.mean[i]!;
+      lo![i] = st.mean[i]! - hi![i]!;
+      scale![i] = gam[c]! * st.rstd[i]!;
+      shift![i] = bet[c]!;
+    }
+    k.gn_affine(
+      heap.ptr(x),
+      heap.ptr(y),
+      d.n,
+      d.s,
+      d.c,
+      coef,
+      coef + 4 * len,
+      coef + 8 * len,
+      coef + 12 * len,
+    );
+    if (a.activation === 'silu') {
+      const sig = wasmSigmoid(backend, y);
+      try {
+        k.mul(heap.ptr(y), heap.ptr(sig), d.n * d.s * d.c);
+      } finally {
+        be.disposeData(sig.dataId);
+      }
+    }
+    return y;
+  } catch (e) {
+    be.disposeData(y.dataId);
+    throw e;
+  } finally {
+    heap.free();
+  }
+}
+
+/** Group statistics by the SIMD `gn_sums` and the pooling of `groupStats`. */
+function simdStats(
+  k: SimdKernels,
+  heap: Heap,
+  be: WasmBackend,
+  x: TensorInfo,
+  d: Dims,
+  eps: number,
+): Stats {
+  const len = d.n * d.c;
+  const sum = heap.f64(len);
+  const sumSq = heap.f64(len);
+  k.gn_sums(heap.ptr(x), d.n, d.s, d.c, sum, sumSq);
+  return groupStats(
+    be.typedArrayFromHeap(x),
+    heap.view64(sum, len),
+    heap.view64(sumSq, len),
+    d,
+    eps,
+  );
+}
+
+/** sigmoid(t) by the wasm backend's (XNNPACK) kernel. */
+function wasmSigmoid(backend: unknown, t: TensorInfo): TensorInfo {
+  const sigmoid = getKernel('Sigmoid', 'wasm')!.kernelFunc;
+  return sigmoid({ inputs: { x: t }, backend: backend as never, attrs: {} }) as TensorInfo;
+}
+
+/**
+ * The backward kernel on wasm with the SIMD module: `gn_backward1` (dz and its float64 sums per
+ * channel), the per-group reductions here, and `gn_backward2`
+ * dx = rstd gamma dz - k1 - (x - mu) rstd k2 (the file comment's formula). Null when it cannot run.
+ */
+function simdBackward(
+  backend: unknown,
+  x: TensorInfo,
+  gamma: TensorInfo,
+  beta: TensorInfo,
+  dy: TensorInfo,
+  a: Attrs,
+): TensorInfo[] | null {
+  const k = simdKernels(backend);
+  const d = dimsOf(x.shape, a.groups);
+  if (k === null || d.c % 4 !== 0) return null;
+  const be = backend as WasmHeapBackend & WasmBackend;
+  const heap = new Heap(be);
+  const dx = heap.output([...x.shape]);
+  const dgamma = heap.output([...gamma.shape]);
+  const dbeta = heap.output([...beta.shape]);
+  let sig: TensorInfo | null = null;
+  try {
+    const { n, s, c, groups } = d;
+    const len = n * c;
+    const cg = c / groups;
+    const m = s * cg;
+    const silu = a.activation === 'silu';
+    const st = simdStats(k, heap, be, x, d, a.epsilon);
+    // [mean (hi) | mean (lo) | rstd | gamma | beta | gamma rstd], each [n, c]
+    const coef = heap.f32(6 * len);
+    const at = (i: number) => coef + 4 * i * len;
+    const s1Ptr = heap.f64(len);
+    const s2Ptr = heap.f64(len);
+    {
+      const [hi, lo, rstd, gam, bet, scale] = [0, 1, 2, 3, 4, 5].map((i) =>
+        heap.view32(at(i), len),
+      ) as Float32Array[];
+      const g0 = be.typedArrayFromHeap(gamma);
+      const b0 = be.typedArrayFromHeap(beta);
+      for (let i = 0; i < len; i++) {
+        const ch = i % c;
+        hi![i] = st.mean[i]!;
+        lo![i] = st.mean[i]! - hi![i]!;
+        rstd![i] = st.rstd[i]!;
+        gam![i] = g0[ch]!;
+        bet![i] = b0[ch]!;
+        scale![i] = g0[ch]! * st.rstd[i]!;
+      }
+    }
+    if (silu) {
+      // z into dx (overwritten by gn_backward1), then sigmoid(z) by the backend's kernel
+      k.gn_affine(heap.ptr(x), heap.ptr(dx), n, s, c, at(0), at(1), at(5), at(4));
+      sig = wasmSigmoid(backend, dx);
+    }
+    k.gn_backward1(
+      heap.ptr(x),
+      heap.ptr(dy),
+      sig === null ? 0 : heap.ptr(sig),
+      heap.ptr(dx),
+      n,
+      s,
+      c,
+      silu ? 1 : 0,
+      at(0),
+      at(1),
+      at(2),
+      at(3),
+      at(4),
+      s1Ptr,
+      s2Ptr,
+    );
+    // gr = rstd gamma, k1 = rstd mean_g(gamma dz), k2 = rstd^2 mean_g(gamma dz xhat) (in place of gamma, beta, scale)
+    const s1 = heap.view64(s1Ptr, len);
+    const s2 = heap.view64(s2Ptr, len);
+    const [gr, k1, k2] = [3, 4, 5].map((i) => heap.view32(at(i), len)) as Float32Array[];
+    const g0 = be.typedArrayFromHeap(gamma);
+    const dgammaAcc = new Float64Array(c);
+    const dbetaAcc = new Float64Array(c);
+    for (let b = 0; b < n; b++) {
+      for (let g = 0; g < groups; g++) {
+        let sum1 = 0;
+        let sum2 = 0;
+        for (let ch = g * cg; ch < (g + 1) * cg; ch++) {
+          sum1 += g0[ch]! * s1[b * c + ch]!;
+          sum2 += g0[ch]! * s2[b * c + ch]!;
+        }
+        for (let ch = g * cg; ch < (g + 1) * cg; ch++) {
+          const i = b * c + ch;
+          const r = st.rstd[i]!;
+          dbetaAcc[ch]! += s1[i]!;
+          dgammaAcc[ch]! += s2[i]!;
+          k1![i] = (r * sum1) / m;
+          k2![i] = (r * r * sum2) / m;
+          gr![i] = r * g0[ch]!;
+        }
+      }
+    }
+    k.gn_backward2(heap.ptr(x), heap.ptr(dx), n, s, c, at(3), at(4), at(0), at(1), at(5));
+    be.typedArrayFromHeap(dgamma).set(dgammaAcc);
+    be.typedArrayFromHeap(dbeta).set(dbetaAcc);
+    return [dx, dgamma, dbeta];
+  } catch (e) {
+    for (const t of [dx, dgamma, dbeta]) be.disposeData(t.dataId);
+    throw e;
+  } finally {
+    if (sig !== null) be.disposeData(sig.dataId);
+    heap.free();
+  }
+}
+
 /** The backends that run the fused kernels (plain JS over their Float32Array memory). */
 const KERNEL_BACKENDS: Record<string, (backend: unknown) => Memory> = {
   wasm: wasmMemory,
@@ -425,9 +655,31 @@ function register(config: KernelConfig): void {
   if (getKernel(config.kernelName, config.backendName) === undefined) registerKernel(config);
 }
 
+/** The wasm kernels: the SIMD module where it runs, the JavaScript loops otherwise. */
+function withSimd(
+  js: KernelFunc,
+  simd: (args: Parameters<KernelFunc>[0]) => TensorInfo | TensorInfo[] | null,
+): KernelFunc {
+  return (args) => simd(args) ?? js(args);
+}
+
 for (const [backendName, memory] of Object.entries(KERNEL_BACKENDS)) {
-  register({ kernelName: GROUP_NORM, backendName, kernelFunc: forwardKernel(memory) });
-  register({ kernelName: GROUP_NORM_GRAD, backendName, kernelFunc: backwardKernel(memory) });
+  let forward = forwardKernel(memory);
+  let backward = backwardKernel(memory);
+  if (backendName === 'wasm') {
+    forward = withSimd(forward, ({ inputs, backend, attrs }) => {
+      const { x, gamma, beta } = inputs as Record<string, TensorInfo>;
+      checkFloat32(GROUP_NORM, { x: x!, gamma: gamma!, beta: beta! });
+      return simdForward(backend, x!, gamma!, beta!, attrs as unknown as Attrs);
+    });
+    backward = withSimd(backward, ({ inputs, backend, attrs }) => {
+      const { x, gamma, beta, dy } = inputs as Record<string, TensorInfo>;
+      checkFloat32(GROUP_NORM_GRAD, { x: x!, gamma: gamma!, beta: beta!, dy: dy! });
+      return simdBackward(backend, x!, gamma!, beta!, dy!, attrs as unknown as Attrs);
+    });
+  }
+  register({ kernelName: GROUP_NORM, backendName, kernelFunc: forward });
+  register({ kernelName: GROUP_NORM_GRAD, backendName, kernelFunc: backward });
 }
 
 registerGradient({

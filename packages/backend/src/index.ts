@@ -6,6 +6,7 @@
  * - On wasm, it adds the missing `Conv2DBackpropFilter` kernel and fast transposed matMuls.
  * - `groupNorm(x, gamma, beta, { groups, activation: 'silu' })`: GroupNorm (+ SiLU) as one kernel
  *   each way on wasm and cpu, with its analytic gradient.
+ * - `adamUpdate(p, m, v, g, scale, config)`: one Adam(W) step of one parameter, one SIMD kernel on wasm.
  * - `Random` gives seeded noise that is identical on every backend.
  * - Test helpers: `assertNoLeaks`, `readFloat32`, `maxAbsDiff`.
  *
@@ -13,6 +14,13 @@
  */
 import './gradients.js';
 
+export {
+  ADAM_UPDATE,
+  type AdamUpdate,
+  type AdamUpdateConfig,
+  adamUpdate,
+  adamUpdateComposed,
+} from './adam.js';
 export {
   BackendUnavailableError,
   DiffuseError,

