@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
 import { BackendUnavailableError } from './errors.js';
+import { compileSimdKernels } from './simd/index.js';
 import { installWasmKernelFixes } from './wasm-kernels.js';
 
 /** The backends Diffuse runs on. */
@@ -109,6 +110,7 @@ async function loadPackage(name: BackendName, options: InitBackendOptions): Prom
         wasm.setWasmPaths(options.wasmPaths as any);
       }
       installWasmKernelFixes();
+      await compileSimdKernels(); // async: browsers refuse to compile > 4 KB synchronously
       return;
     }
   }

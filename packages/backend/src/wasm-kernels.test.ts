@@ -53,6 +53,58 @@ const convCases = [
       [0, 0],
     ],
   },
+  // Channels in multiples of 4 (in) and 8 (out): the SIMD module's conv2d and filter gradient.
+  { name: 'SIMD 3x3 same', x: [2, 7, 5, 4], f: [3, 3, 4, 8], s: 1, pad: 'same' },
+  { name: 'SIMD 5x5 valid', x: [3, 9, 8, 8], f: [5, 5, 8, 16], s: 1, pad: 'valid' },
+  { name: 'SIMD 1x1', x: [2, 5, 5, 12], f: [1, 1, 12, 16], s: 1, pad: 'valid' },
+  {
+    name: 'SIMD 12 -> 12 channels (channel blocks overlap)',
+    x: [2, 5, 5, 12],
+    f: [3, 3, 12, 12],
+    s: 1,
+    pad: 'same',
+  },
+  { name: 'SIMD 2x2 same (even kernel)', x: [1, 6, 6, 4], f: [2, 2, 4, 8], s: 1, pad: 'same' },
+  {
+    name: 'SIMD 1 -> 16 channels (filter gradient falls back)',
+    x: [1, 6, 6, 1],
+    f: [3, 3, 1, 16],
+    s: 1,
+    pad: 'same',
+  },
+  {
+    name: 'SIMD 5 output pixels (last block overlaps)',
+    x: [1, 1, 5, 4],
+    f: [1, 1, 4, 8],
+    s: 1,
+    pad: 'valid',
+  },
+  {
+    name: '3 output pixels (too few: falls back)',
+    x: [1, 1, 3, 4],
+    f: [1, 1, 4, 8],
+    s: 1,
+    pad: 'valid',
+  },
+  {
+    name: 'stride 2, SIMD channels (falls back)',
+    x: [2, 9, 9, 4],
+    f: [3, 3, 4, 8],
+    s: 2,
+    pad: 'same',
+  },
+  {
+    name: 'SIMD asymmetric explicit pad',
+    x: [2, 6, 5, 4],
+    f: [3, 3, 4, 8],
+    s: 1,
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 2],
+      [0, 0],
+    ],
+  },
   {
     name: 'explicit pad, stride (2,1)',
     x: [1, 7, 6, 2],
@@ -129,22 +181,24 @@ describe('wasm Conv2DBackpropFilter', () => {
 });
 
 describe('wasm transposed matMul', () => {
-  const shapes = [
-    { ta: false, tb: false },
-    { ta: true, tb: false },
-    { ta: false, tb: true },
-    { ta: true, tb: true },
-  ];
+  // m, k, n = 17, 9, 13: the SIMD module with overlapping channel blocks, and XNNPACK for A^T B
+  // (m % 4 > 0); 12, 9, 16: the SIMD module throughout
+  const shapes = [false, true].flatMap((ta) =>
+    [false, true].flatMap((tb) => [
+      { ta, tb, m: 17, k: 9, n: 13 },
+      { ta, tb, m: 12, k: 9, n: 16 },
+    ]),
+  );
   it.each(shapes)(
-    'matMul transposeA=$ta transposeB=$tb agrees with cpu, plain and fused, with batch dims',
-    async ({ ta, tb }) => {
+    'matMul transposeA=$ta transposeB=$tb ($m x $k x $n) agrees with cpu, plain and fused, with batch dims',
+    async ({ ta, tb, m, k, n }) => {
       const rng = Random.seed(11);
-      const av = rng.normalArray(3 * 17 * 9);
-      const bv = rng.normalArray(3 * 9 * 13);
-      const biasv = rng.normalArray(13);
+      const av = rng.normalArray(3 * m * k);
+      const bv = rng.normalArray(3 * k * n);
+      const biasv = rng.normalArray(n);
       const { wasm, cpu } = await onBoth(async () => {
-        const a = tf.tensor3d(av, ta ? [3, 9, 17] : [3, 17, 9]);
-        const b = tf.tensor3d(bv, tb ? [3, 13, 9] : [3, 9, 13]);
+        const a = tf.tensor3d(av, ta ? [3, k, m] : [3, m, k]);
+        const b = tf.tensor3d(bv, tb ? [3, n, k] : [3, k, n]);
         const bias = tf.tensor1d(biasv);
         const y = tf.matMul(a, b, ta, tb);
         const z = tf.fused.matMul({
@@ -155,8 +209,11 @@ describe('wasm transposed matMul', () => {
           bias,
           activation: 'relu',
         });
-        const out = [await y.data(), await z.data()] as Float32Array[];
-        tf.dispose([a, b, bias, y, z]);
+        // b shared by every entry of a (broadcast batch)
+        const b0 = tf.tensor2d(bv.subarray(0, k * n), tb ? [n, k] : [k, n]);
+        const w = tf.matMul(a, b0, ta, tb);
+        const out = [await y.data(), await z.data(), await w.data()] as Float32Array[];
+        tf.dispose([a, b, bias, y, z, b0, w]);
         return out;
       });
       expectClose(wasm, cpu);

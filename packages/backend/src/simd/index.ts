@@ -1,10 +1,11 @@
 /**
- * Our own WebAssembly SIMD kernels, run on the tfjs wasm backend's heap (`kernels.wat`).
+ * Our own WebAssembly SIMD kernels, run on the tfjs wasm backend's heap (`kernels.wat`): GroupNorm
+ * passes, the Adam step, stride-1 conv2d and its filter gradient, and matrix products.
  *
  * tfjs-wasm 4.22 offers no way to add C++ kernels, and a JavaScript loop over the heap costs
  * 2-6 ns per value per pass here (one scalar load, store and bounds check at a time), 10-30x a SIMD
- * loop. The fused GroupNorm and Adam kernels were dominated by such loops. The module here is
- * ~2 KB of hand-written WebAssembly text (assembled by `scripts/build-simd.mjs` with wabt, the
+ * loop; and XNNPACK repacks a convolution's filter on every training step. The module here is
+ * ~4 KB of hand-written WebAssembly text (assembled by `scripts/build-simd.mjs` with wabt, the
  * bytes committed in `kernels.generated.ts`) that imports the backend's `WebAssembly.Memory`, so it
  * reads and writes tensors in place by their heap offsets: no copies, no allocation, no state.
  *
@@ -61,6 +62,34 @@ export interface SimdKernels {
     meanLo: number,
     k2: number,
   ): void;
+  conv2d_filter_grad_tap(
+    xp: number,
+    dy: number,
+    dw: number,
+    nb: number,
+    oh: number,
+    ow: number,
+    ci: number,
+    co: number,
+    xsn: number,
+    xsh: number,
+  ): void;
+  pack8(w: number, out: number, rows: number, co: number): void;
+  pack8t(w: number, out: number, rows: number, co: number): void;
+  conv2d(
+    xp: number,
+    w: number,
+    y: number,
+    nb: number,
+    oh: number,
+    ow: number,
+    ci: number,
+    co: number,
+    kh: number,
+    kw: number,
+    xsn: number,
+    xsh: number,
+  ): void;
   adam(
     p: number,
     m: number,
@@ -93,7 +122,21 @@ function decode(base64: string): Uint8Array {
   return bytes;
 }
 
-/** The compiled module (synchronous: it is under the 4 KB browsers allow on the main thread). */
+/**
+ * Compiles the module ahead of use (`initBackend('wasm')` awaits this). Browsers refuse to compile
+ * modules over 4 KB synchronously on the main thread; this one is just under, so `simdKernels`
+ * compiles synchronously when this was not called.
+ */
+export async function compileSimdKernels(): Promise<void> {
+  if (compiled !== undefined) return;
+  try {
+    compiled = await WebAssembly.compile(decode(SIMD_KERNELS_BASE64) as BufferSource);
+  } catch {
+    compiled = null; // no wasm SIMD in this engine
+  }
+}
+
+/** The compiled module (synchronously, if `compileSimdKernels` has not run). */
 function module(): WebAssembly.Module | null {
   if (compiled === undefined) {
     try {

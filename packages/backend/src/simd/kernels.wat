@@ -5,6 +5,7 @@
 ;; The math of each function is documented in the TypeScript module that calls it:
 ;;   group-norm.ts   gn_sums, gn_affine, gn_backward1, gn_backward2, mul
 ;;   adam.ts         adam
+;;   wasm-kernels.ts conv2d, conv2d_filter_grad_tap, pack8, pack8t (conv2d and matMul, fix 10)
 ;;
 ;; Layout of the GroupNorm functions: x is [n, s, c] (examples, spatial positions, channels, channels
 ;; last), c a multiple of 4. Per-(example, channel) coefficients are float32 arrays [n, c]; sums are
@@ -336,4 +337,281 @@
           (f32.sub (local.get $pf) (f32.mul (local.get $uf) (local.get $lr))))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $tl))))
+
+  ;; The filter gradient of a stride-1 conv2d for one filter tap (kh, kw), channels last:
+  ;;   dw[i, o] = sum_(b, r, s) xp[b, r + kh, s + kw, i] dy[b, r, s, o]
+  ;; xp is the padded input at the tap's offset (xsn, xsh: its example and row strides in bytes),
+  ;; dy [nb, oh, ow, co] contiguous, dw [ci, co] (overwritten). ci a multiple of 4, co of 8.
+  ;; Blocks of 4 x 8 outputs accumulate in registers over one output row (ow values) at a time.
+  (func (export "conv2d_filter_grad_tap")
+    (param $xp i32) (param $dy i32) (param $dw i32) (param $nb i32) (param $oh i32) (param $ow i32)
+    (param $ci i32) (param $co i32) (param $xsn i32) (param $xsh i32)
+    (local $cirow i32) (local $corow i32) (local $b i32) (local $i i32) (local $arow i32)
+    (local $brow i32) (local $m i32) (local $n i32) (local $pa i32) (local $pb i32) (local $pc i32)
+    (local $end i32)
+    (local $a v128) (local $b0 v128) (local $b1 v128)
+    (local $c0l v128) (local $c0h v128) (local $c1l v128) (local $c1h v128)
+    (local $c2l v128) (local $c2h v128) (local $c3l v128) (local $c3h v128)
+    (local.set $cirow (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $corow (i32.shl (local.get $co) (i32.const 2)))
+    (memory.fill (local.get $dw) (i32.const 0) (i32.mul (local.get $ci) (local.get $corow)))
+    (local.set $brow (local.get $dy))
+    (local.set $b (i32.const 0))
+    (block $bdone
+      (loop $bl
+        (br_if $bdone (i32.ge_u (local.get $b) (local.get $nb)))
+        (local.set $i (i32.const 0))
+        (block $idone
+          (loop $il
+            (br_if $idone (i32.ge_u (local.get $i) (local.get $oh)))
+            (local.set $arow (i32.add (local.get $xp)
+              (i32.add (i32.mul (local.get $b) (local.get $xsn)) (i32.mul (local.get $i) (local.get $xsh)))))
+            (local.set $m (i32.const 0))
+            (block $mdone
+              (loop $ml
+                (br_if $mdone (i32.ge_u (local.get $m) (local.get $cirow)))
+                (local.set $n (i32.const 0))
+                (block $ndone
+                  (loop $nl
+                    (br_if $ndone (i32.ge_u (local.get $n) (local.get $corow)))
+                    ;; pc = dw + (m / 4) rows of co + n
+                    (local.set $pc (i32.add (local.get $dw)
+                      (i32.add (i32.mul (i32.shr_u (local.get $m) (i32.const 2)) (local.get $corow)) (local.get $n))))
+            (local.set $c0l (v128.load offset=0 (local.get $pc)))
+            (local.set $c0h (v128.load offset=16 (local.get $pc)))
+            (local.set $c1l (v128.load offset=0 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 1)))))
+            (local.set $c1h (v128.load offset=16 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 1)))))
+            (local.set $c2l (v128.load offset=0 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 2)))))
+            (local.set $c2h (v128.load offset=16 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 2)))))
+            (local.set $c3l (v128.load offset=0 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 3)))))
+            (local.set $c3h (v128.load offset=16 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 3)))))
+                    (local.set $pa (i32.add (local.get $arow) (local.get $m)))
+                    (local.set $pb (i32.add (local.get $brow) (local.get $n)))
+                    (local.set $end (i32.add (local.get $pb) (i32.mul (local.get $ow) (local.get $corow))))
+                    (block $jdone
+                      (loop $jl
+                        (br_if $jdone (i32.ge_u (local.get $pb) (local.get $end)))
+                        (local.set $b0 (v128.load (local.get $pb)))
+                        (local.set $b1 (v128.load offset=16 (local.get $pb)))
+                (local.set $a (v128.load32_splat offset=0 (local.get $pa)))
+                (local.set $c0l (f32x4.add (local.get $c0l) (f32x4.mul (local.get $a) (local.get $b0))))
+                (local.set $c0h (f32x4.add (local.get $c0h) (f32x4.mul (local.get $a) (local.get $b1))))
+                (local.set $a (v128.load32_splat offset=4 (local.get $pa)))
+                (local.set $c1l (f32x4.add (local.get $c1l) (f32x4.mul (local.get $a) (local.get $b0))))
+                (local.set $c1h (f32x4.add (local.get $c1h) (f32x4.mul (local.get $a) (local.get $b1))))
+                (local.set $a (v128.load32_splat offset=8 (local.get $pa)))
+                (local.set $c2l (f32x4.add (local.get $c2l) (f32x4.mul (local.get $a) (local.get $b0))))
+                (local.set $c2h (f32x4.add (local.get $c2h) (f32x4.mul (local.get $a) (local.get $b1))))
+                (local.set $a (v128.load32_splat offset=12 (local.get $pa)))
+                (local.set $c3l (f32x4.add (local.get $c3l) (f32x4.mul (local.get $a) (local.get $b0))))
+                (local.set $c3h (f32x4.add (local.get $c3h) (f32x4.mul (local.get $a) (local.get $b1))))
+                        (local.set $pa (i32.add (local.get $pa) (local.get $cirow)))
+                        (local.set $pb (i32.add (local.get $pb) (local.get $corow)))
+                        (br $jl)))
+            (v128.store offset=0 (local.get $pc) (local.get $c0l))
+            (v128.store offset=16 (local.get $pc) (local.get $c0h))
+            (v128.store offset=0 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 1))) (local.get $c1l))
+            (v128.store offset=16 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 1))) (local.get $c1h))
+            (v128.store offset=0 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 2))) (local.get $c2l))
+            (v128.store offset=16 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 2))) (local.get $c2h))
+            (v128.store offset=0 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 3))) (local.get $c3l))
+            (v128.store offset=16 (i32.add (local.get $pc) (i32.mul (local.get $corow) (i32.const 3))) (local.get $c3h))
+                    (local.set $n (i32.add (local.get $n) (i32.const 32)))
+                    (br $nl)))
+                (local.set $m (i32.add (local.get $m) (i32.const 16)))
+                (br $ml)))
+            (local.set $brow (i32.add (local.get $brow) (i32.mul (local.get $ow) (local.get $corow))))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $il)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $bl))))
+
+  ;; A stride-1 conv2d, channels last: y[b, r, s, o] = sum_(i, j, c) xp[b, r + i, s + j, c] w[i, j, c, o]
+  ;; xp is the padded input [nb, hp, wp, ci] (xsn, xsh: example and row strides in bytes), w the
+  ;; filter [kh, kw, ci, co] packed by pack8 (blocks of 8 output channels, each [kh kw ci, 8]
+  ;; contiguous), y [nb, oh, ow, co] (overwritten). co >= 8, nb oh ow >= 4. When co is not a multiple of
+  ;; 8 the last block of channels is shifted back to end at channel co (as pack8 packs it).
+  ;; Blocks of 4 output pixels x 8 channels accumulate in registers over every tap and input channel;
+  ;; the last block of pixels is shifted back to end at the last pixel (recomputing a few: same values).
+  (func (export "conv2d")
+    (param $xp i32) (param $w i32) (param $y i32) (param $nb i32) (param $oh i32) (param $ow i32)
+    (param $ci i32) (param $co i32) (param $kh i32) (param $kw i32) (param $xsn i32) (param $xsh i32)
+    (local $cirow i32) (local $corow i32) (local $plane i32) (local $npix i32) (local $o i32)
+    (local $q i32) (local $t i32) (local $ti i32) (local $tj i32) (local $d i32) (local $pw i32)
+    (local $i i32) (local $py i32) (local $ob i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32)
+    (local $a v128) (local $w0 v128) (local $w1 v128)
+    (local $c0l v128) (local $c0h v128) (local $c1l v128) (local $c1h v128)
+    (local $c2l v128) (local $c2h v128) (local $c3l v128) (local $c3h v128)
+    (local.set $cirow (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $corow (i32.shl (local.get $co) (i32.const 2)))
+    (local.set $plane (i32.mul (local.get $oh) (local.get $ow)))
+    (local.set $npix (i32.mul (local.get $nb) (local.get $plane)))
+    (local.set $o (i32.const 0))
+    (block $odone
+      (loop $ol
+        (br_if $odone (i32.ge_u (local.get $o) (local.get $corow)))
+        ;; the last block ends at the last channel (overlapping the one before when co % 8 > 0)
+        (local.set $ob (select (local.get $o) (i32.sub (local.get $corow) (i32.const 32))
+          (i32.le_u (i32.add (local.get $o) (i32.const 32)) (local.get $corow))))
+        (local.set $q (i32.const 0))
+        (block $qdone
+          (loop $ql
+            (br_if $qdone (i32.ge_u (local.get $q) (local.get $npix)))
+            (if (i32.gt_u (i32.add (local.get $q) (i32.const 4)) (local.get $npix))
+              (then (local.set $q (i32.sub (local.get $npix) (i32.const 4)))))
+            (local.set $t (i32.add (local.get $q) (i32.const 0)))
+            (local.set $p0 (i32.add (local.get $xp)
+              (i32.add
+                (i32.add
+                  (i32.mul (i32.div_u (local.get $t) (local.get $plane)) (local.get $xsn))
+                  (i32.mul (i32.div_u (i32.rem_u (local.get $t) (local.get $plane)) (local.get $ow)) (local.get $xsh)))
+                (i32.mul (i32.rem_u (local.get $t) (local.get $ow)) (local.get $cirow)))))
+            (local.set $t (i32.add (local.get $q) (i32.const 1)))
+            (local.set $p1 (i32.add (local.get $xp)
+              (i32.add
+                (i32.add
+                  (i32.mul (i32.div_u (local.get $t) (local.get $plane)) (local.get $xsn))
+                  (i32.mul (i32.div_u (i32.rem_u (local.get $t) (local.get $plane)) (local.get $ow)) (local.get $xsh)))
+                (i32.mul (i32.rem_u (local.get $t) (local.get $ow)) (local.get $cirow)))))
+            (local.set $t (i32.add (local.get $q) (i32.const 2)))
+            (local.set $p2 (i32.add (local.get $xp)
+              (i32.add
+                (i32.add
+                  (i32.mul (i32.div_u (local.get $t) (local.get $plane)) (local.get $xsn))
+                  (i32.mul (i32.div_u (i32.rem_u (local.get $t) (local.get $plane)) (local.get $ow)) (local.get $xsh)))
+                (i32.mul (i32.rem_u (local.get $t) (local.get $ow)) (local.get $cirow)))))
+            (local.set $t (i32.add (local.get $q) (i32.const 3)))
+            (local.set $p3 (i32.add (local.get $xp)
+              (i32.add
+                (i32.add
+                  (i32.mul (i32.div_u (local.get $t) (local.get $plane)) (local.get $xsn))
+                  (i32.mul (i32.div_u (i32.rem_u (local.get $t) (local.get $plane)) (local.get $ow)) (local.get $xsh)))
+                (i32.mul (i32.rem_u (local.get $t) (local.get $ow)) (local.get $cirow)))))
+            (local.set $c0l (v128.const i64x2 0 0))
+            (local.set $c0h (v128.const i64x2 0 0))
+            (local.set $c1l (v128.const i64x2 0 0))
+            (local.set $c1h (v128.const i64x2 0 0))
+            (local.set $c2l (v128.const i64x2 0 0))
+            (local.set $c2h (v128.const i64x2 0 0))
+            (local.set $c3l (v128.const i64x2 0 0))
+            (local.set $c3h (v128.const i64x2 0 0))
+            ;; this channel block's filter: (o / 32) blocks of kh kw ci rows of 8 values
+            (local.set $pw (i32.add (local.get $w)
+              (i32.mul (local.get $o) (i32.mul (i32.mul (local.get $kh) (local.get $kw)) (local.get $ci)))))
+            (local.set $ti (i32.const 0))
+            (block $tidone
+              (loop $til
+                (br_if $tidone (i32.ge_u (local.get $ti) (local.get $kh)))
+                (local.set $tj (i32.const 0))
+                (block $tjdone
+                  (loop $tjl
+                    (br_if $tjdone (i32.ge_u (local.get $tj) (local.get $kw)))
+                    (local.set $d (i32.add (i32.mul (local.get $ti) (local.get $xsh))
+                      (i32.mul (local.get $tj) (local.get $cirow))))
+                    (local.set $p0 (i32.add (local.get $p0) (local.get $d)))
+                    (local.set $p1 (i32.add (local.get $p1) (local.get $d)))
+                    (local.set $p2 (i32.add (local.get $p2) (local.get $d)))
+                    (local.set $p3 (i32.add (local.get $p3) (local.get $d)))
+                    (local.set $i (i32.const 0))
+                    (block $idone
+                      (loop $il
+                        (br_if $idone (i32.ge_u (local.get $i) (local.get $cirow)))
+                        (local.set $w0 (v128.load (local.get $pw)))
+                        (local.set $w1 (v128.load offset=16 (local.get $pw)))
+                    (local.set $a (v128.load32_splat (i32.add (local.get $p0) (local.get $i))))
+                    (local.set $c0l (f32x4.add (local.get $c0l) (f32x4.mul (local.get $a) (local.get $w0))))
+                    (local.set $c0h (f32x4.add (local.get $c0h) (f32x4.mul (local.get $a) (local.get $w1))))
+                    (local.set $a (v128.load32_splat (i32.add (local.get $p1) (local.get $i))))
+                    (local.set $c1l (f32x4.add (local.get $c1l) (f32x4.mul (local.get $a) (local.get $w0))))
+                    (local.set $c1h (f32x4.add (local.get $c1h) (f32x4.mul (local.get $a) (local.get $w1))))
+                    (local.set $a (v128.load32_splat (i32.add (local.get $p2) (local.get $i))))
+                    (local.set $c2l (f32x4.add (local.get $c2l) (f32x4.mul (local.get $a) (local.get $w0))))
+                    (local.set $c2h (f32x4.add (local.get $c2h) (f32x4.mul (local.get $a) (local.get $w1))))
+                    (local.set $a (v128.load32_splat (i32.add (local.get $p3) (local.get $i))))
+                    (local.set $c3l (f32x4.add (local.get $c3l) (f32x4.mul (local.get $a) (local.get $w0))))
+                    (local.set $c3h (f32x4.add (local.get $c3h) (f32x4.mul (local.get $a) (local.get $w1))))
+                        (local.set $pw (i32.add (local.get $pw) (i32.const 32)))
+                        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                        (br $il)))
+                    (local.set $p0 (i32.sub (local.get $p0) (local.get $d)))
+                    (local.set $p1 (i32.sub (local.get $p1) (local.get $d)))
+                    (local.set $p2 (i32.sub (local.get $p2) (local.get $d)))
+                    (local.set $p3 (i32.sub (local.get $p3) (local.get $d)))
+                    (local.set $tj (i32.add (local.get $tj) (i32.const 1)))
+                    (br $tjl)))
+                (local.set $ti (i32.add (local.get $ti) (i32.const 1)))
+                (br $til)))
+            (local.set $py (i32.add (local.get $y) (i32.add (i32.mul (i32.add (local.get $q) (i32.const 0)) (local.get $corow)) (local.get $ob))))
+            (v128.store (local.get $py) (local.get $c0l))
+            (v128.store offset=16 (local.get $py) (local.get $c0h))
+            (local.set $py (i32.add (local.get $y) (i32.add (i32.mul (i32.add (local.get $q) (i32.const 1)) (local.get $corow)) (local.get $ob))))
+            (v128.store (local.get $py) (local.get $c1l))
+            (v128.store offset=16 (local.get $py) (local.get $c1h))
+            (local.set $py (i32.add (local.get $y) (i32.add (i32.mul (i32.add (local.get $q) (i32.const 2)) (local.get $corow)) (local.get $ob))))
+            (v128.store (local.get $py) (local.get $c2l))
+            (v128.store offset=16 (local.get $py) (local.get $c2h))
+            (local.set $py (i32.add (local.get $y) (i32.add (i32.mul (i32.add (local.get $q) (i32.const 3)) (local.get $corow)) (local.get $ob))))
+            (v128.store (local.get $py) (local.get $c3l))
+            (v128.store offset=16 (local.get $py) (local.get $c3h))
+            (local.set $q (i32.add (local.get $q) (i32.const 4)))
+            (br $ql)))
+        (local.set $o (i32.add (local.get $o) (i32.const 32)))
+        (br $ol))))
+
+  ;; out[b, r, 0:8] = w[r, s_b : s_b + 8], s_b = min(8 b, co - 8): a [rows, co] matrix as ceil(co / 8)
+  ;; contiguous column blocks [rows, 8] (the filter layout of conv2d). co >= 8.
+  (func (export "pack8") (param $w i32) (param $out i32) (param $rows i32) (param $co i32)
+    (local $corow i32) (local $o i32) (local $p i32) (local $end i32)
+    (local.set $corow (i32.shl (local.get $co) (i32.const 2)))
+    (local.set $o (i32.const 0))
+    (block $odone
+      (loop $ol
+        (br_if $odone (i32.ge_u (local.get $o) (local.get $corow)))
+        (local.set $p (i32.add (local.get $w) (select (local.get $o) (i32.sub (local.get $corow) (i32.const 32))
+          (i32.le_u (i32.add (local.get $o) (i32.const 32)) (local.get $corow)))))
+        (local.set $end (i32.add (local.get $p) (i32.mul (local.get $rows) (local.get $corow))))
+        (block $rdone
+          (loop $rl
+            (br_if $rdone (i32.ge_u (local.get $p) (local.get $end)))
+            (v128.store (local.get $out) (v128.load (local.get $p)))
+            (v128.store offset=16 (local.get $out) (v128.load offset=16 (local.get $p)))
+            (local.set $out (i32.add (local.get $out) (i32.const 32)))
+            (local.set $p (i32.add (local.get $p) (local.get $corow)))
+            (br $rl)))
+        (local.set $o (i32.add (local.get $o) (i32.const 32)))
+        (br $ol))))
+
+  ;; out[b, r, j] = w[s_b + j, r], s_b = min(8 b, co - 8): a [co, rows] matrix transposed into conv2d's
+  ;; filter layout (ceil(co / 8) blocks [rows, 8]), for products with a transposed right operand. co >= 8.
+  (func (export "pack8t") (param $w i32) (param $out i32) (param $rows i32) (param $co i32)
+    (local $rowb i32) (local $o i32) (local $r i32) (local $p i32) (local $j i32)
+    (local.set $rowb (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $o (i32.const 0))
+    (block $odone
+      (loop $ol
+        (br_if $odone (i32.ge_u (local.get $o) (local.get $co)))
+        (local.set $r (i32.const 0))
+        (block $rdone
+          (loop $rl
+            (br_if $rdone (i32.ge_u (local.get $r) (local.get $rowb)))
+            (local.set $p (i32.add (i32.add (local.get $w)
+              (i32.mul
+                (select (local.get $o) (i32.sub (local.get $co) (i32.const 8))
+                  (i32.le_u (i32.add (local.get $o) (i32.const 8)) (local.get $co)))
+                (local.get $rowb)))
+              (local.get $r)))
+            (local.set $j (i32.const 0))
+            (block $jdone
+              (loop $jl
+                (br_if $jdone (i32.ge_u (local.get $j) (i32.const 32)))
+                (f32.store (i32.add (local.get $out) (local.get $j)) (f32.load (local.get $p)))
+                (local.set $p (i32.add (local.get $p) (local.get $rowb)))
+                (local.set $j (i32.add (local.get $j) (i32.const 4)))
+                (br $jl)))
+            (local.set $out (i32.add (local.get $out) (i32.const 32)))
+            (local.set $r (i32.add (local.get $r) (i32.const 4)))
+            (br $rl)))
+        (local.set $o (i32.add (local.get $o) (i32.const 8)))
+        (br $ol))))
 )
