@@ -165,7 +165,13 @@ export function adamUpdate(
   return composed(p, m, v, g, scale, config);
 }
 
-/** The composed-ops path on any backend: the reference the fused kernel is tested against. */
+/**
+ * The same step composed of tfjs ops on any backend: what `adamUpdate` runs off wasm, and the
+ * reference its kernel is tested against.
+ *
+ * @example
+ * const next = adamUpdateComposed(p, m, v, grad, tf.scalar(0.5), config); // gradient halved first
+ */
 export function adamUpdateComposed(
   p: Tensor,
   m: Tensor,
