@@ -49,7 +49,14 @@ export interface AdamUpdate {
   v: Tensor;
 }
 
-function composed(
+/**
+ * The same step composed of tfjs ops on any backend: what `adamUpdate` runs off wasm, and the
+ * reference its kernel is tested against.
+ *
+ * @example
+ * const next = adamUpdateComposed(p, m, v, grad, tf.scalar(0.5), config); // gradient halved first
+ */
+export function adamUpdateComposed(
   p: Tensor,
   m: Tensor,
   v: Tensor,
@@ -162,23 +169,5 @@ export function adamUpdate(
     ) as Tensor[];
     return { p: p2!, m: m2!, v: v2! };
   }
-  return composed(p, m, v, g, scale, config);
-}
-
-/**
- * The same step composed of tfjs ops on any backend: what `adamUpdate` runs off wasm, and the
- * reference its kernel is tested against.
- *
- * @example
- * const next = adamUpdateComposed(p, m, v, grad, tf.scalar(0.5), config); // gradient halved first
- */
-export function adamUpdateComposed(
-  p: Tensor,
-  m: Tensor,
-  v: Tensor,
-  g: Tensor,
-  scale: Tensor | null,
-  config: AdamUpdateConfig,
-): AdamUpdate {
-  return composed(p, m, v, g, scale, config);
+  return adamUpdateComposed(p, m, v, g, scale, config);
 }

@@ -186,6 +186,19 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   }
 };
 
+/** x [N, H, W, C] zero-padded in H and W (by the wasm `PadV2` kernel; x itself when no padding). */
+function padSpatial(
+  backend: unknown,
+  x: TensorInfo,
+  padH: [number, number],
+  padW: [number, number],
+  keep: (t: TensorInfo) => TensorInfo,
+): TensorInfo {
+  if (padH[0] + padH[1] + padW[0] + padW[1] === 0) return x;
+  const paddings = [[0, 0], padH, padW, [0, 0]];
+  return keep(run('PadV2', backend as KernelBackend, { x }, { paddings, constantValue: 0 }));
+}
+
 /**
  * The filter gradient of a stride-1 conv2d (fix 10) on our SIMD module (`simd/kernels.wat`), one
  * register-blocked pass per filter tap over the padded input and dy, written straight into
@@ -226,25 +239,7 @@ function simdFilterGrad(
   const wp = w + left + right;
   if (hp - kh + 1 !== oh || wp - kw + 1 !== ow || Math.min(top, bottom, left, right) < 0)
     return null;
-  const xp =
-    top + bottom + left + right === 0
-      ? x
-      : keep(
-          run(
-            'PadV2',
-            backend as KernelBackend,
-            { x },
-            {
-              paddings: [
-                [0, 0],
-                [top, bottom],
-                [left, right],
-                [0, 0],
-              ],
-              constantValue: 0,
-            },
-          ),
-        );
+  const xp = padSpatial(backend, x, [top, bottom], [left, right], keep);
   const heap = new Heap(backend as WasmHeapBackend);
   const out = heap.output([kh, kw, ci, co]);
   const xs = heap.ptr(xp);
@@ -305,17 +300,7 @@ function simdConv2D(
   ) {
     return null;
   }
-  const xp =
-    padH[0] + padH[1] + padW[0] + padW[1] === 0
-      ? x
-      : keep(
-          run(
-            'PadV2',
-            backend as KernelBackend,
-            { x },
-            { paddings: [[0, 0], padH, padW, [0, 0]], constantValue: 0 },
-          ),
-        );
+  const xp = padSpatial(backend, x, padH, padW, keep);
   const heap = new Heap(backend as WasmHeapBackend);
   const out = heap.output([n, oh, ow, co]);
   const packed = heap.f32(kh * kw * ci * 8 * Math.ceil(co / 8));
