@@ -142,10 +142,13 @@ describe('adamUpdate', () => {
     }
     const p = tf.tensor(i.p);
     const g = tf.tensor(i.g);
+    const ids = tf.engine().backend.numDataIds(); // the kernel's buffers included
     await assertNoLeaks(() => {
-      const out = adamUpdate(p, g, g, g, null, base);
-      tf.dispose([out.p, out.m, out.v]);
+      const half = tf.scalar(0.5);
+      const out = adamUpdate(p, g, g, g, half, base);
+      tf.dispose([out.p, out.m, out.v, half]);
     }, 'adamUpdate');
+    expect(tf.engine().backend.numDataIds()).toBe(ids);
     tf.dispose([p, g]);
   });
 

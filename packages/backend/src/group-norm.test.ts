@@ -195,6 +195,7 @@ describe('groupNorm kernels', () => {
       return original(name, inputs, attrs);
     }) as typeof engine.runKernel;
     try {
+      const ids = tf.engine().backend.numDataIds(); // the kernels' scratch buffers included
       await assertNoLeaks(() => {
         tf.tidy(() => {
           const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
@@ -206,6 +207,7 @@ describe('groupNorm kernels', () => {
           ]);
         });
       }, 'groupNorm forward + backward');
+      expect(tf.engine().backend.numDataIds()).toBe(ids);
     } finally {
       engine.runKernel = original;
     }

@@ -166,16 +166,25 @@ describe('wasm Conv2DBackpropFilter', () => {
     tf.dispose([xN, dyN, dwN]);
   });
 
-  it('does not leak tensors', async () => {
+  it.each([
+    { name: 'XNNPACK paths', x: [2, 8, 8, 3], f: [3, 3, 3, 4], s: 2 },
+    { name: 'SIMD paths', x: [2, 8, 8, 4], f: [3, 3, 4, 8], s: 1 },
+  ])('does not leak tensors or heap memory: $name', async (c) => {
     await initBackend('wasm');
-    const x = tf.randomNormal([2, 8, 8, 3]);
-    const f = tf.randomNormal([3, 3, 3, 4]);
-    const before = tf.memory().numTensors;
-    const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-      tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')),
-    )([x, f]);
-    tf.dispose(g);
-    expect(tf.memory().numTensors).toBe(before);
+    const x = tf.randomNormal(c.x);
+    const f = tf.randomNormal(c.f);
+    const grads = () =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s as 1 | 2, 'same')),
+      )([x, f]);
+    tf.dispose(grads());
+    const before = tf.memory();
+    const ids = tf.engine().backend.numDataIds(); // kernels' scratch buffers included
+    tf.dispose(grads());
+    const after = tf.memory();
+    expect(after.numTensors).toBe(before.numTensors);
+    expect(after.numBytes).toBe(before.numBytes);
+    expect(tf.engine().backend.numDataIds()).toBe(ids);
     tf.dispose([x, f]);
   });
 });
@@ -209,11 +218,18 @@ describe('wasm transposed matMul', () => {
           bias,
           activation: 'relu',
         });
-        // b shared by every entry of a (broadcast batch)
+        // a 2-D a against every entry of b, and b shared by every entry of a (broadcast batch)
+        const a0 = tf.tensor2d(av.subarray(0, m * k), ta ? [k, m] : [m, k]);
+        const v = tf.matMul(a0, b, ta, tb);
         const b0 = tf.tensor2d(bv.subarray(0, k * n), tb ? [n, k] : [k, n]);
         const w = tf.matMul(a, b0, ta, tb);
-        const out = [await y.data(), await z.data(), await w.data()] as Float32Array[];
-        tf.dispose([a, b, bias, y, z, b0, w]);
+        const out = [
+          await y.data(),
+          await z.data(),
+          await w.data(),
+          await v.data(),
+        ] as Float32Array[];
+        tf.dispose([a, b, bias, y, z, b0, w, a0, v]);
         return out;
       });
       expectClose(wasm, cpu);
