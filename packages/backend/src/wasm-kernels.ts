@@ -188,16 +188,20 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   }
 };
 
-/** x [N, H, W, C] zero-padded in H and W (by the wasm `PadV2` kernel; x itself when no padding). */
+/**
+ * x [N, H, W, C] zero-padded in H and W, and optionally at the end of C (by the wasm `PadV2`
+ * kernel; x itself when there is no padding).
+ */
 function padSpatial(
   backend: unknown,
   x: TensorInfo,
   padH: [number, number],
   padW: [number, number],
   keep: (t: TensorInfo) => TensorInfo,
+  padC: [number, number] = [0, 0],
 ): TensorInfo {
-  if (padH[0] + padH[1] + padW[0] + padW[1] === 0) return x;
-  const paddings = [[0, 0], padH, padW, [0, 0]];
+  if (padH[0] + padH[1] + padW[0] + padW[1] + padC[0] + padC[1] === 0) return x;
+  const paddings = [[0, 0], padH, padW, padC];
   return keep(run('PadV2', backend as KernelBackend, { x }, { paddings, constantValue: 0 }));
 }
 
@@ -210,7 +214,7 @@ function padSpatial(
  *
  * No transposes, and the reduction runs over n, oh, ow in long contiguous rows. (Conv2D of the
  * transposed tensors, the general path, reduces over chunks of only N values, the batch: 5.5-7.5
- * GFLOP/s.) Needs Ci a multiple of 4, Co of 8, float32 and the SIMD module; null otherwise.
+ * GFLOP/s.) Needs float32 and the SIMD module; null otherwise.
  */
 function simdFilterGrad(
   backend: unknown,
@@ -228,8 +232,6 @@ function simdFilterGrad(
     info.strideWidth !== 1 ||
     info.dilationHeight !== 1 ||
     info.dilationWidth !== 1 ||
-    ci % 4 !== 0 ||
-    co % 8 !== 0 ||
     x.dtype !== 'float32' ||
     dy.dtype !== 'float32'
   ) {
@@ -241,30 +243,43 @@ function simdFilterGrad(
   const wp = w + left + right;
   if (hp - kh + 1 !== oh || wp - kw + 1 !== ow || Math.min(top, bottom, left, right) < 0)
     return null;
-  const xp = padSpatial(backend, x, [top, bottom], [left, right], keep);
+  // Channel counts the kernel's 4 x 8 blocks do not divide (an image's 1 or 3 channels) are padded
+  // with zero channels, and the gradient of the real ones sliced out afterwards.
+  const ci4 = 4 * Math.ceil(ci / 4);
+  const co8 = 8 * Math.ceil(co / 8);
+  const none: [number, number] = [0, 0];
+  const xp = padSpatial(backend, x, [top, bottom], [left, right], keep, [0, ci4 - ci]);
+  const dyp = padSpatial(backend, dy, none, none, keep, [0, co8 - co]);
   const heap = new Heap(backend as WasmHeapBackend);
-  const out = heap.output([kh, kw, ci, co]);
+  const full = heap.output([kh, kw, ci4, co8]);
   const xs = heap.ptr(xp);
-  const ys = heap.ptr(dy);
-  const ws = heap.ptr(out);
-  const pixel = 4 * ci;
+  const ys = heap.ptr(dyp);
+  const ws = heap.ptr(full);
+  const pixel = 4 * ci4;
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       k.conv2d_filter_grad_tap(
         xs + (i * wp + j) * pixel,
         ys,
-        ws + (i * kw + j) * pixel * co,
+        ws + (i * kw + j) * pixel * co8,
         n,
         oh,
         ow,
-        ci,
-        co,
+        ci4,
+        co8,
         hp * wp * pixel,
         wp * pixel,
       );
     }
   }
-  return out;
+  if (ci4 === ci && co8 === co) return full;
+  keep(full);
+  return run(
+    'Slice',
+    backend as KernelBackend,
+    { x: full },
+    { begin: [0, 0, 0, 0], size: [kh, kw, ci, co] },
+  );
 }
 
 /**
