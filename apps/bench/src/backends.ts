@@ -17,6 +17,7 @@ export async function useBackend(name: 'wasm' | 'cpu'): Promise<BackendRecord> {
       simd: info.simd,
       threads: info.threads,
       float32: info.float32,
+      simdKernels: info.simdKernels,
     };
   } catch (e) {
     const reason = e instanceof BackendUnavailableError ? e.message : (e as Error).message;

@@ -145,7 +145,7 @@ export async function main(argv = process.argv): Promise<number> {
   for (const b of results.backends) {
     console.log(
       b.available
-        ? `backend ${b.name} (${b.environment}): ${b.simd === undefined ? '' : `SIMD ${b.simd ? 'on' : 'off'}, `}${b.threads} thread(s)`
+        ? `backend ${b.name} (${b.environment}): ${b.simd === undefined ? '' : `SIMD ${b.simd ? 'on' : 'off'}, `}${b.threads} thread(s)${b.simdKernels ? ', Diffuse SIMD kernels' : ''}`
         : `backend ${b.name} (${b.environment}): unavailable: ${b.reason}`,
     );
   }

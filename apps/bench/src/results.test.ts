@@ -13,7 +13,15 @@ function minimal(): Results {
     plan: resolvePlan({ quick: true }),
     machine: machineInfo(),
     backends: [
-      { name: 'wasm', environment: 'node', available: true, simd: true, threads: 1, float32: true },
+      {
+        name: 'wasm',
+        environment: 'node',
+        available: true,
+        simd: true,
+        threads: 1,
+        float32: true,
+        simdKernels: true,
+      },
     ],
     suites: {
       training: {

@@ -20,6 +20,8 @@ export interface BackendRecord {
   reason?: string;
   simd?: boolean;
   threads?: number;
+  /** Diffuse's own wasm SIMD kernels are bound (`BackendInfo.simdKernels`). */
+  simdKernels?: boolean;
   float32?: boolean;
   /** Browser runs: the browser's version string. */
   browser?: string;

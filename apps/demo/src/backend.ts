@@ -69,7 +69,11 @@ export async function switchBackend(name: BackendName | 'auto'): Promise<Backend
     $('backend-active').textContent = current.name;
     const caps = [current.float32 ? 'float32' : 'float16'];
     if (current.name === 'wasm')
-      caps.push(current.simd ? 'SIMD' : 'no SIMD', `${current.threads} thread(s)`);
+      caps.push(
+        current.simd ? 'SIMD' : 'no SIMD',
+        `${current.threads} thread(s)`,
+        ...(current.simdKernels ? ['Diffuse SIMD kernels'] : []),
+      );
     $('backend-caps').textContent = `(${caps.join(', ')})`;
     $('ms-per-step').textContent = '–';
     document.body.dataset.backend = current.name;

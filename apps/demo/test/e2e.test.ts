@@ -145,6 +145,8 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
 
   it('starts on a working backend and draws the forward process and its schedule', async () => {
     expect(await page.textContent('#backend-active')).toBe('wasm');
+    // @diffuse/backend's own SIMD kernels bind to tfjs-wasm's heap in the browser too
+    expect(await page.textContent('#backend-caps')).toContain('Diffuse SIMD kernels');
     await expectDrawn('#forward-canvas');
     await page.fill('#forward-t', '0.8');
     await page.dispatchEvent('#forward-t', 'input');

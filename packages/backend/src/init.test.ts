@@ -10,12 +10,13 @@ describe('initBackend in Node', () => {
     expect(info.simd).toBe(true);
     expect(info.threads).toBeGreaterThanOrEqual(1);
     expect(info.float32).toBe(true);
+    expect(info.simdKernels).toBe(true); // Diffuse's own SIMD module bound to the wasm heap
     expect(tf.getBackend()).toBe('wasm');
   });
 
   it('cpu can be chosen explicitly', async () => {
     const info = await initBackend('cpu');
-    expect(info).toMatchObject({ name: 'cpu', requested: 'cpu', simd: false });
+    expect(info).toMatchObject({ name: 'cpu', requested: 'cpu', simd: false, simdKernels: false });
     expect(tf.getBackend()).toBe('cpu');
   });
 

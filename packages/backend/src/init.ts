@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
 import { BackendUnavailableError } from './errors.js';
-import { compileSimdKernels } from './simd/index.js';
+import { compileSimdKernels, simdKernels } from './simd/index.js';
 import { installWasmKernelFixes } from './wasm-kernels.js';
 
 /** The backends Diffuse runs on. */
@@ -27,6 +27,13 @@ export interface BackendInfo {
   simd: boolean;
   /** Threads used by the backend's kernels (wasm: its pool size; 1 when single-threaded). */
   threads: number;
+  /**
+   * Diffuse's own WebAssembly SIMD kernels (GroupNorm, Adam, stride-1 conv2d and its gradients,
+   * matMul) are bound to this backend: wasm with a non-shared memory and wasm SIMD (false for
+   * tfjs-wasm's threaded build, and on every other backend). When false those kernels take their
+   * slower paths, with the same results.
+   */
+  simdKernels: boolean;
   /** Whether the backend computes and stores float32 (WebGL may fall back to float16). */
   float32: boolean;
   /** Backends tried before this one under `auto`, with the reason each was skipped. */
@@ -118,20 +125,26 @@ async function loadPackage(name: BackendName, options: InitBackendOptions): Prom
 
 async function capabilities(
   name: BackendName,
-): Promise<Pick<BackendInfo, 'simd' | 'threads' | 'float32'>> {
+): Promise<Pick<BackendInfo, 'simd' | 'threads' | 'float32' | 'simdKernels'>> {
   if (name === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-    return { simd, threads: Math.max(1, wasm.getThreadsCount()), float32: true };
+    return {
+      simd,
+      threads: Math.max(1, wasm.getThreadsCount()),
+      float32: true,
+      simdKernels: simdKernels(tf.backend()) !== null,
+    };
   }
   if (name === 'webgl') {
     return {
       simd: false,
       threads: 1,
       float32: tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED'),
+      simdKernels: false,
     };
   }
-  return { simd: false, threads: 1, float32: true };
+  return { simd: false, threads: 1, float32: true, simdKernels: false };
 }
 
 /** Loads and activates one backend, or throws `BackendUnavailableError` saying why not. */

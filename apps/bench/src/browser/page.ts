@@ -42,6 +42,7 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
       simd: info.simd,
       threads: info.threads,
       float32: info.float32,
+      simdKernels: info.simdKernels,
       browser: navigator.userAgent,
     };
   } catch (e) {

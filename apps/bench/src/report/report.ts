@@ -254,7 +254,16 @@ export function renderReport(r: Results): string {
     '',
     '## Backends\n',
     table(
-      ['backend', 'where', 'available', 'SIMD', 'threads', 'float32', 'note'],
+      [
+        'backend',
+        'where',
+        'available',
+        'SIMD',
+        'threads',
+        'float32',
+        'Diffuse SIMD kernels',
+        'note',
+      ],
       r.backends.map((b) => [
         b.name,
         b.environment,
@@ -262,6 +271,7 @@ export function renderReport(r: Results): string {
         b.simd === undefined ? '-' : b.simd ? 'yes' : 'no',
         b.threads ?? '-',
         b.float32 === undefined ? '-' : b.float32 ? 'yes' : 'no',
+        b.simdKernels === undefined ? '-' : b.simdKernels ? 'yes' : 'no',
         b.reason ?? b.browser ?? '',
       ]),
     ),
