@@ -85,6 +85,10 @@ export function buildProgram(): Command {
       'skip timing wasm training without the backend transposed-matMul fix',
     )
     .option(
+      '--no-simd-comparison',
+      "skip timing wasm training without @diffuse/backend's own SIMD kernels",
+    )
+    .option(
       '--python <path>',
       'Python interpreter with torch for the peers suite (default: /usr/bin/python3, python3)',
     )

@@ -66,6 +66,8 @@ export interface Plan {
   cpuUnetTraining: boolean;
   /** Measure MLP training on wasm without the backend's explicit-transpose matMul fix as well. */
   transposeFixComparison: boolean;
+  /** Measure training on wasm without `@diffuse/backend`'s own SIMD kernels as well. */
+  simdKernelsComparison: boolean;
   /** Python interpreter for the PyTorch peer (tried in order). */
   python: string[];
   seed: number;
@@ -85,6 +87,7 @@ const PRESETS: Record<
     accuracy: { nfe: [5, 10], samples: 256, projections: 32, highDim: 8, samplers: [] },
     cpuUnetTraining: false,
     transposeFixComparison: false,
+    simdKernelsComparison: false,
   },
   default: {
     preset: 'default',
@@ -104,6 +107,7 @@ const PRESETS: Record<
     },
     cpuUnetTraining: false,
     transposeFixComparison: true,
+    simdKernelsComparison: true,
   },
   full: {
     preset: 'full',
@@ -121,6 +125,7 @@ const PRESETS: Record<
     },
     cpuUnetTraining: false,
     transposeFixComparison: true,
+    simdKernelsComparison: true,
   },
 };
 
@@ -142,6 +147,7 @@ export interface PlanOptions {
   samples?: number;
   samplers?: string[];
   transposeFix?: boolean;
+  simdComparison?: boolean;
   cpuUnetTraining?: boolean;
   python?: string;
   seed?: number;
@@ -225,6 +231,7 @@ export function resolvePlan(o: PlanOptions = {}): Plan {
   plan.accuracy.samples = positive('--samples', o.samples, 16) ?? plan.accuracy.samples;
   if (o.samplers !== undefined) plan.accuracy.samplers = o.samplers;
   if (o.transposeFix === false) plan.transposeFixComparison = false;
+  if (o.simdComparison === false) plan.simdKernelsComparison = false;
   if (o.cpuUnetTraining) plan.cpuUnetTraining = true;
   return plan;
 }

@@ -45,6 +45,7 @@ export {
   isNode,
 } from './init.js';
 export { Random } from './random.js';
+export { useSimdKernels } from './simd/index.js';
 export {
   assertNoLeaks,
   assertNoLeaksSync,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { BackendUnavailableError, DiffuseError, initBackend } from './index.js';
+import { BackendUnavailableError, DiffuseError, initBackend, useSimdKernels } from './index.js';
+import { simdKernels } from './simd/index.js';
 
 describe('initBackend in Node', () => {
   it('auto picks wasm with SIMD', async () => {
@@ -12,6 +13,16 @@ describe('initBackend in Node', () => {
     expect(info.float32).toBe(true);
     expect(info.simdKernels).toBe(true); // Diffuse's own SIMD module bound to the wasm heap
     expect(tf.getBackend()).toBe('wasm');
+  });
+
+  it('useSimdKernels(false) turns the SIMD kernels off until initBackend binds them again', async () => {
+    await initBackend('wasm');
+    expect(simdKernels(tf.backend())).not.toBeNull();
+    useSimdKernels(false);
+    expect(simdKernels(tf.backend())).toBeNull();
+    const info = await initBackend('wasm');
+    expect(info.simdKernels).toBe(true);
+    expect(simdKernels(tf.backend())).not.toBeNull();
   });
 
   it('cpu can be chosen explicitly', async () => {

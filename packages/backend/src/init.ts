@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
 import { BackendUnavailableError } from './errors.js';
-import { compileSimdKernels, simdKernels } from './simd/index.js';
+import { compileSimdKernels, setSimdKernelsEnabled, simdKernels } from './simd/index.js';
 import { installWasmKernelFixes } from './wasm-kernels.js';
 
 /** The backends Diffuse runs on. */
@@ -129,6 +129,7 @@ async function capabilities(
   if (name === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+    setSimdKernelsEnabled(tf.backend(), true); // (re)binds them, also after useSimdKernels(false)
     return {
       simd,
       threads: Math.max(1, wasm.getThreadsCount()),

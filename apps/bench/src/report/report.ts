@@ -391,6 +391,17 @@ export function renderReport(r: Results): string {
         `The backend's wasm transposed-matMul fix (explicit transposes before wasm's BatchMatMul/_FusedMatMul) makes the MLP Adam step ${(slow.msPerStep.median / fast.msPerStep.median).toFixed(1)}x faster: ${ms(slow.msPerStep.median)} ms without it, ${ms(fast.msPerStep.median)} ms with it (batch ${fast.batch}).\n`,
       );
     }
+    for (const model of ['mlp', 'unet']) {
+      const on = training.rows.find(
+        (x) => x.backend === 'wasm' && x.model === model && x.variant === 'default',
+      );
+      const off = training.rows.find((x) => x.model === model && x.variant === 'no-simd-kernels');
+      if (on && off) {
+        parts.push(
+          `\`@diffuse/backend\`'s own wasm SIMD kernels (GroupNorm, Adam, conv2d, matMul) make the ${model === 'mlp' ? 'MLP' : 'U-Net'} Adam step ${(off.msPerStep.median / on.msPerStep.median).toFixed(1)}x faster: ${ms(off.msPerStep.median)} ms without them, ${ms(on.msPerStep.median)} ms with them (batch ${on.batch}, main thread).\n`,
+        );
+      }
+    }
   }
   if (peers) {
     const t = peers.torch;

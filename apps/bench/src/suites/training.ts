@@ -5,7 +5,8 @@
  * it applies to. Today: `default` (the one-thread step `Trainer` of `@diffuse/train` takes), on wasm
  * `workers-2` (data-parallel gradients on 2 worker threads, `ParallelGradients`) and, on wasm for the
  * MLP, `no-wasm-transpose-fix` (the backend's explicit-transpose matMul fix removed, to
- * show what the fix buys; an ablation, never counted as Diffuse's time). Adding a row, e.g. "Adam
+ * show what the fix buys; an ablation, never counted as Diffuse's time), and on wasm
+ * `no-simd-kernels` (the backend's own SIMD kernels off; an ablation too). Adding a row, e.g. "Adam
  * step with N worker threads", is one more entry of `TRAINING_VARIANTS`:
  *
  * ```ts
@@ -23,6 +24,7 @@
  *
  * Rows that are not ablations compete for the peers ratio and the training goal (the fastest wins).
  */
+import { useSimdKernels } from '@diffuse/backend';
 import { wasmTransposeFixActive, withoutWasmTransposeFix } from '../backends.js';
 import { timeSteps, timeTrainStep } from '../measure.js';
 import { type BenchModel, createModel, type ModelName } from '../models.js';
@@ -96,6 +98,31 @@ export const withoutTransposeFix: TrainingVariant = {
 };
 
 /**
+ * The step on wasm with `@diffuse/backend`'s own SIMD kernels turned off (`useSimdKernels(false)`:
+ * GroupNorm, Adam, conv2d and matMul take the paths they replace), to show what they buy; an
+ * ablation. Main thread only.
+ */
+export const withoutSimdKernels: TrainingVariant = {
+  id: 'no-simd-kernels',
+  ablation: true,
+  applies: (ctx, backend) => ctx.plan.simdKernelsComparison && backend === 'wasm',
+  // Slower than the default step: two timed steps after one warm-up step without the kernels.
+  async measure(ctx, model, batch, onRepeat) {
+    useSimdKernels(false);
+    try {
+      return await timeTrainStep(
+        model,
+        batch,
+        { ...ctx.plan, warmup: 1, repeats: Math.min(2, ctx.plan.repeats) },
+        onRepeat,
+      );
+    } finally {
+      useSimdKernels(true);
+    }
+  },
+};
+
+/**
  * The step with data-parallel gradients on 2 worker threads (`ParallelGradients` of
  * `@diffuse/train`), on wasm: tfjs-wasm is single-threaded in Node, so this is how training uses both
  * cores. Counted as Diffuse's time (not an ablation): the fastest row wins the training goal.
@@ -115,7 +142,12 @@ export const twoWorkers: TrainingVariant = {
 };
 
 /** The rows of the training suite, in table order. */
-export const TRAINING_VARIANTS: TrainingVariant[] = [oneThread, twoWorkers, withoutTransposeFix];
+export const TRAINING_VARIANTS: TrainingVariant[] = [
+  oneThread,
+  twoWorkers,
+  withoutTransposeFix,
+  withoutSimdKernels,
+];
 
 export async function runTraining(
   ctx: SuiteContext,

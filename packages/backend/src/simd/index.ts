@@ -15,7 +15,7 @@
  * their JavaScript loops.
  */
 
-import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { backend as activeBackend, type TensorInfo } from '@tensorflow/tfjs-core';
 import { SIMD_KERNELS_BASE64 } from './kernels.generated.js';
 
 /** The module's exports. Every pointer is a byte offset into the backend's heap. */
@@ -177,7 +177,7 @@ export function simdKernels(backend: unknown): SimdKernels | null {
 
 /**
  * Turns the SIMD kernels off (or back on) for one backend instance, so that tests can compare them
- * with the JavaScript loops they replace on the same backend. Not part of the public API.
+ * with the paths they replace on the same backend. The public form is `useSimdKernels`.
  */
 export function setSimdKernelsEnabled(backend: object, enabled: boolean): void {
   instances.delete(backend);
@@ -239,4 +239,19 @@ export class Heap {
     for (const t of this.temps) this.be.disposeData(t.dataId);
     this.temps.length = 0;
   }
+}
+
+/**
+ * Turns Diffuse's own SIMD kernels off (or back on) on the active backend: GroupNorm, Adam, conv2d
+ * and matMul then take the paths they replace (XNNPACK, tfjs ops, JavaScript loops), with the same
+ * results up to float32 rounding. For benchmarks (the bench's `no-simd-kernels` rows) and for
+ * debugging. `initBackend` turns them on again. No effect on backends other than wasm.
+ *
+ * @example
+ * useSimdKernels(false);
+ * const slow = await timeStep(); // the step without Diffuse's SIMD kernels
+ * useSimdKernels(true);
+ */
+export function useSimdKernels(enabled: boolean): void {
+  setSimdKernelsEnabled(activeBackend(), enabled);
 }
