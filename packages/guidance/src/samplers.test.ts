@@ -13,7 +13,7 @@ import {
   dynamicThresholding,
   mixtureClassifier,
 } from './index.js';
-import { threeClassMixture } from './test-fixtures.js';
+import { asyncAdapter, threeClassMixture } from './test-fixtures.js';
 
 const gm = threeClassMixture();
 let labels: tf.Tensor;
@@ -60,5 +60,21 @@ describe.each(listSamplers())('sampler $name with guidance wrappers', ({ name, d
     const out = await assertNoLeaks(() => run(stacked), name);
     const xs = await readFloat32(out, true);
     expect(xs.every(Number.isFinite)).toBe(true);
+  });
+
+  it('the same wrappers over an AsyncDenoiser give the sync samples bit for bit, without leaks', async () => {
+    const stack = (d: Parameters<typeof classifierFreeGuidance>[0]) =>
+      dynamicThresholding(classifierFreeGuidance(d, { guidanceScale: 4, rescale: 0.5 }), {
+        percentile: 0.9,
+        maxValue: 2,
+      });
+    const sync = await readFloat32(await run(stack(gm.denoiser('v'))), true);
+    const viaAsync = await assertNoLeaks(() => run(stack(asyncAdapter(gm.denoiser('v')))), name);
+    expect(maxAbsDiff(await readFloat32(viaAsync, true), sync)).toBe(0);
+    const guide = (d: Parameters<typeof classifierGuidance>[0]) =>
+      classifierGuidance(d, mixtureClassifier(gm), { scale: 2 });
+    const cgSync = await readFloat32(await run(guide(gm.denoiser('epsilon'))), true);
+    const cgAsync = await readFloat32(await run(guide(asyncAdapter(gm.denoiser('epsilon')))), true);
+    expect(maxAbsDiff(cgAsync, cgSync)).toBe(0);
   });
 });
