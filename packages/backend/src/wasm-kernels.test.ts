@@ -56,7 +56,7 @@ const convCases = [
   // Channels in multiples of 4 (in) and 8 (out): the SIMD module's conv2d and filter gradient.
   { name: 'SIMD 3x3 same', x: [2, 7, 5, 4], f: [3, 3, 4, 8], s: 1, pad: 'same' },
   { name: 'SIMD 5x5 valid', x: [3, 9, 8, 8], f: [5, 5, 8, 16], s: 1, pad: 'valid' },
-  { name: 'SIMD 1x1', x: [2, 5, 5, 12], f: [1, 1, 12, 16], s: 1, pad: 'valid' },
+  { name: 'SIMD 1x1', x: [2, 5, 5, 16], f: [1, 1, 16, 16], s: 1, pad: 'valid' },
   {
     name: 'SIMD 12 -> 12 channels (channel blocks overlap)',
     x: [2, 5, 5, 12],
@@ -66,7 +66,7 @@ const convCases = [
   },
   { name: 'SIMD 2x2 same (even kernel)', x: [1, 6, 6, 4], f: [2, 2, 4, 8], s: 1, pad: 'same' },
   {
-    name: 'SIMD 1 -> 16 channels (filter gradient falls back)',
+    name: '1 -> 16 channels (forward on XNNPACK: 9 terms per output; filter gradient padded)',
     x: [1, 6, 6, 1],
     f: [3, 3, 1, 16],
     s: 1,
@@ -74,8 +74,8 @@ const convCases = [
   },
   {
     name: 'SIMD 5 output pixels (last block overlaps)',
-    x: [1, 1, 5, 4],
-    f: [1, 1, 4, 8],
+    x: [1, 1, 5, 16],
+    f: [1, 1, 16, 8],
     s: 1,
     pad: 'valid',
   },
@@ -190,12 +190,14 @@ describe('wasm Conv2DBackpropFilter', () => {
 });
 
 describe('wasm transposed matMul', () => {
-  // m, k, n = 17, 9, 13: the SIMD module with overlapping channel blocks, and XNNPACK for A^T B
-  // (m % 4 > 0); 12, 9, 16: the SIMD module throughout
+  // m, k, n = 17, 9, 13: XNNPACK (k < 16); 17, 20, 13: the SIMD module with overlapping channel
+  // blocks, XNNPACK for A^T B (m % 4 > 0); 12, 70, 16: the SIMD module throughout, A^T B in a
+  // 64-row chunk plus 6 rows
   const shapes = [false, true].flatMap((ta) =>
     [false, true].flatMap((tb) => [
       { ta, tb, m: 17, k: 9, n: 13 },
-      { ta, tb, m: 12, k: 9, n: 16 },
+      { ta, tb, m: 17, k: 20, n: 13 },
+      { ta, tb, m: 12, k: 70, n: 16 },
     ]),
   );
   it.each(shapes)(

@@ -73,6 +73,7 @@ export interface SimdKernels {
     co: number,
     xsn: number,
     xsh: number,
+    accumulate: number,
   ): void;
   pack8(w: number, out: number, rows: number, co: number): void;
   pack8t(w: number, out: number, rows: number, co: number): void;

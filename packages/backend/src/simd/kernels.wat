@@ -341,11 +341,12 @@
   ;; The filter gradient of a stride-1 conv2d for one filter tap (kh, kw), channels last:
   ;;   dw[i, o] = sum_(b, r, s) xp[b, r + kh, s + kw, i] dy[b, r, s, o]
   ;; xp is the padded input at the tap's offset (xsn, xsh: its example and row strides in bytes),
-  ;; dy [nb, oh, ow, co] contiguous, dw [ci, co] (overwritten). ci a multiple of 4, co of 8.
+  ;; dy [nb, oh, ow, co] contiguous, dw [ci, co] (overwritten, or added to when accumulate is 1).
+  ;; ci a multiple of 4, co of 8.
   ;; Blocks of 4 x 8 outputs accumulate in registers over one output row (ow values) at a time.
   (func (export "conv2d_filter_grad_tap")
     (param $xp i32) (param $dy i32) (param $dw i32) (param $nb i32) (param $oh i32) (param $ow i32)
-    (param $ci i32) (param $co i32) (param $xsn i32) (param $xsh i32)
+    (param $ci i32) (param $co i32) (param $xsn i32) (param $xsh i32) (param $accumulate i32)
     (local $cirow i32) (local $corow i32) (local $b i32) (local $i i32) (local $arow i32)
     (local $brow i32) (local $m i32) (local $n i32) (local $pa i32) (local $pb i32) (local $pc i32)
     (local $end i32)
@@ -354,7 +355,8 @@
     (local $c2l v128) (local $c2h v128) (local $c3l v128) (local $c3h v128)
     (local.set $cirow (i32.shl (local.get $ci) (i32.const 2)))
     (local.set $corow (i32.shl (local.get $co) (i32.const 2)))
-    (memory.fill (local.get $dw) (i32.const 0) (i32.mul (local.get $ci) (local.get $corow)))
+    (if (i32.eqz (local.get $accumulate))
+      (then (memory.fill (local.get $dw) (i32.const 0) (i32.mul (local.get $ci) (local.get $corow)))))
     (local.set $brow (local.get $dy))
     (local.set $b (i32.const 0))
     (block $bdone
