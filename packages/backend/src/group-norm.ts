@@ -22,8 +22,10 @@
  * same formula as PyTorch's native_group_norm_backward). Statistics are recomputed in the backward
  * kernel from the saved x, gamma and beta, so no extra tensors are kept for the tape.
  *
- * Kernels: plain JavaScript loops on the backend's Float32Array memory, registered for `wasm` (the
- * WebAssembly heap, views from `typedArrayFromHeap`) and `cpu`. Sums accumulate in float64, so the
+ * Kernels: on wasm, when the channel count is a multiple of 4, the passes of our SIMD module
+ * (`simd/kernels.wat`: `gn_sums`, `gn_affine`, `gn_backward1`, `gn_backward2`, `mul`) on the heap in
+ * place; otherwise plain JavaScript loops on the backend's Float32Array memory, registered for `wasm`
+ * (the heap, views from `typedArrayFromHeap`) and `cpu`. Sums accumulate in float64, so the
  * result is at least as accurate as the composed float32 ops. On wasm, sigmoid(z) comes from the
  * backend's vectorised Sigmoid kernel (a JavaScript Math.exp loop measured ~8x slower); cpu uses
  * Math.exp. Other backends (webgl, webgpu) get the same math composed from tfjs ops, differentiated
@@ -457,7 +459,10 @@ function simdForward(
 ): TensorInfo | null {
   const k = simdKernels(backend);
   const d = dimsOf(x.shape, a.groups);
-  if (k === null || d.c % 4 !== 0) return null;
+  const sigmoid = wasmMemory(backend).sigmoid;
+  if (k === null || d.c % 4 !== 0 || (a.activation === 'silu' && sigmoid === undefined)) {
+    return null;
+  }
   const be = backend as WasmHeapBackend & WasmBackend;
   const heap = new Heap(be);
   const y = heap.output([...x.shape]);
@@ -490,7 +495,7 @@ function simdForward(
       coef + 12 * len,
     );
     if (a.activation === 'silu') {
-      const sig = wasmSigmoid(backend, y);
+      const sig = sigmoid!(y);
       try {
         k.mul(heap.ptr(y), heap.ptr(sig), d.n * d.s * d.c);
       } finally {
@@ -528,12 +533,6 @@ function simdStats(
   );
 }
 
-/** sigmoid(t) by the wasm backend's (XNNPACK) kernel. */
-function wasmSigmoid(backend: unknown, t: TensorInfo): TensorInfo {
-  const sigmoid = getKernel('Sigmoid', 'wasm')!.kernelFunc;
-  return sigmoid({ inputs: { x: t }, backend: backend as never, attrs: {} }) as TensorInfo;
-}
-
 /**
  * The backward kernel on wasm with the SIMD module: `gn_backward1` (dz and its float64 sums per
  * channel), the per-group reductions here, and `gn_backward2`
@@ -549,7 +548,10 @@ function simdBackward(
 ): TensorInfo[] | null {
   const k = simdKernels(backend);
   const d = dimsOf(x.shape, a.groups);
-  if (k === null || d.c % 4 !== 0) return null;
+  const sigmoid = wasmMemory(backend).sigmoid;
+  if (k === null || d.c % 4 !== 0 || (a.activation === 'silu' && sigmoid === undefined)) {
+    return null;
+  }
   const be = backend as WasmHeapBackend & WasmBackend;
   const heap = new Heap(be);
   const dx = heap.output([...x.shape]);
@@ -587,7 +589,7 @@ function simdBackward(
     if (silu) {
       // z into dx (overwritten by gn_backward1), then sigmoid(z) by the backend's kernel
       k.gn_affine(heap.ptr(x), heap.ptr(dx), n, s, c, at(0), at(1), at(5), at(4));
-      sig = wasmSigmoid(backend, dx);
+      sig = sigmoid!(dx);
     }
     k.gn_backward1(
       heap.ptr(x),

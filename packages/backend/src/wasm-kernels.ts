@@ -329,23 +329,26 @@ function simdConv2D(
   const xp = padSpatial(backend, x, padH, padW, keep);
   const heap = new Heap(backend as WasmHeapBackend);
   const out = heap.output([n, oh, ow, co]);
-  const packed = heap.f32(kh * kw * ci * 8 * Math.ceil(co / 8));
-  k.pack8(heap.ptr(filter), packed, kh * kw * ci, co);
-  k.conv2d(
-    heap.ptr(xp),
-    packed,
-    heap.ptr(out),
-    n,
-    oh,
-    ow,
-    ci,
-    co,
-    kh,
-    kw,
-    hp * wp * 4 * ci,
-    wp * 4 * ci,
-  );
-  heap.free();
+  try {
+    const packed = heap.f32(kh * kw * ci * 8 * Math.ceil(co / 8));
+    k.pack8(heap.ptr(filter), packed, kh * kw * ci, co);
+    k.conv2d(
+      heap.ptr(xp),
+      packed,
+      heap.ptr(out),
+      n,
+      oh,
+      ow,
+      ci,
+      co,
+      kh,
+      kw,
+      hp * wp * 4 * ci,
+      wp * 4 * ci,
+    );
+  } finally {
+    heap.free();
+  }
   return out;
 }
 

@@ -192,7 +192,6 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
     const n = batch.x.shape[0]!;
     const d = this.draw(batch, rng);
     let shards: ShardInputs[];
-    let bounds: [number, number][];
     try {
       const weights = await this.weights(d, n);
       const x = await batch.x.data<'float32'>();
@@ -200,8 +199,7 @@ export class ParallelGradients implements GradientSource<DiffusionBatch> {
       const labels = d.labels !== undefined ? Int32Array.from(await d.labels.data()) : undefined;
       await writeWeights(params, this.slots, this.master);
       const row = n === 0 ? 0 : x.length / n;
-      bounds = shardBounds(n, this.workers);
-      shards = bounds.map(([a, b]) => ({
+      shards = shardBounds(n, this.workers).map(([a, b]) => ({
         x: Float32Array.from(x.subarray(a * row, b * row)),
         shape: [b - a, ...batch.x.shape.slice(1)],
         noise: Float32Array.from(noise.subarray(a * row, b * row)),
