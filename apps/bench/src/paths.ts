@@ -13,10 +13,10 @@ export const PYTHON_PEER = resolve(APP_ROOT, 'python/torch_peer.py');
 export const RESULTS_SCHEMA = resolve(APP_ROOT, 'schema/results.schema.json');
 
 /**
- * The reference numbers (`shared/refs` beside the checkout): `$DIFFUSE_REFS` when set, else
- * `<repo>/../shared/refs`. Null when absent (the accuracy suite then says so).
+ * The reference numbers: `$DIFFUSE_REFS` when set, else the repository's own `reference-data/`.
+ * Null when absent (the accuracy suite then says so).
  */
 export function refsDir(): string | null {
-  const dir = process.env.DIFFUSE_REFS ?? resolve(APP_ROOT, '../../../shared/refs');
+  const dir = process.env.DIFFUSE_REFS ?? resolve(APP_ROOT, '../../reference-data');
   return existsSync(resolve(dir, 'kdiffusion/trajectories.json')) ? dir : null;
 }

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { GaussianMixture, ModelError } from './index.js';
 
 const REFS = fileURLToPath(
-  new URL('../../../../shared/refs/kdiffusion/trajectories.json', import.meta.url),
+  new URL('../../../reference-data/kdiffusion/trajectories.json', import.meta.url),
 );
 
 interface KRun {

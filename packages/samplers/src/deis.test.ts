@@ -3,7 +3,7 @@
  * both faces (the functional sampler and the `createScheduler` adapter), and its relation to
  * DPM-Solver.
  *
- * diffusers' reference runs (`../shared/refs/diffusers/trajectories.json`) hold DEIS at order 2
+ * diffusers' reference runs (`reference-data/diffusers/trajectories.json`) hold DEIS at order 2
  * only, so the test carries a float64 transcription of diffusers' `step()` (commit 58eb52c:
  * `convert_model_output`, `deis_first_order_update`, `multistep_deis_{second,third}_order_update`
  * with their `ind_fn`, warm-up through `lower_order_nums`, `lower_order_final`), checks that

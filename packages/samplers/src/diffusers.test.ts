@@ -1,5 +1,5 @@
 /**
- * Every run of `../shared/refs/diffusers/trajectories.json` reproduced step by step through
+ * Every run of `reference-data/diffusers/trajectories.json` reproduced step by step through
  * `createScheduler`, driven by the closed-form mixture model of the refs README (the oracle of
  * `@diffuse/models` evaluated at the level of each timestep: `DiscreteSchedule.levelAt`, log-sigma
  * interpolation at fractional timesteps).

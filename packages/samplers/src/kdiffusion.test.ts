@@ -1,5 +1,5 @@
 /**
- * Every schedule-based run of k-diffusion's samplers in `../shared/refs/kdiffusion/trajectories.json`,
+ * Every schedule-based run of k-diffusion's samplers in `reference-data/kdiffusion/trajectories.json`,
  * reproduced step by step with the exact mixture oracle of `@diffuse/models` (float32 on wasm).
  *
  * Tolerance: 1e-4 (1 + |ref|), the README's suggestion for a float32 backend: k-diffusion itself in

@@ -1,5 +1,5 @@
 /**
- * Every run in ../shared/refs/diffusers/trajectories.json stores the resolved diffusers config and the
+ * Every run in reference-data/diffusers/trajectories.json stores the resolved diffusers config and the
  * timesteps / sigmas its scheduler produced: parse each config with fromDiffusersConfig (so the
  * schedule/scheduler field split covers all these schedulers) and rebuild its set_timesteps.
  */

@@ -4,12 +4,12 @@
  * Karras schedule (sigma 0.002 to 80, rho 7; Karras et al. 2022), the plot of DPM-Solver and EDM.
  *
  * - Against the exact probability-flow ODE solution: mean / max L2 between our end points and the
- *   exact ones from the same start noise. Mixture A (2-D, `shared/refs`): k-diffusion's `exact.A.end`
+ *   exact ones from the same start noise. Mixture A (2-D, `reference-data/`): k-diffusion's `exact.A.end`
  *   for the 16 stored noise vectors (solved to ~1e-12). The higher-dimensional mixture: a Heun solve
  *   with many steps (its own error, estimated from a half-as-many-steps solve, is stored).
  * - Against the data distribution: sliced Wasserstein-2 and MMD^2 between the samples and fresh draws
  *   from the mixture, beside the floor of two independent data draws.
- * - Beside the reference implementations: every deterministic k-diffusion run of `shared/refs` with
+ * - Beside the reference implementations: every deterministic k-diffusion run of `reference-data/` with
  *   a sampler of the same name is re-run here on the same sigmas and noise.
  */
 import { readFileSync } from 'node:fs';
@@ -222,7 +222,7 @@ async function buildMixtures(ctx: SuiteContext, notes: string[]): Promise<Mixtur
   const dir = refsDir();
   if (dir === null) {
     notes.push(
-      'shared/refs not found beside the checkout (set DIFFUSE_REFS): mixture A and the reference comparisons are skipped',
+      'reference-data/ not found (set DIFFUSE_REFS): mixture A and the reference comparisons are skipped',
     );
   } else {
     const kd = loadKd(dir);

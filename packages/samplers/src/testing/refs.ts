@@ -1,4 +1,4 @@
-/** Test helpers: reading the reference JSON (never copied into source) and comparing arrays. */
+/** Test helpers: reading the reference JSON of `reference-data/` and comparing arrays. */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,9 +7,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (packages/samplers/src/testing -> ../../../..). */
 export const repoRoot = resolve(here, '../../../..');
 
-/** Parses `../shared/refs/<rel>` relative to the repository root ("inf" strings become Infinity). */
+/** Parses `reference-data/<rel>` relative to the repository root ("inf" strings become Infinity). */
 export function loadRef<T>(rel: string): T {
-  const text = readFileSync(resolve(repoRoot, '../shared/refs', rel), 'utf8');
+  const text = readFileSync(resolve(repoRoot, 'reference-data', rel), 'utf8');
   return JSON.parse(text, (_k, v) => (v === 'inf' ? Number.POSITIVE_INFINITY : v)) as T;
 }
 

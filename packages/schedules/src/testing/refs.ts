@@ -1,13 +1,13 @@
-/** Test-only: loads the reference numbers in `../shared/refs/` (beside the repository root). */
+/** Test-only: loads the reference numbers in the repository's `reference-data/` folder. */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 
-/** Parses `../shared/refs/<path>` (relative to the repository root). */
+/** Parses `reference-data/<path>` (relative to the repository root). */
 export function loadRef<T = unknown>(path: string): T {
-  const text = readFileSync(resolve(repoRoot, '..', 'shared', 'refs', path), 'utf8');
+  const text = readFileSync(resolve(repoRoot, 'reference-data', path), 'utf8');
   return JSON.parse(text) as T;
 }
 
