@@ -6,25 +6,34 @@
  */
 export type { AsyncDenoiser, Conditioning, Denoiser } from './denoiser.js';
 export { Ema, type EmaOptions } from './ema.js';
-export { ModelError } from './errors.js';
+export { ModelConfigError, ModelError } from './errors.js';
 export { GaussianMixture, type GaussianMixtureSpec, type Labels } from './gaussian-mixture.js';
-export { copyWeights, loadModel, type SavedModel, saveModel } from './model-io.js';
+export {
+  copyWeights,
+  type LoadOptions,
+  loadModel,
+  type SavedModel,
+  saveModel,
+} from './model-io.js';
 export {
   type ClassifierConfig,
   type CreateOptions,
   classifierConfig,
   createModel,
+  DEFAULT_MAX_PARAMS,
   type EdmPreconditioningConfig,
   Mlp,
   type MlpConfig,
   Model,
   type ModelConfig,
   mlpConfig,
+  modelParameterShapes,
   NetworkDenoiser,
   NoiseConditionalClassifier,
   UNet,
   type UNetConfig,
   unetConfig,
+  validateModelConfig,
 } from './networks.js';
 export {
   loadTensors,

@@ -16,10 +16,10 @@
 
 import { Random } from '@diffuse/backend';
 import type { NoiseLevel, Prediction, Scalar } from '@diffuse/schedules';
-import { assertPrediction } from '@diffuse/schedules';
+import { PREDICTIONS } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Conditioning, Denoiser } from './denoiser.js';
-import { ModelError } from './errors.js';
+import { ModelConfigError, ModelError } from './errors.js';
 import {
   type AttentionParams,
   attentionParams,
@@ -31,6 +31,7 @@ import {
   groupNorm,
   type Norm,
   noiseFeatures,
+  type ParamBudget,
   ParamStore,
   selfAttention,
   silu,
@@ -106,10 +107,291 @@ export interface CreateOptions {
   seed?: number;
   /** Draw random initial weights (default true); false leaves zeros, e.g. before loading weights. */
   initialize?: boolean;
+  /**
+   * Most scalar parameters the config may imply (default `DEFAULT_MAX_PARAMS`, 100 M = 400 MB of
+   * float32). Checked from the config alone, before any tensor is allocated.
+   */
+  maxParams?: number;
 }
 
-function storeFor(options: CreateOptions): ParamStore {
-  return new ParamStore(options.initialize === false ? undefined : Random.seed(options.seed ?? 0));
+/** The default parameter budget of `createModel` and `loadModel`: 100 M parameters (400 MB float32). */
+export const DEFAULT_MAX_PARAMS = 100_000_000;
+/** Most parameter tensors a config may imply (a deep U-Net has a few hundred). */
+const MAX_PARAM_TENSORS = 20_000;
+
+function budgetOf(kind: string, options: { maxParams?: number }): ParamBudget {
+  const maxParams = options.maxParams ?? DEFAULT_MAX_PARAMS;
+  if (!(Number.isSafeInteger(maxParams) && maxParams > 0))
+    throw new ModelConfigError(
+      'maxParams',
+      maxParams,
+      `maxParams must be a positive integer, got ${show(maxParams)}`,
+    );
+  return { maxParams, maxTensors: MAX_PARAM_TENSORS, what: kind };
+}
+
+/**
+ * Validates, then builds a network's parameters: the layout runs once through a shape-only store
+ * (checking the budget with no allocation), then for real; a failure half-way frees what was made.
+ */
+function buildParams<C extends ModelConfig, P>(
+  c: C,
+  options: CreateOptions,
+  layout: (store: ParamStore, c: C) => P,
+): { store: ParamStore; parts: P } {
+  if (options === null || typeof options !== 'object')
+    throw new ModelConfigError('options', options, 'create options must be an object');
+  if (options.seed !== undefined && !Number.isFinite(options.seed))
+    throw new ModelConfigError(
+      'seed',
+      options.seed,
+      `seed must be a finite number, got ${show(options.seed)}`,
+    );
+  if (options.initialize !== undefined && typeof options.initialize !== 'boolean')
+    throw new ModelConfigError('initialize', options.initialize, 'initialize must be a boolean');
+  layout(new ParamStore(undefined, { allocate: false, budget: budgetOf(c.kind, options) }), c);
+  const store = new ParamStore(
+    options.initialize === false ? undefined : Random.seed(options.seed ?? 0),
+  );
+  try {
+    return { store, parts: layout(store, c) };
+  } catch (e) {
+    store.dispose();
+    throw e;
+  }
+}
+
+// ------------------------------------------------------------------ config validation
+
+/** A value for an error message: JSON, cut to 60 characters. */
+function show(v: unknown): string {
+  let text: string;
+  try {
+    text = typeof v === 'number' || v === undefined ? String(v) : JSON.stringify(v);
+  } catch {
+    text = String(v);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+const KEYS: Record<ModelConfig['kind'], readonly string[]> = {
+  mlp: ['kind', 'dim', 'width', 'depth', 'embedDim', 'numClasses', 'prediction', 'preconditioning'],
+  unet: [
+    'kind',
+    'imageShape',
+    'channels',
+    'channelMults',
+    'numResBlocks',
+    'attentionResolutions',
+    'groups',
+    'embedDim',
+    'numClasses',
+    'prediction',
+    'preconditioning',
+  ],
+  classifier: [
+    'kind',
+    'inputShape',
+    'numClasses',
+    'width',
+    'depth',
+    'channels',
+    'channelMults',
+    'groups',
+    'embedDim',
+  ],
+};
+
+/** Reads the fields of an untrusted object, each check naming `<kind>.<field>`. */
+class Fields {
+  constructor(
+    private readonly o: Record<string, unknown>,
+    private readonly kind: string,
+  ) {}
+
+  fail(field: string, value: unknown, what: string): never {
+    throw new ModelConfigError(
+      `${this.kind}.${field}`,
+      value,
+      `${this.kind}.${field} ${what}, got ${show(value)}`,
+    );
+  }
+
+  /** An integer >= `min` (safe: below 2^53). */
+  int(field: string, min: number, value: unknown = this.o[field]): number {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+      this.fail(
+        field,
+        value,
+        min === 1 ? 'must be a positive integer' : `must be an integer >= ${min}`,
+      );
+    return value;
+  }
+
+  /** An array of at most `maxLength` integers >= `min`. */
+  ints(field: string, min: number, minLength: number, maxLength: number): number[] {
+    const v = this.o[field];
+    if (!Array.isArray(v) || v.length < minLength || v.length > maxLength)
+      this.fail(
+        field,
+        v,
+        `must be an array of ${minLength === maxLength ? minLength : `${minLength} to ${maxLength}`} integers`,
+      );
+    return v.map((x, i) => this.int(`${field}[${i}]`, min, x));
+  }
+}
+
+/** Checks the fields every denoiser shares: embedDim, numClasses, prediction, preconditioning. */
+function denoiserFields(f: Fields, o: Record<string, unknown>, out: Record<string, unknown>): void {
+  out.embedDim = f.int('embedDim', 2);
+  if ((out.embedDim as number) % 2 !== 0) f.fail('embedDim', o.embedDim, 'must be even');
+  out.numClasses = f.int('numClasses', 0);
+  if (!PREDICTIONS.includes(o.prediction as Prediction))
+    f.fail('prediction', o.prediction, `must be one of ${PREDICTIONS.join(', ')}`);
+  out.prediction = o.prediction;
+  const pre = o.preconditioning;
+  if ('preconditioning' in o) out.preconditioning = pre ?? null;
+  if (pre === undefined || pre === null) return;
+  if (typeof pre !== 'object' || Array.isArray(pre))
+    f.fail('preconditioning', pre, "must be null or { type: 'edm', sigmaData }");
+  const p = pre as Record<string, unknown>;
+  for (const k of Object.keys(p))
+    if (k !== 'type' && k !== 'sigmaData')
+      f.fail(`preconditioning.${k}`, p[k], 'is not a known key');
+  if (p.type !== 'edm') f.fail('preconditioning.type', p.type, "must be 'edm'");
+  if (typeof p.sigmaData !== 'number' || !(p.sigmaData > 0) || !Number.isFinite(p.sigmaData))
+    f.fail('preconditioning.sigmaData', p.sigmaData, 'must be a finite number > 0');
+  if (o.prediction !== 'x0')
+    f.fail('prediction', o.prediction, "must be 'x0' with EDM preconditioning (it predicts x0)");
+  out.preconditioning = { type: 'edm', sigmaData: p.sigmaData };
+}
+
+/** Checks a conv trunk: image shape, channels, multipliers, groups and their divisibility. */
+function convFields(f: Fields, shapeKey: string, out: Record<string, unknown>): void {
+  const shape = out[shapeKey] as number[];
+  out.channels = f.int('channels', 1);
+  out.channelMults = f.ints('channelMults', 1, 1, 8);
+  out.groups = f.int('groups', 1);
+  const channels = out.channels as number;
+  const mults = out.channelMults as number[];
+  const scale = 2 ** (mults.length - 1);
+  if (shape[0]! % scale !== 0 || shape[1]! % scale !== 0)
+    f.fail(
+      shapeKey,
+      shape,
+      `must have height and width divisible by 2^(levels - 1) = ${scale} (channelMults has ${mults.length} levels)`,
+    );
+  mults.forEach((m, i) => {
+    if (!Number.isSafeInteger(channels * m) || (channels * m) % (out.groups as number) !== 0)
+      f.fail(
+        'groups',
+        out.groups,
+        `must divide every channel count (channels x channelMults[${i}] = ${channels * m})`,
+      );
+  });
+}
+
+/**
+ * Validates an untrusted network config (parsed from a file or a JSON, or built by a caller) before
+ * anything is allocated, and returns a clean copy. Checks: a plain object whose `kind` is mlp, unet or
+ * classifier; no key the kind does not know; every field's type and range (integers, not numeric
+ * strings; image sides divisible by 2^(levels - 1); GroupNorm groups dividing every channel count; an
+ * even embedding width; a known prediction; EDM preconditioning only with x0). Each failure is a
+ * `ModelConfigError` whose `field` names the key. The size budget is checked separately, by
+ * `modelParameterShapes` (and by every constructor).
+ *
+ * @example
+ * const config = validateModelConfig(JSON.parse(text)); // throws ModelConfigError('mlp.width', ...)
+ */
+export function validateModelConfig(
+  config: unknown,
+  options: { kind?: ModelConfig['kind'] } = {},
+): ModelConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config))
+    throw new ModelConfigError(
+      'config',
+      config,
+      `a model config must be an object, got ${show(config)}`,
+    );
+  const o = config as Record<string, unknown>;
+  const kind = o.kind;
+  if (typeof kind !== 'string' || !Object.hasOwn(KEYS, kind))
+    throw new ModelConfigError(
+      'kind',
+      kind,
+      `unknown model kind ${show(kind)}; expected mlp, unet or classifier`,
+    );
+  if (options.kind !== undefined && kind !== options.kind)
+    throw new ModelConfigError(
+      'kind',
+      kind,
+      `expected a ${options.kind} config, got kind ${show(kind)}`,
+    );
+  const known = KEYS[kind as ModelConfig['kind']];
+  for (const k of Object.keys(o))
+    if (!known.includes(k))
+      throw new ModelConfigError(
+        `${kind}.${k}`,
+        o[k],
+        `${kind}.${k} is not a ${kind} config key (known: ${known.join(', ')})`,
+      );
+  const f: Fields = new Fields(o, kind);
+  const out: Record<string, unknown> = { kind };
+  if (kind === 'mlp') {
+    out.dim = f.int('dim', 1);
+    out.width = f.int('width', 1);
+    out.depth = f.int('depth', 0);
+    denoiserFields(f, o, out);
+  } else if (kind === 'unet') {
+    out.imageShape = f.ints('imageShape', 1, 3, 3);
+    convFields(f, 'imageShape', out);
+    out.numResBlocks = f.int('numResBlocks', 1);
+    out.attentionResolutions = f.ints('attentionResolutions', 1, 0, 64);
+    denoiserFields(f, o, out);
+  } else {
+    const shape = o.inputShape;
+    if (!Array.isArray(shape) || (shape.length !== 1 && shape.length !== 3))
+      f.fail('inputShape', shape, 'must be [d] or [height, width, channels]');
+    out.inputShape = f.ints('inputShape', 1, shape.length, shape.length);
+    out.numClasses = f.int('numClasses', 1);
+    out.width = f.int('width', 1);
+    out.depth = f.int('depth', 0);
+    out.embedDim = f.int('embedDim', 2);
+    if ((out.embedDim as number) % 2 !== 0) f.fail('embedDim', o.embedDim, 'must be even');
+    if (shape.length === 3) convFields(f, 'inputShape', out);
+    else {
+      out.channels = f.int('channels', 1);
+      out.channelMults = f.ints('channelMults', 1, 1, 8);
+      out.groups = f.int('groups', 1);
+    }
+  }
+  return out as unknown as ModelConfig;
+}
+
+const LAYOUTS: Record<ModelConfig['kind'], (store: ParamStore, c: never) => unknown> = {
+  mlp: (store, c: MlpConfig) => mlpLayout(store, c),
+  unet: (store, c: UNetConfig) => unetLayout(store, c),
+  classifier: (store, c: ClassifierConfig) => classifierLayout(store, c),
+};
+
+/**
+ * The parameters an untrusted config implies, as [name, shape] in the order the network creates
+ * them, computed without allocating anything: validates the config (`validateModelConfig`), then runs
+ * the network's layout through a shape-only store that stops at the budget (`maxParams`, default
+ * `DEFAULT_MAX_PARAMS`). `loadModel` compares a weights file's tensor list with this before it builds.
+ *
+ * @example
+ * const shapes = modelParameterShapes(mlpConfig({ dim: 2, depth: 1 }));
+ * shapes[0]; // ['embed.fc1.weight', [64, 64]]
+ */
+export function modelParameterShapes(
+  config: unknown,
+  options: { maxParams?: number } = {},
+): [string, number[]][] {
+  const c = validateModelConfig(config);
+  const store = new ParamStore(undefined, { allocate: false, budget: budgetOf(c.kind, options) });
+  (LAYOUTS[c.kind] as (store: ParamStore, c: ModelConfig) => unknown)(store, c);
+  return store.shapeList();
 }
 
 /**
@@ -209,33 +491,6 @@ function noiseInput(level: NoiseLevel<Scalar>, batch: number): tf.Tensor {
   return logSNRTensor(level, shared(level.alpha) && shared(level.sigma) ? 1 : batch);
 }
 
-function checkCommon(c: { embedDim: number; numClasses: number }, kind: string): void {
-  positiveInt(c.embedDim, `${kind}.embedDim`);
-  if (c.embedDim % 2 !== 0)
-    throw new ModelError(`${kind}.embedDim must be even, got ${c.embedDim}`);
-  if (!Number.isInteger(c.numClasses) || c.numClasses < 0)
-    throw new ModelError(`${kind}.numClasses must be an integer >= 0, got ${c.numClasses}`);
-}
-
-function checkDenoiserConfig(c: MlpConfig | UNetConfig): void {
-  assertPrediction(c.prediction);
-  if (c.preconditioning) {
-    if (c.preconditioning.type !== 'edm')
-      throw new ModelError(`unknown preconditioning '${String(c.preconditioning.type)}'`);
-    if (!(c.preconditioning.sigmaData > 0))
-      throw new ModelError('preconditioning.sigmaData must be > 0');
-    if (c.prediction !== 'x0')
-      throw new ModelError(
-        `EDM preconditioning predicts x0; set prediction 'x0' (got '${c.prediction}')`,
-      );
-  }
-}
-
-function positiveInt(v: unknown, name: string): void {
-  if (!Number.isInteger(v) || (v as number) <= 0)
-    throw new ModelError(`${name} must be a positive integer, got ${String(v)}`);
-}
-
 /** The noise embedding MLP, plus the class embedding table when conditional. */
 interface Embedding {
   fc1: Dense;
@@ -332,6 +587,14 @@ export function mlpConfig(config: Partial<MlpConfig> & { dim: number }): MlpConf
   };
 }
 
+function mlpLayout(store: ParamStore, c: MlpConfig) {
+  return {
+    e: embeddingParams(store, c.embedDim, c.numClasses),
+    trunk: mlpTrunkParams(store, c.dim, c.width, c.depth, c.embedDim),
+    out: store.dense('out', c.width, c.dim, 0.1),
+  };
+}
+
 /**
  * A residual MLP denoiser for low-dimensional data: x [batch, d] to a prediction [batch, d].
  *
@@ -347,22 +610,13 @@ export class Mlp extends NetworkDenoiser {
   private readonly out: Dense;
 
   constructor(config: MlpConfig, options: CreateOptions = {}) {
-    const c = { ...config };
-    positiveInt(c.dim, 'mlp.dim');
-    positiveInt(c.width, 'mlp.width');
-    if (!Number.isInteger(c.depth) || c.depth < 0)
-      throw new ModelError(`mlp.depth must be an integer >= 0, got ${c.depth}`);
-    checkCommon(c, 'mlp');
-    checkDenoiserConfig(c);
-    const store = storeFor(options);
-    const e = embeddingParams(store, c.embedDim, c.numClasses);
-    const trunk = mlpTrunkParams(store, c.dim, c.width, c.depth, c.embedDim);
-    const out = store.dense('out', c.width, c.dim, 0.1);
+    const c = validateModelConfig(config, { kind: 'mlp' }) as MlpConfig;
+    const { store, parts } = buildParams(c, options, mlpLayout);
     super(store);
     this.config = c;
-    this.e = e;
-    this.trunk = trunk;
-    this.out = out;
+    this.e = parts.e;
+    this.trunk = parts.trunk;
+    this.out = parts.out;
   }
 
   get shape(): readonly number[] {
@@ -435,34 +689,65 @@ export function unetConfig(config: Partial<UNetConfig> = {}): UNetConfig {
   };
 }
 
-function checkConvConfig(
-  kind: string,
-  shape: readonly number[],
-  channels: number,
-  mults: number[],
-  groups: number,
-): void {
-  if (shape.length !== 3)
-    throw new ModelError(
-      `${kind} needs an image shape [height, width, channels], got [${shape.join(', ')}]`,
-    );
-  for (const d of shape) positiveInt(d, `${kind} image dimension`);
-  positiveInt(channels, `${kind}.channels`);
-  positiveInt(groups, `${kind}.groups`);
-  if (mults.length === 0) throw new ModelError(`${kind}.channelMults needs at least one level`);
-  const scale = 2 ** (mults.length - 1);
-  if (shape[0]! % scale !== 0 || shape[1]! % scale !== 0) {
-    throw new ModelError(
-      `${kind}: image ${shape[0]}x${shape[1]} must be divisible by 2^(levels - 1) = ${scale}`,
-    );
+function unetLayout(store: ParamStore, c: UNetConfig) {
+  const e = embeddingParams(store, c.embedDim, c.numClasses);
+  const [H, , C] = c.imageShape;
+  const convIn = store.conv('conv_in', 3, C, c.channels);
+  const levels = c.channelMults.length;
+  const down: { stages: Stage[]; downsample: Conv | null }[] = [];
+  const skipChannels: number[] = [c.channels];
+  let ch = c.channels;
+  let res = H;
+  for (let l = 0; l < levels; l++) {
+    const out = c.channels * c.channelMults[l]!;
+    const stages: Stage[] = [];
+    for (let r = 0; r < c.numResBlocks; r++) {
+      stages.push({
+        res: resBlockParams(store, `down.${l}.res.${r}`, ch, out, c.embedDim),
+        attn: c.attentionResolutions.includes(res)
+          ? attentionParams(store, `down.${l}.attn.${r}`, out)
+          : null,
+      });
+      ch = out;
+      skipChannels.push(ch);
+    }
+    let downsample: Conv | null = null;
+    if (l < levels - 1) {
+      downsample = store.conv(`down.${l}.downsample`, 3, ch, ch);
+      skipChannels.push(ch);
+      res /= 2;
+    }
+    down.push({ stages, downsample });
   }
-  for (const m of mults) {
-    positiveInt(m, `${kind}.channelMults entry`);
-    if ((channels * m) % groups !== 0)
-      throw new ModelError(
-        `${kind}: groups (${groups}) must divide every channel count (${channels * m})`,
-      );
+  const mid = {
+    res1: resBlockParams(store, 'mid.res1', ch, ch, c.embedDim),
+    attn: attentionParams(store, 'mid.attn', ch),
+    res2: resBlockParams(store, 'mid.res2', ch, ch, c.embedDim),
+  };
+  const up: { stages: Stage[]; upsample: Conv | null }[] = [];
+  for (let l = levels - 1; l >= 0; l--) {
+    const out = c.channels * c.channelMults[l]!;
+    const stages: Stage[] = [];
+    for (let r = 0; r < c.numResBlocks + 1; r++) {
+      const skip = skipChannels.pop()!;
+      stages.push({
+        res: resBlockParams(store, `up.${l}.res.${r}`, ch + skip, out, c.embedDim),
+        attn: c.attentionResolutions.includes(res)
+          ? attentionParams(store, `up.${l}.attn.${r}`, out)
+          : null,
+      });
+      ch = out;
+    }
+    let upsample: Conv | null = null;
+    if (l > 0) {
+      upsample = store.conv(`up.${l}.upsample`, 3, ch, ch);
+      res *= 2;
+    }
+    up.push({ stages, upsample });
   }
+  const normOut = store.norm('norm_out', ch);
+  const convOut = store.conv('conv_out', 3, ch, C, 0.1);
+  return { e, convIn, down, mid, up, normOut, convOut };
 }
 
 /**
@@ -483,84 +768,17 @@ export class UNet extends NetworkDenoiser {
   private readonly convOut: Conv;
 
   constructor(config: UNetConfig, options: CreateOptions = {}) {
-    const c: UNetConfig = {
-      ...config,
-      imageShape: [...config.imageShape],
-      channelMults: [...config.channelMults],
-      attentionResolutions: [...config.attentionResolutions],
-    };
-    checkConvConfig('unet', c.imageShape, c.channels, c.channelMults, c.groups);
-    if (!Number.isInteger(c.numResBlocks) || c.numResBlocks < 1)
-      throw new ModelError(`unet.numResBlocks must be >= 1, got ${c.numResBlocks}`);
-    checkCommon(c, 'unet');
-    checkDenoiserConfig(c);
-    const store = storeFor(options);
-    const e = embeddingParams(store, c.embedDim, c.numClasses);
-    const [H, , C] = c.imageShape;
-    const convIn = store.conv('conv_in', 3, C, c.channels);
-    const levels = c.channelMults.length;
-    const down: { stages: Stage[]; downsample: Conv | null }[] = [];
-    const skipChannels: number[] = [c.channels];
-    let ch = c.channels;
-    let res = H;
-    for (let l = 0; l < levels; l++) {
-      const out = c.channels * c.channelMults[l]!;
-      const stages: Stage[] = [];
-      for (let r = 0; r < c.numResBlocks; r++) {
-        stages.push({
-          res: resBlockParams(store, `down.${l}.res.${r}`, ch, out, c.embedDim),
-          attn: c.attentionResolutions.includes(res)
-            ? attentionParams(store, `down.${l}.attn.${r}`, out)
-            : null,
-        });
-        ch = out;
-        skipChannels.push(ch);
-      }
-      let downsample: Conv | null = null;
-      if (l < levels - 1) {
-        downsample = store.conv(`down.${l}.downsample`, 3, ch, ch);
-        skipChannels.push(ch);
-        res /= 2;
-      }
-      down.push({ stages, downsample });
-    }
-    const mid = {
-      res1: resBlockParams(store, 'mid.res1', ch, ch, c.embedDim),
-      attn: attentionParams(store, 'mid.attn', ch),
-      res2: resBlockParams(store, 'mid.res2', ch, ch, c.embedDim),
-    };
-    const up: { stages: Stage[]; upsample: Conv | null }[] = [];
-    for (let l = levels - 1; l >= 0; l--) {
-      const out = c.channels * c.channelMults[l]!;
-      const stages: Stage[] = [];
-      for (let r = 0; r < c.numResBlocks + 1; r++) {
-        const skip = skipChannels.pop()!;
-        stages.push({
-          res: resBlockParams(store, `up.${l}.res.${r}`, ch + skip, out, c.embedDim),
-          attn: c.attentionResolutions.includes(res)
-            ? attentionParams(store, `up.${l}.attn.${r}`, out)
-            : null,
-        });
-        ch = out;
-      }
-      let upsample: Conv | null = null;
-      if (l > 0) {
-        upsample = store.conv(`up.${l}.upsample`, 3, ch, ch);
-        res *= 2;
-      }
-      up.push({ stages, upsample });
-    }
-    const normOut = store.norm('norm_out', ch);
-    const convOut = store.conv('conv_out', 3, ch, C, 0.1);
+    const c = validateModelConfig(config, { kind: 'unet' }) as UNetConfig;
+    const { store, parts } = buildParams(c, options, unetLayout);
     super(store);
     this.config = c;
-    this.e = e;
-    this.convIn = convIn;
-    this.down = down;
-    this.mid = mid;
-    this.up = up;
-    this.normOut = normOut;
-    this.convOut = convOut;
+    this.e = parts.e;
+    this.convIn = parts.convIn;
+    this.down = parts.down;
+    this.mid = parts.mid;
+    this.up = parts.up;
+    this.normOut = parts.normOut;
+    this.convOut = parts.convOut;
   }
 
   get shape(): readonly number[] {
@@ -615,6 +833,34 @@ export function classifierConfig(
   };
 }
 
+function classifierLayout(store: ParamStore, c: ClassifierConfig) {
+  const e = embeddingParams(store, c.embedDim, 0);
+  let trunk: MlpTrunk | null = null;
+  let convIn: Conv | null = null;
+  const levels: { res: ResBlock; downsample: Conv | null }[] = [];
+  let normOut: Norm | null = null;
+  let head: Dense;
+  if (c.inputShape.length === 1) {
+    trunk = mlpTrunkParams(store, c.inputShape[0]!, c.width, c.depth, c.embedDim);
+    head = store.dense('head', c.width, c.numClasses, 0.1);
+  } else {
+    convIn = store.conv('conv_in', 3, c.inputShape[2]!, c.channels);
+    let ch = c.channels;
+    c.channelMults.forEach((m, l) => {
+      const out = c.channels * m;
+      levels.push({
+        res: resBlockParams(store, `down.${l}.res`, ch, out, c.embedDim),
+        downsample:
+          l < c.channelMults.length - 1 ? store.conv(`down.${l}.downsample`, 3, out, out) : null,
+      });
+      ch = out;
+    });
+    normOut = store.norm('norm_out', ch);
+    head = store.dense('head', ch, c.numClasses, 0.1);
+  }
+  return { e, trunk, convIn, levels, normOut, head };
+}
+
 /**
  * A noise-conditional classifier p_phi(y | x_t, logSNR): logits [batch, numClasses], differentiable
  * in x (for classifier guidance, grad_x log p_phi(y | x_t)).
@@ -633,49 +879,16 @@ export class NoiseConditionalClassifier extends Model {
   private readonly head: Dense;
 
   constructor(config: ClassifierConfig, options: CreateOptions = {}) {
-    const c: ClassifierConfig = {
-      ...config,
-      inputShape: [...config.inputShape],
-      channelMults: [...config.channelMults],
-    };
-    positiveInt(c.numClasses, 'classifier.numClasses');
-    checkCommon({ embedDim: c.embedDim, numClasses: 0 }, 'classifier');
-    const store = storeFor(options);
-    const e = embeddingParams(store, c.embedDim, 0);
-    let trunk: MlpTrunk | null = null;
-    let convIn: Conv | null = null;
-    const levels: { res: ResBlock; downsample: Conv | null }[] = [];
-    let normOut: Norm | null = null;
-    let head: Dense;
-    if (c.inputShape.length === 1) {
-      positiveInt(c.inputShape[0], 'classifier input dimension');
-      positiveInt(c.width, 'classifier.width');
-      trunk = mlpTrunkParams(store, c.inputShape[0]!, c.width, c.depth, c.embedDim);
-      head = store.dense('head', c.width, c.numClasses, 0.1);
-    } else {
-      checkConvConfig('classifier', c.inputShape, c.channels, c.channelMults, c.groups);
-      convIn = store.conv('conv_in', 3, c.inputShape[2]!, c.channels);
-      let ch = c.channels;
-      c.channelMults.forEach((m, l) => {
-        const out = c.channels * m;
-        levels.push({
-          res: resBlockParams(store, `down.${l}.res`, ch, out, c.embedDim),
-          downsample:
-            l < c.channelMults.length - 1 ? store.conv(`down.${l}.downsample`, 3, out, out) : null,
-        });
-        ch = out;
-      });
-      normOut = store.norm('norm_out', ch);
-      head = store.dense('head', ch, c.numClasses, 0.1);
-    }
+    const c = validateModelConfig(config, { kind: 'classifier' }) as ClassifierConfig;
+    const { store, parts } = buildParams(c, options, classifierLayout);
     super(store);
     this.config = c;
-    this.e = e;
-    this.trunk = trunk;
-    this.convIn = convIn;
-    this.levels = levels;
-    this.normOut = normOut;
-    this.head = head;
+    this.e = parts.e;
+    this.trunk = parts.trunk;
+    this.convIn = parts.convIn;
+    this.levels = parts.levels;
+    this.normOut = parts.normOut;
+    this.head = parts.head;
   }
 
   get numClasses(): number {
@@ -722,16 +935,15 @@ export function createModel(
   config: ModelConfig,
   options: CreateOptions = {},
 ): Mlp | UNet | NoiseConditionalClassifier {
-  switch (config?.kind) {
+  switch ((config as { kind?: unknown } | null | undefined)?.kind) {
     case 'mlp':
-      return new Mlp(config, options);
+      return new Mlp(config as MlpConfig, options);
     case 'unet':
-      return new UNet(config, options);
+      return new UNet(config as UNetConfig, options);
     case 'classifier':
-      return new NoiseConditionalClassifier(config, options);
+      return new NoiseConditionalClassifier(config as ClassifierConfig, options);
     default:
-      throw new ModelError(
-        `unknown model kind '${String((config as { kind?: unknown })?.kind)}'; expected mlp, unet or classifier`,
-      );
+      validateModelConfig(config); // throws the typed error naming what is wrong
+      throw new ModelError('unreachable: a valid config has a known kind');
   }
 }

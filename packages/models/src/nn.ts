@@ -11,20 +11,63 @@ import {
   type Random,
 } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
-import { ModelError } from './errors.js';
+import { ModelConfigError, ModelError } from './errors.js';
+
+/** Limits of a `ParamStore`: what it may hold before it refuses (see `ParamStore.add`). */
+export interface ParamBudget {
+  /** Most scalar parameters in all. */
+  maxParams: number;
+  /** Most parameter tensors. */
+  maxTensors: number;
+  /** What is being built, for error messages ("mlp"). */
+  what: string;
+}
 
 /**
  * Named, ordered trainable parameters. Names are dotted paths ("blocks.0.dense.weight"); the order of
  * creation is the order of `params`, so two models built from the same config line up one to one.
+ *
+ * A store made with `allocate: false` only records names and shapes (no tensor, no memory): running a
+ * network's layout code through it gives the parameter list a config implies, so a config can be
+ * checked against a budget, and a weights file against the config, before anything is allocated.
+ * With a `budget`, `add` refuses (a `ModelConfigError` on `maxParams`) as soon as the total would
+ * exceed it, so even a config with depth 1e9 is rejected after at most `maxTensors` cheap steps.
  */
 export class ParamStore {
   private readonly vars = new Map<string, tf.Variable>();
-  constructor(private readonly rng: Random | undefined) {}
+  private readonly shapes = new Map<string, number[]>();
+  private total = 0;
+  constructor(
+    private readonly rng: Random | undefined,
+    private readonly options: { allocate?: boolean; budget?: ParamBudget } = {},
+  ) {}
 
   /** A new parameter: `zeros`, `ones`, or normal with standard deviation `std`. */
   add(name: string, shape: number[], init: 'zeros' | 'ones' | { std: number }): tf.Variable {
-    if (this.vars.has(name)) throw new ModelError(`parameter '${name}' defined twice`);
-    const size = shape.reduce((a, b) => a * b, 1);
+    if (this.shapes.has(name)) throw new ModelError(`parameter '${name}' defined twice`);
+    let size = 1;
+    for (const d of shape) size *= d;
+    const budget = this.options.budget;
+    if (budget !== undefined) {
+      if (!(this.total + size <= budget.maxParams)) {
+        throw new ModelConfigError(
+          'maxParams',
+          budget.maxParams,
+          `${budget.what} config needs more than ${budget.maxParams} parameters (${formatBytes(budget.maxParams * 4)} as float32; at '${name}' [${shape.join(', ')}]), over the budget maxParams = ${budget.maxParams}; pass a larger maxParams to build it`,
+        );
+      }
+      if (this.shapes.size >= budget.maxTensors) {
+        throw new ModelConfigError(
+          'maxParams',
+          budget.maxTensors,
+          `${budget.what} config needs more than ${budget.maxTensors} parameter tensors (at '${name}')`,
+        );
+      }
+    }
+    this.total += size;
+    this.shapes.set(name, [...shape]);
+    // Layout code only passes the handles around while building; a shape-only store has none.
+    if (this.options.allocate === false) return undefined as unknown as tf.Variable;
     let values: Float32Array;
     if (init === 'zeros') values = new Float32Array(size);
     else if (init === 'ones') values = new Float32Array(size).fill(1);
@@ -35,6 +78,22 @@ export class ParamStore {
     const v = tf.tidy(() => tf.variable(tf.tensor(values, shape, 'float32'), true));
     this.vars.set(name, v);
     return v;
+  }
+
+  /** Every parameter's name and shape, in creation order (also for a shape-only store). */
+  shapeList(): [string, number[]][] {
+    return [...this.shapes.entries()].map(([n, s]) => [n, [...s]]);
+  }
+
+  /** Total scalar parameters added so far. */
+  get size(): number {
+    return this.total;
+  }
+
+  /** Frees every variable made so far (a constructor that fails half-way calls this). */
+  dispose(): void {
+    for (const v of this.vars.values()) v.dispose();
+    this.vars.clear();
   }
 
   /** A dense layer's weight [inDim, outDim] (He-normal scaled by `gain`) and zero bias. */
@@ -66,6 +125,13 @@ export class ParamStore {
   entries(): [string, tf.Variable][] {
     return [...this.vars.entries()];
   }
+}
+
+/** "54.6 MB". */
+export function formatBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${(n / 1e3).toFixed(1)} kB`;
 }
 
 export interface Dense {

@@ -1,16 +1,31 @@
 /**
  * `@diffuse/models/node`: filesystem helpers for Node (kept out of the browser-safe main entry).
- * A model is saved as `<path>.safetensors` (weights) and `<path>.json` (config), each written
- * atomically (temporary file + rename), so a crash mid-save leaves any previous file intact.
+ *
+ * A model is saved as `<base>.safetensors` and `<base>.json`. The safetensors file is the unit of
+ * commit: it holds the weights and the config (in its `__metadata__` under "diffuse.config"), is
+ * written to `<base>.safetensors.tmp-<pid>-<time>`, flushed (fsync) and renamed over the old file
+ * (atomic on POSIX), so after a kill at any moment it is either the old file or the new one, never a
+ * mix. `<base>.json` is a readable copy of the config written after it (also atomically); a kill
+ * between the two renames leaves the previous JSON beside the new weights, so `loadModelFiles` takes
+ * the config from the weights file whenever it has one, and reads `<base>.json` only for weights that
+ * do not carry their config (pairs written by other tools: back-compatible). Temporary files left by
+ * a writer that died are removed by the next `saveModelFiles` of the same base.
  *
  * @packageDocumentation
  */
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { loadModel, saveModel } from './model-io.js';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { ModelError } from './errors.js';
+import { type LoadOptions, loadModel, saveModel } from './model-io.js';
 import type { Model, ModelConfig } from './networks.js';
+import { parseSafetensors } from './safetensors.js';
+
+const CONFIG_KEY = 'diffuse.config';
+const TMP = /\.tmp-(\d+)-\d+$/;
 
 /**
- * Writes `data` to `path` atomically: to a temporary file beside it, then rename (atomic on POSIX).
+ * Writes `data` to `path` atomically: to `<path>.tmp-<pid>-<time>` beside it, flushed to disk, then
+ * renamed over `path` (atomic on POSIX). A failure removes the temporary file.
  *
  * @example
  * await writeFileAtomic('out/model.json', '{}');
@@ -18,7 +33,13 @@ import type { Model, ModelConfig } from './networks.js';
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
-    await writeFile(tmp, data);
+    const h = await open(tmp, 'w');
+    try {
+      await h.writeFile(data);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
@@ -26,8 +47,51 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
 /**
- * Saves a model as `<base>.safetensors` and `<base>.json`.
+ * Removes `<base>.safetensors.tmp-<pid>-<time>` and `<base>.json.tmp-<pid>-<time>` files whose
+ * writer process is gone (a save killed before its rename). Files of live processes are kept (they
+ * may be another save in progress). Returns the names removed.
+ *
+ * @example
+ * await removeStaleTemporaries('weights/mixture-mlp'); // ['mixture-mlp.safetensors.tmp-4242-1765152000000']
+ */
+export async function removeStaleTemporaries(base: string): Promise<string[]> {
+  const dir = dirname(base);
+  const prefix = basename(base);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(`${prefix}.safetensors.tmp-`) && !name.startsWith(`${prefix}.json.tmp-`))
+      continue;
+    const m = TMP.exec(name);
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    // this process's own writes clean up after themselves; a live process may be mid-save
+    if (pid === process.pid || processAlive(pid)) continue;
+    await rm(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/**
+ * Saves a model as `<base>.safetensors` (weights and config: the unit of commit) and `<base>.json`
+ * (a readable copy of the config), removing temporary files of earlier saves that were killed.
+ * After a kill at any moment, `loadModelFiles(base)` gives the previous model or the new one.
  *
  * @example
  * await saveModelFiles(net, 'weights/mixture-mlp');
@@ -38,24 +102,83 @@ export async function saveModelFiles(
   metadata: Record<string, string> = {},
 ): Promise<void> {
   const { config, weights } = await saveModel(model, metadata);
+  await removeStaleTemporaries(base);
   await writeFileAtomic(`${base}.safetensors`, weights);
   await writeFileAtomic(`${base}.json`, `${JSON.stringify(config, null, 2)}\n`);
 }
 
+async function readOrNull(path: string, what: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return null;
+    throw new ModelError(`could not read the ${what} ${path}: ${(e as Error).message}`, {
+      code: 'MODEL_FILE',
+      cause: e,
+    });
+  }
+}
+
 /**
- * Loads a model saved by `saveModelFiles`.
+ * Loads a model saved by `saveModelFiles`: the config comes from the weights file's metadata when it
+ * has one (the committed unit), else from `<base>.json`. Errors are typed and name the file: a
+ * missing `<base>.safetensors`, a `<base>.json` that is not valid JSON (even when not needed: a
+ * corrupt file is reported), weights without a config. `options.maxParams` raises the size budget
+ * checked before anything is allocated (see `loadModel`).
  *
  * @example
  * const net = await loadModelFiles('weights/mixture-mlp');
  */
-export async function loadModelFiles(base: string) {
-  const [weights, json] = await Promise.all([
-    readFile(`${base}.safetensors`),
-    readFile(`${base}.json`, 'utf8'),
+export async function loadModelFiles(base: string, options: LoadOptions = {}) {
+  const weightsPath = `${base}.safetensors`;
+  const jsonPath = `${base}.json`;
+  const [buf, json] = await Promise.all([
+    readOrNull(weightsPath, 'weights file'),
+    readOrNull(jsonPath, 'config file'),
   ]);
-  const config = JSON.parse(json) as ModelConfig;
-  return loadModel({
-    config,
-    weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength),
-  });
+  if (buf === null)
+    throw new ModelError(`the weights file ${weightsPath} does not exist`, { code: 'MODEL_FILE' });
+  const weights = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  let fileConfig: unknown;
+  if (json !== null) {
+    try {
+      fileConfig = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
+    } catch (e) {
+      throw new ModelError(
+        `the config file ${jsonPath} is not valid JSON (truncated or corrupt?): ${(e as Error).message}`,
+        { code: 'MODEL_FILE', cause: e },
+      );
+    }
+  }
+  let embedded: boolean;
+  try {
+    embedded = parseSafetensors(weights).metadata[CONFIG_KEY] !== undefined;
+  } catch (e) {
+    throw withFile(e, weightsPath);
+  }
+  if (!embedded && json === null)
+    throw new ModelError(
+      `the weights file ${weightsPath} carries no config and ${jsonPath} does not exist`,
+      { code: 'MODEL_FILE' },
+    );
+  try {
+    return loadModel(
+      embedded ? { weights } : { config: fileConfig as ModelConfig, weights },
+      options,
+    );
+  } catch (e) {
+    throw withFile(e, embedded ? weightsPath : `${weightsPath} with ${jsonPath}`);
+  }
+}
+
+/** The same typed error, its message prefixed with the file it came from. */
+function withFile(e: unknown, path: string): unknown {
+  if (e instanceof Error && 'code' in e) {
+    try {
+      e.message = `${path}: ${e.message}`;
+    } catch {
+      /* a frozen message stays as it is */
+    }
+  }
+  return e;
 }
