@@ -33,3 +33,60 @@ export class ModelConfigError extends ModelError {
     this.value = value;
   }
 }
+
+/**
+ * A diffusers `config.json` cannot be built as written: `key` holds `value`, which is unknown,
+ * invalid, or an option this port does not implement (it never builds a different network instead).
+ * A `ModelConfigError` (code `INVALID_MODEL_CONFIG`, `field` = `key`).
+ *
+ * @example
+ * try { diffusersModelFromFiles({ config, weights }); } catch (e) {
+ *   if (e instanceof DiffusersConfigError) console.error(e.key, e.value);
+ * }
+ */
+export class DiffusersConfigError extends ModelConfigError {
+  /** The config key (as `field`; list entries as `down_block_types[1]`). */
+  readonly key: string;
+  constructor(key: string, value: unknown, why: string) {
+    super(key, value, `config key '${key}' = ${show(value)}: ${why}`);
+    this.key = key;
+  }
+}
+
+/**
+ * Weights do not fit the network a config describes: tensor `key` is missing, unexpected, of another
+ * shape (`expected` and `actual` name both) or of a non-float dtype. Code `INVALID_WEIGHTS`.
+ *
+ * @example
+ * try { diffusersModelFromFiles({ config, weights }); } catch (e) {
+ *   if (e instanceof DiffusersWeightsError) console.error(e.key, e.expected, e.actual);
+ * }
+ */
+export class DiffusersWeightsError extends ModelError {
+  readonly key: string;
+  readonly expected: readonly number[] | undefined;
+  readonly actual: readonly number[] | undefined;
+  constructor(
+    key: string,
+    message: string,
+    shapes: { expected?: readonly number[]; actual?: readonly number[] } = {},
+  ) {
+    super(message, { code: 'INVALID_WEIGHTS' });
+    this.key = key;
+    this.expected = shapes.expected;
+    this.actual = shapes.actual;
+  }
+}
+
+function show(value: unknown): string {
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined
+      ? String(value)
+      : text.length > 200
+        ? `${text.slice(0, 200)}...`
+        : text;
+  } catch {
+    return String(value);
+  }
+}

@@ -5,8 +5,38 @@
  * @packageDocumentation
  */
 export type { AsyncDenoiser, Conditioning, Denoiser } from './denoiser.js';
+export {
+  type AutoencoderKLConfig,
+  DIFFUSERS_CLASSES,
+  type DiffusersClassName,
+  type DiffusersConfig,
+  DOWN_BLOCKS,
+  parseDiffusersConfig,
+  type UNet2DConditionConfig,
+  type UNet2DConfig,
+  UP_BLOCKS,
+} from './diffusers/config.js';
+export {
+  createDiffusersModel,
+  type DiffusersFiles,
+  diffusersModelFromFiles,
+} from './diffusers/load.js';
+export {
+  type AddedCondKwargs,
+  AutoencoderKL,
+  type DiffusersModel,
+  type LatentDistribution,
+  UNet2DConditionModel,
+  UNet2DModel,
+  type UNetForwardInputs,
+} from './diffusers/models.js';
 export { Ema, type EmaOptions } from './ema.js';
-export { ModelConfigError, ModelError } from './errors.js';
+export {
+  DiffusersConfigError,
+  DiffusersWeightsError,
+  ModelConfigError,
+  ModelError,
+} from './errors.js';
 export { GaussianMixture, type GaussianMixtureSpec, type Labels } from './gaussian-mixture.js';
 export {
   copyWeights,

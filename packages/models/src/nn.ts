@@ -1,7 +1,9 @@
 /**
  * Building blocks of the networks, written with tfjs-core ops and explicit `tf.Variable`s (no
- * tfjs-layers): a named parameter store with seeded initialisers, dense and conv layers, SiLU,
- * GroupNorm, sinusoidal noise features, class embeddings and single-head self-attention.
+ * tfjs-layers): a named parameter store with seeded initialisers, dense and conv layers, SiLU and
+ * the other activations diffusers uses, GroupNorm, LayerNorm, sinusoidal noise features, class
+ * embeddings and multi-head scaled dot-product attention. Both the toolkit's own networks and the
+ * diffusers checkpoints (`diffusers/`) are built from these, so each exists once.
  * Layout: images are NHWC; dense layers act on the last axis.
  */
 
@@ -147,23 +149,106 @@ export interface Norm {
   beta: tf.Variable;
 }
 
-/** x W + b on the last axis of x (any rank). */
-export function dense(x: tf.Tensor, p: Dense): tf.Tensor {
-  const [inDim, outDim] = p.w.shape as [number, number];
-  if (x.rank === 2) return tf.add(tf.matMul(x as tf.Tensor2D, p.w as tf.Tensor2D), p.b);
-  const lead = x.shape.slice(0, -1);
-  const y = tf.add(tf.matMul(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, p.w as tf.Tensor2D), p.b);
-  return tf.reshape(y, [...lead, outDim]);
+/** Weights of a dense layer as `dense` reads them: w [inDim, outDim], optional bias [outDim]. */
+export interface DenseWeights {
+  w: tf.Tensor;
+  b?: tf.Tensor;
+}
+/** Weights of a conv as `conv` reads them: w [kh, kw, inCh, outCh], optional bias [outCh]. */
+export interface ConvWeights {
+  w: tf.Tensor;
+  b?: tf.Tensor;
+}
+/** Per-channel scale and shift of a normalisation layer. */
+export interface NormWeights {
+  gamma: tf.Tensor;
+  beta: tf.Tensor;
 }
 
-/** A 'same'-padded conv (NHWC) with bias. */
-export function conv(x: tf.Tensor, p: Conv, stride = 1): tf.Tensor {
-  return tf.add(tf.conv2d(x as tf.Tensor4D, p.w as tf.Tensor4D, stride, 'same'), p.b);
+/** x W (+ b) on the last axis of x (any rank). */
+export function dense(x: tf.Tensor, p: DenseWeights): tf.Tensor {
+  const [inDim, outDim] = p.w.shape as [number, number];
+  const mm = (a: tf.Tensor) => {
+    const y = tf.matMul(a as tf.Tensor2D, p.w as tf.Tensor2D);
+    return p.b ? tf.add(y, p.b) : y;
+  };
+  if (x.rank === 2) return mm(x);
+  const lead = x.shape.slice(0, -1);
+  return tf.reshape(mm(tf.reshape(x, [-1, inDim])), [...lead, outDim]);
+}
+
+/**
+ * A conv (NHWC) with optional bias. `pad` is 'same' (TensorFlow's rule, the default) or a number p
+ * of zero rows/columns on every side, as PyTorch's `Conv2d(padding=p)`: the two differ for strided
+ * convs ('same' pads only after the input when the total padding is odd).
+ */
+export function conv(
+  x: tf.Tensor,
+  p: ConvWeights,
+  stride = 1,
+  pad: 'same' | number = 'same',
+): tf.Tensor {
+  const padding:
+    | 'same'
+    | 'valid'
+    | [[number, number], [number, number], [number, number], [number, number]] =
+    pad === 'same'
+      ? 'same'
+      : pad === 0
+        ? 'valid'
+        : [
+            [0, 0],
+            [pad, pad],
+            [pad, pad],
+            [0, 0],
+          ];
+  const y = tf.conv2d(x as tf.Tensor4D, p.w as tf.Tensor4D, stride, padding);
+  return p.b ? tf.add(y, p.b) : y;
 }
 
 /** SiLU(x) = x sigmoid(x) (Elfwing et al. 2018; tfjs-core has no silu op). */
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
+}
+
+/** The activations diffusers' `get_activation` knows ('swish' is SiLU). */
+export const ACTIVATIONS = ['silu', 'swish', 'mish', 'gelu', 'relu'] as const;
+/** One of `ACTIVATIONS`. */
+export type Activation = (typeof ACTIVATIONS)[number];
+
+/**
+ * An activation by name, as PyTorch defines it: SiLU x sigmoid(x); Mish x tanh(softplus(x)) (Misra
+ * 2019); exact GELU x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (Hendrycks & Gimpel 2016, `nn.GELU()`);
+ * ReLU max(x, 0).
+ *
+ * @example
+ * const y = activation(tf.tensor1d([-1, 0, 1]), 'gelu'); // [-0.1587, 0, 0.8413]
+ */
+export function activation(x: tf.Tensor, name: Activation): tf.Tensor {
+  switch (name) {
+    case 'silu':
+    case 'swish':
+      return silu(x);
+    case 'mish':
+      return tf.mul(x, tf.tanh(tf.softplus(x)));
+    case 'gelu':
+      return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+    case 'relu':
+      return tf.relu(x);
+  }
+}
+
+/**
+ * LayerNorm (Ba et al. 2016) over the last axis: (x - mean) / sqrt(var + eps), then scale and shift
+ * when `p` is given (PyTorch's `nn.LayerNorm`, biased variance).
+ *
+ * @example
+ * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), undefined, 1e-5); // [[-1.2247, 0, 1.2247]]
+ */
+export function layerNorm(x: tf.Tensor, p: NormWeights | undefined, eps: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  const y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  return p ? tf.add(tf.mul(y, p.gamma), p.beta) : y;
 }
 
 /**
@@ -174,7 +259,7 @@ export function silu(x: tf.Tensor): tf.Tensor {
  */
 export function groupNorm(
   x: tf.Tensor,
-  p: Norm,
+  p: NormWeights,
   groups: number,
   activation: GroupNormActivation = 'none',
   eps = 1e-5,
@@ -217,6 +302,45 @@ export function classEmbedding(
   return tf.matMul(tf.cast(tf.oneHot(ids, rows), 'float32'), table as tf.Tensor2D);
 }
 
+/**
+ * Multi-head scaled dot-product attention (Vaswani et al. 2017, sec. 3.2.2): q [b, n, heads * d],
+ * k [b, m, heads * d], v [b, m, heads * dv] to softmax(scale q_h k_h^T) v_h per head, concatenated
+ * back to [b, n, heads * dv]. The same math as diffusers' classic `AttnProcessor` (scores =
+ * scale * q k^T, softmax over keys, times v); with one head no reshapes are made.
+ *
+ * @example
+ * const out = attention(q, k, v, 4, 1 / Math.sqrt(8)); // 4 heads of size 8
+ */
+export function attention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  heads: number,
+  scale: number,
+): tf.Tensor {
+  if (heads === 1) return tf.matMul(tf.softmax(tf.mul(tf.matMul(q, k, false, true), scale)), v);
+  const [b, n] = q.shape as [number, number, number];
+  const split = (t: tf.Tensor) => {
+    const [, len, dim] = t.shape as [number, number, number];
+    const d = dim / heads;
+    return tf.reshape(tf.transpose(tf.reshape(t, [b, len, heads, d]), [0, 2, 1, 3]), [
+      b * heads,
+      len,
+      d,
+    ]);
+  };
+  const out = tf.matMul(
+    tf.softmax(tf.mul(tf.matMul(split(q), split(k), false, true), scale)),
+    split(v),
+  );
+  const dv = out.shape[2]!;
+  return tf.reshape(tf.transpose(tf.reshape(out, [b, heads, n, dv]), [0, 2, 1, 3]), [
+    b,
+    n,
+    heads * dv,
+  ]);
+}
+
 /** Single-head self-attention over the H x W positions of an NHWC map, with a residual connection. */
 export function selfAttention(x: tf.Tensor, p: AttentionParams, groups: number): tf.Tensor {
   const [b, h, w, c] = x.shape as [number, number, number, number];
@@ -224,8 +348,7 @@ export function selfAttention(x: tf.Tensor, p: AttentionParams, groups: number):
   const q = dense(tokens, p.q);
   const k = dense(tokens, p.k);
   const v = dense(tokens, p.v);
-  const attn = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(c)));
-  const out = dense(tf.matMul(attn, v), p.out);
+  const out = dense(attention(q, k, v, 1, 1 / Math.sqrt(c)), p.out);
   return tf.add(x, tf.reshape(out, [b, h, w, c]));
 }
 

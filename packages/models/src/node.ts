@@ -15,7 +15,9 @@
  */
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { ModelError } from './errors.js';
+import { diffusersModelFromFiles } from './diffusers/load.js';
+import type { DiffusersModel } from './diffusers/models.js';
+import { DiffusersWeightsError, ModelError } from './errors.js';
 import { type LoadOptions, loadModel, saveModel } from './model-io.js';
 import type { Model, ModelConfig } from './networks.js';
 import { parseSafetensors } from './safetensors.js';
@@ -181,4 +183,78 @@ function withFile(e: unknown, path: string): unknown {
     }
   }
   return e;
+}
+
+/** Options of `loadDiffusersModel`. */
+export interface LoadDiffusersOptions {
+  /**
+   * A weights variant such as 'fp16' (`diffusion_pytorch_model.fp16.safetensors`, or the sharded
+   * `diffusion_pytorch_model.safetensors.index.fp16.json`). Without it the plain file is read, and
+   * a folder holding only the 'fp16' variant falls back to it.
+   */
+  variant?: string;
+}
+
+const WEIGHTS = 'diffusion_pytorch_model';
+
+const asBytes = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+/**
+ * Loads a diffusers model folder (`config.json` + `diffusion_pytorch_model.safetensors`, a
+ * `*.fp16.safetensors` variant, or shards listed in `diffusion_pytorch_model.safetensors.index.json`)
+ * as a `UNet2DModel`, `UNet2DConditionModel` or `AutoencoderKL`. Each file is read once; tensors are
+ * converted to float32 one at a time.
+ *
+ * @example
+ * const unet = await loadDiffusersModel('models/ddpm-cifar10-32/unet');
+ * const out = unet.forward({ sample, timestep: 981 });
+ */
+export async function loadDiffusersModel(
+  folder: string,
+  options: LoadDiffusersOptions = {},
+): Promise<DiffusersModel> {
+  const names = new Set(await readdir(folder));
+  const config = await readFile(join(folder, 'config.json'), 'utf8');
+  const pick = (variant: string | undefined) => {
+    const v = variant ? `.${variant}` : '';
+    const single = `${WEIGHTS}${v}.safetensors`;
+    const index = `${WEIGHTS}.safetensors.index${v}.json`;
+    if (names.has(single)) return { single };
+    if (names.has(index)) return { index };
+    return undefined;
+  };
+  const found = pick(options.variant) ?? (options.variant === undefined ? pick('fp16') : undefined);
+  if (found === undefined)
+    throw new DiffusersWeightsError(
+      'weights',
+      `${folder} holds no ${WEIGHTS}${options.variant ? `.${options.variant}` : ''}.safetensors (nor a sharded index); .bin weights are not read`,
+    );
+  if (found.single !== undefined)
+    return diffusersModelFromFiles({
+      config,
+      weights: asBytes(await readFile(join(folder, found.single))),
+    });
+  const indexText = await readFile(join(folder, found.index!), 'utf8');
+  let map: Record<string, unknown>;
+  try {
+    map = (JSON.parse(indexText) as { weight_map: Record<string, unknown> }).weight_map;
+  } catch (e) {
+    throw new DiffusersWeightsError(
+      'index',
+      `${found.index} is not valid JSON (${(e as Error).message})`,
+    );
+  }
+  if (map === null || typeof map !== 'object')
+    throw new DiffusersWeightsError('weight_map', `${found.index} has no weight_map object`);
+  const shardNames = [...new Set(Object.values(map))];
+  for (const name of shardNames)
+    if (typeof name !== 'string' || name.includes('/') || name.includes('\\') || !names.has(name))
+      throw new DiffusersWeightsError(
+        'weight_map',
+        `${found.index} names shard ${JSON.stringify(name)}, which is not a file in ${folder}`,
+      );
+  const weights: Uint8Array[] = [];
+  for (const name of shardNames as string[])
+    weights.push(asBytes(await readFile(join(folder, name))));
+  return diffusersModelFromFiles({ config, weights, index: indexText });
 }
