@@ -1,7 +1,8 @@
 /**
- * The diffusers reference models of `reference-data/diffusers-models/` (random weights, made and
- * run by diffusers itself): each folder loads through `loadDiffusersModel`, and every stored case
- * matches diffusers' float64 output within 1e-4 of the output's scale, on wasm and on cpu.
+ * The diffusers reference models of `reference-data/diffusers-models/` and
+ * `reference-data/diffusers-models-options/` (random weights, made and run by diffusers itself):
+ * each folder loads through `loadDiffusersModel`, and every stored case matches diffusers' float64
+ * output within 1e-4 of the output's scale, on wasm and on cpu.
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -11,15 +12,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AutoencoderKL, type DiffusersModel, UNet2DConditionModel, UNet2DModel } from '../index.js';
 import { loadDiffusersModel } from '../node.js';
 
-const ROOT = new URL('../../../../reference-data/diffusers-models/', import.meta.url);
-const folder = (id: string) => fileURLToPath(new URL(`${id}/`, ROOT));
+const DATA = new URL('../../../../reference-data/', import.meta.url);
+const ROOT = new URL('diffusers-models/', DATA);
+const OPTIONS = new URL('diffusers-models-options/', DATA);
+const rootOf = (id: string) =>
+  OPTION_UNETS.includes(id) || id === 'vae-kl-options' ? OPTIONS : ROOT;
+const folder = (id: string) => fileURLToPath(new URL(`${id}/`, rootOf(id)));
 
 interface Stored {
   dtype: string;
   shape: number[];
   data: number[];
 }
-type Input = Stored | { python_int: number };
+type Input = Stored | { python_int: number } | Record<string, Stored>;
 interface Case {
   name: string;
   inputs: Record<string, Input>;
@@ -31,7 +36,7 @@ interface Io {
 }
 
 const io = async (id: string): Promise<Io> =>
-  JSON.parse(await readFile(new URL(`${id}/io.json`, ROOT), 'utf8')) as Io;
+  JSON.parse(await readFile(new URL(`${id}/io.json`, rootOf(id)), 'utf8')) as Io;
 
 const toTensor = (s: Stored) =>
   tf.tensor(s.data, s.shape, s.dtype === 'int64' || s.dtype === 'int32' ? 'int32' : 'float32');
@@ -49,7 +54,15 @@ async function relError(out: tf.Tensor, ref: Stored): Promise<number> {
   return err / scale;
 }
 
-const UNETS = ['unet2d-ddpm-tiny', 'unet2d-class-cond', 'unet2d-cond-sd1-tiny'] as const;
+const OPTION_UNETS = [
+  'unet2d-variants',
+  'unet2d-fourier',
+  'unet2d-learned',
+  'unet2d-cond-sdxl-tiny',
+  'unet2d-cond-options',
+];
+const UNETS = ['unet2d-ddpm-tiny', 'unet2d-class-cond', 'unet2d-cond-sd1-tiny', ...OPTION_UNETS];
+const VAES = ['vae-kl-sd-tiny', 'vae-kl-options'];
 const TOL = 1e-4;
 
 for (const backend of ['wasm', 'cpu'] as const) {
@@ -57,8 +70,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
     const models = new Map<string, DiffusersModel>();
     beforeAll(async () => {
       await initBackend(backend);
-      for (const id of [...UNETS, 'vae-kl-sd-tiny'])
-        models.set(id, await loadDiffusersModel(folder(id)));
+      for (const id of [...UNETS, ...VAES]) models.set(id, await loadDiffusersModel(folder(id)));
     });
     afterAll(() => {
       for (const m of models.values()) m.dispose();
@@ -69,6 +81,8 @@ for (const backend of ['wasm', 'cpu'] as const) {
       expect(models.get('unet2d-class-cond')).toBeInstanceOf(UNet2DModel);
       expect(models.get('unet2d-cond-sd1-tiny')).toBeInstanceOf(UNet2DConditionModel);
       expect(models.get('vae-kl-sd-tiny')).toBeInstanceOf(AutoencoderKL);
+      expect(models.get('unet2d-cond-options')).toBeInstanceOf(UNet2DConditionModel);
+      expect(models.get('vae-kl-options')).toBeInstanceOf(AutoencoderKL);
       for (const [id, m] of models) expect(m.numParameters, id).toBe((await io(id)).num_parameters);
     });
 
@@ -79,18 +93,39 @@ for (const backend of ['wasm', 'cpu'] as const) {
           const inp = c.inputs;
           const sample = toTensor(inp.sample as Stored);
           const t = inp.timestep!;
-          const timestep = 'python_int' in t ? t.python_int : toTensor(t);
-          const classLabels = inp.class_labels ? toTensor(inp.class_labels as Stored) : undefined;
-          const encoderHiddenStates = inp.encoder_hidden_states
-            ? toTensor(inp.encoder_hidden_states as Stored)
-            : undefined;
+          const timestep = 'python_int' in t ? (t.python_int as number) : toTensor(t as Stored);
+          const opt = (k: string) => (inp[k] ? toTensor(inp[k] as Stored) : undefined);
+          const classLabels = opt('class_labels');
+          const encoderHiddenStates = opt('encoder_hidden_states');
+          const timestepCond = opt('timestep_cond');
+          const added = inp.added_cond_kwargs as Record<string, Stored> | undefined;
+          const addedCondKwargs = added && {
+            text_embeds: toTensor(added.text_embeds!),
+            time_ids: toTensor(added.time_ids!),
+          };
           const out = await assertNoLeaks(
-            () => unet.forward({ sample, timestep, classLabels, encoderHiddenStates }),
+            () =>
+              unet.forward({
+                sample,
+                timestep,
+                classLabels,
+                encoderHiddenStates,
+                timestepCond,
+                addedCondKwargs,
+              }),
             `${id} forward`,
           );
           const err = await relError(out, c.outputs.sample!.float64);
           expect(err, `${id}/${c.name}`).toBeLessThan(TOL);
-          tf.dispose([out, sample, classLabels, encoderHiddenStates]);
+          tf.dispose([
+            out,
+            sample,
+            classLabels,
+            encoderHiddenStates,
+            timestepCond,
+            addedCondKwargs?.text_embeds,
+            addedCondKwargs?.time_ids,
+          ]);
           if (typeof timestep !== 'number') timestep.dispose();
         }
       });
@@ -114,6 +149,21 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const recon = vae.forward(x2);
       expect(await relError(recon, fwd.outputs.sample!.float64), 'forward').toBeLessThan(TOL);
       tf.dispose([x, dist.mean, dist.std, dist.logvar, z, img, x2, recon]);
+    });
+
+    it(`vae-kl-options (no quant convs, no mid attention): encode and decode match diffusers within ${TOL}`, async () => {
+      const vae = models.get('vae-kl-options') as AutoencoderKL;
+      const cases = new Map((await io('vae-kl-options')).cases.map((c) => [c.name, c]));
+      const enc = cases.get('encode')!;
+      const x = toTensor(enc.inputs.sample as Stored);
+      const dist = vae.encode(x);
+      for (const k of ['mean', 'std', 'logvar'] as const)
+        expect(await relError(dist[k], enc.outputs[k]!.float64), `encode ${k}`).toBeLessThan(TOL);
+      const dec = cases.get('decode')!;
+      const z = toTensor(dec.inputs.z as Stored);
+      const img = vae.decode(z);
+      expect(await relError(img, dec.outputs.sample!.float64), 'decode').toBeLessThan(TOL);
+      tf.dispose([x, dist.mean, dist.std, dist.logvar, z, img]);
     });
   });
 }
