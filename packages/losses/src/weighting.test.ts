@@ -213,6 +213,7 @@ describe('weightedMSE on any target', () => {
           epsilon: noise,
           v: tf.sub(tf.mul(a, noise), tf.mul(s, x0)),
           score: tf.neg(tf.div(noise, s)),
+          flow: tf.sub(noise, x0),
         }[w.space];
         const hat = convertPrediction(prediction, predictionType, w.space, x, level);
         const mse = (await tf.mean(tf.square(tf.sub(hat, truth)), 1).data()) as Float32Array;

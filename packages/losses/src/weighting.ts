@@ -67,7 +67,8 @@ function positiveFinite(name: string, value: number): void {
  * log F_target(lambda): log of the factor turning the squared x0 error into the squared error of
  * `target` (variance preserving):
  *
- *     log F_x0 = 0,  log F_eps = lambda,  log F_v = softplus(lambda),  log F_score = lambda + softplus(lambda)
+ *     log F_x0 = 0,  log F_eps = lambda,  log F_v = softplus(lambda),  log F_score = lambda + softplus(lambda),
+ *     log F_flow = 2 softplus(lambda / 2)   (u = eps - x0: du = -(alpha / sigma + 1) dx0 at fixed x_t)
  *
  * @example
  * const logF = logTargetFactor('v', tf.tensor1d([-2, 0, 2])); // softplus(lambda), differentiable
@@ -84,6 +85,8 @@ export function logTargetFactor(target: Prediction, logSNR: tf.Tensor): tf.Tenso
         return tf.softplus(logSNR);
       case 'score':
         return tf.add(logSNR, tf.softplus(logSNR));
+      case 'flow':
+        return tf.mul(tf.softplus(tf.mul(logSNR, 0.5)), 2);
     }
   });
 }

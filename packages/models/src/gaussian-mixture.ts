@@ -403,7 +403,7 @@ export class GaussianMixture {
   // ---------------------------------------------------------------- denoiser
 
   /**
-   * This oracle as a `Denoiser` predicting `prediction` (x0, epsilon, v or score). `cond.labels`
+   * This oracle as a `Denoiser` predicting `prediction` (x0, epsilon, v, score or flow velocity). `cond.labels`
    * makes it class-conditional. Each target is computed from its own sum (v = alpha eps - sigma x0
    * from both), so there is no cancellation at either end of the noise range.
    *
@@ -427,6 +427,8 @@ export class GaussianMixture {
             return gm.epsilon(x, level, labels);
           case 'score':
             return gm.score(x, level, labels);
+          case 'flow': // u = eps - x0
+            return tf.tidy(() => tf.sub(gm.epsilon(x, level, labels), gm.x0(x, level, labels)));
           case 'v':
             return tf.tidy(() => {
               const p = gm.posterior(x, level, labels);

@@ -7,12 +7,17 @@
  */
 
 export type { DiffusersConfig } from './diffusers/classes.js';
+export { dynamicShiftMu } from './diffusers/flow.js';
+export { type ResolvedDiffusersConfig, resolveDiffusersConfig } from './diffusers/from-config.js';
 export {
   type CreateSchedulerOptions,
   createScheduler,
+  fromConfig,
+  type ResolvedClass,
   resolveConfig,
   SCHEDULER_CLASSES,
   type Scheduler,
+  type SetTimestepsOptions,
   type StepOptions,
   type StepOutput,
 } from './diffusers/scheduler.js';

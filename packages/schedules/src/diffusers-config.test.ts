@@ -139,30 +139,53 @@ describe('fromDiffusersConfig', () => {
 
   it.each([
     [
-      { ...sd15, beta_scheduel: 'linear' },
-      /unknown diffusers scheduler config field 'beta_scheduel'/,
-    ],
-    [
       { num_train_timesteps: 5, trained_betas: [0.1, 0.2] },
       /trained_betas has 2 entries but num_train_timesteps is 5/,
     ],
     [{ beta_start: 0.02, beta_end: 0.0001 }, /beta_start \(0.02\) is above beta_end \(0.0001\)/],
-    [{ beta_start: 0 }, /beta_start must be in \(0, 1\), got 0/],
+    [{ beta_start: 0 }, /beta_start must be a finite number in \(0, 1\), got 0/],
     [
       { num_train_timesteps: 2, trained_betas: [0.5, 1.5] },
       /trained_betas\[1\] = 1.5 is outside \(0, 1\)/,
     ],
-    [{ num_train_timesteps: '1000' }, /num_train_timesteps must be an integer, got '1000'/],
+    [
+      { num_train_timesteps: '1000' },
+      /num_train_timesteps must be an integer in \[2, 1000000\], got '1000'/,
+    ],
+    [
+      { num_train_timesteps: 1e12 },
+      /num_train_timesteps must be an integer in \[2, 1000000\], got 1000000000000/,
+    ],
+    [{ beta_start: '0.00085' }, /beta_start must be a finite number in \(0, 1\), got '0.00085'/],
+    [{ clip_sample: 'yes' }, /clip_sample must be a boolean, got 'yes'/],
+    [{ clip_sample_range: -1 }, /clip_sample_range must be a finite number > 0, got -1/],
     [{ beta_schedule: 'quadratic' }, /beta_schedule 'quadratic' is not supported/],
     [{ timestep_spacing: 'middle' }, /timestep_spacing 'middle' is not supported/],
-    [{ steps_offset: -1 }, /steps_offset must be in \[0, num_train_timesteps\)/],
-    [{ prediction_type: 'flow_prediction' }, /unknown diffusers prediction_type 'flow_prediction'/],
+    [{ steps_offset: -1 }, /steps_offset must be an integer in \[0, 1000000\], got -1/],
+    [{ steps_offset: 1000 }, /steps_offset must be in \[0, num_train_timesteps\)/],
+    [{ prediction_type: 'flow' }, /unknown diffusers prediction_type 'flow'/],
     [{ rescale_betas_zero_snr: 'yes' }, /rescale_betas_zero_snr must be a boolean, got 'yes'/],
     [{ trained_betas: 'none' }, /trained_betas must be null or an array of numbers/],
     [[1, 2], /must be a JSON object, got an array of 2/],
     [null, /must be a JSON object, got null/],
-  ])('bad config %# -> typed error naming the field', (json, message) => {
-    expect(() => fromDiffusersConfig(json)).toThrow(ScheduleError);
-    expect(() => fromDiffusersConfig(json)).toThrow(message);
+    [
+      { ...sd15, beta_scheduel: 'linear' },
+      /unknown diffusers scheduler config field 'beta_scheduel'/,
+      true,
+    ],
+  ])('bad config %# -> typed error naming the field', (json, message, strict = false) => {
+    expect(() => fromDiffusersConfig(json, { strict })).toThrow(ScheduleError);
+    expect(() => fromDiffusersConfig(json, { strict })).toThrow(message);
+  });
+
+  it('ignores fields no scheduler reads, with one warning naming them (strict mode throws)', () => {
+    const warnings: string[] = [];
+    const c = fromDiffusersConfig(
+      { ...sd15, timestep_values: null, tensor_format: 'pt' },
+      { onWarning: (m) => warnings.push(m) },
+    );
+    expect(c.ignoredFields).toEqual({ timestep_values: null, tensor_format: 'pt' });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/'timestep_values' \(null\), 'tensor_format' \('pt'\)/);
   });
 });

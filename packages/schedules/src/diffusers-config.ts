@@ -5,9 +5,13 @@
  * (`SCHEDULE_FIELDS`). Fields that configure a particular scheduler's update rule (`clip_sample`,
  * `solver_order`, `use_karras_sigmas`, ... listed in `DIFFUSERS_SCHEDULER_FIELDS`) are accepted and
  * handed back untouched in `schedulerFields`, for the scheduler adapters in `@diffuse/samplers`.
- * Any other field is an error naming it, so a typo or a config from an unknown scheduler family does
- * not pass silently.
+ * Any other field is ignored as diffusers' `from_config` ignores it, with one warning listing them
+ * (`strict: true` throws instead), so real files with stray keys load while a typo does not pass
+ * silently. Values are checked by `validateDiffusersFields`, the one validation `createScheduler` of
+ * `@diffuse/samplers` shares.
  */
+
+import { describeValue as describe, validateDiffusersFields } from './diffusers-json.js';
 import { BETA_SCHEDULES, type BetaSchedule, DiscreteSchedule } from './discrete.js';
 import { ScheduleError } from './errors.js';
 import {
@@ -63,8 +67,10 @@ export const DIFFUSERS_SCHEDULER_FIELDS: readonly string[] = [
   'original_inference_steps',
   'predict_x0',
   'rho',
+  's',
   's_noise',
   'sample_max_value',
+  'scaler',
   'set_alpha_to_one',
   'shift',
   'shift_terminal',
@@ -104,35 +110,51 @@ export interface DiffusersScheduleConfig {
   metadata: Record<string, unknown>;
   /** The scheduler's own fields, untouched. */
   schedulerFields: Record<string, unknown>;
+  /** Fields no diffusers scheduler reads (ignored, as diffusers ignores them), untouched. */
+  ignoredFields: Record<string, unknown>;
+}
+
+/** Options of `fromDiffusersConfig`. */
+export interface FromDiffusersConfigOptions {
+  /** Throw a `ScheduleError` on a field no diffusers scheduler reads instead of warning (default false). */
+  strict?: boolean;
+  /** Receives the one warning about ignored fields (default `console.warn`). */
+  onWarning?: (message: string) => void;
 }
 
 /**
  * Parses the schedule fields of a diffusers `scheduler_config.json` (already JSON-parsed), with
  * diffusers' defaults for absent fields (T = 1000, `linear` 1e-4..0.02, `leading`, offset 0, `epsilon`).
- * Unknown fields, wrong types and contradictions (a `trained_betas` whose length is not
- * `num_train_timesteps`, `beta_start` above `beta_end`) throw a `ScheduleError` naming the field.
+ * Wrong types, out-of-range values and contradictions (a `trained_betas` whose length is not
+ * `num_train_timesteps`, `beta_start` above `beta_end`) throw a `ScheduleError` naming the field;
+ * unknown fields are kept in `ignoredFields` with one warning (or throw with `strict: true`).
  *
  * @example
  * const cfg = fromDiffusersConfig(JSON.parse(readFileSync('scheduler/scheduler_config.json', 'utf8')));
  * cfg.schedule.alphasCumprod; cfg.timestepSpacing; cfg.prediction; cfg.schedulerFields.clip_sample;
  */
-export function fromDiffusersConfig(json: unknown): DiffusersScheduleConfig {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new ScheduleError(
-      `a diffusers scheduler config must be a JSON object, got ${describe(json)}`,
-    );
-  }
+export function fromDiffusersConfig(
+  json: unknown,
+  options: FromDiffusersConfigOptions = {},
+): DiffusersScheduleConfig {
+  validateDiffusersFields(json);
   const c = json as Record<string, unknown>;
   const metadata: Record<string, unknown> = {};
   const schedulerFields: Record<string, unknown> = {};
+  const ignoredFields: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(c)) {
     if (SCHEDULE_FIELDS.includes(key)) continue;
-    if (DIFFUSERS_METADATA_FIELDS.includes(key)) metadata[key] = value;
+    if (DIFFUSERS_METADATA_FIELDS.includes(key) || key.startsWith('_')) metadata[key] = value;
     else if (DIFFUSERS_SCHEDULER_FIELDS.includes(key)) schedulerFields[key] = value;
-    else
-      throw new ScheduleError(
-        `unknown diffusers scheduler config field '${key}' (value ${describe(value)})`,
-      );
+    else ignoredFields[key] = value;
+  }
+  const ignored = Object.keys(ignoredFields);
+  if (ignored.length > 0) {
+    const list = ignored.map((k) => `'${k}' (${describe(ignoredFields[k])})`).join(', ');
+    if (options.strict) throw new ScheduleError(`unknown diffusers scheduler config field ${list}`);
+    (options.onWarning ?? console.warn)(
+      `the config fields ${list} are not read by any diffusers scheduler and are ignored`,
+    );
   }
 
   const T = read(c, 'num_train_timesteps', 'integer', 1000);
@@ -206,6 +228,7 @@ export function fromDiffusersConfig(json: unknown): DiffusersScheduleConfig {
     prediction,
     metadata,
     schedulerFields,
+    ignoredFields,
   };
 }
 
@@ -268,10 +291,4 @@ function read<K extends Kind>(
       `${key} must be ${kind === 'integer' ? 'an integer' : `a ${kind}`}, got ${describe(v)}`,
     );
   return v as KindType<K>;
-}
-
-function describe(v: unknown): string {
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (typeof v === 'string') return `'${v}'`;
-  return v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v);
 }

@@ -24,10 +24,19 @@ export {
   DIFFUSERS_METADATA_FIELDS,
   DIFFUSERS_SCHEDULER_FIELDS,
   type DiffusersScheduleConfig,
+  type FromDiffusersConfigOptions,
   fromDiffusersConfig,
   SCHEDULE_FIELDS,
   toDiffusersConfig,
 } from './diffusers-config.js';
+export {
+  DIFFUSERS_FIELD_RULES,
+  describeValue,
+  MAX_TRAIN_TIMESTEPS,
+  parseDiffusersJson,
+  stringifyDiffusersJson,
+  validateDiffusersFields,
+} from './diffusers-json.js';
 export {
   BETA_SCHEDULES,
   type BetaSchedule,

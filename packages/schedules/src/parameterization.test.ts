@@ -39,6 +39,7 @@ function targets(x0: tf.Tensor, eps: tf.Tensor, { alpha, sigma }: NoiseLevel<Sca
     epsilon: tf.clone(eps),
     v: tf.sub(tf.mul(alpha, eps), tf.mul(sigma, x0)),
     score: tf.neg(tf.div(eps, sigma)),
+    flow: tf.sub(eps, x0),
   }));
 }
 
@@ -123,12 +124,13 @@ describe('convertPrediction: every pair of targets', () => {
 
 describe('diffusers prediction_type names', () => {
   it('map both ways', () => {
-    for (const p of ['x0', 'epsilon', 'v'] as Prediction[])
+    for (const p of ['x0', 'epsilon', 'v', 'flow'] as Prediction[])
       expect(predictionFromDiffusers(predictionToDiffusers(p))).toBe(p);
     expect(predictionFromDiffusers('sample')).toBe('x0');
     expect(predictionFromDiffusers('v_prediction')).toBe('v');
-    expect(() => predictionFromDiffusers('flow_prediction')).toThrow(
-      /unknown diffusers prediction_type 'flow_prediction'/,
+    expect(predictionFromDiffusers('flow_prediction')).toBe('flow');
+    expect(() => predictionFromDiffusers('flow')).toThrow(
+      /unknown diffusers prediction_type 'flow'/,
     );
     expect(() => predictionToDiffusers('score')).toThrow(/no prediction_type for 'score'/);
   });

@@ -8,6 +8,8 @@
  *   - `epsilon`  the noise eps = (x_t - alpha x_0) / sigma              (Ho et al. 2020)
  *   - `v`        v = alpha eps - sigma x_0                              (Salimans & Ho 2022, sec. 4)
  *   - `score`    grad log p(x_t) = -eps / sigma = (alpha x_0 - x_t) / sigma^2   (Tweedie's formula)
+ *   - `flow`     the flow-matching velocity u = eps - x_0 (Lipman et al. 2023, Liu et al. 2023: with
+ *                x_t = (1 - t) x_0 + t eps it is dx_t/dt; diffusers' `FlowMatch*` schedulers, SD 3.x, Flux)
  *
  * All four carry the same information given x_t and (alpha, sigma). Solving the pair
  * x_t = alpha x0 + sigma eps, v = alpha eps - sigma x0 gives, for any alpha and sigma
@@ -16,6 +18,13 @@
  *     x0  = (alpha x_t - sigma v) / (alpha^2 + sigma^2)
  *     eps = (sigma x_t + alpha v) / (alpha^2 + sigma^2)
  *
+ * and likewise from x_t = alpha x0 + sigma eps, u = eps - x0 (so x_t = (alpha + sigma) x0 + sigma u):
+ *
+ *     x0  = (x_t - sigma u) / (alpha + sigma),   eps = (x_t + alpha u) / (alpha + sigma)
+ *
+ * which on the flow path alpha = 1 - t, sigma = t are x0 = x_t - t u and eps = x_t + (1 - t) u. A flow
+ * model is thus a denoiser like any other: its VE view is x_t / (1 - t) at noise level t / (1 - t).
+ *
  * Models, losses, samplers and guidance all convert through `convertPrediction`.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -23,20 +32,21 @@ import { ScheduleError } from './errors.js';
 import type { NoiseLevel, Scalar } from './noise-level.js';
 
 /** What a denoiser predicts. */
-export type Prediction = 'x0' | 'epsilon' | 'v' | 'score';
+export type Prediction = 'x0' | 'epsilon' | 'v' | 'score' | 'flow';
 
 /** Every prediction type, for validation and for iterating in tests. */
-export const PREDICTIONS: readonly Prediction[] = ['x0', 'epsilon', 'v', 'score'];
+export const PREDICTIONS: readonly Prediction[] = ['x0', 'epsilon', 'v', 'score', 'flow'];
 
 /** diffusers' `prediction_type` names and ours. */
 const DIFFUSERS_NAMES: Record<string, Prediction> = {
   epsilon: 'epsilon',
   sample: 'x0',
   v_prediction: 'v',
+  flow_prediction: 'flow',
 };
 
 /**
- * Maps a diffusers `prediction_type` (`epsilon`, `sample`, `v_prediction`) to ours.
+ * Maps a diffusers `prediction_type` (`epsilon`, `sample`, `v_prediction`, `flow_prediction`) to ours.
  *
  * @example
  * predictionFromDiffusers('v_prediction'); // 'v'
@@ -59,7 +69,13 @@ export function predictionFromDiffusers(name: string): Prediction {
  */
 export function predictionToDiffusers(p: Prediction): string {
   if (p === 'score') throw new ScheduleError(`diffusers has no prediction_type for 'score'`);
-  return p === 'x0' ? 'sample' : p === 'v' ? 'v_prediction' : 'epsilon';
+  return p === 'x0'
+    ? 'sample'
+    : p === 'v'
+      ? 'v_prediction'
+      : p === 'flow'
+        ? 'flow_prediction'
+        : 'epsilon';
 }
 
 /**
@@ -99,6 +115,8 @@ export function toX0(
         return tf.div(tf.sub(tf.mul(alpha, x), tf.mul(sigma, pred)), norm2(level));
       case 'score': // Tweedie: x0 = (x + sigma^2 score) / alpha
         return tf.div(tf.add(x, tf.mul(tf.square(sigma), pred)), alpha);
+      case 'flow': // x0 = (x - sigma u) / (alpha + sigma)
+        return tf.div(tf.sub(x, tf.mul(sigma, pred)), sum(level));
     }
   });
 }
@@ -126,6 +144,8 @@ export function toEpsilon(
         return tf.div(tf.add(tf.mul(sigma, x), tf.mul(alpha, pred)), norm2(level));
       case 'score': // eps = -sigma score
         return tf.neg(tf.mul(sigma, pred));
+      case 'flow': // eps = (x + alpha u) / (alpha + sigma)
+        return tf.div(tf.add(x, tf.mul(alpha, pred)), sum(level));
     }
   });
 }
@@ -162,8 +182,15 @@ export function convertPrediction(
       }
       case 'score': // score = -eps / sigma
         return tf.neg(tf.div(toEpsilon(pred, from, x, level), sigma));
+      case 'flow': // u = eps - x0
+        return tf.sub(toEpsilon(pred, from, x, level), toX0(pred, from, x, level));
     }
   });
+}
+
+function sum({ alpha, sigma }: NoiseLevel<Scalar>): Scalar {
+  if (typeof alpha === 'number' && typeof sigma === 'number') return alpha + sigma;
+  return tf.add(alpha, sigma);
 }
 
 function norm2({ alpha, sigma }: NoiseLevel<Scalar>): Scalar {

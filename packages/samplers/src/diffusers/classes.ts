@@ -14,6 +14,7 @@ import {
 } from '@diffuse/schedules';
 import { SchedulerConfigError } from '../errors.js';
 import type { SamplerOptions } from '../types.js';
+import { SIGNATURES } from './signatures.js';
 
 /** A resolved diffusers config: snake_case keys as in `scheduler_config.json`. */
 export type DiffusersConfig = Record<string, unknown>;
@@ -26,6 +27,11 @@ export interface ClassPlan {
   modelSigmas: number[];
   /** The sampler's chain of VE sigmas (steps + 1). */
   sigmas: number[];
+  /**
+   * Single-step classes whose step k goes from stepSigmas[k][0] to stepSigmas[k][1] (not necessarily
+   * the next model call's level, as in diffusers' DDIM): each `step` runs a fresh one-step program.
+   */
+  stepSigmas?: [number, number][];
   /** Exact (alpha, sigma) for levels of the table (VP classes); others use the VP or VE embedding. */
   exactLevels: Map<number, { alpha: number; sigma: number }>;
   sampler: string;
@@ -34,8 +40,10 @@ export interface ClassPlan {
 }
 
 export interface ClassSpec {
-  /** Every accepted config key with its diffusers default. */
+  /** Every accepted config key with its diffusers default (diffusers' `__init__` signature). */
   defaults: DiffusersConfig;
+  /** The model's prediction when the class has no `prediction_type` key. */
+  prediction?: Prediction;
   /** Keys accepted only at these values (others would change the math in ways not implemented here). */
   only?: Record<string, readonly unknown[]>;
   /** Sample convention: VP-scaled (DDIM-like) or VE-scaled (Euler-like, EDM). */
@@ -88,7 +96,8 @@ const str = (cfg: DiffusersConfig, k: string) => cfg[k] as string;
 const bool = (cfg: DiffusersConfig, k: string) => cfg[k] as boolean;
 
 /** The prediction type of the model, as ours. */
-export function predictionOf(cfg: DiffusersConfig): Prediction {
+export function predictionOf(cfg: DiffusersConfig, fallback: Prediction = 'epsilon'): Prediction {
+  if (cfg.prediction_type === undefined) return fallback;
   try {
     return predictionFromDiffusers(str(cfg, 'prediction_type'));
   } catch (e) {
@@ -150,6 +159,9 @@ function sigmaChain(
     stepsOffset: num(cfg, 'steps_offset'),
     useKarrasSigmas: bool(cfg, 'use_karras_sigmas'),
     finalSigmasType: (finalType ?? str(cfg, 'final_sigmas_type')) as 'zero' | 'sigma_min',
+    ...(family === 'dpmsolver' && typeof cfg.lambda_min_clipped === 'number'
+      ? { lambdaMinClipped: num(cfg, 'lambda_min_clipped') }
+      : {}),
   });
   return { ts: Array.from(r.timesteps), sigmas: Array.from(r.sigmas!) };
 }
@@ -245,9 +257,8 @@ const dpmsolverOnly = {
   ...NOT_IMPLEMENTED,
   use_lu_lambdas: [false],
   use_flow_sigmas: [false],
-  lambda_min_clipped: [Number.NEGATIVE_INFINITY],
-  variance_type: [null],
-  use_dynamic_shifting: [false],
+  // learned variances need the model's extra channels; the fixed ones do not change DPM-Solver's math
+  variance_type: [null, 'fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log'],
   solver_order: [1, 2, 3],
   sigma_min: [null],
   sigma_max: [null],
@@ -295,11 +306,24 @@ export const CLASSES: Record<string, ClassSpec> = {
     scaling: 'vp',
     embedding: 'vp',
     plan(cfg, schedule, n, step) {
-      const { ts, sigmas, exact } = ddimChain(cfg, schedule!, n, bool(cfg, 'set_alpha_to_one'));
+      const s = schedule!;
+      const alphaOne = bool(cfg, 'set_alpha_to_one');
+      const { ts, sigmas, exact } = ddimChain(cfg, s, n, alphaOne);
+      // diffusers' DDIM steps from t to t - T // n whatever the spacing (DDIMScheduler.step), and reads
+      // the sample it is given at the next timestep's level: one single-step run per call.
+      const ratio = Math.floor(s.numTrainTimesteps / n);
+      const stepSigmas = ts.map((t, i): [number, number] => {
+        const prev = t - ratio;
+        return [
+          sigmas[i]!,
+          prev >= 0 ? tableLevel(s, prev, exact) : alphaOne ? 0 : tableLevel(s, 0, exact),
+        ];
+      });
       return {
         timesteps: ts,
         modelSigmas: sigmas.slice(0, -1),
         sigmas,
+        stepSigmas,
         exactLevels: exact,
         sampler: 'ddim',
         options: { eta: (step.eta as number) ?? 0 },
@@ -359,7 +383,7 @@ export const CLASSES: Record<string, ClassSpec> = {
           midSigmas.push(sm);
           timesteps.push(t - half, t - half, ts[i + 1] ?? t - 2 * half);
           modelSigmas.push(sm, sm, sigmas[i + 1]!);
-        } else if (!prk && i === 0 && sigmas[1]! > 0) {
+        } else if (!prk && i === 0 && n > 1 && sigmas[1]! > 0) {
           timesteps.push(ts[1] ?? t);
           modelSigmas.push(sigmas[1]!);
         }
@@ -558,4 +582,73 @@ export const CLASSES: Record<string, ClassSpec> = {
       };
     },
   },
+  DDPMWuerstchenScheduler: {
+    defaults: {},
+    prediction: 'epsilon',
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, _schedule, n) {
+      // diffusers: timesteps = torch.linspace(1, 0, n + 1) (float32); the pipeline calls the model at
+      // all but the last; each step is DDPM's posterior step (variance fixed_small) between the levels
+      // of the continuous cosine alpha_cumprod, with no noise into t = 0 (whose level is clamped).
+      const all = torchLinspace32(1, 0, n + 1);
+      const exact: ClassPlan['exactLevels'] = new Map();
+      const sigmas = all.map((t) => {
+        const a = wuerstchenAlphaCumprod(t, num(cfg, 'scaler'), num(cfg, 's'));
+        const level = { alpha: Math.sqrt(a), sigma: Math.sqrt(1 - a) };
+        const sv = level.sigma / level.alpha;
+        exact.set(sv, level);
+        return sv;
+      });
+      return {
+        timesteps: all.slice(0, -1),
+        modelSigmas: sigmas.slice(0, -1),
+        sigmas,
+        exactLevels: exact,
+        sampler: 'ddpm',
+        options: { variance: 'fixed_small', lastStepNoise: false },
+        initNoiseSigma: 1,
+      };
+    },
+  },
 };
+
+// Every class's accepted keys and defaults are diffusers' own `__init__` signature.
+for (const [name, spec] of Object.entries(CLASSES)) spec.defaults = SIGNATURES[name]!;
+
+/**
+ * `torch.linspace(start, end, steps)` in float32 as PyTorch's CPU kernel computes it: from the start for
+ * the first half, from the end for the second.
+ */
+export function torchLinspace32(start: number, end: number, steps: number): number[] {
+  const f = Math.fround;
+  if (steps === 1) return [f(start)];
+  const step = f(f(end - start) / (steps - 1));
+  const half = Math.floor(steps / 2);
+  const at = (i: number) =>
+    i < half ? f(start + f(step * i)) : f(end - f(step * (steps - i - 1)));
+  const out: number[] = [];
+  // PyTorch's vectorised CPU loop (AVX2: two vectors of 8 float32 lanes per iteration): in each full
+  // block of 16, every 8 lanes start at the serial formula's value and add j * step; the rest is serial.
+  const vectorised = Math.floor(steps / 16) * 16;
+  let i = 0;
+  for (; i < vectorised; i += 8) {
+    const base = at(i);
+    for (let j = 0; j < 8; j++) out.push(f(base + f(j * step)));
+  }
+  for (; i < steps; i++) out.push(at(i));
+  return out;
+}
+
+/**
+ * diffusers' `DDPMWuerstchenScheduler._alpha_cumprod(t)`: the cosine schedule of Nichol & Dhariwal
+ * (2021, eq. 17) in continuous t in [0, 1], t warped by `scaler`, clamped to [1e-4, 0.9999].
+ */
+export function wuerstchenAlphaCumprod(t: number, scaler: number, s: number): number {
+  let u = t;
+  if (scaler > 1) u = 1 - (1 - t) ** scaler;
+  else if (scaler < 1) u = t ** scaler;
+  const init = Math.cos((s / (1 + s)) * Math.PI * 0.5) ** 2;
+  const a = Math.cos(((u + s) / (1 + s)) * Math.PI * 0.5) ** 2 / init;
+  return Math.fround(Math.min(0.9999, Math.max(0.0001, a)));
+}

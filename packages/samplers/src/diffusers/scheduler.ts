@@ -14,6 +14,7 @@ import {
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { NonFiniteError, SamplerError, SchedulerConfigError } from '../errors.js';
+import { ancestralStep } from '../helpers.js';
 import { getSampler, resolveSamplerOptions } from '../registry.js';
 import { RunScope } from '../run.js';
 import type { DenoiseRequest, SamplerProgram } from '../types.js';
@@ -24,6 +25,8 @@ import {
   type DiffusersConfig,
   predictionOf,
 } from './classes.js';
+import { FLOW_CLASSES, FlowScheduler } from './flow.js';
+import { type ResolvedDiffusersConfig, resolveDiffusersConfig } from './from-config.js';
 
 /** Extra arguments of `step`. */
 export interface StepOptions {
@@ -47,21 +50,49 @@ export interface CreateSchedulerOptions {
   seed?: number;
   /** Check every model output for NaN / infinity (one scalar readback per step; default true). */
   checkFinite?: boolean;
+  /**
+   * Throw a `SchedulerConfigError` on any config key the class does not take (default false: such keys
+   * are ignored as diffusers' `from_config` ignores them, with one warning for the keys no compatible
+   * class knows).
+   */
+  strict?: boolean;
+  /** Receives the load warning (default `console.warn`). */
+  onWarning?: (message: string) => void;
+}
+
+/** Extra arguments of `setTimesteps`. */
+export interface SetTimestepsOptions {
+  /** The dynamic-shifting exponent (`FlowMatchEulerDiscreteScheduler` with `use_dynamic_shifting`). */
+  mu?: number;
 }
 
 /** A diffusers-style scheduler. */
 export interface Scheduler {
   readonly className: string;
-  /** Model-call timesteps after `setTimesteps` (Heun/KDPM2/PNDM: one per model call). */
+  /**
+   * The timestep of every model call after `setTimesteps`: diffusers' `scheduler.timesteps` (Heun, KDPM2,
+   * PNDM: one per model call), except `DDPMWuerstchenScheduler`, whose diffusers list ends with the
+   * final t = 0 that Stable Cascade's pipeline does not step (`timesteps[:-1]`): here it is left out.
+   */
   readonly timesteps: number[];
-  /** VE sigmas of the sampler chain (steps + 1). */
+  /** VE sigmas of the sampler chain (steps + 1); flow classes: diffusers' flow sigmas t. */
   readonly sigmas: number[];
+  /** The scale of the initial noise (flow classes, which have none in diffusers: 1, the noise itself). */
   readonly initNoiseSigma: number;
   readonly numInferenceSteps: number | null;
-  setTimesteps(n: number): void;
+  /** The config keys this class does not take (ignored, as diffusers' `from_config` ignores them). */
+  readonly ignoredKeys: readonly string[];
+  /** diffusers' load warning for keys no compatible class knows (empty or one message). */
+  readonly warnings: readonly string[];
+  setTimesteps(n: number, options?: SetTimestepsOptions): void;
   scaleModelInput(x: tf.Tensor, t: number): tf.Tensor;
   step(modelOutput: tf.Tensor, t: number, sample: tf.Tensor, options?: StepOptions): StepOutput;
   addNoise(x0: tf.Tensor, noise: tf.Tensor, t: number | readonly number[]): tf.Tensor;
+  /**
+   * `scheduler.config` as diffusers holds it: every init parameter, `_use_default_values`, then the
+   * file's other keys (`_class_name`, `_diffusers_version`, ignored keys). Feed it to `fromConfig` to
+   * swap classes; write it with `stringifyDiffusersJson` for diffusers' file format.
+   */
   toConfig(): DiffusersConfig;
   /** Frees the tensors a half-finished run holds. */
   dispose(): void;
@@ -80,29 +111,34 @@ function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b) || a === b;
 }
 
-/** Validates a config against its class: unknown keys and unimplemented values throw. */
-export function resolveConfig(config: DiffusersConfig): {
-  className: string;
+/** A resolved config with its class spec (beta-table and EDM classes). */
+export interface ResolvedClass extends ResolvedDiffusersConfig {
   spec: ClassSpec;
   cfg: DiffusersConfig;
-} {
-  const className = config._class_name;
-  if (typeof className !== 'string')
-    throw new SchedulerConfigError('the config has no _class_name');
+}
+
+/**
+ * Resolves a config (and overrides) with diffusers' `from_config` semantics, then checks the values
+ * against what the class implements here. Every check runs before anything is allocated.
+ */
+export function resolveConfig(
+  config: unknown,
+  overrides: DiffusersConfig = {},
+  options: { strict?: boolean } = {},
+): ResolvedClass {
+  const r = resolveDiffusersConfig(config, overrides, options);
+  const className = r.className;
+  if (FLOW_CLASSES[className]) {
+    return { ...r, spec: null as unknown as ClassSpec, cfg: { ...r.init } };
+  }
   const spec = CLASSES[className];
   if (spec === undefined) {
     throw new SchedulerConfigError(
-      `unknown _class_name '${className}'; supported: ${Object.keys(CLASSES).join(', ')}`,
+      `${className} is a diffusers class this package does not implement; supported: ${SCHEDULER_CLASSES.join(', ')}`,
     );
   }
-  const cfg: DiffusersConfig = { ...spec.defaults };
-  for (const [k, v] of Object.entries(config)) {
-    if (k.startsWith('_') || v === undefined) continue;
-    if (!(k in spec.defaults)) {
-      throw new SchedulerConfigError(
-        `${className} has no option '${k}'; its options are ${Object.keys(spec.defaults).join(', ')}`,
-      );
-    }
+  const cfg: DiffusersConfig = {};
+  for (const [k, v] of Object.entries(r.init)) {
     cfg[k] =
       v === '-inf' || (v === null && spec.defaults[k] === Number.NEGATIVE_INFINITY)
         ? Number.NEGATIVE_INFINITY
@@ -118,8 +154,19 @@ export function resolveConfig(config: DiffusersConfig): {
       );
     }
   }
-  predictionOf(cfg);
-  return { className, spec, cfg };
+  if (
+    cfg.trained_betas == null &&
+    typeof cfg.beta_start === 'number' &&
+    typeof cfg.beta_end === 'number' &&
+    cfg.beta_schedule !== 'squaredcos_cap_v2' &&
+    cfg.beta_start > cfg.beta_end
+  ) {
+    throw new SchedulerConfigError(
+      `${className}: beta_start (${cfg.beta_start}) is above beta_end (${cfg.beta_end})`,
+    );
+  }
+  predictionOf(cfg, spec.prediction);
+  return { ...r, spec, cfg };
 }
 
 class AdapterScheduler implements Scheduler {
@@ -139,16 +186,19 @@ class AdapterScheduler implements Scheduler {
   private counter = 0;
   private pendingNoise: tf.Tensor | null = null;
 
-  constructor(
-    className: string,
-    spec: ClassSpec,
-    cfg: DiffusersConfig,
-    options: CreateSchedulerOptions,
-  ) {
+  private readonly resolved: ResolvedClass;
+
+  constructor(resolved: ResolvedClass, options: CreateSchedulerOptions) {
+    const { className, spec, cfg } = resolved;
+    this.resolved = resolved;
     this.className = className;
     this.spec = spec;
     this.cfg = cfg;
-    this.schedule = 'beta_schedule' in cfg ? DiscreteSchedule.fromConfig(camel(cfg)) : null;
+    try {
+      this.schedule = 'beta_schedule' in cfg ? DiscreteSchedule.fromConfig(camel(cfg)) : null;
+    } catch (e) {
+      throw new SchedulerConfigError(`${className}: ${(e as Error).message}`);
+    }
     this.rng = Random.seed(options.seed ?? 0);
     this.checkFinite = options.checkFinite ?? true;
   }
@@ -156,20 +206,50 @@ class AdapterScheduler implements Scheduler {
   get timesteps(): number[] {
     return this.plan ? [...this.plan.timesteps] : [];
   }
+  get ignoredKeys(): readonly string[] {
+    return this.resolved.ignoredKeys;
+  }
+  get warnings(): readonly string[] {
+    return this.resolved.warnings;
+  }
   get sigmas(): number[] {
     return this.plan ? [...this.plan.sigmas] : [];
   }
   get initNoiseSigma(): number {
     if (this.plan) return this.plan.initNoiseSigma;
-    return this.className === 'EDMEulerScheduler'
-      ? Math.sqrt((this.cfg.sigma_max as number) ** 2 + 1)
-      : 1;
+    if (this.className === 'EDMEulerScheduler')
+      return Math.sqrt((this.cfg.sigma_max as number) ** 2 + 1);
+    if (this.spec.scaling === 've' && this.schedule) {
+      // diffusers' Euler-family __init__: the largest sigma of the whole training table
+      const table = this.schedule.withTerminalFloor().sigmas;
+      const max = Math.fround(table[table.length - 1]!);
+      return ['linspace', 'trailing'].includes(this.cfg.timestep_spacing as string)
+        ? max
+        : Math.sqrt(max * max + 1);
+    }
+    return 1;
   }
   get numInferenceSteps(): number | null {
     return this.n;
   }
 
-  setTimesteps(n: number): void {
+  setTimesteps(n: number, options: SetTimestepsOptions = {}): void {
+    // mu only shifts flow sigmas (use_flow_sigmas, not implemented here); diffusers still checks it
+    const mu = options.mu;
+    if (mu !== undefined && !('use_dynamic_shifting' in this.cfg))
+      throw new SamplerError(`${this.className}.setTimesteps takes no mu (no dynamic shifting)`);
+    if (mu !== undefined && !Number.isFinite(mu))
+      throw new SamplerError(
+        `${this.className}.setTimesteps: mu must be a finite number, got ${mu}`,
+      );
+    if (
+      mu === undefined &&
+      this.cfg.use_dynamic_shifting === true &&
+      this.className === 'UniPCMultistepScheduler'
+    )
+      throw new SamplerError(
+        `${this.className}: mu must be passed to setTimesteps when use_dynamic_shifting is true`,
+      );
     const T = (this.cfg.num_train_timesteps as number) ?? 1000;
     if (!Number.isInteger(n) || n < 1)
       throw new SamplerError(`setTimesteps needs a positive integer number of steps, got ${n}`);
@@ -225,13 +305,14 @@ class AdapterScheduler implements Scheduler {
     return tf.mul(x, this.levelFor(s).alpha);
   }
 
-  private start(sample: tf.Tensor, stepOptions: StepOptions): void {
+  private start(sample: tf.Tensor, stepOptions: StepOptions, k: number): void {
     const plan = this.spec.plan(this.cfg, this.schedule, this.n!, { ...stepOptions });
     this.plan = plan;
+    const chain = plan.stepSigmas ? plan.stepSigmas[k]! : plan.sigmas;
     const def = getSampler(plan.sampler);
     const options = resolveSamplerOptions(def, plan.options);
     const scope = new RunScope();
-    const x = scope.keep(tf.tidy(() => this.toVE(sample, plan.sigmas[0]!)));
+    const x = scope.keep(tf.tidy(() => this.toVE(sample, chain[0]!)));
     const shape = x.shape;
     this.scope = scope;
     this.program = def.fn(
@@ -247,7 +328,7 @@ class AdapterScheduler implements Scheduler {
         },
       ),
       x,
-      plan.sigmas,
+      chain,
       options,
     );
     this.finished = false;
@@ -282,12 +363,13 @@ class AdapterScheduler implements Scheduler {
       }
       const level = this.levelFor(s);
       const xin = this.spec.scaling === 've' ? tf.mul(sample, level.alpha) : sample;
-      let x0 = convertPrediction(modelOutput, predictionOf(this.cfg), 'x0', xin, level);
-      if (this.cfg.clip_sample === true) {
-        const r = this.cfg.clip_sample_range as number;
-        x0 = tf.clipByValue(x0, -r, r);
-      }
-      return x0;
+      return convertPrediction(
+        modelOutput,
+        predictionOf(this.cfg, this.spec.prediction),
+        'x0',
+        xin,
+        level,
+      );
     });
   }
 
@@ -335,7 +417,10 @@ class AdapterScheduler implements Scheduler {
       ok.dispose();
       if (!v) throw new NonFiniteError(`${this.className}: the model output at timestep ${t}`, k);
     }
-    if (!this.program) this.start(sample, options);
+    if (plan.stepSigmas) {
+      this.releaseRun();
+      this.start(sample, options, k);
+    } else if (!this.program) this.start(sample, options, k);
     if (!same(this.request!.x.shape, sample.shape)) {
       throw new SamplerError(
         `sample shape [${sample.shape}] differs from the run's [${this.request!.x.shape}]`,
@@ -350,8 +435,26 @@ class AdapterScheduler implements Scheduler {
       );
     }
     const scope = this.scope!;
-    const denoised = scope.keep(this.toX0(modelOutput, sample, s));
-    const predOriginalSample = tf.clone(denoised);
+    const x0 = this.toX0(modelOutput, sample, s);
+    let predOriginalSample = x0;
+    let denoised = x0;
+    if (this.cfg.clip_sample === true) {
+      const r = this.cfg.clip_sample_range as number;
+      predOriginalSample = tf.clipByValue(x0, -r, r);
+      denoised = predOriginalSample;
+      if (this.className === 'DDIMScheduler') {
+        // diffusers' DDIM clips x0 but keeps the model's own eps (use_clipped_model_output = False):
+        // x' = x0c + sigma_down eps. The program steps x + (sigma_down - sigma)(x - D) / sigma, so it
+        // gets D = (x0c - q x0) / (1 - q), q = sigma_down / sigma.
+        const next = plan.stepSigmas ? plan.stepSigmas[k]![1] : plan.sigmas[k + 1]!;
+        const { sigmaDown } = ancestralStep(s, next, (this.plan!.options.eta as number) ?? 0);
+        const q = sigmaDown / s;
+        denoised = tf.tidy(() => tf.div(tf.sub(predOriginalSample, tf.mul(x0, q)), 1 - q));
+      }
+    }
+    scope.keep(denoised);
+    if (denoised !== x0 && predOriginalSample !== x0) x0.dispose();
+    if (denoised === predOriginalSample) predOriginalSample = tf.clone(denoised);
     if (options.noise) this.pendingNoise = tf.clone(options.noise);
     const final = this.advance(denoised);
     if (this.pendingNoise) {
@@ -361,10 +464,10 @@ class AdapterScheduler implements Scheduler {
     this.counter++;
     let prevSample: tf.Tensor;
     if (final) {
-      const sEnd = plan.sigmas[plan.sigmas.length - 1]!;
+      const sEnd = plan.stepSigmas ? plan.stepSigmas[k]![1] : plan.sigmas[plan.sigmas.length - 1]!;
       prevSample = tf.tidy(() => this.fromVE(final, sEnd));
       this.releaseRun();
-      this.finished = true;
+      this.finished = !plan.stepSigmas || k === plan.timesteps.length - 1;
     } else {
       const r = this.request!;
       prevSample = tf.tidy(() => this.fromVE(r.x, r.sigma));
@@ -397,7 +500,7 @@ class AdapterScheduler implements Scheduler {
   }
 
   toConfig(): DiffusersConfig {
-    return { _class_name: this.className, ...this.cfg };
+    return structuredClone(this.resolved.config);
   }
 
   private releaseRun(): void {
@@ -416,14 +519,21 @@ class AdapterScheduler implements Scheduler {
 }
 
 /**
- * A diffusers-compatible scheduler from a `scheduler_config.json` object (with `_class_name`).
+ * A diffusers-compatible scheduler from a `scheduler_config.json` object (with `_class_name`), loaded as
+ * diffusers' `from_config` loads it: keys the class does not take are ignored (one warning for those no
+ * compatible class knows; `strict: true` throws instead), `_use_default_values` keys are dropped, every
+ * value is validated (the validation `fromDiffusersConfig` of `@diffuse/schedules` shares) before
+ * anything is allocated. Read files with `parseDiffusersJson` (diffusers writes bare `-Infinity`).
+ *
  * Supported classes: DDPMScheduler, DDIMScheduler, PNDMScheduler, EulerDiscreteScheduler,
  * EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, LMSDiscreteScheduler, KDPM2DiscreteScheduler,
- * KDPM2AncestralDiscreteScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler,
- * DEISMultistepScheduler, EDMEulerScheduler. Unknown classes or options throw `SchedulerConfigError`.
+ * KDPM2AncestralDiscreteScheduler, DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,
+ * UniPCMultistepScheduler, DEISMultistepScheduler, EDMEulerScheduler, FlowMatchEulerDiscreteScheduler,
+ * DDPMWuerstchenScheduler, MiniMaxH3Scheduler. Other classes and unimplemented option values throw
+ * `SchedulerConfigError`. To swap classes use `fromConfig`.
  *
  * @example
- * const scheduler = createScheduler({ _class_name: 'EulerDiscreteScheduler', beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012 });
+ * const scheduler = createScheduler(parseDiffusersJson(readFileSync('scheduler/scheduler_config.json', 'utf8')));
  * scheduler.setTimesteps(25);
  * let x = tf.mul(noise, scheduler.initNoiseSigma);
  * for (const t of scheduler.timesteps) {
@@ -436,9 +546,44 @@ export function createScheduler(
   config: DiffusersConfig,
   options: CreateSchedulerOptions = {},
 ): Scheduler {
-  const { className, spec, cfg } = resolveConfig(config);
-  return new AdapterScheduler(className, spec, cfg, options);
+  return fromConfig(config, {}, options);
+}
+
+/**
+ * diffusers' `TargetClass.from_config(source.config, **overrides)`: the one way to swap scheduler
+ * classes. `source` is a scheduler (its `toConfig()`) or a config object; `overrides._class_name` picks
+ * the target class (default: the source's). Keys the source class only defaulted
+ * (`_use_default_values`) are not carried over, so the target takes its own defaults; keys the target
+ * does not take are ignored (diffusers' warnings); overrides apply last and must be options of the
+ * target. Where diffusers raises on a swap, so does this.
+ *
+ * @example
+ * const sd15 = createScheduler(parseDiffusersJson(pndmFileText)); // PNDMScheduler
+ * const dpm = fromConfig(sd15, { _class_name: 'DPMSolverMultistepScheduler', use_karras_sigmas: true });
+ */
+export function fromConfig(
+  source: Scheduler | DiffusersConfig,
+  overrides: DiffusersConfig = {},
+  options: CreateSchedulerOptions = {},
+): Scheduler {
+  const config = isScheduler(source) ? source.toConfig() : source;
+  const resolved = resolveConfig(config, overrides, { strict: options.strict });
+  for (const w of resolved.warnings) (options.onWarning ?? console.warn)(w);
+  if (FLOW_CLASSES[resolved.className]) return new FlowScheduler(resolved, options);
+  return new AdapterScheduler(resolved, options);
+}
+
+function isScheduler(x: unknown): x is Scheduler {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as Scheduler).toConfig === 'function' &&
+    typeof (x as Scheduler).step === 'function'
+  );
 }
 
 /** Every `_class_name` `createScheduler` accepts. */
-export const SCHEDULER_CLASSES: readonly string[] = Object.keys(CLASSES);
+export const SCHEDULER_CLASSES: readonly string[] = [
+  ...Object.keys(CLASSES),
+  ...Object.keys(FLOW_CLASSES),
+];

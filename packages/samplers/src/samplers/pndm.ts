@@ -76,8 +76,8 @@ export function* samplePndm(
         [1 / 6, e4],
       ]);
       ctx.free(xa, xb, xc, e2, e3, e4);
-    } else if (!o.prk && i === 0 && sN > 0) {
-      // Heun start (diffusers' PLMS, counter 0 and 1).
+    } else if (!o.prk && i === 0 && n > 1 && sN > 0) {
+      // Heun start (diffusers' PLMS, counter 0 and 1; a 1-step run is one plain step there).
       push(e1);
       const xe = transfer(x, s, sN, [[1, e1]]);
       const e2 = yield* evalEps(ctx, xe, sN, i);

@@ -7,10 +7,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (packages/samplers/src/testing -> ../../../..). */
 export const repoRoot = resolve(here, '../../../..');
 
-/** Parses `reference-data/<rel>` relative to the repository root ("inf" strings become Infinity). */
+/** Parses `reference-data/<rel>` relative to the repository root ("inf" / "-inf" strings become +-Infinity). */
 export function loadRef<T>(rel: string): T {
   const text = readFileSync(resolve(repoRoot, 'reference-data', rel), 'utf8');
-  return JSON.parse(text, (_k, v) => (v === 'inf' ? Number.POSITIVE_INFINITY : v)) as T;
+  return JSON.parse(text, (_k, v) =>
+    v === 'inf' ? Number.POSITIVE_INFINITY : v === '-inf' ? Number.NEGATIVE_INFINITY : v,
+  ) as T;
 }
 
 /** Flattens nested number arrays. */

@@ -8,7 +8,9 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.
 /** Parses `reference-data/<path>` (relative to the repository root). */
 export function loadRef<T = unknown>(path: string): T {
   const text = readFileSync(resolve(repoRoot, 'reference-data', path), 'utf8');
-  return JSON.parse(text) as T;
+  return JSON.parse(text, (_k, v) =>
+    v === 'inf' ? Number.POSITIVE_INFINITY : v === '-inf' ? Number.NEGATIVE_INFINITY : v,
+  ) as T;
 }
 
 /** Largest |a - b| / (atol + rtol |b|) over two arrays; <= 1 means within tolerance. */
