@@ -1,6 +1,20 @@
 import { packageConfig } from '@diffuse/config/tsup';
+import { tfjsGradientsPlugin } from './scripts/tfjs-gradients-plugin.mjs';
 
-export default packageConfig({
-  // tfjs-core has no exports entry for its gradient registrations; bundle that one deep import.
-  noExternal: [/^@tensorflow\/tfjs-core\/dist\//],
-});
+// Two builds of the same source (the build script empties dist/ first; neither cleans):
+// - dist/index.{js,cjs}: for bundlers and browsers. `import '@tensorflow/tfjs-core/dist/register_all_gradients'`
+//   stays external: bundlers resolve that ES module inside the app's own tfjs-core.
+// - dist/node/index.{js,cjs}: the `node` export condition. Node cannot load that file, so the gradient
+//   registrations are bundled, wired to the public `@tensorflow/tfjs-core` (no second Engine or Tensor;
+//   see scripts/tfjs-gradients-plugin.mjs).
+export default [
+  packageConfig({ clean: false }),
+  packageConfig({
+    entry: { index: 'src/index.ts' },
+    outDir: 'dist/node',
+    clean: false,
+    dts: false,
+    noExternal: [/^@tensorflow\/tfjs-core\/dist\//],
+    esbuildPlugins: [tfjsGradientsPlugin()],
+  }),
+];

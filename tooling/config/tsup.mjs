@@ -1,10 +1,15 @@
-// Shared tsup preset: every published package builds ESM + CJS + .d.ts from src/index.ts.
-// tfjs stays external (a peer dependency), except the deep import that registers gradients,
-// which tfjs-core does not list in its exports map and so must be bundled.
+// Shared tsup preset: every published package builds ESM + CJS + .d.ts from src/index.ts, with
+// tfjs (a peer dependency) and every other dependency external.
+//
+// Shims: CommonJS output gets tsup's `import.meta.url` shim (Node-only code such as worker paths
+// uses it). ES module output gets none: tsup's ESM shim adds `import 'path'; import 'url';` to every
+// file, which breaks browser bundles (esbuild --platform=browser cannot resolve them), and no
+// package source uses `__dirname` / `__filename`.
 import { defineConfig } from 'tsup';
 
 /** @param {import('tsup').Options} [overrides] */
 export function packageConfig(overrides = {}) {
+  const { esbuildOptions, ...rest } = overrides;
   return defineConfig({
     entry: ['src/index.ts'],
     format: ['esm', 'cjs'],
@@ -15,6 +20,12 @@ export function packageConfig(overrides = {}) {
     shims: true,
     splitting: false,
     treeshake: true,
-    ...overrides,
+    ...rest,
+    esbuildOptions(options, context) {
+      if (context.format === 'esm' && options.inject) {
+        options.inject = options.inject.filter((file) => !/esm_shims\.js$/.test(file));
+      }
+      esbuildOptions?.(options, context);
+    },
   });
 }

@@ -174,6 +174,23 @@ async function activate(name: BackendName, options: InitBackendOptions): Promise
       'tfjs could not initialise it (its factory failed; the console warning has the detail)',
     );
   }
+  silenceNodeBanner();
+}
+
+/**
+ * tfjs-backend-cpu prints a banner advertising `@tensorflow/tfjs-node` on its first tensor in Node
+ * (`MathBackendCPU.write` while `firstUse` is set). Diffuse runs on wasm in Node on purpose, and that
+ * package cannot be installed from the npm registry alone, so the banner only misleads: mark the cpu
+ * backend as used (nothing else reads `firstUse`). Backends initialised later are not touched.
+ */
+function silenceNodeBanner(): void {
+  if (!isNode()) return;
+  // the engine's registry of initialised backends (findBackend would initialise one)
+  const { registry } = tf.engine() as unknown as {
+    registry: Record<string, { firstUse?: boolean }>;
+  };
+  const cpu = registry.cpu;
+  if (cpu !== undefined && cpu.firstUse === true) cpu.firstUse = false;
 }
 
 /**
