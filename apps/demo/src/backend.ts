@@ -3,6 +3,11 @@
  * shows which one runs and its capabilities, and the measured milliseconds per step of whatever
  * the page last ran (a sampler step or a training step).
  */
+// The four tfjs backends the picker offers (each entry adds its package to the bundle).
+import '@diffuse/backend/cpu';
+import '@diffuse/backend/wasm';
+import '@diffuse/backend/webgl';
+import '@diffuse/backend/webgpu';
 import { type BackendInfo, type BackendName, initBackend } from '@diffuse/backend';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';

@@ -44,6 +44,11 @@ export {
   initBackend,
   isNode,
 } from './init.js';
+export {
+  BACKEND_PACKAGES,
+  type BackendPackage,
+  provideBackendPackage,
+} from './packages.js';
 export { Random } from './random.js';
 export { useSimdKernels } from './simd/index.js';
 export {

@@ -1,17 +1,18 @@
 /**
  * Choosing and initialising the tfjs backend.
  *
- * Backend packages are imported lazily, so a browser bundle only loads what it uses and Node never
- * loads WebGL or WebGPU code.
+ * Backend packages are optional peer dependencies, found through `./packages.ts`: a bundle holds
+ * only the ones its app enabled (`import '@diffuse/backend/webgl'`), and Node imports an installed
+ * one on first use (so Node never loads WebGL or WebGPU code).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
 import { BackendUnavailableError } from './errors.js';
+import { type BackendName, isNode, loadBackendPackage } from './packages.js';
 import { compileSimdKernels, setSimdKernelsEnabled, simdKernels } from './simd/index.js';
 import { installWasmKernelFixes } from './wasm-kernels.js';
 
-/** The backends Diffuse runs on. */
-export type BackendName = 'wasm' | 'webgl' | 'webgpu' | 'cpu';
+export type { BackendName } from './packages.js';
 /** A backend name, or `auto` for the best one available here. */
 export type BackendKind = BackendName | 'auto';
 
@@ -56,11 +57,7 @@ export const AUTO_ORDER: Record<'node' | 'browser', BackendName[]> = {
   browser: ['webgpu', 'webgl', 'wasm', 'cpu'],
 };
 
-/** True in Node (and Node-like runtimes), false in a browser or worker. */
-export function isNode(): boolean {
-  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  return typeof p?.versions?.node === 'string';
-}
+export { isNode } from './packages.js';
 
 function environment(): 'node' | 'browser' {
   return isNode() ? 'node' : 'browser';
@@ -100,26 +97,11 @@ async function precheck(name: BackendName): Promise<string | null> {
 }
 
 async function loadPackage(name: BackendName, options: InitBackendOptions): Promise<void> {
-  switch (name) {
-    case 'cpu':
-      await import('@tensorflow/tfjs-backend-cpu');
-      return;
-    case 'webgl':
-      await import('@tensorflow/tfjs-backend-webgl');
-      return;
-    case 'webgpu':
-      await import('@tensorflow/tfjs-backend-webgpu');
-      return;
-    case 'wasm': {
-      const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      if (options.wasmPaths !== undefined) {
-        // biome-ignore lint/suspicious/noExplicitAny: tfjs types the per-file map narrowly.
-        wasm.setWasmPaths(options.wasmPaths as any);
-      }
-      installWasmKernelFixes();
-      await compileSimdKernels(); // async: browsers refuse to compile > 4 KB synchronously
-      return;
-    }
+  const pkg = await loadBackendPackage(name);
+  if (name === 'wasm') {
+    if (options.wasmPaths !== undefined) pkg.setWasmPaths?.(options.wasmPaths);
+    installWasmKernelFixes();
+    await compileSimdKernels(); // async: browsers refuse to compile > 4 KB synchronously
   }
 }
 
@@ -127,12 +109,12 @@ async function capabilities(
   name: BackendName,
 ): Promise<Pick<BackendInfo, 'simd' | 'threads' | 'float32' | 'simdKernels'>> {
   if (name === 'wasm') {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const wasm = await loadBackendPackage('wasm');
     const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
     setSimdKernelsEnabled(tf.backend(), true); // (re)binds them, also after useSimdKernels(false)
     return {
       simd,
-      threads: Math.max(1, wasm.getThreadsCount()),
+      threads: Math.max(1, wasm.getThreadsCount?.() ?? 1),
       float32: true,
       simdKernels: simdKernels(tf.backend()) !== null,
     };
@@ -155,6 +137,7 @@ async function activate(name: BackendName, options: InitBackendOptions): Promise
   try {
     await loadPackage(name, options);
   } catch (e) {
+    if (e instanceof BackendUnavailableError) throw e;
     throw new BackendUnavailableError(name, `loading its package failed: ${(e as Error).message}`, {
       cause: e,
     });

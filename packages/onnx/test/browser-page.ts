@@ -5,6 +5,7 @@
  * both runtimes, and (a second entry) samples on the WebGPU execution provider when the page has a
  * WebGPU adapter.
  */
+import '@diffuse/backend/wasm';
 import { initBackend, Random } from '@diffuse/backend';
 import { type AsyncDenoiser, createModel, type Mlp, mlpConfig } from '@diffuse/models';
 import { sample } from '@diffuse/samplers';

@@ -3,6 +3,8 @@
  * workloads as the Node suites, on webgl or webgpu. Bundled by tsup into `dist/browser/page.global.js`;
  * the Node side (`runner.ts`) serves it and calls `globalThis.diffuseBench.run(job)`.
  */
+import '@diffuse/backend/webgl';
+import '@diffuse/backend/webgpu';
 import { initBackend } from '@diffuse/backend';
 import { timeForward, timeTrainStep } from '../measure.js';
 import { createModel, type ModelName } from '../models.js';
