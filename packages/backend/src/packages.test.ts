@@ -16,7 +16,9 @@ describe('backend packages (optional peers)', () => {
     await import('./entries/wasm.js');
     const pkg = await loadBackendPackage('wasm');
     expect(typeof pkg.setWasmPaths).toBe('function');
-    expect(pkg.getThreadsCount).toBe((await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount);
+    expect(pkg.getThreadsCount).toBe(
+      (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount,
+    );
   });
 
   it('outside Node, a backend no entry enabled fails with what to import and install', async () => {
