@@ -177,7 +177,8 @@ describe('saveModelFiles survives kill -9 at any moment', () => {
         statSync(join(here, f)).mtimeMs,
         `dist/ is older than src/${f}: run pnpm build`,
       ).toBeLessThanOrEqual(Math.min(...built));
-    const backend = join(pkg, 'node_modules', '@diffuse', 'backend', 'dist', 'index.js');
+    // the build Node loads through @diffuse/backend's `node` export condition
+    const backend = join(pkg, 'node_modules', '@diffuse', 'backend', 'dist', 'node', 'index.js');
     const root = await mkdtemp(join(tmpdir(), 'diffuse-kill-'));
     const script = join(root, 'child.mjs');
     await writeFile(script, CHILD);
