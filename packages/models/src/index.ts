@@ -17,6 +17,12 @@ export {
   UP_BLOCKS,
 } from './diffusers/config.js';
 export {
+  DiffusersDenoiser,
+  type DiffusersDenoiserOptions,
+  diffusersDenoiser,
+  type PromptContext,
+} from './diffusers/denoiser.js';
+export {
   createDiffusersModel,
   type DiffusersFiles,
   diffusersModelFromFiles,
