@@ -28,7 +28,7 @@ beforeAll(async () => {
 });
 
 /** Bytes of the wasm heap (it only grows). */
-export function wasmHeapBytes(): number {
+function wasmHeapBytes(): number {
   const wasm = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm;
   return wasm.HEAPU8.buffer.byteLength;
 }
