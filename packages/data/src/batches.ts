@@ -97,6 +97,19 @@ export class ShuffledBatches {
 
   /** Restores an iterator saved with `state()` over the same data set. */
   static restore(dataset: ArrayDataset, state: ShuffledBatchesState): ShuffledBatches {
+    if (state === null || typeof state !== 'object')
+      throw new DataError(`a saved iterator state must be an object, got ${String(state)}`);
+    if (!Number.isSafeInteger(state.epoch) || state.epoch < 0)
+      throw new DataError(`saved epoch ${String(state.epoch)} is not an integer >= 0`);
+    if (typeof state.dropLast !== 'boolean')
+      throw new DataError(`saved dropLast ${String(state.dropLast)} is not a boolean`);
+    if (
+      !Array.isArray(state.epochRng) ||
+      !state.epochRng.every((v, i) =>
+        i < 4 ? Number.isSafeInteger(v) : v === null || typeof v === 'number',
+      )
+    )
+      throw new DataError('saved epochRng is not a Random state');
     if (state.count !== dataset.count) {
       throw new DataError(
         `the saved iterator is over ${state.count} examples but this data set has ${dataset.count}`,

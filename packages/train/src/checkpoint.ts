@@ -92,9 +92,31 @@ export async function saveCheckpoint(
   return manifest;
 }
 
+/** The manifest's fields, each checked (a manifest is untrusted input like any file). */
+function checkManifest(m: unknown): CheckpointManifest {
+  const bad = (what: string) => new CheckpointError(`${MANIFEST}: ${what}`);
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw bad('must be a JSON object');
+  const o = m as Record<string, unknown>;
+  if (o.format !== FORMAT || o.version !== VERSION)
+    throw new CheckpointError(`${MANIFEST} is not a ${FORMAT} version ${VERSION} manifest`);
+  if (!Number.isSafeInteger(o.step) || (o.step as number) < 0)
+    throw bad(`step must be an integer >= 0, got ${JSON.stringify(o.step)}`);
+  if (typeof o.weights !== 'string' || !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(o.weights))
+    throw bad(`weights must name a file of the store, got ${JSON.stringify(o.weights)}`);
+  if (!Number.isSafeInteger(o.bytes) || (o.bytes as number) < 0)
+    throw bad(`bytes must be an integer >= 0, got ${JSON.stringify(o.bytes)}`);
+  if (typeof o.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(o.sha256))
+    throw bad('sha256 must be 64 lowercase hex digits');
+  if (o.state === null || typeof o.state !== 'object' || Array.isArray(o.state))
+    throw bad('state must be a JSON object');
+  return o as unknown as CheckpointManifest;
+}
+
 /**
  * Reads the committed checkpoint of a store, verifying the weights file's size and SHA-256 against
- * the manifest. Returns null when the store has no checkpoint.
+ * the manifest. Returns null when the store has no checkpoint. Every field of the manifest is
+ * checked, and a weights file that passes the hash but is not valid safetensors is a
+ * `CheckpointError` too (its `cause` is the parser's `SafetensorsError`).
  *
  * @example
  * const ckpt = await loadCheckpoint(store);
@@ -103,24 +125,15 @@ export async function saveCheckpoint(
 export async function loadCheckpoint(store: CheckpointStore): Promise<LoadedCheckpoint | null> {
   const raw = await store.read(MANIFEST);
   if (raw === null) return null;
-  let manifest: CheckpointManifest;
+  let parsed: unknown;
   try {
-    manifest = JSON.parse(new TextDecoder().decode(raw)) as CheckpointManifest;
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
   } catch (e) {
     throw new CheckpointError(`${MANIFEST} is not valid JSON: ${(e as Error).message}`, {
       cause: e,
     });
   }
-  if (manifest?.format !== FORMAT || manifest.version !== VERSION) {
-    throw new CheckpointError(`${MANIFEST} is not a ${FORMAT} version ${VERSION} manifest`);
-  }
-  if (
-    !Number.isInteger(manifest.step) ||
-    manifest.step < 0 ||
-    typeof manifest.weights !== 'string'
-  ) {
-    throw new CheckpointError(`${MANIFEST} has an invalid step or weights file name`);
-  }
+  const manifest = checkManifest(parsed);
   const bytes = await store.read(manifest.weights);
   if (bytes === null)
     throw new CheckpointError(`the checkpoint's weights file ${manifest.weights} is missing`);
@@ -134,6 +147,15 @@ export async function loadCheckpoint(store: CheckpointStore): Promise<LoadedChec
       `${manifest.weights} does not match the SHA-256 in ${MANIFEST} (corrupt file)`,
     );
   }
-  const { tensors } = loadTensors(bytes);
+  let tensors: Map<string, tf.Tensor>;
+  try {
+    ({ tensors } = loadTensors(bytes));
+  } catch (e) {
+    // the hash matched: a file written like this on purpose, or by a different writer
+    throw new CheckpointError(
+      `${manifest.weights} is not a valid safetensors file: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
   return { manifest, tensors };
 }

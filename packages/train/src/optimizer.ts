@@ -223,19 +223,33 @@ export class Adam {
 
   /** Restores moments and step count saved with `stateTensors()` (values are copied). */
   loadState(step: number, tensors: Record<string, tf.Tensor>): void {
+    this.checkState(tensors);
+    this.m.forEach((m, i) => {
+      m.assign(tensors[`m/${i}`]!);
+      this.v[i]!.assign(tensors[`v/${i}`]!);
+    });
+    this.step = step;
+  }
+
+  /**
+   * Throws a `TrainError` unless `tensors` hold a moment pair `m/i`, `v/i` of each parameter's shape
+   * (what `loadState` needs), changing nothing.
+   *
+   * @example
+   * adam.checkState(saved); // before restoring anything else
+   */
+  checkState(tensors: Record<string, tf.Tensor>): void {
     this.m.forEach((m, i) => {
       for (const [name, target] of [[`m/${i}`, m] as const, [`v/${i}`, this.v[i]!] as const]) {
         const src = tensors[name];
         if (src === undefined) throw new TrainError(`optimizer state lacks '${name}'`);
-        if (!tf.util.arraysEqual(src.shape, target.shape)) {
+        if (!tf.util.arraysEqual(src.shape, target.shape) || src.dtype !== 'float32') {
           throw new TrainError(
-            `optimizer state '${name}' has shape [${src.shape}] but the parameter has [${target.shape}]`,
+            `optimizer state '${name}' is ${src.dtype} [${src.shape}] but the parameter is float32 [${target.shape}]`,
           );
         }
-        target.assign(src);
       }
     });
-    this.step = step;
   }
 
   /** Frees the moments. */

@@ -5,10 +5,10 @@
  * checkpoints that resume bit for bit.
  */
 
-import { InvalidArgumentError, Random } from '@diffuse/backend';
+import { DiffuseError, InvalidArgumentError, Random } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
-import { type CheckpointManifest, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { TrainError } from './errors.js';
+import { type CheckpointManifest, loadCheckpoint, MANIFEST, saveCheckpoint } from './checkpoint.js';
+import { CheckpointError, TrainError } from './errors.js';
 import { Adam, type AdamConfig, type AdamOptions } from './optimizer.js';
 import type { CheckpointStore } from './store.js';
 
@@ -136,6 +136,57 @@ export interface TrainSummary {
   /** Metrics of the last evaluation, if any. */
   metrics?: Record<string, number>;
   seconds: number;
+}
+
+/** What `Trainer.save` puts in a checkpoint's `state`, checked field by field on restore. */
+interface TrainerState {
+  rng: (number | null)[];
+  data: unknown;
+  params: { name: string; shape: number[] }[];
+  evaluations: { step: number; metrics: Record<string, number> }[];
+  emaUpdates: number | null;
+}
+
+/** A checkpoint's `state`, each field checked (a manifest is untrusted input like any file). */
+function checkState(state: Record<string, unknown>, weights: string): TrainerState {
+  const bad = (field: string, what: string) =>
+    new CheckpointError(`${MANIFEST} (with ${weights}): state.${field} ${what}`);
+  const { rng, params, evaluations, emaUpdates } = state;
+  const rngEntry = (v: unknown, i: number) =>
+    i < 4 ? Number.isSafeInteger(v) : v === null || (typeof v === 'number' && Number.isFinite(v));
+  if (!Array.isArray(rng) || rng.length !== 5 || !rng.every(rngEntry))
+    throw bad('rng', 'must be a Random state: 4 integers, then a number or null');
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (
+    !Array.isArray(params) ||
+    !params.every(
+      (p) =>
+        isObject(p) &&
+        Array.isArray(p.shape) &&
+        p.shape.every((d: unknown) => Number.isSafeInteger(d)),
+    )
+  )
+    throw bad('params', 'must be an array of { name, shape }');
+  if (
+    evaluations !== undefined &&
+    (!Array.isArray(evaluations) ||
+      !evaluations.every((e) => isObject(e) && Number.isSafeInteger(e.step) && isObject(e.metrics)))
+  )
+    throw bad('evaluations', 'must be an array of { step, metrics }');
+  if (
+    emaUpdates !== undefined &&
+    emaUpdates !== null &&
+    !(Number.isSafeInteger(emaUpdates) && (emaUpdates as number) >= 0)
+  )
+    throw bad('emaUpdates', 'must be an integer >= 0 or null');
+  return {
+    rng: rng as (number | null)[],
+    data: state.data,
+    params: params as TrainerState['params'],
+    evaluations: (evaluations ?? []) as TrainerState['evaluations'],
+    emaUpdates: (emaUpdates ?? null) as number | null,
+  };
 }
 
 function isSource<B>(d: BatchSource<B> | ((rng: Random) => B)): d is BatchSource<B> {
@@ -393,28 +444,23 @@ export class Trainer<B = unknown> {
     if (loaded === null) return null;
     const { manifest, tensors } = loaded;
     try {
-      const state = manifest.state as {
-        rng: (number | null)[];
-        data: unknown;
-        params: { name: string; shape: number[] }[];
-        evaluations?: { step: number; metrics: Record<string, number> }[];
-        emaUpdates?: number | null;
-      };
-      if (!Array.isArray(state.params) || state.params.length !== this.params.length) {
+      // Everything is checked before anything changes: a rejected checkpoint leaves the trainer as
+      // it was (parameters, moments, EMA, RNG, data position, history).
+      const state = checkState(manifest.state, manifest.weights);
+      if (state.params.length !== this.params.length) {
         throw new TrainError(
-          `the checkpoint holds ${state.params?.length} parameters but this trainer has ${this.params.length}`,
+          `the checkpoint holds ${state.params.length} parameters but this trainer has ${this.params.length}`,
         );
       }
+      const floatOfShape = (t: tf.Tensor | undefined, shape: number[]) =>
+        t !== undefined && t.dtype === 'float32' && tf.util.arraysEqual(t.shape, shape);
       this.params.forEach((p, i) => {
         const t = tensors.get(`param/${i}`);
-        if (t === undefined || !tf.util.arraysEqual(t.shape, p.shape)) {
+        if (!floatOfShape(t, p.shape)) {
           throw new TrainError(
-            `checkpoint parameter ${i} has shape [${t?.shape ?? 'missing'}] but ${p.name} has [${p.shape}]`,
+            `checkpoint parameter ${i} is ${t ? `${t.dtype} [${t.shape}]` : 'missing'} but ${p.name} is float32 [${p.shape}]`,
           );
         }
-      });
-      this.params.forEach((p, i) => {
-        p.assign(tensors.get(`param/${i}`)!);
       });
       const adam: Record<string, tf.Tensor> = {};
       const ema: Record<string, tf.Tensor> = {};
@@ -422,29 +468,55 @@ export class Trainer<B = unknown> {
         if (k.startsWith('adam/')) adam[k.slice(5)] = t;
         if (k.startsWith('ema/')) ema[k.slice(4)] = t;
       }
-      this.optimizer.loadState(manifest.step, adam);
+      this.optimizer.checkState(adam);
       const avg = this.options.ema;
-      if (avg !== undefined) {
-        avg.shadow.forEach((s, i) => {
-          const t = ema[String(i)];
-          if (t === undefined || !tf.util.arraysEqual(t.shape, s.shape)) {
-            throw new TrainError(
-              `the checkpoint has no EMA weights of shape [${s.shape}] for parameter ${i}`,
-            );
-          }
-        });
-        avg.shadow.forEach((s, i) => {
-          s.assign(ema[String(i)]!);
-        });
-        if (typeof state.emaUpdates === 'number') avg.updates = state.emaUpdates;
-      }
-      this.rng = Random.fromState(state.rng.map((v) => v ?? Number.NaN));
-      if (this.source.restore !== undefined) this.source.restore(state.data);
+      avg?.shadow.forEach((s, i) => {
+        if (!floatOfShape(ema[String(i)], s.shape)) {
+          throw new TrainError(
+            `the checkpoint has no float32 EMA weights of shape [${s.shape}] for parameter ${i}`,
+          );
+        }
+      });
       const losses = tensors.get('losses');
+      if (losses !== undefined && (losses.rank !== 1 || losses.dtype !== 'float32'))
+        throw new CheckpointError(
+          `${manifest.weights}: 'losses' must be a float32 vector, got ${losses.dtype} [${losses.shape}]`,
+        );
+      let rng: Random;
+      try {
+        rng = Random.fromState(state.rng.map((v) => v ?? Number.NaN));
+      } catch (e) {
+        throw new CheckpointError(
+          `${MANIFEST}: state.rng is not a Random state: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      const lossValues = losses === undefined ? new Float32Array(0) : await losses.data();
+      if (this.source.restore !== undefined) {
+        try {
+          this.source.restore(state.data);
+        } catch (e) {
+          if (e instanceof DiffuseError) throw e;
+          throw new CheckpointError(
+            `${MANIFEST}: the data iterator could not be restored from state.data: ${(e as Error).message}`,
+            { cause: e },
+          );
+        }
+      }
+      // committed: nothing below can fail
+      this.params.forEach((p, i) => {
+        p.assign(tensors.get(`param/${i}`)!);
+      });
+      this.optimizer.loadState(manifest.step, adam);
+      avg?.shadow.forEach((s, i) => {
+        s.assign(ema[String(i)]!);
+      });
+      if (avg !== undefined && typeof state.emaUpdates === 'number') avg.updates = state.emaUpdates;
+      this.rng = rng;
       this.losses.length = 0;
-      if (losses !== undefined) this.losses.push(...(await losses.data()));
+      for (const v of lossValues) this.losses.push(v); // no spread: a long run has millions
       this.evaluations.length = 0;
-      this.evaluations.push(...(state.evaluations ?? []));
+      this.evaluations.push(...state.evaluations);
       return manifest.step;
     } finally {
       for (const t of tensors.values()) t.dispose();
