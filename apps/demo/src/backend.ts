@@ -13,12 +13,21 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import * as tf from '@tensorflow/tfjs-core';
+// Registers the wasm backend's flags (WASM_HAS_MULTITHREAD_SUPPORT below) before any backend starts.
+import '@tensorflow/tfjs-backend-wasm';
 
 const WASM_PATHS = {
   'tfjs-backend-wasm.wasm': wasmPlain,
   'tfjs-backend-wasm-simd.wasm': wasmSimd,
   'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
 };
+
+// tfjs-wasm runs single-threaded here even when the page is cross-origin isolated: its threaded
+// build binds a shared memory, which Diffuse's SIMD kernels (conv2d, GroupNorm) cannot import, and
+// its pthread workers fail to start from this minified bundle ("e is not defined" in the worker).
+// Measured on the shipped U-Net at batch 32, XNNPACK's conv2d per thread is no faster than those
+// kernels for inference; the second core goes to ONNX Runtime Web instead (see ort.ts).
+tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 

@@ -14,6 +14,7 @@
  * Nothing here depends on a particular U-Net beyond its config: image shape and class count.
  */
 import {
+  type AnyDenoiser,
   type ClassifierLike,
   classifierFreeGuidance,
   classifierGuidance,
@@ -23,12 +24,15 @@ import type { Denoiser, NoiseConditionalClassifier } from '@diffuse/models';
 import { type SampleOptions, sampleSteps } from '@diffuse/samplers';
 import { vpLevelFromLogSNR } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
-import { reportStepTime } from './backend.js';
+import { activeBackend, reportStepTime } from './backend.js';
+import { ortDenoiser, ortInfo } from './ort.js';
 import { PlaneView } from './plots.js';
 import { type LoadedModel, loadShipped, type ShippedEntry, shippedModels } from './shipped.js';
 import { act, button, el, labelled, nextFrame, number, range, row, section, select } from './ui.js';
 
 type Method = 'cfg' | 'classifier';
+/** Who runs the U-Net: ONNX Runtime Web (inference only) or tfjs on the backend picked above. */
+type Runtime = 'onnx' | 'tfjs';
 
 interface ConfigView {
   kind?: string;
@@ -93,7 +97,7 @@ export function onImages(clf: NoiseConditionalClassifier): ClassifierLike {
 
 /** Runs a guided image sampler, drawing the current x0 estimate (`denoised`) every step. */
 async function sampleImages(
-  denoiser: Denoiser,
+  denoiser: AnyDenoiser,
   opts: { steps: number; n: number; shape: number[]; labels: tf.Tensor; seed: number },
   view: PlaneView,
 ): Promise<{ msPerStep: number; images: Float32Array }> {
@@ -151,16 +155,21 @@ async function classAccuracy(
   return v;
 }
 
-/** min and max of the samples (shown on the canvas for the tests: a NaN would show here). */
-function extent(images: Float32Array): { min: number; max: number } {
+/**
+ * min, max and mean of the samples (shown on the canvas for the tests: a NaN would show here, and
+ * the mean compares runtimes run from the same noise).
+ */
+function extent(images: Float32Array): { min: number; max: number; mean: number } {
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
+  let sum = 0;
   for (const v of images) {
-    if (Number.isNaN(v)) return { min: Number.NaN, max: Number.NaN };
+    if (Number.isNaN(v)) return { min: Number.NaN, max: Number.NaN, mean: Number.NaN };
     if (v < min) min = v;
     if (v > max) max = v;
+    sum += v;
   }
-  return { min, max };
+  return { min, max, mean: sum / Math.max(1, images.length) };
 }
 
 export function mountMnist(): void {
@@ -199,6 +208,20 @@ export function mountMnist(): void {
     opt.disabled = true;
     opt.textContent = 'classifier guidance (no noise-conditional classifier shipped)';
   }
+  const ort = ortInfo();
+  const runtime = select(
+    'mnist-runtime',
+    [
+      [
+        'onnx',
+        `ONNX Runtime Web (${ort.threads} thread${ort.threads > 1 ? 's' : ''}${ort.crossOriginIsolated ? '' : ': page not cross-origin isolated'})`,
+      ],
+      ['tfjs', 'tfjs (the backend picked above)'],
+    ],
+    'tfjs',
+  );
+  runtime.title =
+    'ONNX Runtime Web runs the U-Net for classifier-free guidance and the unconditional panel; classifier guidance needs the gradient of the classifier, so it always runs on tfjs';
   const scale = range('mnist-scale', 0, 8, 0.5, 3);
   const scaleOut = el('b', { id: 'mnist-scale-value', textContent: '3' });
   const steps = number('mnist-steps', 2, 100, 10);
@@ -208,6 +231,7 @@ export function mountMnist(): void {
     s,
     labelled('digit', digit),
     labelled('method', method),
+    labelled('runtime', runtime),
     labelled('scale s', scale),
     scaleOut,
     labelled('steps', steps),
@@ -254,18 +278,30 @@ export function mountMnist(): void {
           m === 'classifier' ? loadShipped(found.guide!) : undefined,
         ]);
         const shape = configOf(unet.entry).imageShape!;
-        const net = unet.model as unknown as Denoiser;
+        const tfNet = unet.model as unknown as Denoiser;
+        const rt = runtime.value as Runtime;
+        // ONNX Runtime Web computes the U-Net (exported once in the page); guidance, sampler and
+        // clipping stay the same tfjs code. Classifier guidance differentiates a tfjs classifier, so
+        // its guided branch keeps the tfjs U-Net.
+        const net: AnyDenoiser = rt === 'onnx' ? await ortDenoiser(tfNet) : tfNet;
+        const runsOn = (onnx: boolean) =>
+          onnx
+            ? `ONNX Runtime Web, ${ortInfo().threads} thread(s)`
+            : `tfjs ${activeBackend()?.name ?? '?'}`;
         const count = Number(n.value);
         const d = Number(digit.value);
         const sv = Number(scale.value);
         if (!Number.isFinite(sv) || sv < 0)
           throw new Error(`scale must be >= 0, got ${scale.value}`);
         const labels = tf.fill([count], d, 'int32');
-        const guided: Denoiser =
+        // The unconditional model is the U-Net at its learned null class (label numClasses): what
+        // classifier-free guidance at s = 0 returns, at half its cost (one branch, not two).
+        const nullLabels = tf.fill([count], numClasses, 'int32');
+        const guided: AnyDenoiser =
           m === 'cfg'
             ? classifierFreeGuidance(net, { guidanceScale: sv })
             : classifierGuidance(
-                net,
+                tfNet,
                 onImages(guide!.model as unknown as NoiseConditionalClassifier),
                 {
                   scale: sv,
@@ -277,31 +313,30 @@ export function mountMnist(): void {
             : `classifier guidance (${guide!.entry.name}), s = ${sv}`;
         const out: string[] = [];
         try {
-          for (const [view, denoiser, caption, timing] of [
+          for (const [view, denoiser, cls, caption, timing, onOrt] of [
             [
               guidedView,
               guided,
+              labels,
               what,
               m === 'cfg' ? 'U-Net cfg step' : 'U-Net classifier-guided step',
+              m === 'cfg' && rt === 'onnx',
             ],
-            [
-              uncondView,
-              classifierFreeGuidance(net, { guidanceScale: 0 }),
-              'unconditional, s = 0',
-              'U-Net step',
-            ],
+            [uncondView, net, nullLabels, 'unconditional, s = 0', 'U-Net step', rt === 'onnx'],
           ] as const) {
             const res = await sampleImages(
               sampleClipping(denoiser),
-              { steps: Number(steps.value), n: count, shape, labels, seed: 4 },
+              { steps: Number(steps.value), n: count, shape, labels: cls, seed: 4 },
               view,
             );
-            reportStepTime(res.msPerStep, timing);
-            const { min, max } = extent(res.images);
+            reportStepTime(res.msPerStep, `${timing}${onOrt ? ' (ONNX Runtime Web)' : ''}`);
+            const { min, max, mean } = extent(res.images);
             view.canvas.dataset.method = view === guidedView ? m : 'unconditional';
             view.canvas.dataset.ms = String(res.msPerStep);
+            view.canvas.dataset.runtime = onOrt ? 'onnx' : 'tfjs';
             view.canvas.dataset.min = String(min);
             view.canvas.dataset.max = String(max);
+            view.canvas.dataset.mean = String(mean);
             if (Number.isNaN(min)) throw new Error(`${caption}: the samples contain NaN`);
             let read = '';
             if (scorer) {
@@ -312,7 +347,9 @@ export function mountMnist(): void {
               delete view.canvas.dataset.accuracy;
             }
             view.caption(`${caption}${read}`);
-            out.push(`${caption}: ${res.msPerStep.toFixed(0)} ms/step${read}`);
+            out.push(
+              `${caption}: ${res.msPerStep.toFixed(0)} ms/step on ${runsOn(onOrt)}, batch ${view === guidedView && m === 'cfg' ? 2 * count : count} per model call${read}`,
+            );
           }
           const trained = unet.entry.metrics;
           const facts = trained
@@ -327,6 +364,7 @@ export function mountMnist(): void {
           info.textContent = `${unet.entry.name}: ${out.join('; ')}${facts ? ` (as trained: ${facts})` : ''}`;
         } finally {
           labels.dispose();
+          nullLabels.dispose();
         }
       }),
   );

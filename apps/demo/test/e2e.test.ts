@@ -317,6 +317,32 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     }
   });
 
+  it('samples MNIST digits on ONNX Runtime Web (both cores, cross-origin isolated) as tfjs does', async () => {
+    if ((await page.getAttribute('#mnist', 'data-available')) !== 'true') return;
+    // The server sends COOP/COEP, so the page is isolated and ONNX Runtime Web gets wasm threads.
+    expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true);
+    expect(await page.textContent('#mnist-runtime option[value="onnx"]')).toMatch(/\d threads?\)/);
+    await page.fill('#mnist-steps', '3');
+    await page.fill('#mnist-n', '2');
+    const means: Record<string, { cfg: number; uncond: number }> = {};
+    for (const rt of ['tfjs', 'onnx']) {
+      await page.selectOption('#mnist-runtime', rt);
+      await run('mnist', 'mnist-button', 150_000);
+      expect(await page.getAttribute('#mnist-cfg', 'data-runtime')).toBe(rt);
+      expect(await page.getAttribute('#mnist-uncond', 'data-runtime')).toBe(rt);
+      means[rt] = {
+        cfg: Number(await page.getAttribute('#mnist-cfg', 'data-mean')),
+        uncond: Number(await page.getAttribute('#mnist-uncond', 'data-mean')),
+      };
+    }
+    // Same noise, same sampler and guidance: the two runtimes' networks agree to float32 rounding.
+    expect(Math.abs(means.onnx!.cfg - means.tfjs!.cfg)).toBeLessThan(1e-3);
+    expect(Math.abs(means.onnx!.uncond - means.tfjs!.uncond)).toBeLessThan(1e-3);
+    expect(Number.isFinite(means.onnx!.cfg)).toBe(true);
+    expect(await page.textContent('#mnist-info')).toMatch(/on ONNX Runtime Web, \d thread/);
+    await page.selectOption('#mnist-runtime', 'tfjs');
+  });
+
   it('guides the MNIST U-Net with the shipped noise-conditional classifier (classifier guidance)', async () => {
     if ((await page.getAttribute('#mnist', 'data-available')) !== 'true') return;
     // The repo ships mnist-noisy-classifier beside the U-Net: the method must be offered.
@@ -398,6 +424,36 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
       expect(Number(row[2])).toBeLessThan(1e-3);
     }
     await page.screenshot({ path: join(results, 'demo-webgpu.png') });
+  });
+
+  it('auto skips software GPUs (SwiftShader here) and starts on wasm, which then samples digits', async () => {
+    const fresh = await context.newPage();
+    fresh.on('pageerror', (e) => pageErrors.push(String(e)));
+    try {
+      await fresh.goto(url);
+      await fresh.waitForFunction(() => document.body.dataset.ready === 'true', undefined, {
+        timeout: 90_000,
+      });
+      expect(await fresh.evaluate(() => document.body.dataset.backend)).toBe('wasm');
+      // The status line names what was skipped and why.
+      const status = (await fresh.textContent('#status')) ?? '';
+      expect(status).toMatch(/auto picked wasm/);
+      expect(status).toMatch(/webgpu: the only WebGPU adapter is a software fallback/);
+      expect(status).toMatch(/webgl: WebGL renders in software/);
+      if ((await fresh.getAttribute('#mnist', 'data-available')) === 'true') {
+        await fresh.fill('#mnist-steps', '2');
+        await fresh.fill('#mnist-n', '2');
+        await fresh.click('#mnist-button');
+        await fresh.waitForFunction(
+          () => ['done', 'error'].includes(document.getElementById('mnist')!.dataset.state ?? ''),
+          undefined,
+          { timeout: 150_000 },
+        );
+        expect(await fresh.getAttribute('#mnist', 'data-state')).toBe('done');
+      }
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('loaded everything from its own server, with no page errors', () => {

@@ -1,11 +1,14 @@
 /**
  * A tiny static file server for the built page, on 127.0.0.1 and a random free port: what the
- * end-to-end test loads, as a user would open `dist/` from any file server.
+ * end-to-end test loads, as a user would open `dist/` from any file server. It sends the page's
+ * cross-origin isolation headers (COOP/COEP, as `vite.config.ts` does for the dev server and the
+ * preview), so ONNX Runtime Web may use wasm threads.
  */
 import { createReadStream, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve } from 'node:path';
+import { ISOLATION_HEADERS } from '../vite.config.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -36,6 +39,7 @@ export async function serveStatic(
       res.writeHead(200, {
         'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
         'content-length': size,
+        ...ISOLATION_HEADERS,
       });
       createReadStream(file).pipe(res);
     } catch {

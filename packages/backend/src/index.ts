@@ -42,7 +42,9 @@ export {
   type BackendName,
   type InitBackendOptions,
   initBackend,
+  isFallbackAdapter,
   isNode,
+  isSoftwareRenderer,
 } from './init.js';
 export {
   BACKEND_PACKAGES,

@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { BackendUnavailableError, DiffuseError, initBackend, useSimdKernels } from './index.js';
+import {
+  BackendUnavailableError,
+  DiffuseError,
+  initBackend,
+  isFallbackAdapter,
+  isSoftwareRenderer,
+  useSimdKernels,
+} from './index.js';
 import { simdKernels } from './simd/index.js';
 
 describe('initBackend in Node', () => {
@@ -52,5 +59,35 @@ describe('initBackend in Node', () => {
     const g = tf.grad((x: tf.Tensor) => tf.sum(tf.square(x)));
     const out = g(tf.tensor1d([1, 2, 3]));
     expect(Array.from(await out.data())).toEqual([2, 4, 6]);
+  });
+});
+
+describe('software GPUs (skipped by auto in the browser)', () => {
+  it('recognises software rasterisers by their renderer names', () => {
+    // Chromium's WebGL on SwiftShader (headless, no GPU), Mesa's software drivers, Windows' WARP.
+    for (const r of [
+      'ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero) (0x0000C0DE)), SwiftShader driver)',
+      'Google SwiftShader',
+      'llvmpipe (LLVM 15.0.6, 256 bits)',
+      'softpipe',
+      'ANGLE (Microsoft, Microsoft Basic Render Driver Direct3D11 vs_5_0 ps_5_0, D3D11)',
+    ])
+      expect(isSoftwareRenderer(r), r).toBe(true);
+    for (const r of [
+      'ANGLE (NVIDIA, NVIDIA GeForce RTX 3060 Direct3D11 vs_5_0 ps_5_0, D3D11)',
+      'Apple M2',
+      'Mali-G78',
+      'AMD Radeon Pro 5500M OpenGL Engine',
+      'WebKit WebGL',
+    ])
+      expect(isSoftwareRenderer(r), r).toBe(false);
+  });
+
+  it('recognises WebGPU fallback adapters, in both places browsers put the flag', () => {
+    expect(isFallbackAdapter({ info: { isFallbackAdapter: true } })).toBe(true);
+    expect(isFallbackAdapter({ isFallbackAdapter: true, info: {} })).toBe(true);
+    expect(isFallbackAdapter({ info: { isFallbackAdapter: false } })).toBe(false);
+    expect(isFallbackAdapter({ info: { vendor: 'nvidia' } })).toBe(false);
+    expect(isFallbackAdapter(null)).toBe(false);
   });
 });

@@ -63,8 +63,50 @@ function environment(): 'node' | 'browser' {
   return isNode() ? 'node' : 'browser';
 }
 
-/** Why `name` cannot run here, or null when it may (checked before loading anything). */
-async function precheck(name: BackendName): Promise<string | null> {
+/** Renderer names of software rasterisers (Chromium's SwiftShader, Mesa's llvmpipe / softpipe). */
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render driver/i;
+
+/**
+ * Whether a WebGPU adapter is a software fallback: `GPUAdapterInfo.isFallbackAdapter` (Chrome 137+),
+ * or the older `GPUAdapter.isFallbackAdapter`.
+ *
+ * @example
+ * isFallbackAdapter({ info: { isFallbackAdapter: true } }); // true
+ */
+export function isFallbackAdapter(adapter: unknown): boolean {
+  const a = adapter as { isFallbackAdapter?: boolean; info?: { isFallbackAdapter?: boolean } };
+  return a?.info?.isFallbackAdapter === true || a?.isFallbackAdapter === true;
+}
+
+/**
+ * The unmasked renderer of a WebGL context (`WEBGL_debug_renderer_info`), or its masked
+ * `RENDERER` when the extension is absent.
+ */
+function webglRenderer(gl: WebGLRenderingContext | WebGL2RenderingContext): string {
+  const ext = gl.getExtension('WEBGL_debug_renderer_info') as {
+    UNMASKED_RENDERER_WEBGL: number;
+  } | null;
+  return String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER) ?? '');
+}
+
+/**
+ * Whether a GPU renderer name is a software rasteriser (so `auto` prefers wasm over it).
+ *
+ * @example
+ * isSoftwareRenderer('ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)), SwiftShader driver)'); // true
+ */
+export function isSoftwareRenderer(renderer: string): boolean {
+  return SOFTWARE_RENDERER.test(renderer);
+}
+
+/**
+ * Why `name` cannot run here, or null when it may (checked before loading anything). Under `auto`
+ * (`pickingBest`) a GPU backend that would run in software is skipped too: SwiftShader's WebGPU
+ * fallback adapter and WebGL are 10-60x slower than wasm SIMD on the same CPU (measured in headless
+ * Chromium: a 512x512 matMul takes ~15 ms on wasm, ~200 on WebGL, ~970 on WebGPU), and that adapter's
+ * buffer limits make a 28x28 U-Net fail. Naming the backend explicitly still runs it.
+ */
+async function precheck(name: BackendName, pickingBest: boolean): Promise<string | null> {
   const env = environment();
   if (name === 'webgpu') {
     if (env === 'node') return 'WebGPU needs a browser; in Node use wasm or cpu';
@@ -72,11 +114,15 @@ async function precheck(name: BackendName): Promise<string | null> {
       .navigator?.gpu;
     if (gpu === undefined)
       return 'navigator.gpu is undefined (WebGPU is not enabled in this browser)';
+    let adapter: unknown;
     try {
-      if ((await gpu.requestAdapter()) === null)
-        return 'navigator.gpu.requestAdapter() found no adapter';
+      adapter = await gpu.requestAdapter();
     } catch (e) {
       return `navigator.gpu.requestAdapter() failed: ${(e as Error).message}`;
+    }
+    if (adapter === null) return 'navigator.gpu.requestAdapter() found no adapter';
+    if (pickingBest && isFallbackAdapter(adapter)) {
+      return 'the only WebGPU adapter is a software fallback (no GPU), slower than wasm; ask for webgpu by name to use it';
     }
   }
   if (name === 'webgl') {
@@ -86,8 +132,14 @@ async function precheck(name: BackendName): Promise<string | null> {
         ? new OffscreenCanvas(1, 1)
         : (globalThis as { document?: Document }).document?.createElement('canvas');
     if (canvas === undefined) return 'no canvas to create a WebGL context on';
-    if (canvas.getContext('webgl2') === null && canvas.getContext('webgl') === null) {
-      return 'the browser could not create a WebGL context';
+    const gl = (canvas.getContext('webgl2') ?? canvas.getContext('webgl')) as
+      | WebGLRenderingContext
+      | WebGL2RenderingContext
+      | null;
+    if (gl === null) return 'the browser could not create a WebGL context';
+    const renderer = webglRenderer(gl);
+    if (pickingBest && isSoftwareRenderer(renderer)) {
+      return `WebGL renders in software (${renderer}), slower than wasm; ask for webgl by name to use it`;
     }
   }
   if (name === 'wasm' && typeof WebAssembly === 'undefined') {
@@ -131,8 +183,12 @@ async function capabilities(
 }
 
 /** Loads and activates one backend, or throws `BackendUnavailableError` saying why not. */
-async function activate(name: BackendName, options: InitBackendOptions): Promise<void> {
-  const reason = await precheck(name);
+async function activate(
+  name: BackendName,
+  options: InitBackendOptions,
+  pickingBest: boolean,
+): Promise<void> {
+  const reason = await precheck(name, pickingBest);
   if (reason !== null) throw new BackendUnavailableError(name, reason);
   try {
     await loadPackage(name, options);
@@ -180,7 +236,8 @@ function silenceNodeBanner(): void {
  * Initialises a tensor backend and makes it the active one.
  *
  * `auto` picks, in Node, wasm (then cpu); in the browser, webgpu, then webgl, then wasm, then cpu:
- * the first that initialises. Naming a backend that cannot run here throws a
+ * the first that initialises, skipping a GPU backend that would run in software (WebGPU's fallback
+ * adapter, WebGL on SwiftShader or llvmpipe: slower than wasm; `skipped` says so). Naming a backend that cannot run here throws a
  * `BackendUnavailableError` whose message says which and why.
  *
  * @example
@@ -204,7 +261,7 @@ export async function initBackend(
   const skipped: BackendInfo['skipped'] = [];
   for (const name of candidates) {
     try {
-      await activate(name, options);
+      await activate(name, options, kind === 'auto');
       return { name, requested: kind, environment: env, ...(await capabilities(name)), skipped };
     } catch (e) {
       if (kind !== 'auto') throw e;
