@@ -1,7 +1,8 @@
 /**
  * `@diffuse/losses`: diffusion training objectives in the unified view (Luo 2022; Kingma et al. 2021;
  * Kingma & Gao 2023): weighted denoising losses on any target with weightings written as functions
- * of logSNR, the VDM ELBO in discrete and continuous time, denoising score matching, and
+ * of logSNR, the VDM ELBO in discrete and continuous time, denoising score matching, conditional
+ * flow matching, and
  * training-time samplers of the noise level.
  *
  * @packageDocumentation
@@ -28,6 +29,12 @@ export {
   priorKL,
 } from './elbo.js';
 export { LossError } from './errors.js';
+export {
+  type FlowMatchingLossOptions,
+  type FlowTimeSampling,
+  flowMatchingLoss,
+  flowTimes,
+} from './flow-matching.js';
 export { type VDMJointStepOptions, vdmJointStep } from './joint.js';
 export {
   discreteTimestepSampler,

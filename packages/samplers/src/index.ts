@@ -50,6 +50,7 @@ export { type NoiseSource, RunScope } from './run.js';
 export {
   assertFinite,
   denoiseVE,
+  EMBEDDINGS,
   type Embedding,
   invert,
   invertSteps,

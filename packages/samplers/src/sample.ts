@@ -20,8 +20,15 @@ import { getSampler, resolveSamplerOptions } from './registry.js';
 import { type NoiseSource, RunScope } from './run.js';
 import type { SamplerOptions } from './types.js';
 
-/** How a VE noise level sigma maps to the (alpha, sigma) pair the denoiser is called with. */
-export type Embedding = 'vp' | 've';
+/**
+ * How a VE noise level s maps to the (alpha, sigma) pair the denoiser is called with: `vp`
+ * (alpha = 1 / sqrt(1 + s^2)), `ve` (alpha = 1) or `flow`, the rectified-flow path x_t = (1 - t) x0 + t eps
+ * (t = s / (1 + s): alpha = 1 / (1 + s), sigma = s / (1 + s)), so flow-matching models run under every sampler.
+ */
+export type Embedding = 'vp' | 've' | 'flow';
+
+/** Every `Embedding`. */
+export const EMBEDDINGS: readonly Embedding[] = ['vp', 've', 'flow'];
 
 /** Options of `sample` and `sampleSteps`. */
 export interface SampleOptions {
@@ -49,7 +56,8 @@ export interface SampleOptions {
   spacing?: TimestepSpacing;
   /**
    * The (alpha, sigma) the denoiser sees for a VE level s that is not one of `levels`: `vp` (default:
-   * alpha = 1/sqrt(1+s^2)) or `ve` (alpha = 1). With `levels` all at alpha = 1 it is `ve`.
+   * alpha = 1/sqrt(1+s^2)), `ve` (alpha = 1) or `flow` (alpha = 1/(1+s), sigma = s/(1+s): a flow
+   * model at t = s/(1+s)). With `levels` all at alpha = 1 it is `ve`.
    */
   embedding?: Embedding;
   /** Standard-normal initial noise [batch, ...]; the start state is noise * sigma_0 (VE), as k-diffusion. */
@@ -166,6 +174,7 @@ export function resolvePlan(o: SampleOptions): SamplingPlan {
     if (e) return e;
     if (s === 0) return { alpha: 1, sigma: 0 };
     if (embedding === 've') return { alpha: 1, sigma: s };
+    if (embedding === 'flow') return { alpha: 1 / (1 + s), sigma: s / (1 + s) };
     const alpha = 1 / Math.sqrt(1 + s * s);
     return { alpha, sigma: s * alpha };
   };

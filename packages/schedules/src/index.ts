@@ -9,6 +9,7 @@ export { type CosineParams, CosineSchedule } from './continuous/cosine.js';
 export { type EDMParams, EDMSchedule } from './continuous/edm.js';
 export { type LearnedVDMParams, LearnedVDMSchedule } from './continuous/learned-vdm.js';
 export { type LogSNRLinearParams, LogSNRLinearSchedule } from './continuous/logsnr-linear.js';
+export { type RectifiedFlowParams, RectifiedFlowSchedule } from './continuous/rectified-flow.js';
 export {
   BaseSchedule,
   bisectDecreasing,

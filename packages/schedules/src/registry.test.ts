@@ -29,6 +29,7 @@ const cases: ScheduleConfig[] = [
   { name: 'logsnr-linear', gammaMin: -10, gammaMax: 10 },
   { name: 'edm', sigmaMin: 0.01, sigmaMax: 100, rho: 3 },
   { name: 'vdm-learned', hiddenUnits: 64, initStd: 1.5, seed: 7 },
+  { name: 'rectified-flow', shift: 3, tMin: 1e-4, tMax: 0.9999 },
 ];
 
 const interior = [0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999];

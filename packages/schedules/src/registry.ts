@@ -7,6 +7,7 @@ import { CosineSchedule } from './continuous/cosine.js';
 import { EDMSchedule } from './continuous/edm.js';
 import { LearnedVDMSchedule } from './continuous/learned-vdm.js';
 import { LogSNRLinearSchedule } from './continuous/logsnr-linear.js';
+import { RectifiedFlowSchedule } from './continuous/rectified-flow.js';
 import type { ContinuousSchedule, ScheduleConfig } from './continuous/schedule.js';
 import { SubVPSchedule } from './continuous/sub-vp.js';
 import { VEGeometricSchedule } from './continuous/ve.js';
@@ -24,6 +25,7 @@ const BUILTIN: Record<string, ScheduleFactory> = {
   'logsnr-linear': (p) => new LogSNRLinearSchedule(p),
   edm: (p) => new EDMSchedule(p),
   'vdm-learned': (p) => new LearnedVDMSchedule(p),
+  'rectified-flow': (p) => new RectifiedFlowSchedule(p),
 };
 
 const registry = new Map<string, ScheduleFactory>(Object.entries(BUILTIN));
@@ -77,7 +79,7 @@ export function createSchedule(config: ScheduleConfig | string): ContinuousSched
  * The names of every registered schedule.
  *
  * @example
- * listSchedules(); // ['vp-linear', 'sub-vp', 've', 'cosine', 'logsnr-linear', 'edm', 'vdm-learned']
+ * listSchedules(); // ['vp-linear', 'sub-vp', 've', 'cosine', 'logsnr-linear', 'edm', 'vdm-learned', 'rectified-flow']
  */
 export function listSchedules(): string[] {
   return [...registry.keys()];
