@@ -1,0 +1,3 @@
+import { packageConfig } from '@diffuse/config/tsup';
+
+export default packageConfig();
