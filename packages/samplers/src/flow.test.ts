@@ -158,3 +158,93 @@ describe('a flow Euler step in the VE view', () => {
     });
   });
 });
+
+describe("DPMSolverMultistep / UniPC with diffusers' use_flow_sigmas (Sana, Wan)", () => {
+  const base = {
+    num_train_timesteps: 1000,
+    use_flow_sigmas: true,
+    flow_shift: 3.0,
+    prediction_type: 'flow_prediction',
+  };
+  it("has diffusers' flow timesteps and sigmas (numpy on diffusers' set_timesteps formula)", () => {
+    const dpm = createScheduler({ _class_name: 'DPMSolverMultistepScheduler', ...base });
+    dpm.setTimesteps(4);
+    expect(dpm.timesteps).toEqual([999, 899, 749, 499]);
+    const flowT = (ve: number[]) => ve.map((s) => s / (1 + s));
+    const want = [
+      0.9996664524078369, 0.8996397852897644, 0.7496247887611389, 0.4996665418148041, 0,
+    ];
+    for (const [k, t] of flowT(dpm.sigmas).entries()) expect(t).toBeCloseTo(want[k]!, 6);
+    const uni = createScheduler({ _class_name: 'UniPCMultistepScheduler', ...base });
+    uni.setTimesteps(4);
+    expect(uni.timesteps).toEqual([999, 900, 750, 500]);
+    const wantU = [
+      0.9999989867210388, 0.900119960308075, 0.7503747940063477, 0.5009989738464355, 0,
+    ];
+    for (const [k, t] of flowT(uni.sigmas).entries()) expect(t).toBeCloseTo(wantU[k]!, 6);
+    expect(() =>
+      createScheduler({
+        _class_name: 'UniPCMultistepScheduler',
+        ...base,
+        use_dynamic_shifting: true,
+      }).setTimesteps(4),
+    ).toThrow(/mu must be passed/);
+  });
+
+  const cases = [
+    [
+      'DPMSolverMultistepScheduler',
+      'dpmpp_2m',
+      { order: 2, prediction: 'x0', eta: 0, solverType: 'midpoint', lowerOrderFinal: true },
+    ],
+    ['UniPCMultistepScheduler', 'unipc', { order: 2, variant: 'bh2', lowerOrderFinal: true }],
+  ] as const;
+  it.each(cases)(
+    '%s: the flow model through step() = sample(%s) with an x0 model in the VP embedding, and the ODE end point',
+    async (cls, sampler, samplerOptions) => {
+      const [MU, S0] = [1, 0.5];
+      const gauss = new GaussianMixture({ weights: [1], means: [[MU]], covs: [[[S0 * S0]]] });
+      const model = gauss.denoiser('flow');
+      await assertNoLeaks(async () => {
+        const s = createScheduler({ _class_name: cls, ...base, solver_order: 2 });
+        s.setTimesteps(30);
+        const z = [-1.5, -0.2, 0.7, 2.1];
+        let x = tf.tensor(z, [4, 1]);
+        for (const [k, t] of s.timesteps.entries()) {
+          const tk = s.sigmas[k]! / (1 + s.sigmas[k]!);
+          const u = model.predict(x, { alpha: 1 - tk, sigma: tk });
+          const r = s.step(u, t, x);
+          tf.dispose([u, r.predOriginalSample, x]);
+          x = r.prevSample;
+        }
+        const got = await x.data();
+        x.dispose();
+        s.dispose();
+        // the same solver on the same VE levels, an x0 model called in the VP embedding
+        const ve0 = s.sigmas[0]!;
+        const t0 = ve0 / (1 + ve0);
+        const noise = tf.tensor(
+          z.map((zk) => zk / (1 - t0) / ve0),
+          [4, 1],
+        );
+        const ref = await sample(gauss.denoiser('x0'), {
+          sampler,
+          samplerOptions: { ...samplerOptions },
+          sigmas: s.sigmas,
+          embedding: 'vp',
+          noise,
+        });
+        const want = await ref.data();
+        tf.dispose([noise, ref]);
+        z.forEach((zk, k) => {
+          expect(Math.abs(got[k]! - want[k]!), `${cls} z = ${zk}`).toBeLessThan(
+            1e-4 * (1 + Math.abs(want[k]!)),
+          );
+          // and near the exact probability-flow end point (30 steps; an error in the levels is O(1))
+          const exact = MU + ((zk / (1 - t0) - MU) * S0) / Math.sqrt(S0 * S0 + ve0 * ve0);
+          expect(Math.abs(got[k]! - exact), `${cls} z = ${zk}: ODE end point`).toBeLessThan(1e-2);
+        });
+      });
+    },
+  );
+});

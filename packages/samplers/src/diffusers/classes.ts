@@ -253,7 +253,7 @@ const dpmsolverKeys: DiffusersConfig = {
   sigma_max: null,
   shift_terminal: null,
 };
-const dpmsolverOnly = {
+const dpmsolverOnly: Record<string, readonly unknown[]> = {
   ...NOT_IMPLEMENTED,
   use_lu_lambdas: [false],
   use_flow_sigmas: [false],
@@ -273,12 +273,89 @@ function dpmsolverPlan(
   options: SamplerOptions,
   finalType?: string,
 ): ClassPlan {
+  if (cfg.use_flow_sigmas === true) return flowSigmasPlan(cfg, schedule, n, sampler, options);
   const { ts, sigmas } = sigmaChain(cfg, schedule, n, 'dpmsolver', finalType);
   return {
     timesteps: ts,
     modelSigmas: sigmas.slice(0, -1),
     sigmas,
     exactLevels: new Map(),
+    sampler,
+    options,
+    initNoiseSigma: 1,
+  };
+}
+
+/** The `mu` of `setTimesteps` travels to the plan under this key of the config copy. */
+export const MU_KEY = '__mu';
+
+/**
+ * diffusers' `use_flow_sigmas` (DPMSolverMultistep, UniPCMultistep; Sana, Wan): flow-matching levels
+ * alpha = 1 - s, sigma = s with s = flow_shift u / (1 + (flow_shift - 1) u) on u = linspace(1, 1/T, n + 1)
+ * (UniPC: the first n, with dynamic shifting by mu, `shift_terminal`, and s_0 = 1 - 1e-6), timesteps
+ * int(s T). The solver runs on their VE view s / (1 - s); DPM-Solver and UniPC are exponential
+ * integrators in lambda, so they are the same there.
+ */
+function flowSigmasPlan(
+  cfg: DiffusersConfig,
+  schedule: DiscreteSchedule,
+  n: number,
+  sampler: string,
+  options: SamplerOptions,
+): ClassPlan {
+  const T = num(cfg, 'num_train_timesteps');
+  const unipc = sampler === 'unipc';
+  const mu = cfg[MU_KEY] as number | undefined;
+  const linspace = (a: number, b: number, k: number) =>
+    Array.from({ length: k }, (_, i) => (i === k - 1 ? b : a + (i * (b - a)) / (k - 1)));
+  const shiftOf = (shift: number) => (u: number) => (shift * u) / (1 + (shift - 1) * u);
+  let s: number[];
+  if (unipc) {
+    s = linspace(1, 1 / T, n + 1).slice(0, -1);
+    if (cfg.use_dynamic_shifting === true) {
+      const m = mu as number;
+      s =
+        cfg.time_shift_type === 'linear'
+          ? s.map((t) => m / (m + (1 / t - 1)))
+          : s.map((t) => Math.exp(m) / (Math.exp(m) + (1 / t - 1)));
+    } else s = s.map(shiftOf(num(cfg, 'flow_shift')));
+    const terminal = cfg.shift_terminal as number | null;
+    if (terminal) {
+      const scale = (1 - s[s.length - 1]!) / (1 - terminal);
+      s = s.map((t) => 1 - (1 - t) / scale);
+    }
+    if (Math.abs(s[0]! - 1) < 1e-6) s[0] = s[0]! - 1e-6;
+  } else {
+    const shift = mu !== undefined ? Math.exp(mu) : num(cfg, 'flow_shift');
+    s = linspace(1, 1 / T, n + 1)
+      .map((a) => 1 - a)
+      .map(shiftOf(shift))
+      .reverse()
+      .slice(0, -1);
+  }
+  const timesteps = s.map((v) => Math.trunc(v * T));
+  const last =
+    str(cfg, 'final_sigmas_type') === 'zero'
+      ? 0
+      : unipc
+        ? s[s.length - 1]!
+        : (() => {
+            const a = schedule.alphasCumprod[0]!;
+            return Math.sqrt((1 - a) / a);
+          })();
+  const exact: ClassPlan['exactLevels'] = new Map();
+  const sigmas = [...s, last].map((v) => {
+    const f = Math.fround(v);
+    if (f === 0) return 0;
+    const ve = f / (1 - f);
+    exact.set(ve, { alpha: 1 - f, sigma: f });
+    return ve;
+  });
+  return {
+    timesteps,
+    modelSigmas: sigmas.slice(0, -1),
+    sigmas,
+    exactLevels: exact,
     sampler,
     options,
     initNoiseSigma: 1,
@@ -473,6 +550,7 @@ export const CLASSES: Record<string, ClassSpec> = {
     },
     only: {
       ...dpmsolverOnly,
+      use_flow_sigmas: [false, true],
       algorithm_type: Object.keys(ALGORITHMS),
       solver_type: ['midpoint', 'heun'],
     },
@@ -516,7 +594,14 @@ export const CLASSES: Record<string, ClassSpec> = {
       disable_corrector: [],
       solver_p: null,
     },
-    only: { ...dpmsolverOnly, predict_x0: [true], solver_type: ['bh1', 'bh2'], solver_p: [null] },
+    only: {
+      ...dpmsolverOnly,
+      use_flow_sigmas: [false, true],
+      shift_terminal: [],
+      predict_x0: [true],
+      solver_type: ['bh1', 'bh2'],
+      solver_p: [null],
+    },
     scaling: 'vp',
     embedding: 'vp',
     plan(cfg, schedule, n) {

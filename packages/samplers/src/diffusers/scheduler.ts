@@ -23,6 +23,7 @@ import {
   type ClassPlan,
   type ClassSpec,
   type DiffusersConfig,
+  MU_KEY,
   predictionOf,
 } from './classes.js';
 import { FLOW_CLASSES, FlowScheduler } from './flow.js';
@@ -147,7 +148,7 @@ export function resolveConfig(
           : v;
   }
   for (const [k, allowed] of Object.entries(spec.only ?? {})) {
-    if (!(k in spec.defaults)) continue;
+    if (!(k in spec.defaults) || allowed.length === 0) continue;
     if (!allowed.some((a) => same(a, cfg[k]))) {
       throw new SchedulerConfigError(
         `${className} option ${k} = ${JSON.stringify(cfg[k])} is not supported here (supported: ${allowed.map((a) => JSON.stringify(a)).join(', ')})`,
@@ -164,6 +165,19 @@ export function resolveConfig(
     throw new SchedulerConfigError(
       `${className}: beta_start (${cfg.beta_start}) is above beta_end (${cfg.beta_end})`,
     );
+  }
+  if (cfg.use_flow_sigmas === true) {
+    const other = [
+      'use_karras_sigmas',
+      'use_exponential_sigmas',
+      'use_beta_sigmas',
+      'use_lu_lambdas',
+    ];
+    const with_ = other.filter((k) => cfg[k] === true);
+    if (with_.length > 0)
+      throw new SchedulerConfigError(
+        `${className}: use_flow_sigmas together with ${with_.join(', ')} is not supported here`,
+      );
   }
   predictionOf(cfg, spec.prediction);
   return { ...r, spec, cfg };
@@ -187,6 +201,8 @@ class AdapterScheduler implements Scheduler {
   private pendingNoise: tf.Tensor | null = null;
 
   private readonly resolved: ResolvedClass;
+  /** The config the plan reads: `cfg`, plus `mu` of the last `setTimesteps`. */
+  private planCfg: DiffusersConfig;
 
   constructor(resolved: ResolvedClass, options: CreateSchedulerOptions) {
     const { className, spec, cfg } = resolved;
@@ -194,6 +210,7 @@ class AdapterScheduler implements Scheduler {
     this.className = className;
     this.spec = spec;
     this.cfg = cfg;
+    this.planCfg = cfg;
     try {
       this.schedule = 'beta_schedule' in cfg ? DiscreteSchedule.fromConfig(camel(cfg)) : null;
     } catch (e) {
@@ -250,6 +267,15 @@ class AdapterScheduler implements Scheduler {
       throw new SamplerError(
         `${this.className}: mu must be passed to setTimesteps when use_dynamic_shifting is true`,
       );
+    if (
+      mu !== undefined &&
+      this.className === 'DPMSolverMultistepScheduler' &&
+      !(this.cfg.use_dynamic_shifting === true && this.cfg.time_shift_type === 'exponential')
+    )
+      throw new SamplerError(
+        `${this.className}: mu needs use_dynamic_shifting = true and time_shift_type = 'exponential'`,
+      );
+    this.planCfg = mu === undefined ? this.cfg : { ...this.cfg, [MU_KEY]: mu };
     const T = (this.cfg.num_train_timesteps as number) ?? 1000;
     if (!Number.isInteger(n) || n < 1)
       throw new SamplerError(`setTimesteps needs a positive integer number of steps, got ${n}`);
@@ -257,7 +283,7 @@ class AdapterScheduler implements Scheduler {
       throw new SamplerError(`setTimesteps(${n}): more steps than the ${T} training timesteps`);
     this.dispose();
     this.n = n;
-    this.plan = this.spec.plan(this.cfg, this.schedule, n, {});
+    this.plan = this.spec.plan(this.planCfg, this.schedule, n, {});
     this.counter = 0;
   }
 
@@ -306,7 +332,7 @@ class AdapterScheduler implements Scheduler {
   }
 
   private start(sample: tf.Tensor, stepOptions: StepOptions, k: number): void {
-    const plan = this.spec.plan(this.cfg, this.schedule, this.n!, { ...stepOptions });
+    const plan = this.spec.plan(this.planCfg, this.schedule, this.n!, { ...stepOptions });
     this.plan = plan;
     const chain = plan.stepSigmas ? plan.stepSigmas[k]! : plan.sigmas;
     const def = getSampler(plan.sampler);
