@@ -1,20 +1,23 @@
 /**
  * Seeded fuzzing of every public loader and constructor of @diffuse/models (issue 17): 1,200 mutated
  * safetensors files (at least 1,000 of them malformed for `loadModel`) and 600 mutated configs per
- * run. Every call must either succeed (a mutation can leave a file or config valid) or throw a typed
+ * run, plus 300 mutated diffusers checkpoints, 60 diffusers folders and 300 diffusers configs. Every call must either succeed (a mutation can leave a file or config valid) or throw a typed
  * `DiffuseError`; none may take over a second; a rejected call must not grow the wasm heap (nothing is
  * allocated before the input is checked) or leave a tensor alive; the whole run must keep the wasm
  * heap and the process RSS bounded. Change SEED to explore; failures print the input that broke.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DiffuseError, initBackend, liveTensors } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   classifierConfig,
+  createDiffusersModel,
   createModel,
+  diffusersModelFromFiles,
   loadModel,
   loadTensors,
   Mlp,
@@ -23,17 +26,21 @@ import {
   mlpConfig,
   modelParameterShapes,
   NoiseConditionalClassifier,
+  parseDiffusersConfig,
   parseSafetensors,
   saveModel,
   UNet,
   unetConfig,
   validateModelConfig,
 } from './index.js';
-import { loadModelFiles } from './node.js';
+import { loadDiffusersModel, loadModelFiles } from './node.js';
 
 const SEED = 20261208;
 const FILES = 1200;
 const CONFIGS = 600;
+const DIFFUSERS_FILES = 300;
+const DIFFUSERS_CONFIGS = 300;
+const DIFFUSERS_FOLDERS = 60;
 /** Parameter budget of the constructor calls: a mutant that is valid builds, but stays small. */
 const FUZZ_MAX_PARAMS = 300_000;
 
@@ -209,6 +216,44 @@ function mutateConfig(base: ModelConfig): unknown {
   return c;
 }
 
+/** A diffusers config.json with 1-3 hostile edits (keys of the real config, or unknown ones). */
+function mutateDiffusersConfig(base: Record<string, unknown>): unknown {
+  if (int(30) === 0) return pick(HOSTILE);
+  const c = structuredClone(base);
+  for (let k = 1 + int(3); k > 0; k--) {
+    const key = pick(Object.keys(c));
+    const v = c[key];
+    switch (int(5)) {
+      case 0:
+        delete c[key];
+        break;
+      case 1:
+        c[
+          pick([
+            '_class_name',
+            'block_out_channels',
+            'down_block_types',
+            'sample_size',
+            'extra_key',
+          ])
+        ] = pick(HOSTILE);
+        break;
+      case 2:
+        if (Array.isArray(v)) {
+          const a = [...v];
+          a[int(a.length + 1)] = pick([...HOSTILE, 'CrossAttnDownBlock2D', 'UpBlock2D', 'Foo']);
+          c[key] = a;
+          break;
+        }
+        c[key] = pick(HOSTILE);
+        break;
+      default:
+        c[key] = pick(HOSTILE);
+    }
+  }
+  return c;
+}
+
 // ------------------------------------------------------------------ hostile files
 
 function header(bytes: Uint8Array): { json: Record<string, unknown>; data: Uint8Array } {
@@ -249,8 +294,10 @@ function mutateFile(bytes: Uint8Array): Uint8Array {
   const names = Object.keys(json).filter((k) => k !== '__metadata__');
   const name = pick(names);
   const entry = json[name] as { dtype: string; shape: number[]; data_offsets: number[] };
-  const meta = json.__metadata__ as Record<string, string>;
-  const op = int(16);
+  const meta = json.__metadata__ as Record<string, string> | undefined;
+  let op = int(16);
+  // files without a Diffuse config (diffusers checkpoints): metadata edits become other edits
+  if (meta?.['diffuse.config'] === undefined && op >= 9 && op <= 12) op = 3 + (op % 4);
   switch (op) {
     case 0:
       return bytes.slice(0, int(bytes.length));
@@ -304,14 +351,14 @@ function mutateFile(bytes: Uint8Array): Uint8Array {
       json['extra.weight'] = { dtype: 'F32', shape: [0], data_offsets: [0, 0] };
       return withHeader(json, data);
     case 9:
-      delete meta['diffuse.config'];
+      delete meta!['diffuse.config'];
       return withHeader(json, data);
     case 10:
     case 11:
-      meta['diffuse.config'] = JSON.stringify(mutateConfig(JSON.parse(meta['diffuse.config']!)));
+      meta!['diffuse.config'] = JSON.stringify(mutateConfig(JSON.parse(meta!['diffuse.config']!)));
       return withHeader(json, data);
     case 12:
-      meta['diffuse.config'] = pick(['{"kind":', '', 'null', '[]', '"mlp"', '{}']);
+      meta!['diffuse.config'] = pick(['{"kind":', '', 'null', '[]', '"mlp"', '{}']);
       return withHeader(json, data);
     case 13:
       json.__metadata__ = pick([[], 'x', { 'diffuse.config': 5 }, null]);
@@ -420,6 +467,64 @@ describe(`fuzz (seed ${SEED})`, () => {
     );
     expect(failures, report()).toEqual([]);
     expect(rejected).toBeGreaterThanOrEqual(500);
+  });
+
+  it(`${DIFFUSERS_FILES} mutated diffusers checkpoints and ${DIFFUSERS_CONFIGS} mutated diffusers configs through diffusersModelFromFiles, loadDiffusersModel, parseDiffusersConfig and createDiffusersModel`, async () => {
+    const dirOf = (name: string) =>
+      fileURLToPath(new URL(`../../../reference-data/diffusers-models/${name}/`, import.meta.url));
+    const base = dirOf('unet2d-ddpm-tiny');
+    const configText = await readFile(join(base, 'config.json'), 'utf8');
+    const config = JSON.parse(configText) as Record<string, unknown>;
+    const weights = new Uint8Array(
+      await readFile(join(base, 'diffusion_pytorch_model.safetensors')),
+    );
+    let rejectedFiles = 0;
+    for (let i = 0; i < DIFFUSERS_FILES; i++) {
+      const bytes = mutateFile(weights);
+      const input = () => describeBytes(bytes);
+      const r = await probe('diffusersModelFromFiles (weights)', input, () =>
+        diffusersModelFromFiles({ config: configText, weights: bytes }),
+      );
+      if (r === 'rejected') rejectedFiles++;
+    }
+    // and folders through the Node loader: a mutated checkpoint or a cut config.json
+    for (let i = 0; i < DIFFUSERS_FOLDERS; i++) {
+      const folder = join(dir, `diffusers-${i}`);
+      await mkdir(folder);
+      const bytes = i % 3 === 0 ? weights : mutateFile(weights);
+      const text = i % 3 === 0 ? configText.slice(0, int(configText.length)) : configText;
+      await writeFile(join(folder, 'config.json'), text);
+      await writeFile(join(folder, 'diffusion_pytorch_model.safetensors'), bytes);
+      const input = () => `config ${clip(text)}; weights ${describeBytes(bytes)}`;
+      await probe('loadDiffusersModel', input, () => loadDiffusersModel(folder));
+      await rm(folder, { recursive: true });
+    }
+    let rejectedConfigs = 0;
+    for (let i = 0; i < DIFFUSERS_CONFIGS; i++) {
+      const c = mutateDiffusersConfig(config);
+      const text = JSON.stringify(c) ?? String(c);
+      const input = () => clip(text);
+      if (
+        (await probe('parseDiffusersConfig', input, () => parseDiffusersConfig(c as object))) ===
+        'rejected'
+      )
+        rejectedConfigs++;
+      await probe('createDiffusersModel', input, () =>
+        createDiffusersModel(parseDiffusersConfig(c as object), {
+          maxParams: FUZZ_MAX_PARAMS,
+          maxTensors: 2000,
+          why: 'the fuzz budget',
+        }),
+      );
+      await probe('diffusersModelFromFiles (config)', input, () =>
+        diffusersModelFromFiles({ config: c as object, weights }),
+      );
+    }
+    console.log(
+      `diffusers: ${rejectedFiles} of ${DIFFUSERS_FILES} files and ${rejectedConfigs} of ${DIFFUSERS_CONFIGS} configs rejected; slowest call ${slowest.toFixed(1)} ms`,
+    );
+    expect(failures, report()).toEqual([]);
+    expect(rejectedFiles).toBeGreaterThanOrEqual(DIFFUSERS_FILES * 0.8);
   });
 
   it('memory stayed bounded over the whole run', () => {

@@ -49,5 +49,9 @@ describe('README examples run', () => {
     }
     if (code.includes('saveModel(net)')) expect(logs.at(-1)![0]).toEqual(new Uint8Array([1]));
     if (code.includes('loss ')) expect(logs[0]![0]).toMatch(/^step 0: loss \d/);
+    if (code.includes('modelParameterShapes(')) {
+      expect(logs[0]).toEqual([20, ['embed.fc1.weight', [64, 64]]]);
+      expect(logs[1]).toEqual(['maxParams']);
+    }
   });
 });
