@@ -40,6 +40,10 @@ export class Ema {
     private readonly params: readonly tf.Variable[],
     options: EmaOptions = {},
   ) {
+    if (options === null || typeof options !== 'object')
+      throw new ModelError(`Ema options must be an object, got ${String(options)}`);
+    if (options.warmup !== undefined && typeof options.warmup !== 'boolean')
+      throw new ModelError(`Ema warmup must be a boolean, got ${String(options.warmup)}`);
     this.decay = options.decay ?? 0.999;
     this.warmup = options.warmup ?? false;
     checkDecay(this.decay);

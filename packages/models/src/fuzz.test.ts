@@ -18,6 +18,8 @@ import {
   createDiffusersModel,
   createModel,
   diffusersModelFromFiles,
+  Ema,
+  GaussianMixture,
   loadModel,
   loadTensors,
   Mlp,
@@ -38,6 +40,7 @@ import { loadDiffusersModel, loadModelFiles } from './node.js';
 const SEED = 20261208;
 const FILES = 1200;
 const CONFIGS = 600;
+const SPECS = 300;
 const DIFFUSERS_FILES = 300;
 const DIFFUSERS_CONFIGS = 300;
 const DIFFUSERS_FOLDERS = 60;
@@ -254,6 +257,25 @@ function mutateDiffusersConfig(base: Record<string, unknown>): unknown {
   return c;
 }
 
+/** A mixture spec with 1-2 hostile edits at any depth. */
+function mutateSpec(base: Record<string, unknown>): unknown {
+  if (int(30) === 0) return pick(HOSTILE);
+  const c = structuredClone(base);
+  for (let k = 1 + int(2); k > 0; k--) {
+    const key = pick(Object.keys(c));
+    let target: unknown = c;
+    let field: string | number = key;
+    // walk down a random path into the nested arrays
+    while (Array.isArray((target as Record<string | number, unknown>)[field]) && int(2) === 0) {
+      target = (target as Record<string | number, unknown>)[field];
+      field = int((target as unknown[]).length + 1);
+    }
+    if (int(5) === 0) delete (target as Record<string | number, unknown>)[field];
+    else (target as Record<string | number, unknown>)[field] = pick(HOSTILE);
+  }
+  return c;
+}
+
 // ------------------------------------------------------------------ hostile files
 
 function header(bytes: Uint8Array): { json: Record<string, unknown>; data: Uint8Array } {
@@ -431,7 +453,7 @@ describe(`fuzz (seed ${SEED})`, () => {
     expect(malformed).toBeGreaterThanOrEqual(1000);
   });
 
-  it(`${CONFIGS} mutated configs through validateModelConfig, modelParameterShapes, createModel, every constructor and loadModel`, async () => {
+  it(`${CONFIGS} mutated configs through validateModelConfig, modelParameterShapes, createModel, every network constructor and loadModel; ${SPECS} mixture specs and Ema options`, async () => {
     const files = new Map<ModelConfig, Uint8Array>();
     for (const config of BASES) {
       const net = createModel(config, { seed: 2 });
@@ -462,8 +484,47 @@ describe(`fuzz (seed ${SEED})`, () => {
         loadModel({ config: config as ModelConfig, weights }),
       );
     }
+    // the other constructors: GaussianMixture specs and Ema options
+    const spec = {
+      weights: [0.25, 0.75],
+      means: [
+        [-1, 0],
+        [1, 2],
+      ],
+      covs: [
+        [
+          [0.5, 0.1],
+          [0.1, 0.5],
+        ],
+        [
+          [1, 0],
+          [0, 1],
+        ],
+      ],
+      labels: [0, 1],
+      numClasses: 2,
+    };
+    let rejectedSpecs = 0;
+    const net = createModel(BASES[0]!);
+    for (let i = 0; i < SPECS; i++) {
+      const s = mutateSpec(spec);
+      const text = JSON.stringify(s) ?? String(s);
+      const input = () => clip(text);
+      if (
+        (await probe('new GaussianMixture', input, () => new GaussianMixture(s as never))) ===
+        'rejected'
+      )
+        rejectedSpecs++;
+      const options = pick([{ decay: pick(HOSTILE) }, { warmup: pick(HOSTILE) }, pick(HOSTILE)]);
+      await probe(
+        'new Ema',
+        () => clip(JSON.stringify(options) ?? String(options)),
+        () => new Ema(net.params, options as never),
+      );
+    }
+    net.dispose();
     console.log(
-      `configs: ${rejected} of ${CONFIGS} rejected by validateModelConfig; slowest call ${slowest.toFixed(1)} ms`,
+      `configs: ${rejected} of ${CONFIGS} rejected by validateModelConfig, ${rejectedSpecs} of ${SPECS} mixture specs; slowest call ${slowest.toFixed(1)} ms`,
     );
     expect(failures, report()).toEqual([]);
     expect(rejected).toBeGreaterThanOrEqual(500);

@@ -57,6 +57,32 @@ const LOG_2PI = Math.log(2 * Math.PI);
 const MASKED = -1e30;
 
 /**
+ * The spec's structure (an untrusted JSON, say): arrays where arrays belong, numbers where numbers
+ * belong; the values are checked by the constructor. A typed `ModelError` naming the field.
+ */
+function checkSpecStructure(spec: unknown): void {
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec))
+    throw new ModelError('a Gaussian mixture spec must be an object { weights, means, covs }');
+  const o = spec as Record<string, unknown>;
+  // index loops, not every(): every() skips the holes of a sparse array
+  const all = (v: unknown, ok: (x: unknown) => boolean) => {
+    if (!Array.isArray(v)) return false;
+    for (let i = 0; i < v.length; i++) if (!ok(v[i])) return false;
+    return true;
+  };
+  const numbers = (v: unknown) => all(v, (x) => typeof x === 'number');
+  if (!numbers(o.weights)) throw new ModelError('spec.weights must be an array of numbers');
+  if (!all(o.means, numbers))
+    throw new ModelError('spec.means must be an array of arrays of numbers (K x d)');
+  if (!all(o.covs, (c) => all(c, numbers)))
+    throw new ModelError('spec.covs must be an array of d x d arrays of numbers (K x d x d)');
+  if (o.labels !== undefined && !numbers(o.labels))
+    throw new ModelError('spec.labels must be an array of integers');
+  if (o.numClasses !== undefined && typeof o.numClasses !== 'number')
+    throw new ModelError(`spec.numClasses must be a number, got ${JSON.stringify(o.numClasses)}`);
+}
+
+/**
  * An exact Gaussian-mixture oracle: posterior mean, epsilon, score, log-density and class posterior
  * of the noisy marginal at any noise level, and samples of the data.
  *
@@ -94,6 +120,7 @@ export class GaussianMixture {
   private readonly logWF: Float32Array;
 
   constructor(spec: GaussianMixtureSpec) {
+    checkSpecStructure(spec);
     const { weights, means, covs } = spec;
     const K = weights.length;
     if (K === 0)
@@ -162,6 +189,10 @@ export class GaussianMixture {
         this.componentClass[k] = y;
       }
       const C = spec.numClasses ?? maxLabel + 1;
+      if (Number.isInteger(C) && C > K)
+        throw new ModelError(
+          `numClasses (${C}) is more than the ${K} components: every class needs one`,
+        );
       if (!Number.isInteger(C) || C <= maxLabel)
         throw new ModelError(
           `numClasses (${C}) must be an integer above every label (max ${maxLabel})`,

@@ -188,6 +188,19 @@ describe('validateModelConfig', () => {
       classifierConfig({ inputShape: [2], numClasses: 0 }),
       'classifier.numClasses',
     ],
+    [
+      'sparse image shape (a hole)',
+      {
+        ...unetConfig(),
+        imageShape: (() => {
+          const a = new Array(3);
+          a[0] = 28;
+          a[2] = 1;
+          return a;
+        })(),
+      },
+      'unet.imageShape[1]',
+    ],
     ['null', null as never, 'config'],
     ['an array', [] as never, 'config'],
     ['kind missing', { width: 3 }, 'kind'],

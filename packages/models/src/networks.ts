@@ -237,7 +237,10 @@ class Fields {
         v,
         `must be an array of ${minLength === maxLength ? minLength : `${minLength} to ${maxLength}`} integers`,
       );
-    return v.map((x, i) => this.int(`${field}[${i}]`, min, x));
+    // an index loop, not map(): map() skips the holes of a sparse array
+    const out: number[] = [];
+    for (let i = 0; i < v.length; i++) out.push(this.int(`${field}[${i}]`, min, v[i]));
+    return out;
   }
 }
 
