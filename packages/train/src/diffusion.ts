@@ -7,6 +7,7 @@ import { InvalidArgumentError, type Random } from '@diffuse/backend';
 import {
   type DenoiserLike,
   denoisingLoss,
+  flowMatchingLoss,
   type LogSNRSample,
   type LogSNRSampler,
   type Reduction,
@@ -136,4 +137,37 @@ export function diffusionDrawer(
       throw e;
     }
   };
+}
+
+/** Options of `flowMatchingTrainingLoss`. */
+export interface FlowMatchingTrainingOptions {
+  /** `uniform` (default) or SD 3's `logit-normal` flow times. */
+  timeSampling?: 'uniform' | 'logit-normal';
+  /** Reduction over data dimensions (default `mean`). */
+  reduction?: Reduction;
+}
+
+/**
+ * The conditional flow-matching objective of a batch, mean over examples (`flowMatchingLoss` of
+ * `@diffuse/losses`: x_t = (1 - t) x0 + t eps, target u = eps - x0, the model's output converted to the
+ * velocity whatever it predicts), with t and eps drawn from the trainer's seeded stream. Unconditional.
+ *
+ * @example
+ * const model = new Mlp(mlpConfig({ dim: 2, prediction: 'flow' }));
+ * const trainer = new Trainer({ params: model.params, loss: flowMatchingTrainingLoss(model), data, seed: 0 });
+ */
+export function flowMatchingTrainingLoss(
+  model: TrainableDenoiser,
+  options: FlowMatchingTrainingOptions = {},
+): (batch: DiffusionBatch, rng: Random) => tf.Scalar {
+  return (batch, rng) =>
+    tf.tidy(() =>
+      tf.mean(
+        flowMatchingLoss(model, batch.x, {
+          rng,
+          ...(options.timeSampling !== undefined ? { timeSampling: options.timeSampling } : {}),
+          ...(options.reduction !== undefined ? { reduction: options.reduction } : {}),
+        }),
+      ),
+    ) as tf.Scalar;
 }

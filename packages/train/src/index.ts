@@ -19,6 +19,8 @@ export {
   type DiffusionLossOptions,
   diffusionDrawer,
   diffusionLoss,
+  type FlowMatchingTrainingOptions,
+  flowMatchingTrainingLoss,
   type TrainableDenoiser,
 } from './diffusion.js';
 export { CheckpointError, TrainError } from './errors.js';
