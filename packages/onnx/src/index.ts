@@ -7,6 +7,7 @@
  *
  * @packageDocumentation
  */
+export { type DiffusersExportOptions, exportDiffusersOnnx } from './diffusers.js';
 export { onnxDenoiserAsync } from './node-async.js';
 export * from './portable.js';
 export { OnnxNetwork, type OnnxOptions, onnxDenoiser } from './runtime.js';

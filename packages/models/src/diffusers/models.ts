@@ -23,6 +23,7 @@ import {
   DownBlock,
   GaussianFourierProjection,
   type GroupNorm,
+  halves,
   type Linear,
   linear,
   MidBlock,
@@ -770,9 +771,9 @@ export class AutoencoderKL extends DiffusersModelBase {
       h = this.enc.mid.forward(h, null, null);
       h = conv2d(applyGroupNorm(h, this.enc.normOut, 'silu'), this.enc.convOut);
       if (this.quantConv) h = conv2d(h, this.quantConv);
-      const [m, lv] = tf.split(h, 2, 3);
-      const logvar = tf.clipByValue(lv!, -30, 20);
-      return [toNCHW(m!), toNCHW(logvar), toNCHW(tf.exp(tf.mul(logvar, 0.5)))];
+      const [m, lv] = halves(h);
+      const logvar = tf.clipByValue(lv, -30, 20);
+      return [toNCHW(m), toNCHW(logvar), toNCHW(tf.exp(tf.mul(logvar, 0.5)))];
     });
     return { mean: mean!, std: std!, logvar: logvar! };
   }

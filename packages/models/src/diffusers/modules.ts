@@ -203,6 +203,21 @@ export function readSlot(s: Slot): tf.Tensor {
   return read(s);
 }
 
+/**
+ * The two halves of x along its last axis (PyTorch's `chunk(2, dim)`), as two slices: one kernel
+ * each, which also keeps the graph exportable (ONNX export maps Slice, not the multi-output SplitV).
+ */
+export function halves(x: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  const axis = x.rank - 1;
+  const n = x.shape[axis]! / 2;
+  const size = [...x.shape];
+  size[axis] = n;
+  const begin = x.shape.map(() => 0);
+  const second = [...begin];
+  second[axis] = n;
+  return [tf.slice(x, begin, size), tf.slice(x, second, size)];
+}
+
 // ------------------------------------------------------------------------------ resampling
 
 /**
@@ -332,9 +347,9 @@ export class ResnetBlock2D {
       t = tf.reshape(e, [e.shape[0]!, 1, 1, e.shape[1]!]);
     }
     if (o.timeEmbeddingNorm === 'scale_shift' && t !== null) {
-      const [scale, shift] = tf.split(t, 2, 3);
+      const [scale, shift] = halves(t);
       h = applyGroupNorm(h, this.norm2);
-      h = activation(tf.add(tf.mul(h, tf.add(scale!, 1)), shift!), o.act);
+      h = activation(tf.add(tf.mul(h, tf.add(scale, 1)), shift), o.act);
     } else {
       if (t !== null) h = tf.add(h, t);
       h = applyGroupNorm(h, this.norm2, o.act);
@@ -473,8 +488,8 @@ export class BasicTransformerBlock {
     if (this.attn2 && this.norm2)
       h = tf.add(this.attn2.forward(applyLayerNorm(h, this.norm2), context), h);
     // GEGLU (Shazeer 2020): a, gate = proj(x).chunk(2); a * gelu(gate), exact erf GELU.
-    const [a, gate] = tf.split(linear(applyLayerNorm(h, this.norm3), this.ffIn), 2, -1);
-    return tf.add(linear(tf.mul(a!, activation(gate!, 'gelu')), this.ffOut), h);
+    const [a, gate] = halves(linear(applyLayerNorm(h, this.norm3), this.ffIn));
+    return tf.add(linear(tf.mul(a, activation(gate, 'gelu')), this.ffOut), h);
   }
 }
 
