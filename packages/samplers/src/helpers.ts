@@ -2,6 +2,7 @@
  * Tiny shared pieces of the samplers, named as in k-diffusion's `sampling.py`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { SamplerError } from './errors.js';
 import type { SamplerContext } from './types.js';
 
 /**
@@ -19,7 +20,9 @@ export function toD(x: tf.Tensor, sigma: number, denoised: tf.Tensor): tf.Tensor
  * Splits the move from `sigmaFrom` to `sigmaTo` into a deterministic move down to `sigmaDown` and
  * fresh noise of size `sigmaUp`, with sigmaDown^2 + sigmaUp^2 = sigmaTo^2 (k-diffusion's
  * `get_ancestral_step`; for eta = 1 it is DDPM's posterior, Ho et al. 2020 eq. 7, in VE variables;
- * eta interpolates to DDIM, Song et al. 2021 eq. 16).
+ * eta interpolates to DDIM, Song et al. 2021 eq. 16). As k-diffusion, sigma_up is capped at sigmaTo, so
+ * eta > 1 saturates at a full re-noise (sigma_down = 0); a negative or non-finite eta throws a
+ * `SamplerError` (it would make sigma_up negative: no noise added, yet sigma_down computed as if).
  *
  * @example
  * const { sigmaDown, sigmaUp } = ancestralStep(1.0, 0.5); // sigmaUp = 0.5 * sqrt(0.75)
@@ -29,7 +32,9 @@ export function ancestralStep(
   sigmaTo: number,
   eta = 1,
 ): { sigmaDown: number; sigmaUp: number } {
-  if (!eta) return { sigmaDown: sigmaTo, sigmaUp: 0 };
+  if (typeof eta !== 'number' || !(eta >= 0) || !Number.isFinite(eta))
+    throw new SamplerError(`eta must be a finite number >= 0, got ${String(eta)}`);
+  if (eta === 0) return { sigmaDown: sigmaTo, sigmaUp: 0 };
   const sigmaUp = Math.min(
     sigmaTo,
     eta *

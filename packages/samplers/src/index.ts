@@ -49,6 +49,7 @@ export { getSampler, listSamplers, registerSampler, resolveSamplerOptions } from
 export { type NoiseSource, RunScope } from './run.js';
 export {
   assertFinite,
+  checkSampleOptions,
   denoiseVE,
   EMBEDDINGS,
   type Embedding,
@@ -56,10 +57,12 @@ export {
   invertSteps,
   resolvePlan,
   type SampleOptions,
+  type SampleResult,
   type SamplingPlan,
   type StepInfo,
   sample,
   sampleSteps,
+  sampleWithInfo,
 } from './sample.js';
 export * from './samplers/ancestral.js';
 export * from './samplers/deis.js';
@@ -78,6 +81,7 @@ export * from './samplers/unipc.js';
 export {
   type DenoiseRequest,
   denoise,
+  type OptionRule,
   type ReadRequest,
   type SamplerContext,
   type SamplerDefinition,

@@ -65,13 +65,17 @@ const KEYS: Record<string, string> = {
 };
 const TOL = 1e-4;
 /**
- * dpm_adaptive chooses its step sizes from an error estimate that starts near 1e-7 (a difference of two
- * nearly equal solutions); in float32 that estimate is mostly rounding, so the step sizes and levels drift
- * (and the states with them) by up to ~2e-2 relative while every accept/reject decision, the number of
- * attempts and the end point stay the same: its steps get 5e-2 and its final sample 1e-3 (its
- * step sizes differ, so does its truncation error; the solver's own rtol is 5e-2 or 1e-3).
+ * dpm_adaptive chooses its step sizes from an error estimate x_low - x_high that starts near 1e-7. It
+ * is formed from differences of denoised values and normed in float64 on the host, so what is left is
+ * the float32 oracle itself: at sigma = 80 its D is accurate to 6e-6 (the reference's step-0
+ * `denoised`), against D - D1 ~ 1e-3, so the estimate (and through the PID controller the step
+ * sizes) agree to ~3e-3 relative, while every accept/reject decision, the number of attempts and the
+ * end point are the same. The states, at those slightly different levels, get 1e-2 and the final
+ * sample 1e-4 (before: the estimate was x_low - x_high in float32, mostly rounding; step sizes were
+ * off by 2% and the final sample by 1.4e-3).
  */
-const ADAPTIVE_TOL = 5e-2;
+const ADAPTIVE_TOL = 1e-2;
+const ADAPTIVE_FINAL_TOL = 1e-4;
 
 const refs = loadRef<KRefs>('kdiffusion/trajectories.json');
 const runs = refs.runs.filter((r) => NAMES[r.sampler]);
@@ -122,8 +126,8 @@ describe('k-diffusion trajectories (mixture A, float32 wasm)', () => {
       },
       onStep: async (info) => {
         const ref = run.steps[info.i]!;
-        // dpm_adaptive's step sizes come from a float32 error estimate (a difference of two nearly
-        // equal solutions), so its levels agree to float32 precision rather than 1e-10.
+        // dpm_adaptive's step sizes come from an error estimate made of the float32 oracle's
+        // denoised values (see ADAPTIVE_TOL), so its levels agree to ~3e-3 rather than 1e-10.
         expect(Math.abs(info.sigmaHat / ref.sigma_hat - 1)).toBeLessThan(
           run.sampler === 'sample_dpm_adaptive' ? ADAPTIVE_TOL : 1e-10,
         );
@@ -140,7 +144,7 @@ describe('k-diffusion trajectories (mixture A, float32 wasm)', () => {
     expect(errs.length).toBe(2 * run.steps.length + 1);
     const adaptive = run.sampler === 'sample_dpm_adaptive';
     expect(Math.max(...errs)).toBeLessThan(adaptive ? ADAPTIVE_TOL : TOL);
-    expect(finalErr).toBeLessThan(adaptive ? 1e-3 : TOL);
+    expect(finalErr).toBeLessThan(adaptive ? ADAPTIVE_FINAL_TOL : TOL);
     expect(calls.length).toBe(run.noise_calls?.length ?? 0);
     expect(modelSigmas.length).toBe(run.model_sigmas.length);
     expect(maxRelErr(modelSigmas, run.model_sigmas)).toBeLessThan(adaptive ? ADAPTIVE_TOL : 1e-12);

@@ -5,7 +5,7 @@
  */
 import { SamplerError } from './errors.js';
 import { BUILTIN_SAMPLERS } from './samplers/index.js';
-import type { SamplerDefinition, SamplerOptions } from './types.js';
+import type { OptionRule, SamplerDefinition, SamplerOptions, SamplerOptionValue } from './types.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: definitions differ in their option types
 type AnyDefinition = SamplerDefinition<any>;
@@ -56,32 +56,65 @@ export function listSamplers(): AnyDefinition[] {
   return [...registry.values()];
 }
 
+/** Throws a `SamplerError` naming sampler, option and value when `v` breaks `rule`. */
+function checkRule(name: string, k: string, v: SamplerOptionValue, rule: OptionRule): void {
+  const bad = (what: string) =>
+    new SamplerError(`sampler '${name}' option '${k}' ${what}, got ${JSON.stringify(v)}`);
+  const checkNumber = (x: number) => {
+    if (rule.integer && !Number.isInteger(x)) throw bad('must be an integer');
+    if (rule.min !== undefined && !(x >= rule.min)) throw bad(`must be >= ${rule.min}`);
+    if (rule.above !== undefined && !(x > rule.above)) throw bad(`must be > ${rule.above}`);
+    if (rule.max !== undefined && !(x <= rule.max)) throw bad(`must be <= ${rule.max}`);
+  };
+  if (typeof v === 'number') checkNumber(v);
+  else if (typeof v === 'string' && rule.oneOf && !rule.oneOf.includes(v))
+    throw bad(`must be one of ${rule.oneOf.map((o) => `'${o}'`).join(', ')}`);
+  else if (Array.isArray(v)) for (const x of v as readonly number[]) checkNumber(x);
+}
+
 /**
- * The sampler's defaults overridden by `given`; unknown keys or values of the wrong type throw.
+ * The sampler's defaults overridden by `given`; unknown keys, values of the wrong type, NaN, infinity
+ * (unless the default is infinite) and values outside the sampler's `rules` throw a `SamplerError`.
  *
  * @example
  * resolveSamplerOptions(getSampler('euler'), { sChurn: 10 });
+ * resolveSamplerOptions(getSampler('ddim'), { eta: -1 }); // throws: option 'eta' must be >= 0
  */
 export function resolveSamplerOptions<O extends SamplerOptions>(
   def: SamplerDefinition<O>,
   given: SamplerOptions = {},
 ): O {
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) {
+    throw new SamplerError(
+      `samplerOptions of '${def.name}' must be an object, got ${Array.isArray(given) ? 'an array' : String(given)}`,
+    );
+  }
   const out: SamplerOptions = { ...def.defaults };
   for (const [k, v] of Object.entries(given)) {
     if (v === undefined) continue;
-    if (!(k in def.defaults)) {
+    if (!Object.hasOwn(def.defaults, k)) {
       throw new SamplerError(
         `sampler '${def.name}' has no option '${k}'; its options are ${Object.keys(def.defaults).join(', ') || '(none)'}`,
       );
     }
     const d = def.defaults[k];
-    if (typeof d !== typeof v) {
+    const arrayWanted = Array.isArray(d);
+    if (typeof d !== typeof v || arrayWanted !== Array.isArray(v)) {
       throw new SamplerError(
-        `sampler '${def.name}' option '${k}' must be a ${typeof d}, got ${typeof v} (${String(v)})`,
+        `sampler '${def.name}' option '${k}' must be ${arrayWanted ? 'an array of numbers' : `a ${typeof d}`}, got ${Array.isArray(v) ? 'an array' : typeof v} (${String(v)})`,
       );
     }
     if (typeof v === 'number' && Number.isNaN(v))
       throw new SamplerError(`sampler '${def.name}' option '${k}' is NaN`);
+    if (typeof v === 'number' && !Number.isFinite(v) && Number.isFinite(d as number))
+      throw new SamplerError(`sampler '${def.name}' option '${k}' must be finite, got ${v}`);
+    if (Array.isArray(v) && !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+      throw new SamplerError(
+        `sampler '${def.name}' option '${k}' must be an array of finite numbers, got ${JSON.stringify(v)}`,
+      );
+    }
+    const rule = def.rules?.[k as keyof O];
+    if (rule) checkRule(def.name, k, v, rule);
     out[k] = v;
   }
   return out as O;

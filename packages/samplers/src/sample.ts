@@ -12,10 +12,13 @@ import {
   exponentialSigmas,
   karrasSigmas,
   type NoiseLevel,
+  PREDICTIONS,
+  TIMESTEP_SPACINGS,
   type TimestepSpacing,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { NonFiniteError, SamplerError, SamplingAbortedError } from './errors.js';
+import { assertAllFinite } from './finite.js';
 import { getSampler, resolveSamplerOptions } from './registry.js';
 import { type NoiseSource, RunScope } from './run.js';
 import type { SamplerOptions } from './types.js';
@@ -62,6 +65,13 @@ export interface SampleOptions {
   embedding?: Embedding;
   /** Standard-normal initial noise [batch, ...]; the start state is noise * sigma_0 (VE), as k-diffusion. */
   noise?: tf.Tensor;
+  /**
+   * The start state x_T itself (instead of `noise`), VP-scaled at the first level as the denoiser sees
+   * it: x_T = alpha_0 x0 + sigma_0 eps (with `sigmas` and the `ve` embedding, x_T = x0 + sigma_0 eps).
+   * This is what `invert` returns and what a diffusers pipeline passes as `latents` times
+   * `init_noise_sigma`; not combinable with `noise`.
+   */
+  start?: tf.Tensor;
   /** Shape [batch, ...] of the samples, when `noise` is not given (falls back to `denoiser.shape`). */
   shape?: readonly number[];
   /** Batch size with `denoiser.shape` (default 1). */
@@ -95,12 +105,209 @@ export interface StepInfo {
   x: tf.Tensor;
   /** The denoiser's estimate of x0 at this state. */
   denoised: tf.Tensor;
+  /** Model calls (NFE) made so far, this step's included. */
+  nfe: number;
+}
+
+/** What `sampleWithInfo` returns: the sample (the caller owns it) and how the run went. */
+export interface SampleResult {
+  /** The final sample, as `sample` returns it. */
+  sample: tf.Tensor;
+  /** Number of model calls (function evaluations): e.g. heun 2n - 1, plms n + 1, dpm_adaptive varies. */
+  nfe: number;
+  /** Number of sampler steps (step events; for dpm_adaptive, attempts). */
+  steps: number;
+  /** The VE noise levels of the run (the schedule the sampler was given). */
+  sigmas: number[];
 }
 
 /** The resolved plan of a run (exported for the diffusers adapters and tests). */
 export interface SamplingPlan {
   sigmas: number[];
   levelFor: (sigma: number) => NoiseLevel<number>;
+}
+
+/** Every key `SampleOptions` has: any other key is a `SamplerError` (a typo would be ignored silently). */
+const SAMPLE_OPTION_KEYS: readonly string[] = [
+  'sampler',
+  'samplerOptions',
+  'sigmas',
+  'levels',
+  'schedule',
+  'steps',
+  'sigmaMin',
+  'sigmaMax',
+  'rho',
+  'spacing',
+  'embedding',
+  'noise',
+  'start',
+  'shape',
+  'batch',
+  'seed',
+  'rng',
+  'noiseSampler',
+  'cond',
+  'signal',
+  'onStep',
+  'checkFinite',
+];
+
+/** The most steps / elements a run accepts: beyond this a careless value (1e12) would hang or exhaust memory. */
+const MAX_STEPS = 1_000_000;
+const MAX_ELEMENTS = 2 ** 28;
+
+/** Duck-typed: a tfjs tensor (tensors of another tfjs copy count too). */
+function isTensor(t: unknown): t is tf.Tensor {
+  const x = t as Partial<tf.Tensor> | null;
+  return (
+    x != null &&
+    typeof x === 'object' &&
+    Array.isArray(x.shape) &&
+    typeof x.dtype === 'string' &&
+    typeof x.dispose === 'function'
+  );
+}
+
+const describe = (v: unknown): string =>
+  Array.isArray(v)
+    ? 'an array'
+    : v === null
+      ? 'null'
+      : typeof v === 'object'
+        ? 'an object'
+        : typeof v === 'string'
+          ? `'${v}'`
+          : String(v);
+
+/**
+ * Checks the types and ranges of every field of `SampleOptions` before anything is allocated: unknown
+ * keys, wrong types, NaN, non-positive or huge counts, an unknown `embedding` / `schedule` /
+ * `spacing`, disposed tensors and contradictory pairs (`noise` with `start`) throw a `SamplerError`
+ * naming the field and the value.
+ *
+ * @example
+ * checkSampleOptions({ steps: 20, embedding: 'foo' }); // throws: embedding must be 'vp' or 've', got 'foo'
+ */
+export function checkSampleOptions(o: unknown): asserts o is SampleOptions {
+  if (o === null || typeof o !== 'object' || Array.isArray(o))
+    throw new SamplerError(`options must be an object, got ${describe(o)}`);
+  const r = o as Record<string, unknown>;
+  const bad = (k: string, what: string) =>
+    new SamplerError(`option ${k} must be ${what}, got ${describe(r[k])}`);
+  for (const k of Object.keys(r)) {
+    if (!SAMPLE_OPTION_KEYS.includes(k)) {
+      throw new SamplerError(
+        `unknown option '${k}'; sample() takes ${SAMPLE_OPTION_KEYS.join(', ')} (sampler-specific ones go in samplerOptions)`,
+      );
+    }
+  }
+  const has = (k: string) => r[k] !== undefined;
+  const positiveNumber = (k: string) => {
+    if (has(k) && !(typeof r[k] === 'number' && Number.isFinite(r[k]) && (r[k] as number) > 0))
+      throw bad(k, 'a finite number > 0');
+  };
+  const count = (k: string, max: number) => {
+    const v = r[k];
+    if (has(k) && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max))
+      throw bad(k, `a positive integer (at most ${max})`);
+  };
+  const fn = (k: string) => {
+    if (has(k) && typeof r[k] !== 'function') throw bad(k, 'a function');
+  };
+  const tensor = (k: string) => {
+    const v = r[k];
+    if (!has(k)) return;
+    if (!isTensor(v)) throw bad(k, 'a tensor');
+    if (v.isDisposed) throw new SamplerError(`option ${k} has been disposed`);
+    if (v.dtype !== 'float32') throw bad(k, `a float32 tensor (got dtype ${v.dtype})`);
+    if (v.rank < 1) throw bad(k, 'a tensor with a batch axis');
+    if (v.size > MAX_ELEMENTS) throw bad(k, `a tensor of at most ${MAX_ELEMENTS} elements`);
+  };
+  if (has('sampler') && typeof r.sampler !== 'string') throw bad('sampler', 'a sampler name');
+  if (
+    has('samplerOptions') &&
+    (typeof r.samplerOptions !== 'object' ||
+      r.samplerOptions === null ||
+      Array.isArray(r.samplerOptions))
+  )
+    throw bad('samplerOptions', 'an object');
+  if (has('sigmas')) {
+    const v = r.sigmas as ArrayLike<unknown> | null;
+    if (v === null || typeof v !== 'object' || typeof v.length !== 'number')
+      throw bad('sigmas', 'an array of numbers');
+    if (v.length > MAX_STEPS + 1) throw bad('sigmas', `at most ${MAX_STEPS + 1} levels`);
+    for (let k = 0; k < v.length; k++) {
+      if (typeof v[k] !== 'number')
+        throw new SamplerError(`sigmas[${k}] must be a number, got ${describe(v[k])}`);
+    }
+  }
+  if (has('levels')) {
+    const v = r.levels;
+    if (!Array.isArray(v)) throw bad('levels', 'an array of { alpha, sigma }');
+    if (v.length > MAX_STEPS + 1) throw bad('levels', `at most ${MAX_STEPS + 1} levels`);
+    v.forEach((l: unknown, k) => {
+      const lv = l as { alpha?: unknown; sigma?: unknown } | null;
+      if (
+        lv === null ||
+        typeof lv !== 'object' ||
+        typeof lv.alpha !== 'number' ||
+        typeof lv.sigma !== 'number'
+      )
+        throw new SamplerError(
+          `levels[${k}] must be { alpha: number, sigma: number }, got ${describe(l)}`,
+        );
+    });
+  }
+  if (has('schedule')) {
+    const v = r.schedule as Partial<DiscreteSchedule> | string;
+    const discrete =
+      typeof v === 'object' &&
+      v !== null &&
+      typeof v.levelAt === 'function' &&
+      typeof v.numTrainTimesteps === 'number';
+    if (v !== 'karras' && v !== 'exponential' && !discrete)
+      throw bad('schedule', "'karras', 'exponential' or a DiscreteSchedule");
+  }
+  count('steps', MAX_STEPS);
+  positiveNumber('sigmaMin');
+  positiveNumber('sigmaMax');
+  positiveNumber('rho');
+  if (has('sigmaMin') && has('sigmaMax') && !((r.sigmaMin as number) < (r.sigmaMax as number)))
+    throw new SamplerError(`sigmaMin (${r.sigmaMin}) must be < sigmaMax (${r.sigmaMax})`);
+  if (has('spacing') && !TIMESTEP_SPACINGS.includes(r.spacing as TimestepSpacing))
+    throw bad('spacing', TIMESTEP_SPACINGS.map((x) => `'${x}'`).join(', '));
+  if (has('embedding') && r.embedding !== 'vp' && r.embedding !== 've')
+    throw bad('embedding', "'vp' or 've'");
+  tensor('noise');
+  tensor('start');
+  if (has('noise') && has('start'))
+    throw new SamplerError(
+      'give noise (unit noise, times sigma_0) or start (x_T itself), not both',
+    );
+  if (has('shape')) {
+    const v = r.shape;
+    if (
+      !Array.isArray(v) ||
+      v.length < 1 ||
+      !v.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 1)
+    )
+      throw bad('shape', 'a non-empty array of positive integers');
+    const size = v.reduce((a: number, d: number) => a * d, 1);
+    if (size > MAX_ELEMENTS) throw bad('shape', `at most ${MAX_ELEMENTS} elements in all`);
+  }
+  count('batch', MAX_ELEMENTS);
+  if (has('seed') && !Number.isSafeInteger(r.seed)) throw bad('seed', 'a safe integer');
+  if (has('rng') && typeof (r.rng as Partial<Random>).normal !== 'function')
+    throw bad('rng', 'a Random');
+  fn('noiseSampler');
+  fn('onStep');
+  if (has('cond') && (typeof r.cond !== 'object' || r.cond === null || Array.isArray(r.cond)))
+    throw bad('cond', 'an object of conditioning tensors');
+  if (has('signal') && typeof (r.signal as Partial<AbortSignal>).aborted !== 'boolean')
+    throw bad('signal', 'an AbortSignal');
+  if (has('checkFinite') && typeof r.checkFinite !== 'boolean')
+    throw bad('checkFinite', 'a boolean');
 }
 
 /**
@@ -110,6 +317,7 @@ export interface SamplingPlan {
  * const { sigmas } = resolvePlan({ schedule: 'karras', steps: 10 }); // 11 sigmas ending in 0
  */
 export function resolvePlan(o: SampleOptions): SamplingPlan {
+  checkSampleOptions(o);
   const given = [
     o.sigmas,
     o.levels,
@@ -208,11 +416,36 @@ function isAsync(denoiser: AnyDenoiser): denoiser is AsyncDenoiser {
 /** Throws a `SamplerError` unless `denoiser` has `predict` or `predictAsync` (plain-JS callers). */
 function assertDenoiser(denoiser: AnyDenoiser): void {
   const d = denoiser as Partial<Denoiser & AsyncDenoiser> | null | undefined;
-  if (d == null || (typeof d.predict !== 'function' && typeof d.predictAsync !== 'function')) {
+  if (
+    d == null ||
+    (typeof d !== 'object' && typeof d !== 'function') ||
+    (typeof d.predict !== 'function' && typeof d.predictAsync !== 'function')
+  ) {
     throw new SamplerError(
       'the denoiser must have a predict(x, level, cond) or predictAsync method',
     );
   }
+  if (!(PREDICTIONS as readonly unknown[]).includes(d.prediction)) {
+    throw new SamplerError(
+      `the denoiser's prediction must be one of ${PREDICTIONS.join(', ')}, got ${describe(d.prediction)}`,
+    );
+  }
+}
+
+/** Throws a `SamplerError` naming the denoiser's output unless it is a live tensor. */
+function assertPredictionTensor(
+  pred: unknown,
+  how: string,
+  step: number,
+): asserts pred is tf.Tensor {
+  if (!isTensor(pred)) {
+    throw new SamplerError(
+      `the denoiser's ${how} returned ${describe(pred)}${Array.isArray(pred) ? ` (length ${pred.length})` : ''}, not a tensor; wrap plain values with tf.tensor(...)`,
+      step,
+    );
+  }
+  if (pred.isDisposed)
+    throw new SamplerError(`the denoiser's ${how} returned a disposed tensor`, step);
 }
 
 /** The VP-scaled model input x_t = alpha x of a VE state x. */
@@ -263,13 +496,9 @@ export function denoiseVE(
   }
   return tf.tidy(() => {
     const xin = vpInput(x, level);
-    return predictionToX0(
-      denoiser.predict(xin, level, cond),
-      denoiser.prediction,
-      xin,
-      level,
-      step,
-    );
+    const pred: unknown = denoiser.predict(xin, level, cond);
+    assertPredictionTensor(pred, 'predict', step);
+    return predictionToX0(pred, denoiser.prediction, xin, level, step);
   });
 }
 
@@ -287,10 +516,8 @@ async function denoiseVEAny(
   if (!isAsync(denoiser)) return denoiseVE(denoiser, x, level, cond, step);
   const xin = vpInput(x, level);
   try {
-    const pred = await denoiser.predictAsync(xin, level, cond);
-    if (pred == null || !Array.isArray(pred.shape) || typeof pred.dispose !== 'function') {
-      throw new SamplerError('predictAsync resolved to something that is not a tensor', step);
-    }
+    const pred: unknown = await denoiser.predictAsync(xin, level, cond);
+    assertPredictionTensor(pred, 'predictAsync', step);
     try {
       return tf.tidy(() => predictionToX0(pred, denoiser.prediction, xin, level, step));
     } finally {
@@ -313,8 +540,23 @@ function initialNoise(denoiser: AnyDenoiser, o: SampleOptions, rng: () => Random
   if (o.noise !== undefined) return tf.clone(o.noise);
   const shape = o.shape ?? (denoiser.shape ? [o.batch ?? 1, ...denoiser.shape] : undefined);
   if (shape === undefined)
-    throw new SamplerError('give noise, shape, or a denoiser with a fixed shape');
+    throw new SamplerError('give noise, start, shape, or a denoiser with a fixed shape');
   return rng().normal(shape);
+}
+
+/** The VE start state: `start` / alpha_0, or the unit noise times sigma_0 (k-diffusion). */
+function startState(
+  denoiser: AnyDenoiser,
+  o: SampleOptions,
+  plan: SamplingPlan,
+  rng: () => Random,
+): tf.Tensor {
+  const s0 = plan.sigmas[0]!;
+  if (o.start !== undefined) {
+    const start = o.start;
+    return tf.tidy(() => tf.div(start, plan.levelFor(s0).alpha));
+  }
+  return tf.tidy(() => tf.mul(initialNoise(denoiser, o, rng), s0));
 }
 
 /**
@@ -333,12 +575,30 @@ export async function* sampleSteps(
   denoiser: AnyDenoiser,
   options: SampleOptions = {},
 ): AsyncGenerator<StepInfo, tf.Tensor, void> {
+  return yield* sampleStepsCounting(denoiser, options, { nfe: 0, steps: 0 });
+}
+
+/** What a run counts as it goes (read by `sampleWithInfo`). */
+interface RunStats {
+  nfe: number;
+  steps: number;
+  sigmas?: number[];
+}
+
+async function* sampleStepsCounting(
+  denoiser: AnyDenoiser,
+  options: SampleOptions,
+  stats: RunStats,
+): AsyncGenerator<StepInfo, tf.Tensor, void> {
   const plan = resolvePlan(options);
-  return yield* drive(denoiser, options, plan, (getRng) =>
-    tf.tidy(() => {
-      const noise0 = initialNoise(denoiser, options, getRng);
-      return tf.mul(noise0, plan.sigmas[0]!);
-    }),
+  stats.sigmas = plan.sigmas;
+  return yield* drive(
+    denoiser,
+    options,
+    plan,
+    (getRng) => startState(denoiser, options, plan, getRng),
+    false,
+    stats,
   );
 }
 
@@ -349,7 +609,9 @@ async function* drive(
   plan: SamplingPlan,
   start: (getRng: () => Random) => tf.Tensor,
   requireDeterministic = false,
+  stats: RunStats = { nfe: 0, steps: 0 },
 ): AsyncGenerator<StepInfo, tf.Tensor, void> {
+  checkSampleOptions(options);
   assertDenoiser(denoiser);
   const def = getSampler(options.sampler ?? 'euler');
   if (requireDeterministic && def.stochastic) {
@@ -374,7 +636,19 @@ async function* drive(
   const scope = new RunScope();
   let x = scope.keep(start(getRng));
   const shape = x.shape;
-  const source: NoiseSource = options.noiseSampler ?? ((_s, _n, sh) => getRng().normal(sh));
+  const userNoise = options.noiseSampler;
+  const source: NoiseSource = userNoise
+    ? (s, sn, sh) => {
+        const z: unknown = userNoise(s, sn, sh);
+        if (!isTensor(z) || z.isDisposed || z.shape.join() !== sh.join()) {
+          if (isTensor(z) && !z.isDisposed) z.dispose();
+          throw new SamplerError(
+            `noiseSampler(${s}, ${sn}) must return a live tensor of shape [${sh.join(', ')}], got ${isTensor(z) ? `shape [${z.shape.join(', ')}]` : describe(z)}`,
+          );
+        }
+        return z;
+      }
+    : (_s, _n, sh) => getRng().normal(sh);
   const program = def.fn(
     scope.context(() => shape, source),
     x,
@@ -382,7 +656,6 @@ async function* drive(
     samplerOptions,
   );
   const check = options.checkFinite ?? true;
-  let result: tf.Tensor | undefined;
   let calls = 0;
   try {
     let input: tf.Tensor | Float32Array | undefined;
@@ -392,8 +665,15 @@ async function* drive(
       if (r.done) {
         x = r.value;
         const alpha = levelFor(sigmas[steps]!).alpha;
-        result = alpha === 1 ? tf.clone(x) : tf.tidy(() => tf.mul(x, alpha));
-        if (check) await assertFinite(result, 'the final sample', steps - 1);
+        const result = alpha === 1 ? tf.clone(x) : tf.tidy(() => tf.mul(x, alpha));
+        if (check) {
+          try {
+            await assertFinite(result, 'the final sample', steps - 1);
+          } catch (e) {
+            result.dispose();
+            throw e;
+          }
+        }
         return result;
       }
       const y = r.value;
@@ -414,10 +694,19 @@ async function* drive(
         const level = levelFor(y.sigma);
         input = scope.keep(await denoiseVEAny(denoiser, y.x, level, options.cond, y.step));
         calls++;
+        stats.nfe = calls;
+        // One readback per model call: the state the sampler passed in and the model's output.
         if (check)
-          await assertFinite(
-            input,
-            `the model output at sigma = ${y.sigma} (model call ${calls})`,
+          await assertAllFinite(
+            [
+              [
+                calls === 1
+                  ? `the start state (input of model call 1 at sigma = ${y.sigma})`
+                  : `the sampler state x (input of model call ${calls} at sigma = ${y.sigma})`,
+                y.x,
+              ],
+              [`the model output at sigma = ${y.sigma} (model call ${calls})`, input],
+            ],
             y.step,
           );
       } else {
@@ -428,7 +717,9 @@ async function* drive(
           sigmaHat: y.sigmaHat,
           x: y.x,
           denoised: y.denoised,
+          nfe: calls,
         };
+        stats.steps++;
         if (options.onStep) await options.onStep(info);
         yield info;
       }
@@ -456,10 +747,31 @@ export async function sample(
   denoiser: AnyDenoiser,
   options: SampleOptions = {},
 ): Promise<tf.Tensor> {
-  const it = sampleSteps(denoiser, options);
+  return (await sampleWithInfo(denoiser, options)).sample;
+}
+
+/**
+ * `sample` that also reports how the run went: the number of model calls (NFE; heun makes 2n - 1,
+ * plms n + 1, dpm_adaptive as many as its error control needs), the number of steps and the noise
+ * levels. The caller owns `result.sample`.
+ *
+ * @example
+ * const { sample: x, nfe } = await sampleWithInfo(denoiser, { sampler: 'heun', steps: 10, shape: [16, 2], seed: 1 });
+ * // nfe === 19: Heun evaluates twice per step except the last (to sigma = 0)
+ * // An explicit start state x_T (VP-scaled at the first level), e.g. from invert():
+ * const again = await sampleWithInfo(denoiser, { sampler: 'euler', steps: 10, start: xT });
+ */
+export async function sampleWithInfo(
+  denoiser: AnyDenoiser,
+  options: SampleOptions = {},
+): Promise<SampleResult> {
+  const stats: RunStats = { nfe: 0, steps: 0 };
+  const it = sampleStepsCounting(denoiser, options, stats);
   for (;;) {
     const r = await it.next();
-    if (r.done) return r.value;
+    if (r.done) {
+      return { sample: r.value, nfe: stats.nfe, steps: stats.steps, sigmas: [...stats.sigmas!] };
+    }
   }
 }
 
@@ -480,6 +792,10 @@ export async function* invertSteps(
   x: tf.Tensor,
   options: SampleOptions = {},
 ): AsyncGenerator<StepInfo, tf.Tensor, void> {
+  checkSampleOptions(options);
+  if (options.noise !== undefined || options.start !== undefined)
+    throw new SamplerError('invert starts from x: noise and start do not apply');
+  if (!isTensor(x) || x.isDisposed) throw new SamplerError('invert needs x as a live tensor');
   let plan: SamplingPlan;
   const increasing = (a: ArrayLike<number>) => a.length > 1 && a[0]! < a[a.length - 1]!;
   if (options.sigmas !== undefined && increasing(options.sigmas)) {

@@ -72,6 +72,23 @@ export type SamplerFn<O extends SamplerOptions = SamplerOptions> = (
   options: O,
 ) => SamplerProgram;
 
+/**
+ * The valid values of one sampler option, checked by `resolveSamplerOptions` before a run allocates
+ * anything. Numbers are always finite (unless the default itself is infinite) and never NaN.
+ */
+export interface OptionRule {
+  /** Inclusive lower bound. */
+  readonly min?: number;
+  /** Exclusive lower bound. */
+  readonly above?: number;
+  /** Inclusive upper bound. */
+  readonly max?: number;
+  /** The number must be an integer (for arrays: every entry). */
+  readonly integer?: boolean;
+  /** The accepted strings. */
+  readonly oneOf?: readonly string[];
+}
+
 /** A registered sampler: the function, its defaults and what the conformance suite should expect. */
 export interface SamplerDefinition<O extends SamplerOptions = SamplerOptions> {
   /** Registry name, e.g. `dpmpp_2m`. */
@@ -83,6 +100,8 @@ export interface SamplerDefinition<O extends SamplerOptions = SamplerOptions> {
   readonly fn: SamplerFn<O>;
   /** Every option with its default; other keys are rejected. */
   readonly defaults: O;
+  /** Valid values per option (ranges, integers, accepted strings); checked before the run starts. */
+  readonly rules?: { readonly [K in keyof O]?: OptionRule };
   /** Whether it injects noise with its default options. */
   readonly stochastic: boolean;
   /** Global order of convergence on the probability-flow ODE (deterministic samplers), for the conformance suite. */

@@ -14,6 +14,7 @@ import {
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { NonFiniteError, SamplerError, SchedulerConfigError } from '../errors.js';
+import { finiteFlags } from '../finite.js';
 import { ancestralStep } from '../helpers.js';
 import { getSampler, resolveSamplerOptions } from '../registry.js';
 import { RunScope } from '../run.js';
@@ -181,6 +182,75 @@ export function resolveConfig(
   }
   predictionOf(cfg, spec.prediction);
   return { ...r, spec, cfg };
+}
+
+/** Duck-typed: a tfjs tensor that is still alive (tensors of another tfjs copy count too). */
+function isTensor(t: unknown): t is tf.Tensor {
+  const x = t as Partial<tf.Tensor> | null;
+  return (
+    x != null &&
+    typeof x === 'object' &&
+    Array.isArray(x.shape) &&
+    typeof x.dtype === 'string' &&
+    typeof x.dispose === 'function'
+  );
+}
+
+/** Typed errors for `step`'s arguments (wrong types, disposed tensors, unknown or invalid options). */
+function checkStepArguments(
+  className: string,
+  modelOutput: unknown,
+  sample: unknown,
+  options: unknown,
+  k: number,
+): void {
+  for (const [name, t] of [
+    ['modelOutput', modelOutput],
+    ['sample', sample],
+  ] as const) {
+    if (!isTensor(t)) {
+      throw new SamplerError(
+        `${className}.step: ${name} must be a tensor, got ${Array.isArray(t) ? 'an array' : typeof t}`,
+        k,
+      );
+    }
+    if (t.isDisposed) throw new SamplerError(`${className}.step: ${name} has been disposed`, k);
+  }
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new SamplerError(`${className}.step: options must be an object`, k);
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!['noise', 'eta', 'order'].includes(key))
+      throw new SamplerError(`${className}.step has no option '${key}'`, k);
+  }
+  if (o.noise !== undefined && !isTensor(o.noise))
+    throw new SamplerError(`${className}.step: options.noise must be a tensor`, k);
+  if (o.eta !== undefined && (typeof o.eta !== 'number' || !Number.isFinite(o.eta) || o.eta < 0)) {
+    throw new SamplerError(
+      `${className}.step: eta must be a finite number >= 0 (> 1 saturates at a full re-noise, as k-diffusion), got ${String(o.eta)}`,
+      k,
+    );
+  }
+  if (
+    o.order !== undefined &&
+    (typeof o.order !== 'number' || !Number.isInteger(o.order) || o.order < 1)
+  )
+    throw new SamplerError(
+      `${className}.step: order must be a positive integer, got ${String(o.order)}`,
+      k,
+    );
+}
+
+/**
+ * Throws `NonFiniteError` naming the first of `named` that holds NaN or infinity: one readback of a
+ * small boolean vector for all of them (the scheduler's step is synchronous, hence `dataSync`).
+ */
+function assertFiniteSync(named: readonly (readonly [string, tf.Tensor])[], step: number): void {
+  const flags = finiteFlags(named.map(([, t]) => t));
+  const v = flags.dataSync();
+  flags.dispose();
+  const bad = named.findIndex((_, j) => !v[j]);
+  if (bad >= 0) throw new NonFiniteError(named[bad]![0], step);
 }
 
 class AdapterScheduler implements Scheduler {
@@ -406,11 +476,8 @@ class AdapterScheduler implements Scheduler {
     options: StepOptions = {},
   ): StepOutput {
     const plan = this.requirePlan();
-    for (const k of Object.keys(options)) {
-      if (!['noise', 'eta', 'order'].includes(k))
-        throw new SamplerError(`${this.className}.step has no option '${k}'`, this.counter);
-    }
     const k = this.counter;
+    checkStepArguments(this.className, modelOutput, sample, options, k);
     if (k >= plan.timesteps.length || this.finished) {
       throw new SamplerError(
         `${this.className}: step called ${k + 1} times but there are ${plan.timesteps.length} timesteps; call setTimesteps again`,
@@ -437,12 +504,17 @@ class AdapterScheduler implements Scheduler {
         k,
       );
     }
-    if (this.checkFinite) {
-      const ok = tf.tidy(() => tf.all(tf.isFinite(modelOutput)));
-      const v = ok.dataSync()[0];
-      ok.dispose();
-      if (!v) throw new NonFiniteError(`${this.className}: the model output at timestep ${t}`, k);
-    }
+    const last = k === plan.timesteps.length - 1;
+    const named: [string, tf.Tensor][] = [
+      [`${this.className}: the model output at timestep ${t}`, modelOutput],
+      [
+        `${this.className}: the sample passed to step at timestep ${t}${k > 0 ? ` (the state after step ${k - 1})` : ''}`,
+        sample,
+      ],
+    ];
+    // One readback per step (as before): the model output and the incoming sample, which is the
+    // previous step's prevSample; the last step also checks its own prevSample, in the same readback.
+    if (this.checkFinite && !last) assertFiniteSync(named, k);
     if (plan.stepSigmas) {
       this.releaseRun();
       this.start(sample, options, k);
@@ -466,7 +538,8 @@ class AdapterScheduler implements Scheduler {
     let denoised = x0;
     if (this.cfg.clip_sample === true) {
       const r = this.cfg.clip_sample_range as number;
-      predOriginalSample = tf.clipByValue(x0, -r, r);
+      // clipByValue(NaN) is -r on wasm: keep NaN visible (to the finiteness check and the caller).
+      predOriginalSample = tf.tidy(() => tf.where(tf.isNaN(x0), x0, tf.clipByValue(x0, -r, r)));
       denoised = predOriginalSample;
       if (this.className === 'DDIMScheduler') {
         // diffusers' DDIM clips x0 but keeps the model's own eps (use_clipped_model_output = False):
@@ -497,6 +570,18 @@ class AdapterScheduler implements Scheduler {
     } else {
       const r = this.request!;
       prevSample = tf.tidy(() => this.fromVE(r.x, r.sigma));
+    }
+    if (this.checkFinite && last) {
+      named.push([
+        `${this.className}: prevSample, the final state after timestep ${t}`,
+        prevSample,
+      ]);
+      try {
+        assertFiniteSync(named, k);
+      } catch (e) {
+        tf.dispose([prevSample, predOriginalSample]);
+        throw e;
+      }
     }
     return { prevSample, predOriginalSample };
   }

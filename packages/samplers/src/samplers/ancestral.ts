@@ -7,6 +7,7 @@ import {
   type SamplerProgram,
   stepEvent,
 } from '../types.js';
+import { ETA, NONNEGATIVE } from './rules.js';
 
 /** DDPM's variance choices (Ho et al. 2020, sec. 3.2): the posterior variance or beta_t. */
 export type AncestralVariance = 'fixed_small' | 'fixed_large';
@@ -18,6 +19,12 @@ export type AncestralOptions = {
   /** Inject noise on the last step too (diffusers' DDPM skips it when the last timestep is 0). */
   lastStepNoise: boolean;
 };
+
+const ANCESTRAL_RULES = {
+  eta: ETA,
+  sNoise: NONNEGATIVE,
+  variance: { oneOf: ['fixed_small', 'fixed_large'] },
+} as const;
 
 /**
  * The noise added by DDPM's `fixed_large` choice, sigma_t^2 = beta_t, in VE units: with the VP
@@ -74,6 +81,7 @@ export const eulerAncestral: SamplerDefinition<AncestralOptions> = {
     'Ho et al. 2020, Algorithm 2; Song et al. 2021 (DDIM) eq. 16; k-diffusion sample_euler_ancestral',
   fn: sampleAncestral,
   defaults: { eta: 1, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
+  rules: ANCESTRAL_RULES,
   stochastic: true,
 };
 
@@ -83,6 +91,7 @@ export const ddim: SamplerDefinition<AncestralOptions> = {
   reference: 'Song et al. 2021, "Denoising Diffusion Implicit Models", eq. 12 and 16',
   fn: sampleAncestral,
   defaults: { eta: 0, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
+  rules: ANCESTRAL_RULES,
   stochastic: false,
   order: 1,
 };
@@ -93,5 +102,6 @@ export const ddpm: SamplerDefinition<AncestralOptions> = {
   reference: 'Ho et al. 2020, "Denoising Diffusion Probabilistic Models", Algorithm 2 and sec. 3.2',
   fn: sampleAncestral,
   defaults: { eta: 1, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
+  rules: ANCESTRAL_RULES,
   stochastic: true,
 };

@@ -9,6 +9,7 @@ import {
   stepEvent,
 } from '../types.js';
 import { multistepOrder } from './dpm-solver-multistep.js';
+import { ORDER_1_3 } from './rules.js';
 
 export type DeisOptions = { order: number; lowerOrderFinal: boolean };
 
@@ -100,6 +101,7 @@ export const deis: SamplerDefinition<DeisOptions> = {
     'Zhang & Chen 2023, "Fast Sampling of Diffusion Models with Exponential Integrator"; diffusers DEISMultistepScheduler',
   fn: sampleDeis,
   defaults: { order: 3, lowerOrderFinal: false },
+  rules: { order: ORDER_1_3 },
   stochastic: false,
   order: 3,
 };

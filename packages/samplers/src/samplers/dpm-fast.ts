@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SamplerError } from '../errors.js';
+import { NonFiniteError, SamplerError } from '../errors.js';
 import { ancestralStep, lincomb, toD } from '../helpers.js';
 import {
   denoise,
@@ -11,6 +11,7 @@ import {
   type SamplerYield,
   stepEvent,
 } from '../types.js';
+import { ETA, NONNEGATIVE } from './rules.js';
 
 type Gen<T> = Generator<SamplerYield, T, SamplerResume>;
 const sig = (t: number) => Math.exp(-t);
@@ -32,9 +33,40 @@ class DpmSteps {
     if (hit) return hit;
     const d = yield* denoise(x, sig(t), this.step());
     const e = this.ctx.tidy(() => toD(x, sig(t), d));
-    this.ctx.free(d);
     this.cache.set(key, e);
+    this.cache.set(`${key}:denoised`, d);
     return e;
+  }
+
+  /**
+   * x_low - x_high of the embedded pair of the step from t to tn (orders 1/2 with r1 = 1/2, or 2/3
+   * with r1 = 1/3, r2 = 2/3), after that pair was evaluated. In exact arithmetic it is
+   * c (e1 - e) (order 2 vs 1) or -c/(2 r1) (e1 - e) + k3 (e2 - e) (order 2 vs 3), with
+   * c = sigma_tn (e^h - 1), k2 and k3 as in `order3`; the eps differences follow from the
+   * intermediate states u_i = (s_i / s) x + (1 - s_i / s) D + ... exactly:
+   *
+   *     e1 - e = (D - D1) / s1,      e2 - e = (D - D2) / s2 - (k2 / s2) (e1 - e)
+   *
+   * Differences of O(1) denoised values: in float32 this keeps the estimate accurate where x_low -
+   * x_high (two nearly equal states of size sigma) or e1 - e (eps from states of size sigma) would be
+   * mostly rounding.
+   */
+  embeddedDifference(t: number, tn: number, order: number): tf.Tensor {
+    const h = tn - t;
+    const c = sig(tn) * Math.expm1(h);
+    const d = this.cache.get('eps:denoised')!;
+    const d1 = this.cache.get('eps_r1:denoised')!;
+    const r1 = order === 2 ? 0.5 : 1 / 3;
+    const s1 = sig(t + r1 * h);
+    if (order === 2) return this.ctx.tidy(() => tf.mul(tf.sub(d, d1), c / s1));
+    const d2 = this.cache.get('eps_r2:denoised')!;
+    const r2 = 2 / 3;
+    const s2 = sig(t + r2 * h);
+    const k2 = s2 * (r2 / r1) * (Math.expm1(r2 * h) / (r2 * h) - 1);
+    const k3 = (sig(tn) / r2) * (Math.expm1(h) / h - 1);
+    // -c/(2 r1) (e1 - e) + k3 ((D - D2) / s2 - (k2 / s2) (e1 - e)), with e1 - e = (D - D1) / s1
+    const w1 = (-c / (2 * r1) - (k3 * k2) / s2) / s1;
+    return this.ctx.tidy(() => tf.add(tf.mul(tf.sub(d, d1), w1), tf.mul(tf.sub(d, d2), k3 / s2)));
   }
 
   clear(): void {
@@ -110,6 +142,13 @@ class DpmSteps {
       ]),
     );
   }
+}
+
+/** ||v|| / sqrt(n) summed in float64 on the host, in index order (the same on every backend). */
+function rmsNorm(v: Float32Array): number {
+  let sum = 0;
+  for (let k = 0; k < v.length; k++) sum += v[k]! * v[k]!;
+  return Math.sqrt(sum / v.length);
 }
 
 /** The range [sigma_max, sigma_min] of a fast/adaptive run: the first and the last positive sigma. */
@@ -219,6 +258,7 @@ export const dpmFast: SamplerDefinition<DpmFastOptions> = {
   reference: 'Lu et al. 2022, "DPM-Solver", sec. 3.4; k-diffusion sample_dpm_fast',
   fn: sampleDpmFast,
   defaults: { nfe: 0, eta: 0, sNoise: 1 },
+  rules: { nfe: { integer: true, min: 0 }, eta: ETA, sNoise: NONNEGATIVE },
   stochastic: false,
 };
 
@@ -278,17 +318,20 @@ export function* sampleDpmAdaptive(
     const low =
       o.order === 2 ? yield* steps.order1(x, s, tn_) : yield* steps.order2(x, s, tn_, 1 / 3);
     const high = o.order === 2 ? yield* steps.order2(x, s, tn_) : yield* steps.order3(x, s, tn_);
+    // The embedded error x_low - x_high, from the differences of the eps evaluations rather than of
+    // the two nearly equal solutions (which in float32 is mostly rounding: the estimate starts near 1e-7).
+    const diff = steps.embeddedDifference(s, tn_, o.order);
     steps.clear();
-    const errT = ctx.tidy(() => {
-      const delta = tf.maximum(o.atol, tf.mul(o.rtol, tf.maximum(tf.abs(low), tf.abs(xPrev))));
-      return tf.div(
-        tf.sqrt(tf.sum(tf.square(tf.div(tf.sub(low, high), delta)))),
-        Math.sqrt(x.size),
-      );
-    });
-    const [error] = yield* read(errT);
-    ctx.free(errT);
-    const inv = 1 / (error! + 1e-8);
+    const ratio = ctx.tidy(() =>
+      tf.div(diff, tf.maximum(o.atol, tf.mul(o.rtol, tf.maximum(tf.abs(low), tf.abs(xPrev))))),
+    );
+    ctx.free(diff);
+    const values = yield* read(ratio);
+    ctx.free(ratio);
+    const error = rmsNorm(values);
+    if (!Number.isFinite(error))
+      throw new NonFiniteError('dpm_adaptive: the error estimate (x_low - x_high)', attempt);
+    const inv = 1 / (error + 1e-8);
     if (errs.length === 0) errs = [inv, inv, inv];
     errs[0] = inv;
     let factor = errs[0]! ** b1 * errs[1]! ** b2 * errs[2]! ** b3;
@@ -346,6 +389,15 @@ export const dpmAdaptive: SamplerDefinition<DpmAdaptiveOptions> = {
     acceptSafety: 0.81,
     eta: 0,
     sNoise: 1,
+  },
+  rules: {
+    order: { integer: true, min: 2, max: 3 },
+    rtol: { above: 0 },
+    atol: { above: 0 },
+    hInit: { above: 0 },
+    acceptSafety: { above: 0, max: 1 },
+    eta: ETA,
+    sNoise: NONNEGATIVE,
   },
   stochastic: false,
 };

@@ -8,6 +8,7 @@ import {
   type SamplerProgram,
   stepEvent,
 } from '../types.js';
+import { ETA, NONNEGATIVE, ORDER_1_3, PREDICTION, SOLVER_TYPE } from './rules.js';
 
 export type DpmSolverMultistepOptions = {
   /** 1, 2 or 3. */
@@ -192,6 +193,14 @@ export function* sampleDpmSolverMultistep(
   return x;
 }
 
+const MULTISTEP_RULES = {
+  order: ORDER_1_3,
+  prediction: PREDICTION,
+  solverType: SOLVER_TYPE,
+  eta: ETA,
+  sNoise: NONNEGATIVE,
+} as const;
+
 const base: DpmSolverMultistepOptions = {
   order: 2,
   prediction: 'x0',
@@ -210,6 +219,7 @@ export const dpmpp2m: SamplerDefinition<DpmSolverMultistepOptions> = {
   reference: `${ref}; k-diffusion sample_dpmpp_2m`,
   fn: sampleDpmSolverMultistep,
   defaults: base,
+  rules: MULTISTEP_RULES,
   stochastic: false,
   order: 2,
 };
@@ -220,6 +230,7 @@ export const dpmpp3m: SamplerDefinition<DpmSolverMultistepOptions> = {
   reference: `${ref}; diffusers DPMSolverMultistepScheduler solver_order 3 (with the corrected D2 weight)`,
   fn: sampleDpmSolverMultistep,
   defaults: { ...base, order: 3, solverType: 'heun', trueThirdOrder: true },
+  rules: MULTISTEP_RULES,
   stochastic: false,
   order: 3,
 };
@@ -230,6 +241,7 @@ export const dpmpp2mSde: SamplerDefinition<DpmSolverMultistepOptions> = {
   reference: `${ref}; k-diffusion sample_dpmpp_2m_sde`,
   fn: sampleDpmSolverMultistep,
   defaults: { ...base, eta: 1 },
+  rules: MULTISTEP_RULES,
   stochastic: true,
 };
 
@@ -239,6 +251,7 @@ export const dpmpp3mSde: SamplerDefinition<DpmSolverMultistepOptions> = {
   reference: `${ref}; k-diffusion sample_dpmpp_3m_sde`,
   fn: sampleDpmSolverMultistep,
   defaults: { ...base, order: 3, solverType: 'heun', eta: 1 },
+  rules: MULTISTEP_RULES,
   stochastic: true,
 };
 
@@ -248,6 +261,7 @@ export const dpmSolverMultistep: SamplerDefinition<DpmSolverMultistepOptions> = 
   reference: `${ref}; diffusers DPMSolverMultistepScheduler algorithm_type dpmsolver`,
   fn: sampleDpmSolverMultistep,
   defaults: { ...base, order: 3, prediction: 'epsilon', solverType: 'heun', trueThirdOrder: true },
+  rules: MULTISTEP_RULES,
   stochastic: false,
   order: 3,
 };

@@ -8,6 +8,7 @@ import {
   type SamplerProgram,
   stepEvent,
 } from '../types.js';
+import { ORDER_1_3, PREDICTION, SOLVER_TYPE } from './rules.js';
 
 export type DpmSolverSinglestepOptions = {
   /** 1, 2 or 3. */
@@ -152,6 +153,7 @@ export const dpmSolverSinglestep: SamplerDefinition<DpmSolverSinglestepOptions> 
     'Lu et al. 2022, "DPM-Solver" Algorithms 1-2 and "DPM-Solver++" Algorithm 1; diffusers DPMSolverSinglestepScheduler',
   fn: sampleDpmSolverSinglestep,
   defaults: { order: 3, prediction: 'x0', solverType: 'heun', lowerOrderFinal: true },
+  rules: { order: ORDER_1_3, prediction: PREDICTION, solverType: SOLVER_TYPE },
   stochastic: false,
   order: 3,
 };

@@ -10,9 +10,11 @@ import {
   stepEvent,
 } from '../types.js';
 import { CHURN_DEFAULTS, type ChurnOptions, churn } from './euler.js';
+import { CHURN_RULES, ETA, NONNEGATIVE } from './rules.js';
 
 /** Where DPM-2 takes its midpoint between sigma_a and sigma_b. */
 export type Dpm2Midpoint = 'rho3' | 'geometric';
+const MIDPOINT = { oneOf: ['rho3', 'geometric'] } as const;
 
 /**
  * The midpoint: 'geometric' = exp((log sigma_a + log sigma_b) / 2), the midpoint in log sigma
@@ -89,6 +91,7 @@ export const dpm2: SamplerDefinition<Dpm2Options> = {
     'Lu et al. 2022 (DPM-Solver), Algorithm 1; Karras et al. 2022; k-diffusion sample_dpm_2',
   fn: sampleDpm2,
   defaults: { ...CHURN_DEFAULTS, midpoint: 'geometric' },
+  rules: { ...CHURN_RULES, midpoint: MIDPOINT },
   stochastic: false,
   order: 2,
 };
@@ -127,5 +130,6 @@ export const dpm2Ancestral: SamplerDefinition<Dpm2AncestralOptions> = {
     'Lu et al. 2022; Ho et al. 2020 (ancestral sampling); k-diffusion sample_dpm_2_ancestral',
   fn: sampleDpm2Ancestral,
   defaults: { eta: 1, sNoise: 1, midpoint: 'geometric' },
+  rules: { eta: ETA, sNoise: NONNEGATIVE, midpoint: MIDPOINT },
   stochastic: true,
 };

@@ -7,6 +7,7 @@ import {
   type SamplerProgram,
   stepEvent,
 } from '../types.js';
+import { ETA, NONNEGATIVE } from './rules.js';
 
 /**
  * The first-order DPM-Solver++ step from sigma to sigmaTo in VE variables (Lu et al. 2022b,
@@ -77,6 +78,7 @@ export const dpmpp2sAncestral: SamplerDefinition<AncestralSolverOptions> = {
   reference: 'Lu et al. 2022, "DPM-Solver++", Algorithm 1; k-diffusion sample_dpmpp_2s_ancestral',
   fn: sampleDpmpp2sAncestral,
   defaults: { eta: 1, sNoise: 1 },
+  rules: { eta: ETA, sNoise: NONNEGATIVE },
   stochastic: true,
 };
 
@@ -143,5 +145,6 @@ export const dpmppSde: SamplerDefinition<DpmppSdeOptions> = {
   reference: 'Lu et al. 2022, "DPM-Solver++"; k-diffusion sample_dpmpp_sde',
   fn: sampleDpmppSde,
   defaults: { eta: 1, sNoise: 1, r: 0.5 },
+  rules: { eta: ETA, sNoise: NONNEGATIVE, r: { above: 0, max: 1 } },
   stochastic: true,
 };

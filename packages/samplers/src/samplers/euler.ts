@@ -7,6 +7,7 @@ import {
   type SamplerProgram,
   stepEvent,
 } from '../types.js';
+import { CHURN_RULES } from './rules.js';
 
 /** EDM's stochastic churn options (Karras et al. 2022, Algorithm 2): off with `sChurn = 0`. */
 export type ChurnOptions = {
@@ -87,6 +88,7 @@ export const euler: SamplerDefinition<ChurnOptions> = {
   reference: 'Karras et al. 2022, Algorithm 2 (first order); k-diffusion sample_euler',
   fn: sampleEuler,
   defaults: CHURN_DEFAULTS,
+  rules: CHURN_RULES,
   stochastic: false,
   order: 1,
 };

@@ -8,6 +8,7 @@ import {
   stepEvent,
 } from '../types.js';
 import { CHURN_DEFAULTS, type ChurnOptions, churn } from './euler.js';
+import { CHURN_RULES } from './rules.js';
 
 /**
  * Heun's second-order method with EDM's optional churn: Karras et al. 2022, Algorithm 2
@@ -53,6 +54,7 @@ export const heun: SamplerDefinition<ChurnOptions> = {
   reference: 'Karras et al. 2022, Algorithm 2; k-diffusion sample_heun',
   fn: sampleHeun,
   defaults: CHURN_DEFAULTS,
+  rules: CHURN_RULES,
   stochastic: false,
   order: 2,
 };

@@ -56,5 +56,11 @@ export const odeDopri5: SamplerDefinition<OdeOptions> = {
     'Song et al. 2021 (probability-flow ODE, eq. 13); Dormand & Prince 1980; torchdiffeq dopri5',
   fn: sampleOde,
   defaults: { rtol: 1e-5, atol: 1e-5, hInit: 0.1, maxSteps: 10000 },
+  rules: {
+    rtol: { above: 0 },
+    atol: { above: 0 },
+    hInit: { above: 0 },
+    maxSteps: { integer: true, min: 1 },
+  },
   stochastic: false,
 };

@@ -8,6 +8,7 @@ import {
   type SamplerProgram,
   stepEvent,
 } from '../types.js';
+import { NONNEGATIVE } from './rules.js';
 
 /**
  * One Langevin move toward p_sigma: x' = x + eps score + sqrt(2 eps) z, score = (D - x) / sigma^2
@@ -84,6 +85,7 @@ export const annealedLangevin: SamplerDefinition<AnnealedLangevinOptions> = {
   reference: 'Song & Ermon 2019, Algorithm 1',
   fn: sampleAnnealedLangevin,
   defaults: { stepsPerLevel: 100, stepSize: 0.1, denoise: true },
+  rules: { stepsPerLevel: { integer: true, min: 1 }, stepSize: { above: 0 } },
   stochastic: true,
   conformance: { samplerOptions: { stepsPerLevel: 4, stepSize: 0.3 } },
 };
@@ -169,6 +171,7 @@ export const eulerMaruyamaVE: SamplerDefinition<EulerMaruyamaOptions> = {
   reference: 'Song et al. 2021, "Score-Based Generative Modeling through SDEs", eq. 6, sec. 4.2',
   fn: sampleEulerMaruyamaVE,
   defaults: { sNoise: 1 },
+  rules: { sNoise: NONNEGATIVE },
   stochastic: true,
 };
 
@@ -178,6 +181,7 @@ export const eulerMaruyamaVP: SamplerDefinition<EulerMaruyamaOptions> = {
   reference: 'Song et al. 2021, "Score-Based Generative Modeling through SDEs", eq. 6 and 11',
   fn: sampleEulerMaruyamaVP,
   defaults: { sNoise: 1 },
+  rules: { sNoise: NONNEGATIVE },
   stochastic: true,
 };
 
@@ -247,6 +251,11 @@ export const predictorCorrector: SamplerDefinition<PredictorCorrectorOptions> = 
     'Song et al. 2021, "Score-Based Generative Modeling through SDEs", sec. 4.2, Algorithms 2-3',
   fn: samplePredictorCorrector,
   defaults: { predictor: 've', correctorSteps: 1, snr: 0.16 },
+  rules: {
+    predictor: { oneOf: ['ve', 'vp'] },
+    correctorSteps: { integer: true, min: 0 },
+    snr: { min: 0 },
+  },
   stochastic: true,
   conformance: { affine: false },
 };

@@ -8,6 +8,7 @@ import {
   type SamplerProgram,
   stepEvent,
 } from '../types.js';
+import { ORDER_1_3 } from './rules.js';
 
 export type UniPcOptions = {
   /** Predictor order p (1 to 3); the corrector raises the accuracy by one. */
@@ -171,6 +172,11 @@ export const unipc: SamplerDefinition<UniPcOptions> = {
     lowerOrderFinal: true,
     disableCorrector: [],
     predictorOnly: false,
+  },
+  rules: {
+    order: ORDER_1_3,
+    variant: { oneOf: ['bh1', 'bh2'] },
+    disableCorrector: { integer: true, min: 0 },
   },
   stochastic: false,
   order: 3,
