@@ -40,6 +40,8 @@ import {
   assertInRange,
   assertLabel,
   assertLabelTensor,
+  assertOptionalBoolean,
+  assertOptions,
   batchOf,
 } from './validate.js';
 
@@ -68,13 +70,22 @@ export function weightFromGuidanceScale(guidanceScale: number): number {
 /**
  * The classifier-free guidance combination u + s (c - u) (diffusers' `guidance_scale` s; the paper's
  * (1 + w) c - w u with w = s - 1). Evaluated as c + w (c - u), so s = 1 returns c bit for bit.
- * Pure: works on predictions of any one type.
+ * Pure: works on predictions of any one type. A bare number is diffusers' `guidance_scale`; pass
+ * `{ w }` for the paper's weight or `{ guidanceScale }` to say so explicitly.
  *
  * @example
- * const guided = cfgCombine(epsCond, epsUncond, 7.5);
+ * const guided = cfgCombine(epsCond, epsUncond, 7.5);                  // diffusers: u + 7.5 (c - u)
+ * const same = cfgCombine(epsCond, epsUncond, { guidanceScale: 7.5 });
+ * const paper = cfgCombine(epsCond, epsUncond, { w: 1 });             // Ho & Salimans: 2c - u
  */
-export function cfgCombine(cond: tf.Tensor, uncond: tf.Tensor, guidanceScale: number): tf.Tensor {
-  return tf.tidy(() => tf.add(cond, tf.mul(guidanceScale - 1, tf.sub(cond, uncond))));
+export function cfgCombine(
+  cond: tf.Tensor,
+  uncond: tf.Tensor,
+  guidanceScale: number | GuidanceScale,
+): tf.Tensor {
+  const s = typeof guidanceScale === 'number' ? guidanceScale : resolveGuidanceScale(guidanceScale);
+  assertFinite('guidanceScale', s);
+  return tf.tidy(() => tf.add(cond, tf.mul(s - 1, tf.sub(cond, uncond))));
 }
 
 /** Standard deviation of each example over all non-batch axes, shape [batch, 1, ..., 1]. */
@@ -122,7 +133,20 @@ export interface GuidanceInterval {
   sigmaHi?: number;
 }
 
-/** Options of `classifierFreeGuidance`. Give exactly one of `guidanceScale` and `w`. */
+/**
+ * Options of `classifierFreeGuidance`. Give exactly one of `guidanceScale` and `w` (both, or neither,
+ * is a `GuidanceError`); they are two names for one number, s = 1 + w:
+ *
+ * | you want                    | guidanceScale | w   |
+ * | --------------------------- | ------------- | --- |
+ * | the conditional model       | 1             | 0   |
+ * | 2c - u (the paper's w = 1)  | 2             | 1   |
+ * | Stable Diffusion's default  | 7.5           | 6.5 |
+ *
+ * @example
+ * classifierFreeGuidance(unet, { guidanceScale: 7.5 }); // diffusers' guidance_scale
+ * classifierFreeGuidance(unet, { w: 6.5 });             // the same guidance, in the paper's w
+ */
 export interface ClassifierFreeGuidanceOptions {
   /** diffusers' `guidance_scale` s: guided = u + s (c - u). s = 1 is the conditional model. */
   guidanceScale?: number;
@@ -172,18 +196,68 @@ interface CfgSettings {
   sigmaHi: number;
 }
 
-function resolveSettings(
-  denoiser: AnyDenoiser,
-  options: ClassifierFreeGuidanceOptions,
-): CfgSettings {
-  const { guidanceScale, w } = options;
-  if ((guidanceScale === undefined) === (w === undefined)) {
+const CFG_KEYS = [
+  'guidanceScale',
+  'w',
+  'nullLabel',
+  'negativeLabels',
+  'unconditional',
+  'batchBranches',
+  'rescale',
+  'rescaleSpace',
+  'interval',
+] as const;
+
+/**
+ * The one guidance scale of a call, from exactly one of the two conventions: diffusers'
+ * `guidanceScale` s (s = 1: conditional) or the paper's `w` (w = 0: conditional; s = 1 + w). Both, or
+ * neither, is a `GuidanceError`: a number alone would be ambiguous (w = 1 is s = 2).
+ *
+ * @example
+ * resolveGuidanceScale({ guidanceScale: 7.5 }); // 7.5
+ * resolveGuidanceScale({ w: 1 });               // 2: Ho & Salimans' w = 1 is 2c - u
+ * resolveGuidanceScale({ w: 1, guidanceScale: 2 }); // throws GuidanceError
+ */
+export function resolveGuidanceScale(scale: GuidanceScale): number {
+  const { guidanceScale, w } = (scale ?? {}) as { guidanceScale?: unknown; w?: unknown };
+  if (guidanceScale !== undefined && w !== undefined) {
+    throw new GuidanceError(
+      `give exactly one of guidanceScale and w, not both: guidanceScale = ${String(guidanceScale)} (diffusers: u + s (c - u), s = 1 is conditional) and w = ${String(w)} (Ho & Salimans: (1 + w) c - w u, w = 0 is conditional)`,
+    );
+  }
+  if (guidanceScale === undefined && w === undefined) {
     throw new GuidanceError(
       'give exactly one of guidanceScale (diffusers: u + s (c - u)) and w (the paper: (1 + w) c - w u, w = s - 1)',
     );
   }
-  if (guidanceScale !== undefined) assertFinite('guidanceScale', guidanceScale);
-  const scale = guidanceScale ?? guidanceScaleFromWeight(w!);
+  if (guidanceScale !== undefined) {
+    assertFinite('guidanceScale', guidanceScale);
+    return guidanceScale;
+  }
+  return guidanceScaleFromWeight(w as number);
+}
+
+/** A guidance scale in exactly one convention (see `resolveGuidanceScale`). */
+export type GuidanceScale =
+  | { guidanceScale: number; w?: never }
+  | { w: number; guidanceScale?: never };
+
+function resolveSettings(
+  denoiser: AnyDenoiser,
+  options: ClassifierFreeGuidanceOptions,
+): CfgSettings {
+  assertOptions('classifierFreeGuidance', options, CFG_KEYS);
+  const scale = resolveGuidanceScale(options as GuidanceScale);
+  assertOptionalBoolean('batchBranches', options.batchBranches);
+  if (options.nullLabel !== undefined) assertLabel('nullLabel', options.nullLabel, undefined);
+  const neg = options.negativeLabels;
+  if (neg !== undefined && typeof neg !== 'number' && !(neg instanceof tf.Tensor)) {
+    throw new GuidanceError(
+      `negativeLabels must be a label or an int32 tensor [batch], got ${Array.isArray(neg) ? 'an array' : typeof neg}`,
+    );
+  }
+  const iv = options.interval;
+  if (iv !== undefined) assertOptions('interval', iv, ['sigmaLo', 'sigmaHi']);
   const phi = options.rescale ?? 0;
   assertInRange('rescale (phi)', phi, 0, 1);
   const rescaleSpace = options.rescaleSpace ?? denoiser.prediction;
@@ -194,7 +268,14 @@ function resolveSettings(
   }
   const sigmaLo = options.interval?.sigmaLo ?? 0;
   const sigmaHi = options.interval?.sigmaHi ?? Number.POSITIVE_INFINITY;
-  if (Number.isNaN(sigmaLo) || Number.isNaN(sigmaHi) || sigmaLo < 0 || !(sigmaHi > sigmaLo)) {
+  if (
+    typeof sigmaLo !== 'number' ||
+    typeof sigmaHi !== 'number' ||
+    Number.isNaN(sigmaLo) ||
+    Number.isNaN(sigmaHi) ||
+    sigmaLo < 0 ||
+    !(sigmaHi > sigmaLo)
+  ) {
     throw new GuidanceError(
       `interval must satisfy 0 <= sigmaLo < sigmaHi, got (${sigmaLo}, ${sigmaHi}]`,
     );

@@ -28,7 +28,13 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { type AnyDenoiser, assertAnyDenoiser, guidedDenoiser } from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
-import { assertFinite, assertLabelTensor, batchOf } from './validate.js';
+import {
+  assertFinite,
+  assertLabelTensor,
+  assertOptionalBoolean,
+  assertOptions,
+  batchOf,
+} from './validate.js';
 
 /**
  * A differentiable noise-conditional classifier p_t(y | x_t): logits (or log-probabilities) of shape
@@ -177,7 +183,15 @@ export function classifierGuidance(
   options: ClassifierGuidanceOptions,
 ): AnyDenoiser {
   assertAnyDenoiser('denoiser', denoiser);
+  assertOptions('classifierGuidance', options, ['scale', 'conditionDenoiser']);
   assertFinite('scale (gamma)', options.scale);
+  assertOptionalBoolean('conditionDenoiser', options.conditionDenoiser);
+  const c = classifier as Partial<ClassifierLike> | null;
+  if (c === null || typeof c !== 'object' || typeof c.logits !== 'function') {
+    throw new GuidanceError(
+      `the classifier must have logits(x, level) and numClasses, got ${c === null ? 'null' : typeof c}`,
+    );
+  }
   if (!Number.isInteger(classifier.numClasses) || classifier.numClasses < 1) {
     throw new GuidanceError(
       `the classifier must declare numClasses >= 1, got ${String(classifier.numClasses)}`,

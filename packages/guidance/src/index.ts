@@ -26,9 +26,11 @@ export {
   cfgCombine,
   classifierFreeGuidance,
   type GuidanceInterval,
+  type GuidanceScale,
   guidanceScaleFromWeight,
   predictPair,
   rescaleGuidance,
+  resolveGuidanceScale,
   weightFromGuidanceScale,
 } from './cfg.js';
 export {

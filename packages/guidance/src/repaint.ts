@@ -23,6 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type AnyDenoiser, assertAnyDenoiser } from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
 import { type RepaintScheduleOptions, repaintWalk } from './repaint-schedule.js';
+import { assertOptions } from './validate.js';
 
 /** Progress of a RePaint run: `move` of `moves` state changes done (down or up). */
 export interface RepaintProgress {
@@ -67,6 +68,34 @@ export interface RepaintOptions
   /** Called after every move. */
   onProgress?: (progress: RepaintProgress) => void | Promise<void>;
 }
+
+/** The options of `repaint` that say how to sample (checked by `@diffuse/samplers`). */
+const PLAN_KEYS = [
+  'sigmas',
+  'levels',
+  'schedule',
+  'steps',
+  'sigmaMin',
+  'sigmaMax',
+  'rho',
+  'spacing',
+  'embedding',
+  'samplerOptions',
+  'signal',
+  'checkFinite',
+] as const;
+const REPAINT_KEYS = [
+  'image',
+  'mask',
+  'batch',
+  'sampler',
+  'seed',
+  'rng',
+  'cond',
+  'onProgress',
+  'jumpLength',
+  'resampleCount',
+] as const;
 
 /** Checks that `t` broadcasts to `shape` (each axis equal or 1) and has the same rank. */
 function assertBroadcasts(name: string, t: tf.Tensor, shape: readonly number[]): void {
@@ -165,10 +194,15 @@ export function renoise(
  */
 export async function repaint(denoiser: AnyDenoiser, options: RepaintOptions): Promise<tf.Tensor> {
   assertAnyDenoiser('denoiser', denoiser);
+  assertOptions('repaint', options, [...REPAINT_KEYS, ...PLAN_KEYS]);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
+    throw new GuidanceError('onProgress must be a function');
   const { image, mask } = options;
   const shape = sampleShape(image, mask, options.batch);
+  const planOptions: Record<string, unknown> = {};
+  for (const k of PLAN_KEYS) if (options[k] !== undefined) planOptions[k] = options[k];
+  const { sigmas: plan, levelFor } = resolvePlan(planOptions as SampleOptions);
   assertMaskValues(mask);
-  const { sigmas: plan, levelFor } = resolvePlan(options);
   const levels = plan.map(levelFor);
   const numSteps = levels.length - 1;
   const walk = repaintWalk(numSteps, options);
@@ -200,24 +234,18 @@ export async function repaint(denoiser: AnyDenoiser, options: RepaintOptions): P
       const to = levels[numSteps - walk[m]!]!;
       let next: tf.Tensor;
       if (walk[m]! < walk[m - 1]!) {
-        // Down: one sampler step for the unknown region from the VE state x / alpha, then replacement.
-        const start = tf.div(x, from.sigma); // standard-normal units: sample() starts at noise * sigma_VE
-        let unknown: tf.Tensor;
-        try {
-          unknown = await sample(denoiser, {
-            sampler,
-            ...(options.samplerOptions ? { samplerOptions: options.samplerOptions } : {}),
-            levels: [from, to],
-            ...(options.embedding ? { embedding: options.embedding } : {}),
-            noise: start,
-            rng,
-            ...(options.cond ? { cond: options.cond } : {}),
-            ...(options.signal ? { signal: options.signal } : {}),
-            ...(options.checkFinite !== undefined ? { checkFinite: options.checkFinite } : {}),
-          });
-        } finally {
-          start.dispose();
-        }
+        // Down: one sampler step for the unknown region from the state x itself, then replacement.
+        const unknown = await sample(denoiser, {
+          sampler,
+          ...(options.samplerOptions ? { samplerOptions: options.samplerOptions } : {}),
+          levels: [from, to],
+          ...(options.embedding ? { embedding: options.embedding } : {}),
+          start: x,
+          rng,
+          ...(options.cond ? { cond: options.cond } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.checkFinite !== undefined ? { checkFinite: options.checkFinite } : {}),
+        });
         next = known(to, unknown);
         unknown.dispose();
         denoisingSteps++;

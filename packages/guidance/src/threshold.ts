@@ -18,7 +18,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { type AnyDenoiser, assertAnyDenoiser, guidedDenoiser } from './any-denoiser.js';
 import { GuidanceError } from './errors.js';
-import { assertFinite, assertInRange } from './validate.js';
+import { assertFinite, assertInRange, assertOptions } from './validate.js';
 
 /** A transformation of the predicted clean sample x0 (same shape in and out). */
 export type X0Transform = (x0: tf.Tensor) => tf.Tensor;
@@ -153,10 +153,13 @@ export function dynamicThresholding(
   options: DynamicThresholdOptions = {},
 ): AnyDenoiser {
   // Validate eagerly, so a bad option fails at construction rather than inside the sampler loop.
+  assertAnyDenoiser('denoiser', denoiser);
+  assertOptions('dynamicThresholding', options, ['percentile', 'maxValue']);
   const p = options.percentile ?? 0.995;
   assertInRange('percentile', p, 0, 1);
   const maxValue = options.maxValue ?? Number.POSITIVE_INFINITY;
-  if (!(maxValue >= 1)) throw new GuidanceError(`maxValue must be >= 1, got ${maxValue}`);
+  if (typeof maxValue !== 'number' || !(maxValue >= 1))
+    throw new GuidanceError(`maxValue must be >= 1, got ${String(maxValue)}`);
   return withX0Transform(denoiser, (x0) => dynamicThreshold(x0, { percentile: p, maxValue }));
 }
 
@@ -181,6 +184,8 @@ export function sampleClipping(denoiser: AsyncDenoiser, options?: ClipOptions): 
 export function sampleClipping(denoiser: Denoiser, options?: ClipOptions): Denoiser;
 export function sampleClipping(denoiser: AnyDenoiser, options?: ClipOptions): AnyDenoiser;
 export function sampleClipping(denoiser: AnyDenoiser, options: ClipOptions = {}): AnyDenoiser {
+  assertAnyDenoiser('denoiser', denoiser);
+  assertOptions('sampleClipping', options, ['min', 'max']);
   const min = options.min ?? -1;
   const max = options.max ?? 1;
   assertFinite('min', min);

@@ -2,6 +2,47 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GuidanceError } from './errors.js';
 
+/** What people coming from diffusers or the papers type instead of this package's option names. */
+const SPELLINGS: Record<string, string> = {
+  guidance_scale:
+    "guidanceScale (diffusers' guidance_scale s: u + s (c - u)) or w (the paper's weight, s = 1 + w)",
+  cfg_scale:
+    "guidanceScale (diffusers' guidance_scale s: u + s (c - u)) or w (the paper's weight, s = 1 + w)",
+  cfgScale:
+    "guidanceScale (diffusers' guidance_scale s: u + s (c - u)) or w (the paper's weight, s = 1 + w)",
+  scale:
+    "guidanceScale (diffusers' guidance_scale s: u + s (c - u)) or w (the paper's weight, s = 1 + w)",
+  weight: "w (the paper's guidance weight) or guidanceScale (diffusers')",
+  guidance_rescale: 'rescale',
+  guidanceRescale: 'rescale',
+  negative_labels: 'negativeLabels',
+  null_label: 'nullLabel',
+};
+
+/**
+ * Throws unless `options` is a plain object whose keys are all in `known`; an unknown key names
+ * itself (with the right spelling for diffusers' names such as `guidance_scale`).
+ */
+export function assertOptions(fn: string, options: unknown, known: readonly string[]): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new GuidanceError(
+      `${fn} options must be an object, got ${Array.isArray(options) ? 'an array' : String(options)}`,
+    );
+  }
+  for (const k of Object.keys(options as object)) {
+    if (known.includes(k)) continue;
+    const hint =
+      SPELLINGS[k] && !known.includes(SPELLINGS[k]!) ? `; did you mean ${SPELLINGS[k]}?` : '';
+    throw new GuidanceError(`${fn} has no option '${k}'${hint} (its options: ${known.join(', ')})`);
+  }
+}
+
+/** Throws unless `value` is undefined or a boolean. */
+export function assertOptionalBoolean(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean')
+    throw new GuidanceError(`${name} must be a boolean, got ${String(value)}`);
+}
+
 /** Throws unless `value` is a finite number. */
 export function assertFinite(name: string, value: unknown): asserts value is number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {

@@ -298,13 +298,17 @@ export function checkSampleOptions(o: unknown): asserts o is SampleOptions {
   }
   count('batch', MAX_ELEMENTS);
   if (has('seed') && !Number.isSafeInteger(r.seed)) throw bad('seed', 'a safe integer');
-  if (has('rng') && typeof (r.rng as Partial<Random>).normal !== 'function')
+  const obj = (k: string) => typeof r[k] === 'object' && r[k] !== null;
+  if (has('rng') && !(obj('rng') && typeof (r.rng as Partial<Random>).normal === 'function'))
     throw bad('rng', 'a Random');
   fn('noiseSampler');
   fn('onStep');
   if (has('cond') && (typeof r.cond !== 'object' || r.cond === null || Array.isArray(r.cond)))
     throw bad('cond', 'an object of conditioning tensors');
-  if (has('signal') && typeof (r.signal as Partial<AbortSignal>).aborted !== 'boolean')
+  if (
+    has('signal') &&
+    !(obj('signal') && typeof (r.signal as Partial<AbortSignal>).aborted === 'boolean')
+  )
     throw bad('signal', 'an AbortSignal');
   if (has('checkFinite') && typeof r.checkFinite !== 'boolean')
     throw bad('checkFinite', 'a boolean');

@@ -478,6 +478,11 @@ class AdapterScheduler implements Scheduler {
     const plan = this.requirePlan();
     const k = this.counter;
     checkStepArguments(this.className, modelOutput, sample, options, k);
+    if (typeof t !== 'number')
+      throw new SamplerError(
+        `${this.className}.step: the timestep must be a number, got ${typeof t}`,
+        k,
+      );
     if (k >= plan.timesteps.length || this.finished) {
       throw new SamplerError(
         `${this.className}: step called ${k + 1} times but there are ${plan.timesteps.length} timesteps; call setTimesteps again`,

@@ -258,7 +258,7 @@ export const dpmFast: SamplerDefinition<DpmFastOptions> = {
   reference: 'Lu et al. 2022, "DPM-Solver", sec. 3.4; k-diffusion sample_dpm_fast',
   fn: sampleDpmFast,
   defaults: { nfe: 0, eta: 0, sNoise: 1 },
-  rules: { nfe: { integer: true, min: 0 }, eta: ETA, sNoise: NONNEGATIVE },
+  rules: { nfe: { integer: true, min: 0, max: 1_000_000 }, eta: ETA, sNoise: NONNEGATIVE },
   stochastic: false,
 };
 
@@ -306,6 +306,12 @@ export function* sampleDpmAdaptive(
   const steps = new DpmSteps(ctx, () => attempt);
   while (s < tEnd - 1e-5) {
     if (attempt > 100000) throw new SamplerError('dpm_adaptive: too many attempts');
+    // A tolerance the float32 states cannot meet shrinks h by ~4x per rejection: stop, don't spin.
+    if (!(h > 1e-9))
+      throw new SamplerError(
+        `dpm_adaptive: the step size collapsed to ${h} at sigma = ${sig(s)} (rtol ${o.rtol}, atol ${o.atol} cannot be met)`,
+        attempt,
+      );
     const t = Math.min(tEnd, s + h);
     const { tn_, su } = ancestralTarget(s, t, tEnd, o.eta);
     const e = yield* steps.eps('eps', x, s);
@@ -394,7 +400,7 @@ export const dpmAdaptive: SamplerDefinition<DpmAdaptiveOptions> = {
     order: { integer: true, min: 2, max: 3 },
     rtol: { above: 0 },
     atol: { above: 0 },
-    hInit: { above: 0 },
+    hInit: { min: 1e-6 },
     acceptSafety: { above: 0, max: 1 },
     eta: ETA,
     sNoise: NONNEGATIVE,

@@ -55,7 +55,7 @@ export const lms: SamplerDefinition<LmsOptions> = {
   reference: 'k-diffusion sample_lms; diffusers LMSDiscreteScheduler',
   fn: sampleLms,
   defaults: { order: 4 },
-  rules: { order: { integer: true, min: 1 } },
+  rules: { order: { integer: true, min: 1, max: 100 } },
   stochastic: false,
   order: 3,
 };

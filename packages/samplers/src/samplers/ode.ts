@@ -60,7 +60,7 @@ export const odeDopri5: SamplerDefinition<OdeOptions> = {
     rtol: { above: 0 },
     atol: { above: 0 },
     hInit: { above: 0 },
-    maxSteps: { integer: true, min: 1 },
+    maxSteps: { integer: true, min: 1, max: 1_000_000 },
   },
   stochastic: false,
 };

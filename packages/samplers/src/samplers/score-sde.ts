@@ -85,7 +85,7 @@ export const annealedLangevin: SamplerDefinition<AnnealedLangevinOptions> = {
   reference: 'Song & Ermon 2019, Algorithm 1',
   fn: sampleAnnealedLangevin,
   defaults: { stepsPerLevel: 100, stepSize: 0.1, denoise: true },
-  rules: { stepsPerLevel: { integer: true, min: 1 }, stepSize: { above: 0 } },
+  rules: { stepsPerLevel: { integer: true, min: 1, max: 100_000 }, stepSize: { above: 0 } },
   stochastic: true,
   conformance: { samplerOptions: { stepsPerLevel: 4, stepSize: 0.3 } },
 };
@@ -253,7 +253,7 @@ export const predictorCorrector: SamplerDefinition<PredictorCorrectorOptions> = 
   defaults: { predictor: 've', correctorSteps: 1, snr: 0.16 },
   rules: {
     predictor: { oneOf: ['ve', 'vp'] },
-    correctorSteps: { integer: true, min: 0 },
+    correctorSteps: { integer: true, min: 0, max: 10_000 },
     snr: { min: 0 },
   },
   stochastic: true,
