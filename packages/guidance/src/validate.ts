@@ -31,8 +31,7 @@ export function assertOptions(fn: string, options: unknown, known: readonly stri
   }
   for (const k of Object.keys(options as object)) {
     if (known.includes(k)) continue;
-    const hint =
-      SPELLINGS[k] && !known.includes(SPELLINGS[k]!) ? `; did you mean ${SPELLINGS[k]}?` : '';
+    const hint = SPELLINGS[k] ? `; did you mean ${SPELLINGS[k]}?` : '';
     throw new GuidanceError(`${fn} has no option '${k}'${hint} (its options: ${known.join(', ')})`);
   }
 }
