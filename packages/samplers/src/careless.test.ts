@@ -217,7 +217,7 @@ describe('sample(): every invalid option is a typed error naming it', () => {
       expect(err2.message).toMatch(/the denoiser's predictAsync returned 1, not a tensor/);
       const badPrediction = { ...gm.denoiser(), prediction: 'eps' } as unknown as Denoiser;
       const err3 = await rejection(sample(badPrediction, { steps: 3, shape: [2, 2], seed: 1 }));
-      expect(err3.message).toMatch(/prediction must be one of x0, epsilon, v, score, got 'eps'/);
+      expect(err3.message).toMatch(/prediction must be one of x0, epsilon, v, score.*, got 'eps'/);
     });
   });
 
@@ -396,5 +396,23 @@ describe('model calls and the start state', () => {
     const ref = await readFloat32(x0);
     for (let k = 0; k < v.length; k++) expect(Math.abs(v[k]! - ref[k]!)).toBeLessThan(0.05);
     tf.dispose([x0, latent, back]);
+  });
+});
+
+describe('FlowMatchEulerDiscreteScheduler shares the step checks', () => {
+  it('a NaN sample at step 1 is named; a plain-array output is typed', () => {
+    const s = createScheduler({ _class_name: 'FlowMatchEulerDiscreteScheduler' });
+    s.setTimesteps(4);
+    const out = tf.zeros([2, 2]);
+    const x = tf.ones([2, 2]);
+    const r = s.step(out, s.timesteps[0]!, x);
+    const bad = tf.fill([2, 2], Number.NaN);
+    expect(() => s.step(out, s.timesteps[1]!, bad)).toThrow(
+      /^step 1: FlowMatchEulerDiscreteScheduler: the sample passed to step .* contains NaN/,
+    );
+    expect(() => s.step([[0, 0]] as never, s.timesteps[1]!, x)).toThrow(
+      /modelOutput must be a tensor, got an array/,
+    );
+    tf.dispose([out, x, bad, r.prevSample, r.predOriginalSample]);
   });
 });

@@ -12,7 +12,7 @@
 import { Random } from '@diffuse/backend';
 import { convertPrediction } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
-import { NonFiniteError, SamplerError, SchedulerConfigError } from '../errors.js';
+import { SamplerError, SchedulerConfigError } from '../errors.js';
 import { type DiffusersConfig, torchLinspace32 } from './classes.js';
 import type { ResolvedDiffusersConfig } from './from-config.js';
 import type {
@@ -22,6 +22,7 @@ import type {
   StepOptions,
   StepOutput,
 } from './scheduler.js';
+import { assertFiniteSync, checkStepArguments } from './step-checks.js';
 
 const f32 = Math.fround;
 
@@ -290,6 +291,7 @@ export class FlowScheduler implements Scheduler {
     options: StepOptions = {},
   ): StepOutput {
     const plan = this.requirePlan();
+    checkStepArguments(this.className, modelOutput, sample, options, this.counter, t);
     for (const key of Object.keys(options)) {
       if (key !== 'noise')
         throw new SamplerError(`${this.className}.step has no option '${key}'`, this.counter);
@@ -318,12 +320,16 @@ export class FlowScheduler implements Scheduler {
         `noise shape [${options.noise.shape}] differs from sample shape [${sample.shape}]`,
         k,
       );
-    if (this.checkFinite) {
-      const ok = tf.tidy(() => tf.all(tf.isFinite(modelOutput)));
-      const v = ok.dataSync()[0];
-      ok.dispose();
-      if (!v) throw new NonFiniteError(`${this.className}: the model output at timestep ${t}`, k);
-    }
+    const last = k === plan.timesteps.length - 1;
+    const named: [string, tf.Tensor][] = [
+      [`${this.className}: the model output at timestep ${t}`, modelOutput],
+      [
+        `${this.className}: the sample passed to step at timestep ${t}${k > 0 ? ` (the state after step ${k - 1})` : ''}`,
+        sample,
+      ],
+    ];
+    // One readback per step; the last step also checks the prevSample it returns.
+    if (this.checkFinite && !last) assertFiniteSync(named, k);
     const sigma = plan.sigmas[k]!;
     const sigmaNext = plan.sigmas[k + 1]!;
     const x0 = this.spec.x0(modelOutput, sample, t, sigma, this.cfg);
@@ -336,6 +342,18 @@ export class FlowScheduler implements Scheduler {
       throw e;
     }
     this.counter++;
+    if (this.checkFinite && last) {
+      named.push([
+        `${this.className}: prevSample, the final state after timestep ${t}`,
+        prevSample,
+      ]);
+      try {
+        assertFiniteSync(named, k);
+      } catch (e) {
+        tf.dispose([prevSample, x0]);
+        throw e;
+      }
+    }
     return { prevSample, predOriginalSample: x0 };
   }
 

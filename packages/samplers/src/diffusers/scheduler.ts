@@ -13,8 +13,7 @@ import {
   type NoiseLevel,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
-import { NonFiniteError, SamplerError, SchedulerConfigError } from '../errors.js';
-import { finiteFlags } from '../finite.js';
+import { SamplerError, SchedulerConfigError } from '../errors.js';
 import { ancestralStep } from '../helpers.js';
 import { getSampler, resolveSamplerOptions } from '../registry.js';
 import { RunScope } from '../run.js';
@@ -29,6 +28,7 @@ import {
 } from './classes.js';
 import { FLOW_CLASSES, FlowScheduler } from './flow.js';
 import { type ResolvedDiffusersConfig, resolveDiffusersConfig } from './from-config.js';
+import { assertFiniteSync, checkStepArguments } from './step-checks.js';
 
 /** Extra arguments of `step`. */
 export interface StepOptions {
@@ -182,75 +182,6 @@ export function resolveConfig(
   }
   predictionOf(cfg, spec.prediction);
   return { ...r, spec, cfg };
-}
-
-/** Duck-typed: a tfjs tensor that is still alive (tensors of another tfjs copy count too). */
-function isTensor(t: unknown): t is tf.Tensor {
-  const x = t as Partial<tf.Tensor> | null;
-  return (
-    x != null &&
-    typeof x === 'object' &&
-    Array.isArray(x.shape) &&
-    typeof x.dtype === 'string' &&
-    typeof x.dispose === 'function'
-  );
-}
-
-/** Typed errors for `step`'s arguments (wrong types, disposed tensors, unknown or invalid options). */
-function checkStepArguments(
-  className: string,
-  modelOutput: unknown,
-  sample: unknown,
-  options: unknown,
-  k: number,
-): void {
-  for (const [name, t] of [
-    ['modelOutput', modelOutput],
-    ['sample', sample],
-  ] as const) {
-    if (!isTensor(t)) {
-      throw new SamplerError(
-        `${className}.step: ${name} must be a tensor, got ${Array.isArray(t) ? 'an array' : typeof t}`,
-        k,
-      );
-    }
-    if (t.isDisposed) throw new SamplerError(`${className}.step: ${name} has been disposed`, k);
-  }
-  if (options === null || typeof options !== 'object' || Array.isArray(options))
-    throw new SamplerError(`${className}.step: options must be an object`, k);
-  const o = options as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!['noise', 'eta', 'order'].includes(key))
-      throw new SamplerError(`${className}.step has no option '${key}'`, k);
-  }
-  if (o.noise !== undefined && !isTensor(o.noise))
-    throw new SamplerError(`${className}.step: options.noise must be a tensor`, k);
-  if (o.eta !== undefined && (typeof o.eta !== 'number' || !Number.isFinite(o.eta) || o.eta < 0)) {
-    throw new SamplerError(
-      `${className}.step: eta must be a finite number >= 0 (> 1 saturates at a full re-noise, as k-diffusion), got ${String(o.eta)}`,
-      k,
-    );
-  }
-  if (
-    o.order !== undefined &&
-    (typeof o.order !== 'number' || !Number.isInteger(o.order) || o.order < 1)
-  )
-    throw new SamplerError(
-      `${className}.step: order must be a positive integer, got ${String(o.order)}`,
-      k,
-    );
-}
-
-/**
- * Throws `NonFiniteError` naming the first of `named` that holds NaN or infinity: one readback of a
- * small boolean vector for all of them (the scheduler's step is synchronous, hence `dataSync`).
- */
-function assertFiniteSync(named: readonly (readonly [string, tf.Tensor])[], step: number): void {
-  const flags = finiteFlags(named.map(([, t]) => t));
-  const v = flags.dataSync();
-  flags.dispose();
-  const bad = named.findIndex((_, j) => !v[j]);
-  if (bad >= 0) throw new NonFiniteError(named[bad]![0], step);
 }
 
 class AdapterScheduler implements Scheduler {
@@ -477,12 +408,7 @@ class AdapterScheduler implements Scheduler {
   ): StepOutput {
     const plan = this.requirePlan();
     const k = this.counter;
-    checkStepArguments(this.className, modelOutput, sample, options, k);
-    if (typeof t !== 'number')
-      throw new SamplerError(
-        `${this.className}.step: the timestep must be a number, got ${typeof t}`,
-        k,
-      );
+    checkStepArguments(this.className, modelOutput, sample, options, k, t);
     if (k >= plan.timesteps.length || this.finished) {
       throw new SamplerError(
         `${this.className}: step called ${k + 1} times but there are ${plan.timesteps.length} timesteps; call setTimesteps again`,
