@@ -138,7 +138,11 @@ describe('eta: negative is a typed error, > 1 saturates as in k-diffusion', () =
 describe('sample(): every invalid option is a typed error naming it', () => {
   const base: SampleOptions = { steps: 3, shape: [2, 2], seed: 1 };
   const cases: [string, Record<string, unknown>, RegExp][] = [
-    ['unknown embedding', { embedding: 'foo' }, /option embedding must be 'vp' or 've', got 'foo'/],
+    [
+      'unknown embedding',
+      { embedding: 'foo' },
+      /option embedding must be 'vp', 've', 'flow', got 'foo'/,
+    ],
     ['a typo', { step: 3 }, /unknown option 'step'/],
     ['steps as a string', { steps: '3' }, /option steps must be a positive integer/],
     ['steps 1e12', { steps: 1e12 }, /option steps must be a positive integer \(at most/],

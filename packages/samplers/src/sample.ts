@@ -187,7 +187,7 @@ const describe = (v: unknown): string =>
  * naming the field and the value.
  *
  * @example
- * checkSampleOptions({ steps: 20, embedding: 'foo' }); // throws: embedding must be 'vp' or 've', got 'foo'
+ * checkSampleOptions({ steps: 20, embedding: 'foo' }); // throws: embedding must be 'vp', 've', 'flow', got 'foo'
  */
 export function checkSampleOptions(o: unknown): asserts o is SampleOptions {
   if (o === null || typeof o !== 'object' || Array.isArray(o))
@@ -277,8 +277,8 @@ export function checkSampleOptions(o: unknown): asserts o is SampleOptions {
     throw new SamplerError(`sigmaMin (${r.sigmaMin}) must be < sigmaMax (${r.sigmaMax})`);
   if (has('spacing') && !TIMESTEP_SPACINGS.includes(r.spacing as TimestepSpacing))
     throw bad('spacing', TIMESTEP_SPACINGS.map((x) => `'${x}'`).join(', '));
-  if (has('embedding') && r.embedding !== 'vp' && r.embedding !== 've')
-    throw bad('embedding', "'vp' or 've'");
+  if (has('embedding') && !EMBEDDINGS.includes(r.embedding as Embedding))
+    throw bad('embedding', EMBEDDINGS.map((e) => `'${e}'`).join(', '));
   tensor('noise');
   tensor('start');
   if (has('noise') && has('start'))
