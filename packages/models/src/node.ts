@@ -27,7 +27,8 @@ const TMP = /\.tmp-(\d+)-\d+$/;
 
 /**
  * Writes `data` to `path` atomically: to `<path>.tmp-<pid>-<time>` beside it, flushed to disk, then
- * renamed over `path` (atomic on POSIX). A failure removes the temporary file.
+ * renamed over `path` (atomic on POSIX), then the directory is flushed so the rename survives a power
+ * cut. A failure removes the temporary file.
  *
  * @example
  * await writeFileAtomic('out/model.json', '{}');
@@ -46,6 +47,24 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
+  }
+  await syncDirectory(dirname(path));
+}
+
+/**
+ * fsync of a directory, so a rename in it survives a power cut (Linux, macOS). Windows cannot open
+ * directories, where rename is durable enough: a failure here is not an error.
+ */
+async function syncDirectory(dir: string): Promise<void> {
+  try {
+    const h = await open(dir, 'r');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch {
+    /* see above */
   }
 }
 
