@@ -152,6 +152,13 @@ function sigmaChain(
   family: 'euler' | 'dpmsolver',
   finalType?: string,
 ) {
+  const explicitEnds = cfg.sigma_min != null || cfg.sigma_max != null;
+  if (
+    family === 'euler' &&
+    (cfg.use_exponential_sigmas === true || (cfg.use_karras_sigmas === true && explicitEnds))
+  ) {
+    return eulerConvertedSigmas(cfg, schedule, n, finalType);
+  }
   const r = diffusersSetTimesteps(schedule, {
     family,
     numInferenceSteps: n,
@@ -164,6 +171,41 @@ function sigmaChain(
       : {}),
   });
   return { ts: Array.from(r.timesteps), sigmas: Array.from(r.sigmas!) };
+}
+
+/**
+ * Euler-family `set_timesteps` with `use_exponential_sigmas`, or `use_karras_sigmas` between the
+ * config's `sigma_min` / `sigma_max` (Stable Video Diffusion): the spaced sigmas' ends (or the
+ * config's), Karras (rho 7) or log-uniform sigmas between them in float64 (numpy), timesteps from
+ * diffusers' `_sigma_to_t`, then the final sigma; all in float32 as diffusers stores them.
+ */
+function eulerConvertedSigmas(
+  cfg: DiffusersConfig,
+  schedule: DiscreteSchedule,
+  n: number,
+  finalType?: string,
+) {
+  const base = diffusersSetTimesteps(schedule, {
+    family: 'euler',
+    numInferenceSteps: n,
+    spacing: str(cfg, 'timestep_spacing') as TimestepSpacing,
+    stepsOffset: num(cfg, 'steps_offset'),
+  }).sigmas!;
+  const hi = (cfg.sigma_max as number | null) ?? base[0]!;
+  const lo = (cfg.sigma_min as number | null) ?? base[n - 1]!;
+  const ramp = Array.from({ length: n }, (_, i) => (n === 1 ? 0 : i === n - 1 ? 1 : i / (n - 1)));
+  let s: number[];
+  if (cfg.use_karras_sigmas === true) {
+    const [a, b] = [hi ** (1 / 7), lo ** (1 / 7)];
+    s = ramp.map((r) => (a + r * (b - a)) ** 7);
+  } else {
+    const [a, b] = [Math.log(hi), Math.log(lo)];
+    s = ramp.map((r) => Math.exp(a + r * (b - a)));
+  }
+  const floored = schedule.withTerminalFloor();
+  const ts = s.map((x) => Math.fround(floored.timestepFromSigma(x)));
+  const last = (finalType ?? str(cfg, 'final_sigmas_type')) === 'zero' ? 0 : floored.sigmas[0]!;
+  return { ts, sigmas: [...s, last].map(Math.fround) };
 }
 
 const eulerInitSigma = (cfg: DiffusersConfig, sigmas: number[]) => {
@@ -190,15 +232,21 @@ const euler = (
   },
   only: {
     ...NOT_IMPLEMENTED,
+    use_exponential_sigmas: [false, true],
     interpolation_type: ['linear'],
-    timestep_type: ['discrete'],
-    sigma_min: [null],
-    sigma_max: [null],
+    timestep_type: ['discrete', 'continuous'],
+    sigma_min: [],
+    sigma_max: [],
   },
   scaling: 've',
   embedding: 'vp',
   plan(cfg, schedule, n, step) {
-    const { ts, sigmas } = sigmaChain(cfg, schedule!, n, 'euler');
+    const { ts: spaced, sigmas } = sigmaChain(cfg, schedule!, n, 'euler');
+    // diffusers: continuous timesteps c_noise = sigma.log() / 4 (float32) with v-prediction (SVD)
+    const continuous = cfg.timestep_type === 'continuous' && cfg.prediction_type === 'v_prediction';
+    const ts = continuous
+      ? sigmas.slice(0, -1).map((x) => Math.fround(0.25 * Math.fround(Math.log(x))))
+      : spaced;
     return {
       timesteps: ts,
       modelSigmas: sigmas.slice(0, -1),
