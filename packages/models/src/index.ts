@@ -56,6 +56,7 @@ export {
   type CreateOptions,
   classifierConfig,
   createModel,
+  DEFAULT_MAX_ACTIVATION_BYTES,
   DEFAULT_MAX_PARAMS,
   type EdmPreconditioningConfig,
   Mlp,

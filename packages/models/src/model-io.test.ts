@@ -258,6 +258,35 @@ describe('modelParameterShapes: the parameter list from the config alone', () =>
   });
 });
 
+describe('the activation budget: a config that could be built but never run', () => {
+  it('attention scores of one example over 1 GiB are refused from the config alone', () => {
+    const heap = wasmHeapBytes();
+    const big = unetConfig({
+      imageShape: [256, 256, 1],
+      channelMults: [1, 2, 2],
+      attentionResolutions: [256],
+    });
+    const t0 = performance.now();
+    const e1 = thrown(() => createModel(big)) as ModelConfigError;
+    expect(e1).toBeInstanceOf(ModelConfigError);
+    expect(e1.field).toBe('unet.attentionResolutions');
+    expect(e1.message).toMatch(/17\.2 GB activation/); // (256^2)^2 float32 scores
+    // the middle block attends at the lowest level: one level at 256 x 256 is refused as well
+    const mid = unetConfig({
+      imageShape: [256, 256, 1],
+      channelMults: [1],
+      attentionResolutions: [],
+    });
+    expect((thrown(() => createModel(mid)) as ModelConfigError).field).toBe('unet.imageShape');
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(wasmHeapBytes()).toBe(heap);
+    // within the default budget: attention at 64 x 64 (64 MB of scores)
+    expect(modelParameterShapes({ ...big, attentionResolutions: [64] }).length).toBeGreaterThan(0);
+    // raising the budget accepts it (shapes only: nothing allocated)
+    expect(modelParameterShapes(big, { maxActivationBytes: 2 ** 36 }).length).toBeGreaterThan(0);
+  });
+});
+
 describe('copyWeights', () => {
   it('names the first differing parameter and both shapes', () => {
     const a = createModel(small);

@@ -56,6 +56,8 @@ export interface LoadOptions {
    * 400 MB of float32). Checked from the config alone, before anything is allocated.
    */
   maxParams?: number;
+  /** Largest activation one example may need (default 1 GiB; see `CreateOptions`). */
+  maxActivationBytes?: number;
 }
 
 const FLOAT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64'];
@@ -100,7 +102,11 @@ export function loadModel(
   const config = validateModelConfig(raw);
   const expected = modelParameterShapes(config, options);
   checkTensorList(file, expected, config.kind);
-  const model = createModel(config, { initialize: false, maxParams: options.maxParams });
+  const model = createModel(config, {
+    initialize: false,
+    maxParams: options.maxParams,
+    maxActivationBytes: options.maxActivationBytes,
+  });
   try {
     for (const [name, v] of model.namedParams()) {
       const t = rawToTensor(file.tensors.get(name)!, name);

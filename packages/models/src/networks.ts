@@ -28,6 +28,7 @@ import {
   conv,
   type Dense,
   dense,
+  formatBytes,
   groupNorm,
   type Norm,
   noiseFeatures,
@@ -112,7 +113,16 @@ export interface CreateOptions {
    * float32). Checked from the config alone, before any tensor is allocated.
    */
   maxParams?: number;
+  /**
+   * Largest single activation tensor one example may need, in bytes of float32 (default
+   * `DEFAULT_MAX_ACTIVATION_BYTES`, 1 GiB): a U-Net's feature maps and attention scores, estimated
+   * from the config alone (see `largestActivation`). A config over it could be built but never run.
+   */
+  maxActivationBytes?: number;
 }
+
+/** The default activation budget: 1 GiB for the largest tensor of one example. */
+export const DEFAULT_MAX_ACTIVATION_BYTES = 2 ** 30;
 
 /** The default parameter budget of `createModel` and `loadModel`: 100 M parameters (400 MB float32). */
 export const DEFAULT_MAX_PARAMS = 100_000_000;
@@ -128,6 +138,57 @@ function budgetOf(kind: string, options: { maxParams?: number }): ParamBudget {
       `maxParams must be a positive integer, got ${show(maxParams)}`,
     );
   return { maxParams, maxTensors: MAX_PARAM_TENSORS, what: kind };
+}
+
+/**
+ * The largest single activation of one example of a conv network, in float32 elements, from the
+ * config alone: per level l (side H / 2^l x W / 2^l, channels c m_l), the feature map (twice the
+ * channels where the up path concatenates a skip) and, where the level has self-attention (an
+ * attention resolution, and the U-Net's middle block at the lowest level), the (H_l W_l)^2 matrix
+ * of attention scores. Returns the size and the field that drives it.
+ */
+function largestActivation(c: ModelConfig): { elements: number; field: string } {
+  if (c.kind === 'mlp' || (c.kind === 'classifier' && c.inputShape.length === 1))
+    return { elements: 0, field: '' };
+  const [H, W] = (c.kind === 'unet' ? c.imageShape : c.inputShape) as number[];
+  const shapeKey = c.kind === 'unet' ? 'imageShape' : 'inputShape';
+  let best = { elements: 0, field: '' };
+  const levels = c.channelMults.length;
+  for (let l = 0; l < levels; l++) {
+    const hw = (H! / 2 ** l) * (W! / 2 ** l);
+    // the up path's first stage at level l concatenates level l + 1's channels with the skip
+    const channels = c.channels * Math.max(c.channelMults[l]!, c.channelMults[l + 1] ?? 0);
+    const map = hw * channels * (c.kind === 'unet' ? 2 : 1);
+    if (map > best.elements) best = { elements: map, field: `${c.kind}.${shapeKey}` };
+    if (c.kind !== 'unet') continue;
+    const attention =
+      c.attentionResolutions.includes(H! / 2 ** l) || l === levels - 1 ? hw * hw : 0;
+    if (attention > best.elements)
+      best = {
+        elements: attention,
+        field: c.attentionResolutions.includes(H! / 2 ** l)
+          ? 'unet.attentionResolutions'
+          : 'unet.imageShape',
+      };
+  }
+  return best;
+}
+
+function checkActivations(c: ModelConfig, options: { maxActivationBytes?: number }): void {
+  const limit = options.maxActivationBytes ?? DEFAULT_MAX_ACTIVATION_BYTES;
+  if (!(Number.isSafeInteger(limit) && limit > 0))
+    throw new ModelConfigError(
+      'maxActivationBytes',
+      limit,
+      `maxActivationBytes must be a positive integer, got ${show(limit)}`,
+    );
+  const { elements, field } = largestActivation(c);
+  if (elements * 4 > limit)
+    throw new ModelConfigError(
+      field,
+      (c as unknown as Record<string, unknown>)[field.slice(field.indexOf('.') + 1)],
+      `${field}: one example needs a ${formatBytes(elements * 4)} activation (feature map or attention scores), over maxActivationBytes = ${limit}; pass a larger maxActivationBytes to build it`,
+    );
 }
 
 /**
@@ -149,6 +210,7 @@ function buildParams<C extends ModelConfig, P>(
     );
   if (options.initialize !== undefined && typeof options.initialize !== 'boolean')
     throw new ModelConfigError('initialize', options.initialize, 'initialize must be a boolean');
+  checkActivations(c, options);
   layout(new ParamStore(undefined, { allocate: false, budget: budgetOf(c.kind, options) }), c);
   const store = new ParamStore(
     options.initialize === false ? undefined : Random.seed(options.seed ?? 0),
@@ -379,8 +441,9 @@ const LAYOUTS: Record<ModelConfig['kind'], (store: ParamStore, c: never) => unkn
 
 /**
  * The parameters an untrusted config implies, as [name, shape] in the order the network creates
- * them, computed without allocating anything: validates the config (`validateModelConfig`), then runs
- * the network's layout through a shape-only store that stops at the budget (`maxParams`, default
+ * them, computed without allocating anything: validates the config (`validateModelConfig`), checks
+ * that one example's largest activation fits `maxActivationBytes` (default 1 GiB), then runs the
+ * network's layout through a shape-only store that stops at the budget (`maxParams`, default
  * `DEFAULT_MAX_PARAMS`). `loadModel` compares a weights file's tensor list with this before it builds.
  *
  * @example
@@ -389,9 +452,10 @@ const LAYOUTS: Record<ModelConfig['kind'], (store: ParamStore, c: never) => unkn
  */
 export function modelParameterShapes(
   config: unknown,
-  options: { maxParams?: number } = {},
+  options: { maxParams?: number; maxActivationBytes?: number } = {},
 ): [string, number[]][] {
   const c = validateModelConfig(config);
+  checkActivations(c, options);
   const store = new ParamStore(undefined, { allocate: false, budget: budgetOf(c.kind, options) });
   (LAYOUTS[c.kind] as (store: ParamStore, c: ModelConfig) => unknown)(store, c);
   return store.shapeList();
