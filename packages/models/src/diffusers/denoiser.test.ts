@@ -54,6 +54,11 @@ describe('DiffusersDenoiser', () => {
     });
     expect(v.prediction).toBe('v');
     expect(new DiffusersDenoiser(classUnet, { scheduler: {} }).numClasses).toBe(10);
+    // diffusers writes lambda_min_clipped = -inf as a bare -Infinity (SD 1.5's DPM-Solver file)
+    const dpm = new DiffusersDenoiser(unet, {
+      scheduler: '{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity}',
+    });
+    expect(dpm.prediction).toBe('epsilon');
   });
 
   it('at a table level is exactly the UNet at that integer timestep; between levels, at _sigma_to_t', async () => {

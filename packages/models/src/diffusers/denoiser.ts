@@ -27,6 +27,7 @@ import {
   fromDiffusersConfig,
   type NoiseLevel,
   type Prediction,
+  parseDiffusersJson,
   type Scalar,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
@@ -60,7 +61,7 @@ function parseScheduler(s: DiffusersDenoiserOptions['scheduler']): DiffusersSche
   let json: unknown = s;
   if (typeof s === 'string') {
     try {
-      json = JSON.parse(s);
+      json = parseDiffusersJson(s, 'scheduler config'); // diffusers writes bare -Infinity
     } catch (e) {
       throw new ModelError(`scheduler config is not valid JSON (${(e as Error).message})`);
     }
