@@ -212,7 +212,8 @@ describe('saveModelFiles survives kill -9 at any moment', () => {
       child.stderr.on('data', (d) => {
         err += d;
       });
-      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      // 'close', not 'exit': every line the child wrote before the kill has then been read
+      const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
       await new Promise<void>((resolve, reject) => {
         child.stdout.on('data', (d) => {
           out += d;
