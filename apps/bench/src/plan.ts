@@ -4,7 +4,9 @@
  * number can be traced to the sizes that produced it.
  */
 
-export const SUITES = ['accuracy', 'throughput', 'training', 'peers'] as const;
+export const SUITES = ['accuracy', 'throughput', 'training', 'peers', 'checkpoints'] as const;
+/** The suites of a run without `--suites` (checkpoints is opt-in: a 35.7M-parameter model). */
+export const DEFAULT_SUITES: readonly SuiteName[] = ['accuracy', 'throughput', 'training', 'peers'];
 export type SuiteName = (typeof SUITES)[number];
 
 /**
@@ -188,7 +190,7 @@ export function resolvePlan(o: PlanOptions = {}): Plan {
   if (o.quick && o.full) throw new PlanError('--quick and --full exclude each other');
   const preset: Preset = o.quick ? 'quick' : o.full ? 'full' : 'default';
   const base = structuredClone(PRESETS[preset]);
-  const suites = pick('suite', o.suites, SUITES, [...SUITES]);
+  const suites = pick('suite', o.suites, SUITES, [...DEFAULT_SUITES]);
   const backends = pick(
     'backend',
     o.backends,

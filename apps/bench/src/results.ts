@@ -185,6 +185,28 @@ export interface TrainingSuite extends SuiteBase {
   rows: TrainingRow[];
 }
 
+/** One forward-pass measurement of a diffusers checkpoint (suite `checkpoints`). */
+export interface CheckpointRow {
+  /** Which checkpoint config (its weights are seeded random). */
+  model: 'ddpm-cifar10-32';
+  params: number;
+  backend: string;
+  batch: number;
+  /** tfjs: loadDiffusersModel; onnx: that plus exportDiffusersOnnx and the session. */
+  loadMs: number;
+  msPerCall: Stat;
+  /** tfjs: backend bytes held (weights + live tensors); onnx: the ONNX file's size. */
+  modelBytes: number;
+  /** The process's peak resident set size so far (process.resourceUsage().maxRSS). */
+  peakRssBytes: number;
+  leakedTensors: number;
+  runtime?: { name: string; threads: number };
+}
+
+export interface CheckpointsSuite extends SuiteBase {
+  rows: CheckpointRow[];
+}
+
 export interface PeerRow {
   model: 'mlp' | 'unet';
   task: 'forward' | 'train';
@@ -248,6 +270,7 @@ export interface Results {
     throughput?: ThroughputSuite;
     training?: TrainingSuite;
     peers?: PeersSuite;
+    checkpoints?: CheckpointsSuite;
   };
   /** Issue 9's goals as ratios of numbers measured in this run. */
   goals: GoalsRecord;

@@ -14,6 +14,7 @@ import { renderPlots, renderReport } from './report/report.js';
 import { formatSchemaErrors, type Results, SCHEMA_VERSION, validateResults } from './results.js';
 import type { SuiteContext } from './suite.js';
 import { runAccuracy } from './suites/accuracy.js';
+import { runCheckpoints } from './suites/checkpoints.js';
 import { runPeers } from './suites/peers.js';
 import { runThroughput } from './suites/throughput.js';
 import { runTraining } from './suites/training.js';
@@ -21,6 +22,7 @@ import { runTraining } from './suites/training.js';
 const RUNNERS: Record<SuiteName, (ctx: SuiteContext) => Promise<unknown>> = {
   accuracy: runAccuracy,
   throughput: runThroughput,
+  checkpoints: (ctx: SuiteContext) => runCheckpoints(ctx),
   training: runTraining,
   peers: runPeers,
 };
@@ -53,6 +55,7 @@ export async function runBench(
         throughput: { rows: [] },
         training: { rows: [] },
         peers: { torch: { available: false }, rows: [] },
+        checkpoints: { rows: [] },
       }[name];
       // biome-ignore lint/suspicious/noExplicitAny: see above.
       (ctx.results as any)[name] = { ...base, ...empty };

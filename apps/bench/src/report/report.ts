@@ -440,6 +440,39 @@ export function renderReport(r: Results): string {
       );
     }
   }
+  const checkpoints = r.suites.checkpoints;
+  if (checkpoints) {
+    const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+    parts.push(
+      `## Checkpoints: diffusers UNet2DModel, google/ddpm-cifar10-32's config (${checkpoints.status})\n`,
+      notes(checkpoints.notes),
+      table(
+        [
+          'runtime',
+          'params',
+          'batch',
+          'load ms',
+          'ms per call',
+          'model MB',
+          'peak RSS MB',
+          'leaked tensors',
+        ],
+        checkpoints.rows.map((x) => [
+          x.runtime
+            ? `${x.backend} (${x.runtime.name}, ${x.runtime.threads} threads)`
+            : `tfjs-${x.backend}`,
+          x.params,
+          x.batch,
+          ms(x.loadMs),
+          stat(x.msPerCall),
+          mb(x.modelBytes),
+          mb(x.peakRssBytes),
+          x.leakedTensors,
+        ]),
+      ),
+      '',
+    );
+  }
   if (r.suites.throughput || r.suites.training || r.suites.peers)
     parts.push('![speed](speed.svg)\n');
   return parts.join('\n');
