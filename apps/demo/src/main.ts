@@ -6,6 +6,7 @@ import './style.css';
 import type { BackendName } from '@diffuse/backend';
 import { activeBackend, exclusive, mountBackendPicker, switchBackend } from './backend.js';
 import { loadDataset, type PlaygroundData } from './data.js';
+import { mountDiffusers } from './diffusers.js';
 import { mountForward } from './forward.js';
 import {
   type GuidedModel,
@@ -46,6 +47,7 @@ async function boot(): Promise<void> {
     status.textContent += ` (could not load the shipped 2-D model: ${(e as Error).message})`;
   }
   mountMnist();
+  mountDiffusers();
 
   const redrawAll = async () => {
     await forward.redraw();

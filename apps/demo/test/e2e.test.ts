@@ -386,6 +386,40 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
     await page.selectOption('#mnist-method', 'cfg');
   });
 
+  it('loads a diffusers model folder picked by a person and samples it, class-guided', async () => {
+    // The class-conditional reference checkpoint made by diffusers itself (reference-data/).
+    const folder = join(
+      here,
+      '..',
+      '..',
+      '..',
+      'reference-data',
+      'diffusers-models',
+      'unet2d-class-cond',
+    );
+    await page.setInputFiles('#diffusers-files', [
+      join(folder, 'config.json'),
+      join(folder, 'diffusion_pytorch_model.safetensors'),
+    ]);
+    await done('diffusers');
+    expect(await page.getAttribute('#diffusers', 'data-loaded')).toBe('UNet2DModel');
+    expect(await page.textContent('#diffusers-info')).toMatch(
+      /UNet2DModel, 177,489 parameters.*10 classes/,
+    );
+    await page.fill('#diffusers-steps', '3');
+    await page.fill('#diffusers-n', '2');
+    await page.fill('#diffusers-class', '3');
+    await run('diffusers', 'diffusers-button', 120_000);
+    expect(await page.textContent('#diffusers-info')).toMatch(/2 samples in/);
+    await expectDrawn('#diffusers-canvas', 300);
+    // A folder with nothing to load says why, in the section.
+    await page.setInputFiles('#diffusers-files', [join(folder, 'io.json')]);
+    await page.waitForFunction(
+      () => document.getElementById('diffusers')?.dataset.state === 'error',
+    );
+    expect(await page.textContent('#diffusers .error')).toMatch(/no config.json/);
+  });
+
   it('switches backends (webgl, cpu) and keeps working, with the time per step shown', async () => {
     for (const name of ['webgl', 'cpu']) {
       expect(await useBackend(name)).toBe(name);
