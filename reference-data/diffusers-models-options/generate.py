@@ -5,7 +5,7 @@ with the optional hub/safetensors packages stubbed; PyTorch 1.13.1 on CPU, one t
 models and writes, per case, config.json, diffusion_pytorch_model.safetensors and io.json (inputs and
 diffusers' float32 and float64 outputs), in the format of reference-data/diffusers-models/.
 
-Usage: python3 generate.py OUT_DIR   (with diffusers' src/ importable, see stubs.py).
+Usage: python3 generate.py OUT_DIR [ID ...]   (with diffusers' src/ importable, see stubs.py; IDs: only those).
 """
 import json, os, struct, sys, copy
 import numpy as np
@@ -30,6 +30,7 @@ def _safe_baddbmm(inp, b1, b2, *, beta=1, alpha=1, out=None):
 torch.baddbmm = _safe_baddbmm
 
 OUT = sys.argv[1]
+ONLY = set(sys.argv[2:])
 
 
 def perturb(model, seed):
@@ -77,6 +78,8 @@ def to64(x):
 
 
 def write(name, cls, kwargs, seed, cases, call):
+    if ONLY and name not in ONLY:
+        return
     torch.manual_seed(seed)
     model = cls(**kwargs).eval()
     perturb(model, seed + 1)
@@ -220,3 +223,13 @@ write('vae-kl-options', AutoencoderKL, dict(
     mid_block_add_attention=False), 16,
     [('encode', {'sample': torch.from_numpy(rng.uniform(-1, 1, (2, 1, 16, 16)).astype(np.float32))}),
      ('decode', {'z': t(rng, 2, 3, 4, 4)})], vae_call)
+
+# 7. AutoencoderKL with attention in the encoder's and decoder's blocks (AttnDownEncoderBlock2D,
+#    AttnUpDecoderBlock2D), GELU.
+rng = np.random.default_rng(17)
+write('vae-kl-attn-blocks', AutoencoderKL, dict(
+    in_channels=3, out_channels=3, down_block_types=('DownEncoderBlock2D', 'AttnDownEncoderBlock2D'),
+    up_block_types=('AttnUpDecoderBlock2D', 'UpDecoderBlock2D'), block_out_channels=(8, 16), layers_per_block=1,
+    act_fn='gelu', latent_channels=4, norm_num_groups=4, sample_size=8), 17,
+    [('encode', {'sample': torch.from_numpy(rng.uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32))}),
+     ('decode', {'z': t(rng, 2, 4, 4, 4)})], vae_call)

@@ -25,6 +25,7 @@ export const DOWN_BLOCKS = [
   'CrossAttnDownBlock2D',
   'ResnetDownsampleBlock2D',
   'DownEncoderBlock2D',
+  'AttnDownEncoderBlock2D',
 ] as const;
 /** Up blocks this port implements. */
 export const UP_BLOCKS = [
@@ -33,6 +34,7 @@ export const UP_BLOCKS = [
   'CrossAttnUpBlock2D',
   'ResnetUpsampleBlock2D',
   'UpDecoderBlock2D',
+  'AttnUpDecoderBlock2D',
 ] as const;
 export type DownBlockType = (typeof DOWN_BLOCKS)[number];
 export type UpBlockType = (typeof UP_BLOCKS)[number];
@@ -125,8 +127,8 @@ export interface UNet2DConditionConfig {
 export interface AutoencoderKLConfig {
   in_channels: number;
   out_channels: number;
-  down_block_types: 'DownEncoderBlock2D'[];
-  up_block_types: 'UpDecoderBlock2D'[];
+  down_block_types: ('DownEncoderBlock2D' | 'AttnDownEncoderBlock2D')[];
+  up_block_types: ('UpDecoderBlock2D' | 'AttnUpDecoderBlock2D')[];
   block_out_channels: number[];
   layers_per_block: number;
   act_fn: Activation;
@@ -470,8 +472,21 @@ export function parseUNet2DConditionConfig(raw: Record<string, unknown>): UNet2D
 const AUTOENCODER_KL: Record<string, KeySpec> = {
   in_channels: key(3, posInt),
   out_channels: key(3, posInt),
-  down_block_types: key(['DownEncoderBlock2D'], list(oneOf(['DownEncoderBlock2D']))),
-  up_block_types: key(['UpDecoderBlock2D'], list(oneOf(['UpDecoderBlock2D']))),
+  down_block_types: key(
+    ['DownEncoderBlock2D'],
+    list(
+      oneOf(
+        ['DownEncoderBlock2D', 'AttnDownEncoderBlock2D'],
+        'this port implements the block types',
+      ),
+    ),
+  ),
+  up_block_types: key(
+    ['UpDecoderBlock2D'],
+    list(
+      oneOf(['UpDecoderBlock2D', 'AttnUpDecoderBlock2D'], 'this port implements the block types'),
+    ),
+  ),
   block_out_channels: key([64], list(posInt)),
   layers_per_block: key(1, posInt),
   act_fn: key('silu', activationName),

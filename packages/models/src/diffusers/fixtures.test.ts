@@ -16,7 +16,7 @@ const DATA = new URL('../../../../reference-data/', import.meta.url);
 const ROOT = new URL('diffusers-models/', DATA);
 const OPTIONS = new URL('diffusers-models-options/', DATA);
 const rootOf = (id: string) =>
-  OPTION_UNETS.includes(id) || id === 'vae-kl-options' ? OPTIONS : ROOT;
+  OPTION_UNETS.includes(id) || OPTION_VAES.includes(id) ? OPTIONS : ROOT;
 const folder = (id: string) => fileURLToPath(new URL(`${id}/`, rootOf(id)));
 
 interface Stored {
@@ -62,7 +62,8 @@ const OPTION_UNETS = [
   'unet2d-cond-options',
 ];
 const UNETS = ['unet2d-ddpm-tiny', 'unet2d-class-cond', 'unet2d-cond-sd1-tiny', ...OPTION_UNETS];
-const VAES = ['vae-kl-sd-tiny', 'vae-kl-options'];
+const OPTION_VAES = ['vae-kl-options', 'vae-kl-attn-blocks'];
+const VAES = ['vae-kl-sd-tiny', ...OPTION_VAES];
 const TOL = 1e-4;
 
 for (const backend of ['wasm', 'cpu'] as const) {
@@ -151,19 +152,21 @@ for (const backend of ['wasm', 'cpu'] as const) {
       tf.dispose([x, dist.mean, dist.std, dist.logvar, z, img, x2, recon]);
     });
 
-    it(`vae-kl-options (no quant convs, no mid attention): encode and decode match diffusers within ${TOL}`, async () => {
-      const vae = models.get('vae-kl-options') as AutoencoderKL;
-      const cases = new Map((await io('vae-kl-options')).cases.map((c) => [c.name, c]));
-      const enc = cases.get('encode')!;
-      const x = toTensor(enc.inputs.sample as Stored);
-      const dist = vae.encode(x);
-      for (const k of ['mean', 'std', 'logvar'] as const)
-        expect(await relError(dist[k], enc.outputs[k]!.float64), `encode ${k}`).toBeLessThan(TOL);
-      const dec = cases.get('decode')!;
-      const z = toTensor(dec.inputs.z as Stored);
-      const img = vae.decode(z);
-      expect(await relError(img, dec.outputs.sample!.float64), 'decode').toBeLessThan(TOL);
-      tf.dispose([x, dist.mean, dist.std, dist.logvar, z, img]);
-    });
+    for (const id of OPTION_VAES) {
+      it(`${id}: encode and decode match diffusers within ${TOL}`, async () => {
+        const vae = models.get(id) as AutoencoderKL;
+        const cases = new Map((await io(id)).cases.map((c) => [c.name, c]));
+        const enc = cases.get('encode')!;
+        const x = toTensor(enc.inputs.sample as Stored);
+        const dist = vae.encode(x);
+        for (const k of ['mean', 'std', 'logvar'] as const)
+          expect(await relError(dist[k], enc.outputs[k]!.float64), `encode ${k}`).toBeLessThan(TOL);
+        const dec = cases.get('decode')!;
+        const z = toTensor(dec.inputs.z as Stored);
+        const img = vae.decode(z);
+        expect(await relError(img, dec.outputs.sample!.float64), 'decode').toBeLessThan(TOL);
+        tf.dispose([x, dist.mean, dist.std, dist.logvar, z, img]);
+      });
+    }
   });
 }

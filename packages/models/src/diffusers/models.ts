@@ -689,6 +689,7 @@ export class AutoencoderKL extends DiffusersModelBase {
           inChannels: input,
           outChannels: out,
           addDownsample: i !== n - 1,
+          attentionHeadDim: out,
           downsamplePadding: 0,
           downsampleType: 'conv',
         }),
@@ -733,6 +734,7 @@ export class AutoencoderKL extends DiffusersModelBase {
           outChannels: out,
           prevOutputChannel: prev,
           addUpsample: i !== n - 1,
+          attentionHeadDim: out,
           upsampleType: 'conv',
         }),
       );

@@ -641,7 +641,8 @@ export class DownBlock {
     const extra: Partial<ResnetOptions> = resnetLike
       ? { skipTimeAct: a.skipTimeAct ?? false, outputScaleFactor: a.outScaleFactor ?? 1 }
       : {};
-    const tembs = type === 'DownEncoderBlock2D' ? null : a.tembChannels;
+    const encoder = type === 'DownEncoderBlock2D' || type === 'AttnDownEncoderBlock2D';
+    const tembs = encoder ? null : a.tembChannels;
     for (let i = 0; i < a.numLayers; i++)
       this.resnets.push(
         new ResnetBlock2D(
@@ -650,7 +651,7 @@ export class DownBlock {
         ),
       );
     this.attentions =
-      type === 'AttnDownBlock2D'
+      type === 'AttnDownBlock2D' || type === 'AttnDownEncoderBlock2D'
         ? this.resnets.map((_, i) => attnFor(s.at('attentions').at(i), a, a.outChannels))
         : type === 'CrossAttnDownBlock2D'
           ? this.resnets.map((_, i) =>
@@ -716,7 +717,7 @@ export class UpBlock {
     const extra: Partial<ResnetOptions> = resnetLike
       ? { skipTimeAct: a.skipTimeAct ?? false, outputScaleFactor: a.outScaleFactor ?? 1 }
       : {};
-    const decoder = type === 'UpDecoderBlock2D';
+    const decoder = type === 'UpDecoderBlock2D' || type === 'AttnUpDecoderBlock2D';
     for (let i = 0; i < a.numLayers; i++) {
       const inCh = decoder
         ? i === 0
@@ -727,7 +728,7 @@ export class UpBlock {
       this.resnets.push(new ResnetBlock2D(s.at('resnets').at(i), resnetOpts(a, inCh, extra)));
     }
     this.attentions =
-      type === 'AttnUpBlock2D'
+      type === 'AttnUpBlock2D' || type === 'AttnUpDecoderBlock2D'
         ? this.resnets.map((_, i) => attnFor(s.at('attentions').at(i), a, a.outChannels))
         : type === 'CrossAttnUpBlock2D'
           ? this.resnets.map((_, i) =>
@@ -744,7 +745,7 @@ export class UpBlock {
   }
 
   get usesSkips(): boolean {
-    return this.type !== 'UpDecoderBlock2D';
+    return this.type !== 'UpDecoderBlock2D' && this.type !== 'AttnUpDecoderBlock2D';
   }
 
   /** `skips` are consumed from the end (the last down state first), as diffusers pops them. */
