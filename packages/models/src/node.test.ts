@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -185,6 +185,7 @@ describe('saveModelFiles survives kill -9 at any moment', () => {
     const rand = mulberry32(17);
     const KILLS = 8;
     const PARALLEL = 8;
+    const children: ChildProcess[] = [];
     let killedWithTemporaries = 0;
     let loadedNewer = 0;
     const trial = async (k: number) => {
@@ -207,6 +208,7 @@ describe('saveModelFiles survives kill -9 at any moment', () => {
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
+      children.push(child);
       let out = '';
       let err = '';
       child.stderr.on('data', (d) => {
@@ -247,11 +249,16 @@ describe('saveModelFiles survives kill -9 at any moment', () => {
       next.dispose();
       expect((await readdir(dir)).sort()).toEqual(['model.json', 'model.safetensors']);
     };
-    for (let k = 0; k < KILLS; k += PARALLEL)
-      await Promise.all(Array.from({ length: PARALLEL }, (_, j) => trial(k + j)));
+    try {
+      for (let k = 0; k < KILLS; k += PARALLEL)
+        await Promise.all(Array.from({ length: PARALLEL }, (_, j) => trial(k + j)));
+    } finally {
+      // a failed trial must not leave a child saving forever
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await rm(root, { recursive: true, force: true });
+    }
     console.log(
       `${KILLS} kills: ${killedWithTemporaries} left temporary files, ${loadedNewer} loaded the generation being written`,
     );
-    await rm(root, { recursive: true });
   });
 });
