@@ -271,7 +271,13 @@ function checkField(key: string, v: unknown, rule: FieldRule): void {
   }
 }
 
-/** A short description of a value for error messages. */
+/**
+ * A short description of a value for error messages (strings quoted and cut at 60 characters).
+ *
+ * @example
+ * describeValue([1, 2]); // 'an array of 2'
+ * describeValue('yes'); // "'yes'"
+ */
 export function describeValue(v: unknown): string {
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (typeof v === 'string') return `'${v.length > 60 ? `${v.slice(0, 60)}...` : v}'`;

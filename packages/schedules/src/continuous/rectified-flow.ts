@@ -56,7 +56,12 @@ export class RectifiedFlowSchedule extends BaseSchedule {
     this.tMax = p.tMax;
   }
 
-  /** The flow time tau of schedule time t. */
+  /**
+   * The flow time tau of schedule time t.
+   *
+   * @example
+   * new RectifiedFlowSchedule({ shift: 3, tMin: 1e-3, tMax: 1 - 1e-3 }).tau(1); // 0.99967
+   */
   tau(t: number): number {
     const s = this.tMin + (this.tMax - this.tMin) * checkTime(t, this.name);
     return (this.shift * s) / (1 + (this.shift - 1) * s);
