@@ -233,3 +233,15 @@ write('vae-kl-attn-blocks', AutoencoderKL, dict(
     act_fn='gelu', latent_channels=4, norm_num_groups=4, sample_size=8), 17,
     [('encode', {'sample': torch.from_numpy(rng.uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32))}),
      ('decode', {'z': t(rng, 2, 4, 4, 4)})], vae_call)
+
+# 8. UNet2DModel, NCSN++-like (score-SDE VE): Fourier time embedding, SkipDownBlock2D /
+#    AttnSkipDownBlock2D / AttnSkipUpBlock2D / SkipUpBlock2D (FIR resampling, the image-resolution
+#    skip path), scale_shift.
+rng = np.random.default_rng(18)
+write('unet2d-ncsnpp-tiny', UNet2DModel, dict(
+    sample_size=8, in_channels=3, out_channels=3, time_embedding_type='fourier',
+    down_block_types=('SkipDownBlock2D', 'AttnSkipDownBlock2D'), up_block_types=('AttnSkipUpBlock2D', 'SkipUpBlock2D'),
+    block_out_channels=(32, 32), layers_per_block=1, norm_num_groups=8, attention_head_dim=8,
+    resnet_time_scale_shift='scale_shift', mid_block_scale_factor=1.41421356), 18,
+    [('sigma_tensor', {'sample': t(rng, 2, 3, 8, 8), 'timestep': torch.tensor([0.3, 25.0])}),
+     ('sigma_int', {'sample': t(rng, 2, 3, 8, 8), 'timestep': 5})], unet_call)

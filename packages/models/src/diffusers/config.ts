@@ -26,6 +26,8 @@ export const DOWN_BLOCKS = [
   'ResnetDownsampleBlock2D',
   'DownEncoderBlock2D',
   'AttnDownEncoderBlock2D',
+  'SkipDownBlock2D',
+  'AttnSkipDownBlock2D',
 ] as const;
 /** Up blocks this port implements. */
 export const UP_BLOCKS = [
@@ -35,6 +37,8 @@ export const UP_BLOCKS = [
   'ResnetUpsampleBlock2D',
   'UpDecoderBlock2D',
   'AttnUpDecoderBlock2D',
+  'SkipUpBlock2D',
+  'AttnSkipUpBlock2D',
 ] as const;
 export type DownBlockType = (typeof DOWN_BLOCKS)[number];
 export type UpBlockType = (typeof UP_BLOCKS)[number];
@@ -241,12 +245,28 @@ const UNET2D: Record<string, KeySpec> = {
   flip_sin_to_cos: key(true, bool),
   down_block_types: key(
     ['DownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D'],
-    list(blockType(['DownBlock2D', 'AttnDownBlock2D', 'ResnetDownsampleBlock2D'])),
+    list(
+      blockType([
+        'DownBlock2D',
+        'AttnDownBlock2D',
+        'ResnetDownsampleBlock2D',
+        'SkipDownBlock2D',
+        'AttnSkipDownBlock2D',
+      ]),
+    ),
   ),
   mid_block_type: key('UNetMidBlock2D', nullable(oneOf(['UNetMidBlock2D']))),
   up_block_types: key(
     ['AttnUpBlock2D', 'AttnUpBlock2D', 'AttnUpBlock2D', 'UpBlock2D'],
-    list(blockType(['UpBlock2D', 'AttnUpBlock2D', 'ResnetUpsampleBlock2D'])),
+    list(
+      blockType([
+        'UpBlock2D',
+        'AttnUpBlock2D',
+        'ResnetUpsampleBlock2D',
+        'SkipUpBlock2D',
+        'AttnSkipUpBlock2D',
+      ]),
+    ),
   ),
   block_out_channels: key([224, 448, 672, 896], list(posInt)),
   layers_per_block: key(2, posInt),
@@ -281,6 +301,13 @@ export function parseUNet2DConfig(raw: Record<string, unknown>): UNet2DConfig {
   if (c.up_block_types.length !== n)
     fail('up_block_types', c.up_block_types, `needs one entry per block_out_channels (${n})`);
   groupsDivide('norm_num_groups', c.norm_num_groups, c.block_out_channels);
+  const skips = [...c.down_block_types, ...c.up_block_types].filter((t) => t.includes('Skip'));
+  if (skips.length > 0 && (c.in_channels !== 3 || c.out_channels !== 3))
+    fail(
+      'in_channels',
+      c.in_channels,
+      `diffusers' ${skips[0]} has 3-channel skip convolutions: in_channels and out_channels must be 3`,
+    );
   if (c.attn_norm_num_groups !== null)
     groupsDivide('attn_norm_num_groups', c.attn_norm_num_groups, c.block_out_channels);
   if (c.time_embedding_type === 'learned' && c.num_train_timesteps === null)

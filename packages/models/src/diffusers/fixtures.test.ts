@@ -60,6 +60,7 @@ const OPTION_UNETS = [
   'unet2d-learned',
   'unet2d-cond-sdxl-tiny',
   'unet2d-cond-options',
+  'unet2d-ncsnpp-tiny',
 ];
 const UNETS = ['unet2d-ddpm-tiny', 'unet2d-class-cond', 'unet2d-cond-sd1-tiny', ...OPTION_UNETS];
 const OPTION_VAES = ['vae-kl-options', 'vae-kl-attn-blocks'];

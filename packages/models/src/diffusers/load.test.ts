@@ -232,10 +232,12 @@ describe('diffusers configs', () => {
     const cases: [Record<string, unknown>, string, unknown][] = [
       [{ resnet_time_scale_shift: 'spatial' }, 'resnet_time_scale_shift', 'spatial'],
       [
-        { down_block_types: ['SkipDownBlock2D', 'AttnDownBlock2D'] },
+        { down_block_types: ['KDownBlock2D', 'AttnDownBlock2D'] },
         'down_block_types[0]',
-        'SkipDownBlock2D',
+        'KDownBlock2D',
       ],
+      // diffusers' Skip* blocks hard-code 3-channel skip convolutions; this fixture has 1 channel.
+      [{ down_block_types: ['SkipDownBlock2D', 'AttnDownBlock2D'] }, 'in_channels', 1],
       [{ up_block_types: ['AttnUpBlock2D', 'KUpBlock2D'] }, 'up_block_types[1]', 'KUpBlock2D'],
       [{ act_fn: 'tanh' }, 'act_fn', 'tanh'],
       [{ some_new_flag: true }, 'some_new_flag', true],

@@ -31,6 +31,8 @@ import {
   type RegistryLimits,
   readSlot,
   Scope,
+  SkipDownBlock,
+  SkipUpBlock,
   type Slot,
   TimestepEmbedding,
   timestepEmbedding,
@@ -151,9 +153,9 @@ export class UNet2DModel extends DiffusersModelBase {
   readonly timeEmbedding: TimestepEmbedding;
   readonly classEmbedding: Slot | TimestepEmbedding | 'identity' | null;
   readonly convIn: Conv2d;
-  readonly downBlocks: DownBlock[] = [];
+  readonly downBlocks: (DownBlock | SkipDownBlock)[] = [];
   readonly midBlock: MidBlock | null;
-  readonly upBlocks: UpBlock[] = [];
+  readonly upBlocks: (UpBlock | SkipUpBlock)[] = [];
   readonly convNormOut: GroupNorm;
   readonly convOut: Conv2d;
   private readonly timeInputDim: number;
@@ -208,17 +210,21 @@ export class UNet2DModel extends DiffusersModelBase {
     c.down_block_types.forEach((type, i) => {
       const input = out;
       out = ch[i]!;
+      const args = {
+        ...common,
+        numLayers: c.layers_per_block,
+        inChannels: input,
+        outChannels: out,
+        addDownsample: i !== ch.length - 1,
+        attentionHeadDim: c.attention_head_dim ?? out,
+        downsamplePadding: c.downsample_padding,
+        downsampleType: c.downsample_type,
+      };
+      const at = s.at('down_blocks').at(i);
       this.downBlocks.push(
-        new DownBlock(s.at('down_blocks').at(i), type, {
-          ...common,
-          numLayers: c.layers_per_block,
-          inChannels: input,
-          outChannels: out,
-          addDownsample: i !== ch.length - 1,
-          attentionHeadDim: c.attention_head_dim ?? out,
-          downsamplePadding: c.downsample_padding,
-          downsampleType: c.downsample_type,
-        }),
+        type === 'SkipDownBlock2D' || type === 'AttnSkipDownBlock2D'
+          ? new SkipDownBlock(at, type, args)
+          : new DownBlock(at, type, args),
       );
     });
     const last = ch[ch.length - 1]!;
@@ -240,17 +246,21 @@ export class UNet2DModel extends DiffusersModelBase {
     c.up_block_types.forEach((type, i) => {
       const prev = out;
       out = rev[i]!;
+      const args = {
+        ...common,
+        numLayers: c.layers_per_block + 1,
+        inChannels: rev[Math.min(i + 1, ch.length - 1)]!,
+        outChannels: out,
+        prevOutputChannel: prev,
+        addUpsample: i !== ch.length - 1,
+        attentionHeadDim: c.attention_head_dim ?? out,
+        upsampleType: c.upsample_type,
+      };
+      const at = s.at('up_blocks').at(i);
       this.upBlocks.push(
-        new UpBlock(s.at('up_blocks').at(i), type, {
-          ...common,
-          numLayers: c.layers_per_block + 1,
-          inChannels: rev[Math.min(i + 1, ch.length - 1)]!,
-          outChannels: out,
-          prevOutputChannel: prev,
-          addUpsample: i !== ch.length - 1,
-          attentionHeadDim: c.attention_head_dim ?? out,
-          upsampleType: c.upsample_type,
-        }),
+        type === 'SkipUpBlock2D' || type === 'AttnSkipUpBlock2D'
+          ? new SkipUpBlock(at, type, args)
+          : new UpBlock(at, type, args),
       );
     });
     this.convNormOut = s.groupNorm('conv_norm_out', ch[0]!, c.norm_num_groups, c.norm_eps);
@@ -307,20 +317,34 @@ export class UNet2DModel extends DiffusersModelBase {
           );
         emb = tf.add(emb, tf.cast(classEmb, 'float32'));
       }
+      let skip: tf.Tensor | null = x; // the image-resolution path of the Skip* blocks (NCSN++)
       let h = conv2d(x, this.convIn);
       const states: tf.Tensor[] = [h];
       for (const block of this.downBlocks) {
-        const r = block.forward(h, emb, null);
-        h = r.h;
-        states.push(...r.states);
+        if (block instanceof SkipDownBlock) {
+          const r = block.forward(h, emb, skip!);
+          h = r.h;
+          skip = r.skip;
+          states.push(...r.states);
+        } else {
+          const r = block.forward(h, emb, null);
+          h = r.h;
+          states.push(...r.states);
+        }
       }
       if (this.midBlock) h = this.midBlock.forward(h, emb, null);
+      skip = null;
       for (const block of this.upBlocks) {
         const n = block.resnets.length;
         const skips = states.splice(states.length - n, n);
-        h = block.forward(h, skips, emb, null);
+        if (block instanceof SkipUpBlock) {
+          const r = block.forward(h, skips, emb, skip);
+          h = r.h;
+          skip = r.skip;
+        } else h = block.forward(h, skips, emb, null);
       }
       h = conv2d(applyGroupNorm(h, this.convNormOut, 'silu'), this.convOut);
+      if (skip !== null) h = tf.add(h, skip);
       if (c.time_embedding_type === 'fourier')
         h = tf.div(h, tf.reshape(tf.cast(timesteps, 'float32'), [batch, 1, 1, 1]));
       return toNCHW(h);

@@ -230,6 +230,50 @@ export function upsampleNearest(x: tf.Tensor, size?: readonly [number, number]):
   return tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [size[0], size[1]], false, false);
 }
 
+/** The (1, 3, 3, 1) FIR kernel of NCSN++ (Song et al. 2021), outer product, normalised, times `gain`. */
+function firKernel(channels: number, gain: number): tf.Tensor4D {
+  const k = [1, 3, 3, 1];
+  const w = new Float32Array(16 * channels);
+  for (let i = 0; i < 4; i++)
+    for (let j = 0; j < 4; j++)
+      for (let c = 0; c < channels; c++)
+        w[(i * 4 + j) * channels + c] = (k[i]! * k[j]! * gain) / 64;
+  return tf.tensor4d(w, [4, 4, channels, 1]);
+}
+
+/**
+ * diffusers' `downsample_2d(x, kernel=(1, 3, 3, 1))` (upfirdn2d with down = 2, pad (1, 1)): the FIR
+ * low-pass, every other pixel. NHWC.
+ */
+export function firDownsample(x: tf.Tensor): tf.Tensor {
+  const c = x.shape[3]!;
+  const padded = tf.pad(x, [
+    [0, 0],
+    [1, 1],
+    [1, 1],
+    [0, 0],
+  ]);
+  return tf.depthwiseConv2d(padded as tf.Tensor4D, firKernel(c, 1), 2, 'valid');
+}
+
+/**
+ * diffusers' `upsample_2d(x, kernel=(1, 3, 3, 1))` (upfirdn2d with up = 2, pad (2, 1), gain 4):
+ * zeros inserted after every pixel, then the FIR filter. NHWC.
+ */
+export function firUpsample(x: tf.Tensor): tf.Tensor {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  const withRows = tf.concat([tf.reshape(x, [b, h, 1, w, 1, c]), tf.zeros([b, h, 1, w, 1, c])], 4);
+  const withCols = tf.concat([withRows, tf.zeros([b, h, 1, w, 2, c])], 2);
+  const up = tf.reshape(withCols, [b, 2 * h, 2 * w, c]);
+  const padded = tf.pad(up, [
+    [0, 0],
+    [2, 1],
+    [2, 1],
+    [0, 0],
+  ]);
+  return tf.depthwiseConv2d(padded as tf.Tensor4D, firKernel(c, 4), 1, 'valid');
+}
+
 /** `Downsample2D(use_conv=True)`: a stride-2 conv; padding 0 first pads one zero row/column after. */
 export class Downsample2D {
   readonly conv: Conv2d;
@@ -284,6 +328,10 @@ export interface ResnetOptions {
   skipTimeAct?: boolean;
   up?: boolean;
   down?: boolean;
+  /** Resample with the (1, 3, 3, 1) FIR kernel (diffusers' kernel="fir") instead of nearest / average. */
+  fir?: boolean;
+  /** A 1x1 shortcut conv even when the channel count stays (diffusers' use_in_shortcut=True). */
+  useInShortcut?: boolean;
 }
 
 /**
@@ -310,6 +358,8 @@ export class ResnetBlock2D {
       skipTimeAct: false,
       up: false,
       down: false,
+      fir: false,
+      useInShortcut: options.inChannels !== out,
       ...options,
     } as Required<ResnetOptions>;
     const o = this.o;
@@ -325,7 +375,7 @@ export class ResnetBlock2D {
           );
     this.norm2 = s.groupNorm('norm2', out, o.groupsOut, o.eps);
     this.conv2 = s.conv('conv2', out, out, 3);
-    this.convShortcut = o.inChannels !== out ? s.conv('conv_shortcut', o.inChannels, out, 1) : null;
+    this.convShortcut = o.useInShortcut ? s.conv('conv_shortcut', o.inChannels, out, 1) : null;
   }
 
   forward(input: tf.Tensor, temb: tf.Tensor | null): tf.Tensor {
@@ -333,11 +383,11 @@ export class ResnetBlock2D {
     let x = input;
     let h = applyGroupNorm(x, this.norm1, o.act);
     if (o.up) {
-      x = upsampleNearest(x);
-      h = upsampleNearest(h);
+      x = o.fir ? firUpsample(x) : upsampleNearest(x);
+      h = o.fir ? firUpsample(h) : upsampleNearest(h);
     } else if (o.down) {
-      x = tf.avgPool(x as tf.Tensor4D, 2, 2, 'valid');
-      h = tf.avgPool(h as tf.Tensor4D, 2, 2, 'valid');
+      x = o.fir ? firDownsample(x) : tf.avgPool(x as tf.Tensor4D, 2, 2, 'valid');
+      h = o.fir ? firDownsample(h) : tf.avgPool(h as tf.Tensor4D, 2, 2, 'valid');
     }
     h = conv2d(h, this.conv1);
     let t: tf.Tensor | null = null;
@@ -769,6 +819,183 @@ export class UpBlock {
           ? this.upsampler.forward(h, temb)
           : this.upsampler.forward(h, upsampleSize);
     return h;
+  }
+}
+
+const skipGroups = (c: number) => Math.min(Math.floor(c / 4), 32);
+/** The Skip* blocks' fixed output_scale_factor, sqrt 2 (NCSN++'s skip_rescale), for resnets and attention. */
+const SKIP_SCALE = Math.SQRT2;
+
+/**
+ * `SkipDownBlock2D` / `AttnSkipDownBlock2D` (NCSN++, Song et al. 2021): resnets (GroupNorm groups
+ * min(channels / 4, 32), whatever norm_num_groups says, as diffusers), optional attention (32
+ * groups), then a FIR-downsampling resnet, and the image-resolution skip path: the 3-channel input
+ * FIR-downsampled and added through a 1x1 conv.
+ */
+export class SkipDownBlock {
+  readonly resnets: ResnetBlock2D[] = [];
+  readonly attentions: Attention[] | null;
+  readonly resnetDown: ResnetBlock2D | null;
+  readonly skipConv: Conv2d | null;
+
+  constructor(
+    s: Scope,
+    readonly type: 'SkipDownBlock2D' | 'AttnSkipDownBlock2D',
+    a: BlockArgs & { addDownsample: boolean },
+  ) {
+    const out = a.outChannels;
+    for (let i = 0; i < a.numLayers; i++) {
+      const inCh = i === 0 ? a.inChannels : out;
+      this.resnets.push(
+        new ResnetBlock2D(s.at('resnets').at(i), {
+          ...resnetOpts(a, inCh),
+          groups: skipGroups(inCh),
+          groupsOut: skipGroups(out),
+          outputScaleFactor: SKIP_SCALE,
+        }),
+      );
+    }
+    const dimHead = a.attentionHeadDim ?? out;
+    this.attentions =
+      type === 'AttnSkipDownBlock2D'
+        ? this.resnets.map(
+            (_, i) =>
+              new Attention(s.at('attentions').at(i), {
+                queryDim: out,
+                heads: Math.floor(out / dimHead),
+                dimHead,
+                eps: a.eps,
+                normGroups: 32,
+                rescaleOutputFactor: SKIP_SCALE,
+                residual: true,
+                bias: true,
+              }),
+          )
+        : null;
+    this.resnetDown = a.addDownsample
+      ? new ResnetBlock2D(s.at('resnet_down'), {
+          ...resnetOpts(a, out),
+          groups: skipGroups(out),
+          outputScaleFactor: SKIP_SCALE,
+          useInShortcut: true,
+          down: true,
+          fir: true,
+        })
+      : null;
+    this.skipConv = a.addDownsample ? s.conv('skip_conv', 3, out, 1) : null;
+  }
+
+  forward(
+    input: tf.Tensor,
+    temb: tf.Tensor | null,
+    skip: tf.Tensor,
+  ): { h: tf.Tensor; states: tf.Tensor[]; skip: tf.Tensor } {
+    let h = input;
+    const states: tf.Tensor[] = [];
+    this.resnets.forEach((resnet, i) => {
+      h = resnet.forward(h, temb);
+      const attn = this.attentions?.[i];
+      if (attn) h = attn.forward(h);
+      states.push(h);
+    });
+    let sk = skip;
+    if (this.resnetDown && this.skipConv) {
+      h = this.resnetDown.forward(h, temb);
+      sk = firDownsample(sk);
+      h = tf.add(conv2d(sk, this.skipConv), h);
+      states.push(h);
+    }
+    return { h, states, skip: sk };
+  }
+}
+
+/**
+ * `SkipUpBlock2D` / `AttnSkipUpBlock2D`: resnets over the concatenated skips, one attention after
+ * them (Attn*), the image-resolution skip path FIR-upsampled and, except in the last block, added to
+ * conv(SiLU(GroupNorm(h))) before a FIR-upsampling resnet. diffusers' group counts are kept as they
+ * are, including AttnSkipUpBlock2D's min(in + skip // 4, 32).
+ */
+export class SkipUpBlock {
+  readonly resnets: ResnetBlock2D[] = [];
+  readonly attention: Attention | null;
+  readonly resnetUp: ResnetBlock2D | null;
+  readonly skipConv: Conv2d | null;
+  readonly skipNorm: GroupNorm | null;
+
+  constructor(
+    s: Scope,
+    readonly type: 'SkipUpBlock2D' | 'AttnSkipUpBlock2D',
+    a: BlockArgs & { prevOutputChannel: number; addUpsample: boolean },
+  ) {
+    const out = a.outChannels;
+    for (let i = 0; i < a.numLayers; i++) {
+      const resIn = i === 0 ? a.prevOutputChannel : out;
+      const skipCh = i === a.numLayers - 1 ? a.inChannels : out;
+      const groups =
+        type === 'AttnSkipUpBlock2D'
+          ? Math.min(resIn + Math.floor(skipCh / 4), 32)
+          : skipGroups(resIn + skipCh);
+      this.resnets.push(
+        new ResnetBlock2D(s.at('resnets').at(i), {
+          ...resnetOpts(a, resIn + skipCh),
+          groups,
+          groupsOut: skipGroups(out),
+          outputScaleFactor: SKIP_SCALE,
+        }),
+      );
+    }
+    const dimHead = a.attentionHeadDim ?? out;
+    this.attention =
+      type === 'AttnSkipUpBlock2D'
+        ? new Attention(s.at('attentions').at(0), {
+            queryDim: out,
+            heads: Math.floor(out / dimHead),
+            dimHead,
+            eps: a.eps,
+            normGroups: 32,
+            rescaleOutputFactor: SKIP_SCALE,
+            residual: true,
+            bias: true,
+          })
+        : null;
+    if (a.addUpsample) {
+      this.resnetUp = new ResnetBlock2D(s.at('resnet_up'), {
+        ...resnetOpts(a, out),
+        groups: skipGroups(out),
+        groupsOut: skipGroups(out),
+        outputScaleFactor: SKIP_SCALE,
+        useInShortcut: true,
+        up: true,
+        fir: true,
+      });
+      this.skipConv = s.conv('skip_conv', out, 3, 3);
+      this.skipNorm = s.groupNorm('skip_norm', out, skipGroups(out), a.eps);
+    } else {
+      this.resnetUp = null;
+      this.skipConv = null;
+      this.skipNorm = null;
+    }
+  }
+
+  forward(
+    input: tf.Tensor,
+    skips: tf.Tensor[],
+    temb: tf.Tensor | null,
+    skip: tf.Tensor | null,
+  ): { h: tf.Tensor; skip: tf.Tensor | null } {
+    let h = input;
+    this.resnets.forEach((resnet, i) => {
+      h = tf.concat([h, skips[skips.length - 1 - i]!], 3);
+      h = resnet.forward(h, temb);
+    });
+    if (this.attention) h = this.attention.forward(h);
+    let sk = skip === null ? null : firUpsample(skip);
+    if (this.resnetUp && this.skipConv && this.skipNorm) {
+      const states = conv2d(applyGroupNorm(h, this.skipNorm, 'silu'), this.skipConv);
+      sk = sk === null ? states : tf.add(sk, states);
+      h = this.resnetUp.forward(h, temb);
+    }
+    return { h, skip: sk };
   }
 }
 
