@@ -167,6 +167,8 @@ export const DIFFUSERS_FIELD_RULES: Readonly<Record<string, FieldRule>> = {
   noise_sampler_seed: { kind: 'integer', min: 0 },
   scaler: positive,
   s: positive,
+  original_inference_steps: { kind: 'integer', min: 1, max: MAX_TRAIN_TIMESTEPS },
+  timestep_scaling: positive,
 };
 
 /**

@@ -715,6 +715,50 @@ export const CLASSES: Record<string, ClassSpec> = {
       };
     },
   },
+  LCMScheduler: {
+    defaults: {},
+    only: NOT_IMPLEMENTED,
+    scaling: 'vp',
+    embedding: 'vp',
+    plan(cfg, schedule, n) {
+      // diffusers' LCMScheduler.set_timesteps: every k-th training step of the distillation schedule
+      // (k = T // original_inference_steps), n of them picked by floor(linspace(0, len, n, endpoint=False)).
+      const s = schedule!;
+      const T = s.numTrainTimesteps;
+      const orig = num(cfg, 'original_inference_steps');
+      if (orig > T)
+        throw new SchedulerConfigError(
+          `LCMScheduler: original_inference_steps (${orig}) is larger than num_train_timesteps (${T})`,
+        );
+      if (n > orig)
+        throw new SchedulerConfigError(
+          `LCMScheduler: ${n} steps is more than original_inference_steps (${orig}); the schedule is a subset of it`,
+        );
+      const k = Math.floor(T / orig);
+      const origin = Array.from({ length: orig }, (_, i) => (orig - i) * k - 1);
+      const step = orig / n; // numpy: arange(n) * step, floored
+      const ts = Array.from({ length: n }, (_, i) => origin[Math.floor(i * step)]!);
+      const exact: ClassPlan['exactLevels'] = new Map();
+      const sigmas = [...ts.map((t) => tableLevel(s, t, exact)), 0];
+      // consistency sampling (Song et al. 2023, Algorithm 1; k-diffusion's sample_lcm): jump to the
+      // denoised estimate, then re-noise fully to the next level. That is the ancestral step with its
+      // noise saturated at sigma_up = sigma_next (sigma_down = 0): eta above every step's threshold.
+      let eta = 1;
+      for (let i = 0; i + 1 < n; i++) {
+        const [a, b] = [sigmas[i]!, sigmas[i + 1]!];
+        eta = Math.max(eta, (2 * a) / Math.sqrt(a * a - b * b));
+      }
+      return {
+        timesteps: ts,
+        modelSigmas: sigmas.slice(0, -1),
+        sigmas,
+        exactLevels: exact,
+        sampler: 'ddim',
+        options: { eta },
+        initNoiseSigma: 1,
+      };
+    },
+  },
   DDPMWuerstchenScheduler: {
     defaults: {},
     prediction: 'epsilon',

@@ -482,6 +482,17 @@ class AdapterScheduler implements Scheduler {
         denoised = tf.tidy(() => tf.div(tf.sub(predOriginalSample, tf.mul(x0, q)), 1 - q));
       }
     }
+    if (this.className === 'LCMScheduler') {
+      // the consistency model's boundary condition (LCMScheduler.get_scalings_for_boundary_condition_
+      // discrete, sigma_data 0.5): D = c_out x0 + c_skip x_t at the scaled integer timestep
+      const st = t * (this.cfg.timestep_scaling as number);
+      const cSkip = 0.25 / (st * st + 0.25);
+      const cOut = st / Math.sqrt(st * st + 0.25);
+      const prev = denoised;
+      denoised = tf.tidy(() => tf.add(tf.mul(prev, cOut), tf.mul(sample, cSkip)));
+      if (prev !== x0) prev.dispose();
+      predOriginalSample = denoised;
+    }
     scope.keep(denoised);
     if (denoised !== x0 && predOriginalSample !== x0) x0.dispose();
     if (denoised === predOriginalSample) predOriginalSample = tf.clone(denoised);
