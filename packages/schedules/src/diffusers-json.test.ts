@@ -103,6 +103,23 @@ describe('validateDiffusersFields', () => {
     expect(() => validateDiffusersFields(c)).toThrow(message);
   });
 
+  it("accepts every default of diffusers' scheduler signatures that carries a null", () => {
+    expect(() =>
+      validateDiffusersFields({
+        noise_sampler_seed: null,
+        variance_type: null,
+        solver_p: null,
+        shift_terminal: null,
+        sigma_min: null,
+        sigma_max: null,
+        trained_betas: null,
+        base_shift: null,
+        max_shift: null,
+        lambda_min_clipped: null,
+      }),
+    ).not.toThrow();
+  });
+
   it('accepts every real file, and fromDiffusersConfig loads every beta-table file', () => {
     for (const c of files) {
       const json = parseDiffusersJson(c.raw) as Record<string, unknown>;

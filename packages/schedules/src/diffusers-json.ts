@@ -90,7 +90,7 @@ export const MAX_TRAIN_TIMESTEPS = 1_000_000;
 
 type FieldRule =
   | { kind: 'boolean' }
-  | { kind: 'integer'; min: number; max?: number }
+  | { kind: 'integer'; min: number; max?: number; nullable?: boolean }
   | {
       kind: 'number';
       min?: number;
@@ -164,7 +164,7 @@ export const DIFFUSERS_FIELD_RULES: Readonly<Record<string, FieldRule>> = {
   invert_sigmas: bool,
   shift_terminal: { kind: 'number', min: 0, max: 1, open: true, nullable: true },
   stochastic_sampling: bool,
-  noise_sampler_seed: { kind: 'integer', min: 0 },
+  noise_sampler_seed: { kind: 'integer', min: 0, nullable: true },
   scaler: positive,
   s: positive,
   original_inference_steps: { kind: 'integer', min: 1, max: MAX_TRAIN_TIMESTEPS },
@@ -228,7 +228,8 @@ function checkField(key: string, v: unknown, rule: FieldRule): void {
       if (typeof v !== 'string') fail(rule.nullable ? 'a string or null' : 'a string');
       return;
     case 'integer': {
-      const range = `an integer in [${rule.min}, ${rule.max ?? 'infinity'}]`;
+      if (v === null && rule.nullable) return;
+      const range = `an integer in [${rule.min}, ${rule.max ?? 'infinity'}]${rule.nullable ? ' or null' : ''}`;
       if (typeof v !== 'number' || !Number.isInteger(v)) fail(range);
       const n = v as number;
       if (n < rule.min || (rule.max !== undefined && n > rule.max)) fail(range);
