@@ -19,6 +19,13 @@ export {
   MNIST_CLASSES,
   MNIST_SIZE,
 } from './mnist.js';
+export {
+  MNIST_SPLIT,
+  type MnistPart,
+  mnistSplitIndices,
+  splitMnist,
+  subset,
+} from './split.js';
 export { type CheckerboardOptions, checkerboard } from './toys/checkerboard.js';
 export {
   type EightGaussiansOptions,

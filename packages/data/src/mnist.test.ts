@@ -3,7 +3,16 @@
 import { initBackend } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ArrayDataset, DataError, loadMnist, ShuffledBatches } from '../dist/index.js';
+import {
+  type ArrayDataset,
+  DataError,
+  loadMnist,
+  MNIST_SPLIT,
+  mnistSplitIndices,
+  ShuffledBatches,
+  splitMnist,
+  subset,
+} from '../dist/index.js';
 
 let mnist: ArrayDataset;
 
@@ -136,5 +145,49 @@ describe('ShuffledBatches', () => {
       labels: mnist.labels.subarray(0, 10),
     };
     expect(() => ShuffledBatches.restore(small, state)).toThrow(/10000 examples/);
+  });
+});
+
+describe('splitMnist', () => {
+  it('three disjoint parts covering all 10,000 digits, each with every class in proportion', () => {
+    const parts = splitMnist(mnist);
+    expect(parts.heldOut.count).toBe(1000);
+    expect(parts.judge.count).toBe(4000);
+    expect(parts.generator.count).toBe(5000);
+    const all = [
+      ...mnistSplitIndices('heldOut', 10_000),
+      ...mnistSplitIndices('judge', 10_000),
+      ...mnistSplitIndices('generator', 10_000),
+    ];
+    expect(new Set(all).size).toBe(10_000);
+    expect(mnistSplitIndices('heldOut', 10_000).slice(0, 3)).toEqual([0, 10, 20]);
+    expect(Object.values(MNIST_SPLIT).flat().sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // digit i of a part is digit idx[i] of the full set, pixels and label
+    const idx = mnistSplitIndices('judge', 10_000);
+    for (const i of [0, 1234, 3999]) {
+      const j = idx[i]!;
+      expect(parts.judge.labels[i]).toBe(mnist.labels[j]);
+      expect(parts.judge.x.subarray(i * 784, (i + 1) * 784)).toEqual(
+        mnist.x.subarray(j * 784, (j + 1) * 784),
+      );
+    }
+    // stratified: each part's class shares are within 1 point of the full set's
+    const share = (ds: ArrayDataset, c: number) =>
+      ds.labels.filter((l: number) => l === c).length / ds.count;
+    for (let c = 0; c < 10; c++) {
+      for (const p of Object.values(parts)) {
+        expect(Math.abs(share(p, c) - share(mnist, c))).toBeLessThan(0.01);
+      }
+    }
+  });
+
+  it('refuses a partial data set, an unknown part and out-of-range indices', async () => {
+    const some = await loadMnist({ digits: [3] });
+    expect(() => splitMnist(some)).toThrow(/expects all 10,000 digits/);
+    expect(() => mnistSplitIndices('train' as never, 10)).toThrow(
+      /unknown MNIST split part 'train'/,
+    );
+    expect(() => subset(some, [some.count])).toThrow(DataError);
+    expect(() => subset(some, [-1])).toThrow(/outside/);
   });
 });

@@ -20,6 +20,8 @@ import {
   diffusersModelFromFiles,
   Ema,
   GaussianMixture,
+  ImageClassifier,
+  imageClassifierConfig,
   loadModel,
   loadTensors,
   Mlp,
@@ -182,6 +184,7 @@ const BASES: ModelConfig[] = [
     groups: 2,
     embedDim: 8,
   }),
+  imageClassifierConfig({ inputShape: [8, 8, 1], numClasses: 3, channels: [4, 4], hidden: 8 }),
 ];
 
 /** A config with 1-3 hostile edits (or, rarely, replaced by a hostile value). */
@@ -210,7 +213,16 @@ function mutateConfig(base: ModelConfig): unknown {
         break;
       }
       case 3:
-        c.kind = pick(['mlp', 'unet', 'classifier', 'MLP', 'transformer', 3, null]);
+        c.kind = pick([
+          'mlp',
+          'unet',
+          'classifier',
+          'image-classifier',
+          'MLP',
+          'transformer',
+          3,
+          null,
+        ]);
         break;
       default:
         c[key] = pick(HOSTILE);
@@ -460,7 +472,12 @@ describe(`fuzz (seed ${SEED})`, () => {
       files.set(config, (await saveModel(net)).weights);
       net.dispose();
     }
-    const ctors = { mlp: Mlp, unet: UNet, classifier: NoiseConditionalClassifier } as const;
+    const ctors = {
+      mlp: Mlp,
+      unet: UNet,
+      classifier: NoiseConditionalClassifier,
+      'image-classifier': ImageClassifier,
+    } as const;
     let rejected = 0;
     for (let i = 0; i < CONFIGS; i++) {
       const base = BASES[i % BASES.length]!;

@@ -44,6 +44,7 @@ export {
   ModelError,
 } from './errors.js';
 export { GaussianMixture, type GaussianMixtureSpec, type Labels } from './gaussian-mixture.js';
+export { symmetricEigen } from './linalg.js';
 export {
   copyWeights,
   type LoadOptions,
@@ -59,6 +60,9 @@ export {
   DEFAULT_MAX_ACTIVATION_BYTES,
   DEFAULT_MAX_PARAMS,
   type EdmPreconditioningConfig,
+  ImageClassifier,
+  type ImageClassifierConfig,
+  imageClassifierConfig,
   Mlp,
   type MlpConfig,
   Model,

@@ -4,6 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   classifierConfig,
   createModel,
+  ImageClassifier,
+  imageClassifierConfig,
   loadModel,
   type Mlp,
   type Model,
@@ -269,6 +271,139 @@ describe('NoiseConditionalClassifier', () => {
       clf.dispose();
     },
   );
+});
+
+/**
+ * Float64 reference of a 3x3 'same' conv (TensorFlow's padding: total pad max((out - 1) s + 3 - in, 0),
+ * the smaller half before), NHWC, one image.
+ */
+function refConv(
+  x: Float64Array,
+  [h, w, c]: [number, number, number],
+  k: Float32Array,
+  b: Float32Array,
+  out: number,
+  s: number,
+): { y: Float64Array; shape: [number, number, number] } {
+  const oh = Math.ceil(h / s);
+  const ow = Math.ceil(w / s);
+  const top = Math.floor(Math.max((oh - 1) * s + 3 - h, 0) / 2);
+  const left = Math.floor(Math.max((ow - 1) * s + 3 - w, 0) / 2);
+  const y = new Float64Array(oh * ow * out);
+  for (let i = 0; i < oh; i++)
+    for (let j = 0; j < ow; j++)
+      for (let o = 0; o < out; o++) {
+        let acc = b[o]!;
+        for (let di = 0; di < 3; di++)
+          for (let dj = 0; dj < 3; dj++) {
+            const r = i * s + di - top;
+            const q = j * s + dj - left;
+            if (r < 0 || r >= h || q < 0 || q >= w) continue;
+            for (let ci = 0; ci < c; ci++)
+              acc += x[(r * w + q) * c + ci]! * k[((di * 3 + dj) * c + ci) * out + o]!;
+          }
+        y[(i * ow + j) * out + o] = acc;
+      }
+  return { y, shape: [oh, ow, out] };
+}
+
+describe('ImageClassifier', () => {
+  it('features and logits equal a float64 reference of the convnet (stride 1, then 2; odd and even sizes)', async () => {
+    for (const inputShape of [
+      [5, 6, 2],
+      [8, 8, 1],
+    ] as [number, number, number][]) {
+      const config = imageClassifierConfig({
+        inputShape,
+        numClasses: 3,
+        channels: [4, 3, 2],
+        hidden: 5,
+      });
+      const clf = createModel(config, { seed: 2 }) as ImageClassifier;
+      const [h, w, c] = inputShape as [number, number, number];
+      // parameters: 3x3 convs, then hidden x (ceil(ceil(h/2)/2) ceil(ceil(w/2)/2) 2), then the head
+      const flat = Math.ceil(Math.ceil(h / 2) / 2) * Math.ceil(Math.ceil(w / 2) / 2) * 2;
+      expect(clf.numParams).toBe(
+        9 * c * 4 + 4 + 9 * 4 * 3 + 3 + 9 * 3 * 2 + 2 + flat * 5 + 5 + 5 * 3 + 3,
+      );
+      const x = Random.seed(4).normal([2, h, w, c]);
+      const feats = await assertNoLeaks(() => clf.features(x), 'image-classifier features');
+      const logits = clf.logits(x);
+      expect(feats.shape).toEqual([2, 5]);
+      expect(logits.shape).toEqual([2, 3]);
+      const p = Object.fromEntries(
+        clf.namedParams().map(([n, v]) => [n, v.dataSync() as Float32Array]),
+      );
+      const xs = x.dataSync();
+      const fv = feats.dataSync();
+      const lv = logits.dataSync();
+      for (let n = 0; n < 2; n++) {
+        let a = Float64Array.from(xs.subarray(n * h * w * c, (n + 1) * h * w * c));
+        let shape: [number, number, number] = [h, w, c];
+        [4, 3, 2].forEach((out, i) => {
+          const r = refConv(
+            a,
+            shape,
+            p[`conv.${i}.weight`]!,
+            p[`conv.${i}.bias`]!,
+            out,
+            i === 0 ? 1 : 2,
+          );
+          a = r.y.map((v) => Math.max(v, 0));
+          shape = r.shape;
+        });
+        const hid = new Float64Array(5);
+        for (let o = 0; o < 5; o++) {
+          let acc = p['fc.bias']![o]!;
+          for (let k = 0; k < a.length; k++) acc += a[k]! * p['fc.weight']![k * 5 + o]!;
+          hid[o] = Math.max(acc, 0);
+          expect(fv[n * 5 + o]).toBeCloseTo(hid[o]!, 4);
+        }
+        for (let o = 0; o < 3; o++) {
+          let acc = p['head.bias']![o]!;
+          for (let k = 0; k < 5; k++) acc += hid[k]! * p['head.weight']![k * 3 + o]!;
+          expect(lv[n * 3 + o]).toBeCloseTo(acc, 4);
+        }
+      }
+      const again = clf.logitsOfFeatures(feats);
+      expect(Array.from(again.dataSync())).toEqual(Array.from(lv));
+      tf.dispose([x, feats, logits, again]);
+      clf.dispose();
+    }
+  });
+
+  it('trains (gradients reach every parameter), saves and loads, and refuses bad configs and inputs', async () => {
+    const config = imageClassifierConfig({
+      inputShape: [8, 8, 1],
+      numClasses: 4,
+      channels: [4, 4],
+      hidden: 8,
+    });
+    const clf = createModel(config, { seed: 1 }) as ImageClassifier;
+    expect(clf).toBeInstanceOf(ImageClassifier);
+    const x = Random.seed(3).normal([6, 8, 8, 1]);
+    const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 0, 1], 'int32'), 4);
+    expectGradientsFlow(
+      clf,
+      () => tf.losses.softmaxCrossEntropy(labels, clf.logits(x)) as tf.Scalar,
+    );
+    await expectRoundTrip(clf, (m) => (m as ImageClassifier).logits(x));
+    expect(() => clf.logits(tf.zeros([1, 8, 8, 2]))).toThrow(
+      /expects x of shape \[batch, 8, 8, 1\]/,
+    );
+    expect(() => createModel({ ...config, channels: [] })).toThrow(
+      /image-classifier.channels must be an array of 1 to 16 integers/,
+    );
+    expect(() => createModel({ ...config, hidden: 0 })).toThrow(
+      /image-classifier.hidden must be a positive integer/,
+    );
+    expect(() => createModel({ ...config, inputShape: [8, 8] as never })).toThrow(ModelError);
+    expect(() => createModel({ ...config, channels: [4, 2.5] })).toThrow(
+      /image-classifier.channels\[1\] must be a positive integer/,
+    );
+    tf.dispose([x, labels]);
+    clf.dispose();
+  });
 });
 
 describe('loadModel rejects weights that do not fit the config', () => {

@@ -136,7 +136,7 @@ export function readOnnxInfo(bytes: Uint8Array): OnnxFileInfo {
  */
 export function denoiserInfo(info: OnnxFileInfo, given: Partial<DenoiserInfo> = {}): DenoiserInfo {
   const c = info.config;
-  if (c?.kind === 'classifier') {
+  if (c?.kind === 'classifier' || c?.kind === 'image-classifier') {
     throw new OnnxError('this ONNX file is a classifier (logits), not a denoiser');
   }
   const x = info.inputs.find((i) => i.name === 'x');

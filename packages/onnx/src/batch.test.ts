@@ -225,7 +225,9 @@ describe('one exported file, every batch size', () => {
           numClasses: 3,
         }),
       ) as UNet;
-      const clf = createModel(classifierConfig({ inputShape: [2], numClasses: 3, width: 16 }));
+      const clf = createModel(
+        classifierConfig({ inputShape: [2], numClasses: 3, width: 16 }),
+      ) as NoiseConditionalClassifier;
       try {
         const files = [mlp, unet, clf].map((net, i) => {
           const f = join(dir, `${i}.onnx`);

@@ -24,7 +24,13 @@ export {
   type TrainableDenoiser,
 } from './diffusion.js';
 export { CheckpointError, TrainError } from './errors.js';
-export { energyDistance } from './metrics.js';
+export {
+  energyDistance,
+  frechetDistance,
+  type GaussianStats,
+  gaussianStats,
+  sqrtmPsd,
+} from './metrics.js';
 export {
   Adam,
   type AdamConfig,

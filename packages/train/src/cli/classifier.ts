@@ -12,12 +12,13 @@
 
 import { writeFile } from 'node:fs/promises';
 import { Random } from '@diffuse/backend';
-import { type ArrayDataset, loadMnist } from '@diffuse/data';
+import { type ArrayDataset, loadMnist, splitMnist } from '@diffuse/data';
 import { classifierFreeGuidance, classifierGuidance, sampleClipping } from '@diffuse/guidance';
 import { type LogSNRSampler, uniformTimeSampler } from '@diffuse/losses';
 import {
   classifierConfig,
   type Denoiser,
+  type ImageClassifier,
   loadModel,
   type NetworkDenoiser,
   NoiseConditionalClassifier,
@@ -32,7 +33,9 @@ import {
   vpLevelFromLogSNR,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
+import { frechetDistance, type GaussianStats, gaussianStats } from '../metrics.js';
 import { type CommonOptions, commandLine, runRecipe, setUp } from './common.js';
+import { judgeAccuracy, judgeImages, loadJudge } from './judge.js';
 import { shuffledSource } from './mnist.js';
 
 /** The noise level the classifier sees clean digits at: logSNR = 12. */
@@ -276,42 +279,109 @@ export async function trainNoisyMnistClassifier(
   }
 }
 
+/** What `evaluateMnistSamples` finds in one set of samples. */
+export interface SampleEvaluation {
+  /** Fraction read by the judge as the class asked for (conditional samples only). */
+  accuracy?: number;
+  /** The same per digit 0..9. */
+  perClass?: number[];
+  /** Share of the samples the judge reads as each digit 0..9. */
+  readAs: number[];
+  /** Fréchet distance of the judge's features of the samples to those of held-out half A. */
+  frechet: number;
+  /** The samples [n, 28, 28, 1] in [-1, 1], row-major, and the class each was asked for (-1: none). */
+  images: Float32Array;
+  labels: Int32Array;
+}
+
 /**
- * Samples `perClass` images of every digit from a class-conditional U-Net and reports the fraction
- * the classifier assigns to the class they were sampled for. The predicted x0 is clipped to [-1, 1]
- * at every step (static thresholding, as DDPM's sampler does): without it the x0 estimates of an
- * epsilon-predicting network at the first, nearly pure-noise steps (sigma/alpha up to 80) amplify its
- * errors far outside the data range and sampling never recovers.
+ * Samples digits from a class-conditional U-Net (`perClass` of each digit, or with `unconditional`
+ * 10 * `perClass` of the null class), has the judge read them, and measures the Fréchet distance
+ * of their judge features (Gaussian fits, `frechetDistance`) to the reference `reference` (half A of
+ * the held-out digits). The predicted x0 is clipped to [-1, 1] at every step (static thresholding, as
+ * DDPM's sampler does): without it the x0 estimates of an epsilon-predicting network at the first,
+ * nearly pure-noise steps (sigma/alpha up to 80) amplify its errors far outside the data range and
+ * sampling never recovers. Samples are drawn in chunks of `chunk` (each with its own seed).
  */
 export async function evaluateMnistSamples(
   model: Denoiser,
-  clf: NoiseConditionalClassifier,
-  options: { perClass?: number; steps?: number; seed?: number; sampler?: string } = {},
-): Promise<{ accuracy: number; perClass: number[]; images: Float32Array; labels: Int32Array }> {
+  judge: ImageClassifier,
+  reference: GaussianStats,
+  options: {
+    perClass?: number;
+    steps?: number;
+    seed?: number;
+    sampler?: string;
+    unconditional?: boolean;
+    chunk?: number;
+  } = {},
+): Promise<SampleEvaluation> {
   const per = options.perClass ?? 20;
-  const labels = new Int32Array(10 * per).map((_, i) => Math.floor(i / per));
-  const y = tf.tensor1d(labels, 'int32');
-  const x = await sample(sampleClipping(model), {
-    sampler: options.sampler ?? 'dpmpp_2m',
-    steps: options.steps ?? 25,
-    shape: [labels.length, 28, 28, 1],
-    rng: Random.seed(options.seed ?? 7),
-    cond: { labels: y },
-  });
-  const pred = tf.tidy(() =>
-    tf.argMax(clf.logits(tf.reshape(tf.clipByValue(x, -1, 1), [labels.length, 784]), CLEAN), 1),
+  const n = 10 * per;
+  const labels = new Int32Array(n).map((_, i) =>
+    options.unconditional ? -1 : Math.floor(i / per),
   );
-  const p = await pred.data();
-  const images = Float32Array.from(await x.data());
-  tf.dispose([x, y, pred]);
+  const chunk = options.chunk ?? 100;
+  const images = new Float32Array(n * 784);
+  const classes = new Int32Array(n);
+  const features = new Float32Array(n * judge.config.hidden);
+  for (let s = 0; s < n; s += chunk) {
+    const size = Math.min(chunk, n - s);
+    const y = options.unconditional ? undefined : tf.tensor1d(labels.slice(s, s + size), 'int32');
+    const x = await sample(sampleClipping(model), {
+      sampler: options.sampler ?? 'dpmpp_2m',
+      steps: options.steps ?? 25,
+      shape: [size, 28, 28, 1],
+      rng: Random.seed((options.seed ?? 7) + 1000 * (s / chunk)),
+      ...(y ? { cond: { labels: y } } : {}),
+    });
+    const clipped = tf.clipByValue(x, -1, 1);
+    const r = await judgeImages(judge, clipped);
+    images.set(await clipped.data(), s * 784);
+    classes.set(r.classes, s);
+    features.set(r.features, s * r.dim);
+    tf.dispose([x, clipped, ...(y ? [y] : [])]);
+  }
+  const readAs = new Array(10).fill(0);
+  for (const c of classes) readAs[c]! += 1 / n;
+  const frechet = frechetDistance(gaussianStats(features, judge.config.hidden), reference);
+  if (options.unconditional) return { readAs, frechet, images, labels };
   const perClass = new Array(10).fill(0);
-  for (let i = 0; i < labels.length; i++) if (p[i] === labels[i]) perClass[labels[i]!]++;
+  for (let i = 0; i < n; i++) if (classes[i] === labels[i]) perClass[labels[i]!]++;
   return {
-    accuracy: perClass.reduce((a, b) => a + b, 0) / labels.length,
+    accuracy: perClass.reduce((a, b) => a + b, 0) / n,
     perClass: perClass.map((c) => c / per),
+    readAs,
+    frechet,
     images,
     labels,
   };
+}
+
+/**
+ * The Fréchet reference of `eval-mnist`: the judge's features of the held-out digits split in two
+ * halves (alternate digits, so both hold every class in proportion). `reference` is half A, the
+ * distance samples are measured against; `floor` is the distance of half B to half A, what two
+ * samples of real digits of that size score (the goal: samples within 3x of it).
+ */
+export async function frechetReference(
+  judge: ImageClassifier,
+  heldOut: ArrayDataset,
+): Promise<{ reference: GaussianStats; floor: number; halfSize: number }> {
+  const x = tf.tensor4d(heldOut.x, [heldOut.count, 28, 28, 1]);
+  const { features, dim } = await judgeImages(judge, x);
+  x.dispose();
+  const half = (parity: number) => {
+    const rows = Array.from({ length: heldOut.count }, (_, i) => i).filter((i) => i % 2 === parity);
+    const out = new Float32Array(rows.length * dim);
+    rows.forEach((r, k) => {
+      out.set(features.subarray(r * dim, (r + 1) * dim), k * dim);
+    });
+    return out;
+  };
+  const reference = gaussianStats(half(0), dim);
+  const floor = frechetDistance(gaussianStats(half(1), dim), reference);
+  return { reference, floor, halfSize: reference.count };
 }
 
 /** Loads a classifier saved by `trainMnistClassifier`. */
@@ -326,12 +396,15 @@ export async function loadClassifier(base: string): Promise<NoiseConditionalClas
 }
 
 /**
- * `diffuse-train eval-mnist`: class accuracy of a U-Net's samples, read by the clean classifier:
- * unguided, with classifier-free guidance at scale `guidance`, and, given a noise-conditional
- * classifier `guide`, with classifier guidance at the same scale (the U-Net's null-class prediction
- * shifted by -sigma s grad_x log p(y | x_t), `classifierGuidance` of `@diffuse/guidance`). Results go
- * to `<model>.metrics.json` (`sampleEvaluation`), or with a guide to `<guide>.metrics.json`
- * (`guidanceEvaluation`, naming the U-Net), leaving the U-Net's file alone.
+ * `diffuse-train eval-mnist`: the U-Net's samples read by the judge (`mnist-judge`, trained on
+ * digits the U-Net never saw): class accuracy unguided, with classifier-free guidance at scale
+ * `guidance`, and, given a noise-conditional classifier `guide`, with classifier guidance at the same
+ * scale (the U-Net's null-class prediction shifted by -sigma s grad_x log p(y | x_t),
+ * `classifierGuidance` of `@diffuse/guidance`); the null-class (unconditional) samples' spread over
+ * the ten digits; and for each, the Fréchet distance of the judge's penultimate features to held-out
+ * digits next to its floor (`frechetReference`). Results go to `sampleEvaluation` of
+ * `<model>.metrics.json` (or `out`), one entry per sample set: runs of other `modes` with the same
+ * judge, sample count and sampler add their entries to it.
  */
 export async function evalMnist(o: {
   model: string;
@@ -342,23 +415,44 @@ export async function evalMnist(o: {
   guidance: number;
   backend: CommonOptions['backend'];
   seed: number;
-}): Promise<void> {
+  out?: string;
+  /** Which sample sets to make (default all): unconditional, guidance1, guidance<s>, classifierGuidance<s>. */
+  modes?: string[];
+}): Promise<Record<string, unknown>> {
   await setUp(o.backend);
   const model = (await loadModelFiles(o.model)) as NetworkDenoiser;
-  const clf = await loadClassifier(o.classifier);
+  const judge = await loadJudge(o.classifier);
   const guide = o.guide !== undefined ? await loadClassifier(o.guide) : undefined;
+  const { heldOut } = splitMnist(await loadMnist());
+  const judgeAcc = await judgeAccuracy(judge, heldOut);
+  const { reference, floor, halfSize } = await frechetReference(judge, heldOut);
+  console.log(
+    `judge ${o.classifier}: ${judgeAcc.accuracy} on ${heldOut.count} held-out digits; Fréchet floor (held-out half B vs half A, ${halfSize} each) ${floor.toFixed(3)}`,
+  );
   const results: Record<string, unknown> = {
     command: commandLine(),
     model: o.model,
+    judge: o.classifier,
+    judgeHeldOutAccuracy: judgeAcc.accuracy,
     perClass: o.perClass,
     steps: o.steps,
     sampler: 'dpmpp_2m with x0 clipped to [-1, 1]',
+    frechet: {
+      features: `${judge.config.hidden} penultimate (ReLU) features of the judge`,
+      reference: `held-out digits with even index in the held-out part (${halfSize})`,
+      floor,
+      floorIs: `held-out digits with odd index (${heldOut.count - halfSize}) against the reference`,
+    },
   };
-  const runs: [string, Denoiser][] = [['guidance1', model]];
+  const runs: [string, Denoiser, boolean][] = [
+    ['unconditional', model, true],
+    ['guidance1', model, false],
+  ];
   if (o.guidance > 1 || guide) {
     runs.push([
       `guidance${o.guidance}`,
       classifierFreeGuidance(model, { guidanceScale: o.guidance }),
+      false,
     ]);
   }
   if (guide) {
@@ -371,22 +465,35 @@ export async function evalMnist(o: {
     runs.push([
       `classifierGuidance${o.guidance}`,
       classifierGuidance(model, onImages, { scale: o.guidance }),
+      false,
     ]);
   }
-  for (const [name, denoiser] of runs) {
+  for (const [name, denoiser, unconditional] of runs) {
+    if (o.modes !== undefined && !o.modes.includes(name)) continue;
     const t = Date.now();
-    const r = await evaluateMnistSamples(denoiser, clf, {
+    const r = await evaluateMnistSamples(denoiser, judge, reference, {
       perClass: o.perClass,
       steps: o.steps,
       seed: o.seed,
+      unconditional,
     });
+    const seconds = (Date.now() - t) / 1000;
+    const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
     console.log(
-      `${name}: sample class accuracy ${r.accuracy} (per class ${r.perClass.join(', ')}) in ${(Date.now() - t) / 1000} s`,
+      `${name}: ${r.accuracy !== undefined ? `read as asked ${pct(r.accuracy)} (per digit ${r.perClass!.map(pct).join(' ')}); ` : ''}read as ${r.readAs.map(pct).join(' ')}; Fréchet ${r.frechet.toFixed(3)} (${(r.frechet / floor).toFixed(1)}x floor) in ${seconds} s`,
     );
-    results[name] = { accuracy: r.accuracy, perClass: r.perClass };
+    results[name] = {
+      ...(r.accuracy !== undefined ? { accuracy: r.accuracy, perClass: r.perClass } : {}),
+      readAs: r.readAs,
+      frechet: r.frechet,
+      frechetOverFloor: r.frechet / floor,
+      seconds,
+    };
   }
-  const metricsPath = `${o.guide ?? o.model}.metrics.json`;
-  const key = o.guide ? 'guidanceEvaluation' : 'sampleEvaluation';
+  // One entry per sample set, so that runs of different `--modes` (e.g. in parallel processes) add
+  // up in one file; the judge, the sample count and the sampler must match.
+  const metricsPath = o.out ?? `${o.model}.metrics.json`;
+  const key = 'sampleEvaluation';
   const { readFile } = await import('node:fs/promises');
   let existing: Record<string, unknown> = {};
   try {
@@ -394,11 +501,27 @@ export async function evalMnist(o: {
   } catch {
     /* no training metrics yet */
   }
-  await writeFile(metricsPath, `${JSON.stringify({ ...existing, [key]: results }, null, 2)}\n`);
+  const before = existing[key] as Record<string, unknown> | undefined;
+  const same =
+    before !== undefined &&
+    before.judge === results.judge &&
+    before.perClass === results.perClass &&
+    before.steps === results.steps &&
+    before.sampler === results.sampler;
+  const merged = same ? { ...before, ...results, command: undefined } : results;
+  if (same) {
+    merged.commands = [
+      ...((before.commands as string[] | undefined) ?? [before.command as string]),
+      results.command,
+    ];
+    delete merged.command;
+  }
+  await writeFile(metricsPath, `${JSON.stringify({ ...existing, [key]: merged }, null, 2)}\n`);
   console.log(`wrote ${metricsPath}`);
   model.dispose();
-  clf.dispose();
+  judge.dispose();
   guide?.dispose();
+  return results;
 }
 
 export { loadModelFiles };

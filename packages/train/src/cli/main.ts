@@ -4,6 +4,7 @@
  *
  *   diffuse-train mnist   --out weights/mnist-unet --checkpoints runs/mnist --minutes 45
  *   diffuse-train mixture --out weights/mixture-mlp --checkpoints runs/mixture
+ *   diffuse-train mnist-judge --out weights/mnist-judge --steps 3000
  *   diffuse-train mnist-classifier --out weights/mnist-classifier
  *   diffuse-train mnist-noisy-classifier --out weights/mnist-noisy-classifier --minutes 20
  *   diffuse-train eval-mnist --model weights/mnist-unet --classifier weights/mnist-classifier
@@ -15,7 +16,7 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@diffuse/backend';
 import type { CommonOptions } from './common.js';
 
-const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|mnist-noisy-classifier|eval-mnist> [options]
+const USAGE = `usage: diffuse-train <mnist|mixture|mnist-judge|mnist-classifier|mnist-noisy-classifier|eval-mnist|probe-mnist> [options]
   --out PATH           output base (default weights/<command>)
   --checkpoints DIR    checkpoint directory, resumed if present (default runs/<command>)
   --steps N            training steps
@@ -26,10 +27,15 @@ const USAGE = `usage: diffuse-train <mnist|mixture|mnist-classifier|mnist-noisy-
   --lr X               peak learning rate
   --channels N         base channels of the U-Net (mnist) or conv classifier (mnist-noisy-classifier)
   --trunk mlp|conv     mnist-noisy-classifier's trunk (default mlp)
-  --weighting W        loss weighting of mnist: epsilon (default) or min-snr (Min-SNR-5)
+  --weighting W        loss weighting of mnist: epsilon (default), min-snr (Min-SNR-5) or edm
+  mnist: --prediction epsilon|v|edm (EDM preconditioning, x0)  --noise cosine|edm (log-normal)
+         --res-blocks N  --attention 14,7  --cond-dropout P  --ema-decay D  --data generator|all
   --workers N          gradient worker threads, one batch shard each (mnist, mixture; default 0: main thread)
-  eval-mnist: --model BASE --classifier BASE --per-class N --sample-steps N --guidance S
-              [--guide BASE: also classifier guidance with this noise-conditional classifier]`;
+  eval-mnist: --model BASE --classifier BASE (the judge, default weights/mnist-judge) --per-class N
+              --sample-steps N --guidance S [--guide BASE: also classifier guidance with this
+              noise-conditional classifier] [--out FILE: metrics file to update]
+              [--modes unconditional,guidance1,guidance3,classifierGuidance3: only these]
+  probe-mnist: --model BASE: held-out x0 error at logSNR -4..4, right and null label (trials)`;
 
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
@@ -46,6 +52,13 @@ async function main(): Promise<void> {
       channels: { type: 'string' },
       workers: { type: 'string', default: '0' },
       weighting: { type: 'string', default: 'epsilon' },
+      prediction: { type: 'string', default: 'epsilon' },
+      noise: { type: 'string', default: 'cosine' },
+      'res-blocks': { type: 'string' },
+      attention: { type: 'string' },
+      'cond-dropout': { type: 'string' },
+      'ema-decay': { type: 'string' },
+      data: { type: 'string', default: 'generator' },
       trunk: { type: 'string', default: 'mlp' },
       model: { type: 'string' },
       classifier: { type: 'string' },
@@ -53,6 +66,7 @@ async function main(): Promise<void> {
       'per-class': { type: 'string' },
       'sample-steps': { type: 'string' },
       guidance: { type: 'string' },
+      modes: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -74,8 +88,10 @@ async function main(): Promise<void> {
     mnist: { steps: 2000, batchSize: 32, lr: 2e-3 },
     mixture: { steps: 4000, batchSize: 512, lr: 2e-3 },
     'mnist-classifier': { steps: 600, batchSize: 64, lr: 2e-3 },
+    'mnist-judge': { steps: 3000, batchSize: 64, lr: 2e-3 },
     'mnist-noisy-classifier': { steps: 3000, batchSize: 64, lr: 2e-3 },
     'eval-mnist': { steps: 0, batchSize: 0, lr: 0 },
+    'probe-mnist': { steps: 0, batchSize: 0, lr: 0 },
   };
   const d = defaults[command];
   if (d === undefined) {
@@ -100,14 +116,32 @@ async function main(): Promise<void> {
   switch (command) {
     case 'mnist': {
       const { trainMnist } = await import('./mnist.js');
-      if (values.weighting !== 'epsilon' && values.weighting !== 'min-snr') {
-        console.error(`--weighting must be epsilon or min-snr, got '${values.weighting}'`);
-        process.exit(1);
-      }
+      const oneOf = <const T extends string>(
+        name: string,
+        v: string | undefined,
+        allowed: readonly T[],
+      ): T => {
+        if (!allowed.includes(v as T)) {
+          console.error(`--${name} must be ${allowed.join(' or ')}, got '${v}'`);
+          process.exit(1);
+        }
+        return v as T;
+      };
+      const attention =
+        values.attention === undefined || values.attention === ''
+          ? []
+          : values.attention.split(',').map((r) => num('attention', r, 0));
       await trainMnist({
         ...common,
         channels: num('channels', values.channels, 16),
-        weighting: values.weighting,
+        numResBlocks: num('res-blocks', values['res-blocks'], 1),
+        attention,
+        prediction: oneOf('prediction', values.prediction, ['epsilon', 'v', 'edm']),
+        weighting: oneOf('weighting', values.weighting, ['epsilon', 'min-snr', 'edm']),
+        noise: oneOf('noise', values.noise, ['cosine', 'edm']),
+        condDropout: num('cond-dropout', values['cond-dropout'], 0.1),
+        emaDecay: num('ema-decay', values['ema-decay'], 0.999),
+        data: oneOf('data', values.data, ['generator', 'all']),
       });
       break;
     }
@@ -120,14 +154,26 @@ async function main(): Promise<void> {
       const { evalMnist } = await import('./classifier.js');
       await evalMnist({
         model: values.model ?? 'weights/mnist-unet',
-        classifier: values.classifier ?? 'weights/mnist-classifier',
+        classifier: values.classifier ?? 'weights/mnist-judge',
         ...(values.guide !== undefined ? { guide: values.guide } : {}),
         perClass: num('per-class', values['per-class'], 10),
         steps: num('sample-steps', values['sample-steps'], 20),
         guidance: num('guidance', values.guidance, 3),
         backend: common.backend,
         seed: common.seed,
+        ...(values.out !== undefined ? { out: values.out } : {}),
+        ...(values.modes !== undefined ? { modes: values.modes.split(',') } : {}),
       });
+      break;
+    }
+    case 'probe-mnist': {
+      const { probeMnist } = await import('./mnist.js');
+      await probeMnist(values.model ?? 'weights/mnist-unet', common.backend);
+      break;
+    }
+    case 'mnist-judge': {
+      const { trainMnistJudge } = await import('./judge.js');
+      await trainMnistJudge(common);
       break;
     }
     case 'mnist-classifier': {
