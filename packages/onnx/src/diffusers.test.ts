@@ -2,6 +2,10 @@
  * ONNX export of the diffusers reference checkpoints: ONNX Runtime (Node) gives the tfjs outputs
  * within 1e-4 of their scale, at two batch sizes of one symbolic-batch file.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '@diffuse/backend';
 import type {
@@ -52,6 +56,16 @@ async function relErr(ours: tf.Tensor, theirs: Float32Array): Promise<number> {
   return err / scale;
 }
 
+/** A Python with the `onnx` package (e.g. Debian's python3-onnx), for its checker; else undefined. */
+const pythonWithOnnx = ['python3', '/usr/bin/python3'].find((py) => {
+  try {
+    execFileSync(py, ['-c', 'import onnx'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+});
+
 const load = async (set: string, id: string) =>
   (await loadDiffusersModel(dir(set, id))) as DiffusersModel;
 
@@ -85,6 +99,20 @@ describe('exportDiffusersOnnx', () => {
       }
       unet.dispose();
     }
+  });
+
+  it('UNet2DModel NCSN++ layout (Skip blocks: FIR depthwise convs, Fourier time): ORT matches tfjs', async () => {
+    const unet = (await load('diffusers-models-options', 'unet2d-ncsnpp-tiny')) as UNet2DModel;
+    const bytes = exportDiffusersOnnx(unet);
+    for (const b of [1, 2]) {
+      const sample = tf.randomNormal([b, 3, 8, 8], 0, 1, 'float32', 7 + b);
+      const timestep = tf.tensor1d(Array.from({ length: b }, (_, i) => 0.5 + 10 * i));
+      const ours = unet.forward({ sample, timestep });
+      const theirs = await ortRun(bytes, { sample, timestep }, 'out_sample');
+      expect(await relErr(ours, theirs), `b=${b}`).toBeLessThan(1e-4);
+      tf.dispose([sample, timestep, ours]);
+    }
+    unet.dispose();
   });
 
   it('UNet2DConditionModel (SD-1.x and SDXL layouts): ORT matches tfjs', async () => {
@@ -143,4 +171,38 @@ describe('exportDiffusersOnnx', () => {
     tf.dispose([z, img, x, d.mean, d.std, d.logvar, moments]);
     vae.dispose();
   });
+
+  it.skipIf(pythonWithOnnx === undefined)(
+    'the exported files pass onnx.checker.check_model(full_check=True) (strict shape inference)',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'diffuse-diffusers-onnx-'));
+      try {
+        const files: string[] = [];
+        for (const [set, id, options] of [
+          ['diffusers-models', 'unet2d-class-cond', {}],
+          ['diffusers-models-options', 'unet2d-ncsnpp-tiny', {}],
+          ['diffusers-models', 'unet2d-cond-sd1-tiny', { tokens: 5 }],
+          ['diffusers-models', 'vae-kl-sd-tiny', { part: 'encode' as const }],
+        ] as const) {
+          const model = await load(set, id);
+          const f = join(dir, `${id}.onnx`);
+          writeFileSync(f, exportDiffusersOnnx(model, options));
+          model.dispose();
+          files.push(f);
+        }
+        const script = [
+          'import sys, onnx',
+          'for f in sys.argv[1:]:',
+          '    onnx.checker.check_model(onnx.load(f), full_check=True)',
+          "print('ok')",
+        ].join('\n');
+        expect(
+          execFileSync(pythonWithOnnx!, ['-c', script, ...files], { encoding: 'utf8' }).trim(),
+        ).toBe('ok');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 });

@@ -373,6 +373,59 @@ function conv2d(
   activation(g, biased, n.attrs.activation, n, inp, out);
 }
 
+/**
+ * tfjs DepthwiseConv2dNative (NHWC, filter [kh, kw, C, multiplier]) as an ONNX grouped Conv
+ * (group = C, weight [C * multiplier, 1, kh, kw]) between NHWC <-> NCHW transposes. Constant filters
+ * only (a computed depthwise filter is an `OnnxError`).
+ */
+function depthwiseConv2d(g: GraphBuilder, n: TracedNode, inp: (k: string) => string, out: string) {
+  const x = inputValue(n, 'x');
+  const filter = inputValue(n, 'filter');
+  const { strides, pad, dilations, dataFormat, dimRoundingMode } = n.attrs as {
+    strides: number | [number, number];
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dilations?: number | [number, number];
+    dataFormat?: string;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  if (dataFormat === 'NCHW')
+    throw new OnnxError('DepthwiseConv2dNative: NCHW tfjs convolutions are not supported');
+  if (!('values' in filter))
+    throw new OnnxError('DepthwiseConv2dNative: only constant filters are exported');
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    strides,
+    dilations ?? 1,
+    pad,
+    dimRoundingMode,
+    true,
+  );
+  const [kh, kw, c, mult] = filter.shape as [number, number, number, number];
+  const src = (filter as TracedConstant).values as Float32Array;
+  const dst = new Float32Array(src.length);
+  for (let h = 0; h < kh; h++)
+    for (let k = 0; k < kw; k++)
+      for (let i = 0; i < c; i++)
+        for (let m = 0; m < mult; m++)
+          dst[((i * mult + m) * kh + h) * kw + k] = src[((h * kw + k) * c + i) * mult + m]!;
+  const w = g.tensor(g.fresh('w'), [c * mult, 1, kh, kw], 'float32', dst);
+  const xNchw = g.op('Transpose', [inp('x')], [attrInts('perm', [0, 3, 1, 2])]);
+  const p = info.padInfo;
+  const y = g.op(
+    'Conv',
+    [xNchw, w],
+    [
+      attrInts('strides', [info.strideHeight, info.strideWidth]),
+      attrInts('dilations', [info.dilationHeight, info.dilationWidth]),
+      attrInts('pads', [p.top, p.left, p.bottom, p.right]),
+      attrInts('kernel_shape', [info.filterHeight, info.filterWidth]),
+      attrInt('group', c),
+    ],
+  );
+  g.node('Transpose', [y], [out], [attrInts('perm', [0, 2, 3, 1])]);
+}
+
 function matMul(
   g: GraphBuilder,
   n: TracedNode,
@@ -478,6 +531,7 @@ const CONVERTERS: Record<string, Converter> = {
   _FusedMatMul: (g, n, inp, out) => matMul(g, n, inp, out, true),
   Conv2D: (g, n, inp, out) => conv2d(g, n, inp, out, false),
   FusedConv2D: (g, n, inp, out) => conv2d(g, n, inp, out, true),
+  DepthwiseConv2dNative: (g, n, inp, out) => depthwiseConv2d(g, n, inp, out),
   Mean: (g, n, inp, out) => {
     const axes = axesOf(n.attrs.axis, inputValue(n, 'x').shape.length);
     g.node(
