@@ -180,16 +180,15 @@ describe('createScheduler(): bad input', () => {
         const noise = tf.zeros([4, 2]);
         for (const t of s.timesteps) {
           const xin = s.scaleModelInput(x, t);
-          const level =
-            name === 'EDMEulerScheduler'
-              ? { alpha: 1, sigma: Math.exp(4 * t) }
-              : name === 'FlowMatchEulerDiscreteScheduler'
-                ? { alpha: 1 - t / 1000, sigma: t / 1000 }
-                : name === 'MiniMaxH3Scheduler'
-                  ? { alpha: t, sigma: 1 - t }
-                  : name === 'DDPMWuerstchenScheduler'
-                    ? schedule.levelAt(t * 999)
-                    : schedule.levelAt(t);
+          const level = name.startsWith('EDM')
+            ? { alpha: 1, sigma: Math.exp(4 * t) }
+            : name === 'FlowMatchEulerDiscreteScheduler'
+              ? { alpha: 1 - t / 1000, sigma: t / 1000 }
+              : name === 'MiniMaxH3Scheduler'
+                ? { alpha: t, sigma: 1 - t }
+                : name === 'DDPMWuerstchenScheduler'
+                  ? schedule.levelAt(t * 999)
+                  : schedule.levelAt(t);
           const out = denoiser.predict(xin, level);
           const r = s.step(out, t, x, { noise });
           tf.dispose([xin, out, x, r.predOriginalSample]);

@@ -50,6 +50,8 @@ export interface ClassSpec {
   scaling: 'vp' | 've';
   /** The denoiser-level embedding of VE sigmas: diffusers' VP tables, or EDM's VE. */
   embedding: 'vp' | 've';
+  /** EDM classes: the model is preconditioned (c_in input, c_skip / c_out output, sigma_data). */
+  edm?: boolean;
   /** Builds the plan for n steps; `stepOptions` are the first `step()` call's extra arguments. */
   plan(
     cfg: DiffusersConfig,
@@ -417,6 +419,26 @@ const ALGORITHMS: Record<string, { prediction: 'x0' | 'epsilon'; eta: number }> 
   'sde-dpmsolver': { prediction: 'epsilon', eta: 1 },
 };
 
+/**
+ * EDM's `set_timesteps` (EDMEulerScheduler, EDMDPMSolverMultistepScheduler): Karras (rho) or
+ * log-uniform sigmas between sigma_max and sigma_min in float32, timesteps c_noise = ln(sigma) / 4, then 0.
+ */
+function edmSigmas(cfg: DiffusersConfig, n: number) {
+  const lo = num(cfg, 'sigma_min');
+  const hi = num(cfg, 'sigma_max');
+  const base =
+    str(cfg, 'sigma_schedule') === 'karras'
+      ? karrasSigmas(n, lo, hi, num(cfg, 'rho'))
+      : exponentialSigmas(n, lo, hi);
+  const sigmas = Array.from(base).map(Math.fround);
+  const modelSigmas = sigmas.slice(0, -1);
+  return {
+    timesteps: modelSigmas.map((s) => Math.fround(0.25 * Math.log(s))),
+    modelSigmas,
+    sigmas,
+  };
+}
+
 /** Every supported `_class_name`. */
 export const CLASSES: Record<string, ClassSpec> = {
   DDIMScheduler: {
@@ -678,16 +700,7 @@ export const CLASSES: Record<string, ClassSpec> = {
     },
   },
   EDMEulerScheduler: {
-    defaults: {
-      sigma_min: 0.002,
-      sigma_max: 80.0,
-      sigma_data: 0.5,
-      sigma_schedule: 'karras',
-      num_train_timesteps: 1000,
-      prediction_type: 'epsilon',
-      rho: 7.0,
-      final_sigmas_type: 'zero',
-    },
+    defaults: {},
     only: {
       sigma_schedule: ['karras', 'exponential'],
       prediction_type: ['epsilon', 'v_prediction'],
@@ -695,23 +708,54 @@ export const CLASSES: Record<string, ClassSpec> = {
     },
     scaling: 've',
     embedding: 've',
+    edm: true,
     plan(cfg, _schedule, n) {
-      const lo = num(cfg, 'sigma_min');
-      const hi = num(cfg, 'sigma_max');
-      const base =
-        str(cfg, 'sigma_schedule') === 'karras'
-          ? karrasSigmas(n, lo, hi, num(cfg, 'rho'))
-          : exponentialSigmas(n, lo, hi);
-      const sigmas = Array.from(base).map(Math.fround);
-      const modelSigmas = sigmas.slice(0, -1);
+      const { timesteps, modelSigmas, sigmas } = edmSigmas(cfg, n);
       return {
-        timesteps: modelSigmas.map((s) => Math.fround(0.25 * Math.log(s))),
+        timesteps,
         modelSigmas,
         sigmas,
         exactLevels: new Map(),
         sampler: 'euler',
         options: {},
-        initNoiseSigma: Math.sqrt(hi * hi + 1),
+        initNoiseSigma: Math.sqrt(num(cfg, 'sigma_max') ** 2 + 1),
+      };
+    },
+  },
+  EDMDPMSolverMultistepScheduler: {
+    defaults: {},
+    only: {
+      sigma_schedule: ['karras', 'exponential'],
+      prediction_type: ['epsilon', 'v_prediction'],
+      // sigma_min would repeat the last level (a zero-length final step)
+      final_sigmas_type: ['zero'],
+      thresholding: [false],
+      algorithm_type: ['dpmsolver++', 'sde-dpmsolver++'],
+      solver_type: ['midpoint', 'heun'],
+      solver_order: [1, 2, 3],
+    },
+    scaling: 've',
+    embedding: 've',
+    edm: true,
+    plan(cfg, _schedule, n) {
+      // Playground v2.5: EDM's sigmas and preconditioning, DPM-Solver++ with alpha = 1 (VE), which is
+      // the VE program itself
+      const { timesteps, modelSigmas, sigmas } = edmSigmas(cfg, n);
+      return {
+        timesteps,
+        modelSigmas,
+        sigmas,
+        exactLevels: new Map(),
+        sampler: 'dpmpp_2m',
+        options: {
+          order: num(cfg, 'solver_order'),
+          prediction: 'x0',
+          eta: str(cfg, 'algorithm_type') === 'sde-dpmsolver++' ? 1 : 0,
+          solverType: str(cfg, 'solver_type'),
+          lowerOrderFinal: bool(cfg, 'lower_order_final'),
+          eulerAtFinal: bool(cfg, 'euler_at_final'),
+        },
+        initNoiseSigma: Math.sqrt(num(cfg, 'sigma_max') ** 2 + 1),
       };
     },
   },

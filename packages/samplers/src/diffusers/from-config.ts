@@ -205,6 +205,19 @@ function initRules(cls: string, init: DiffusersConfig): void {
       fail(
         `final_sigmas_type 'zero' is not supported for algorithm_type ${JSON.stringify(init.algorithm_type)}; choose 'sigma_min'`,
       );
+  } else if (cls === 'EDMDPMSolverMultistepScheduler') {
+    if (alg !== 'dpmsolver++' && alg !== 'sde-dpmsolver++') {
+      if (alg === 'deis') init.algorithm_type = 'dpmsolver++';
+      else
+        fail(
+          `algorithm_type ${JSON.stringify(alg)} is not implemented (expected dpmsolver++, sde-dpmsolver++)`,
+        );
+    }
+    if (solver !== 'midpoint' && solver !== 'heun') {
+      if (['logrho', 'bh1', 'bh2'].includes(solver as string)) init.solver_type = 'midpoint';
+      else
+        fail(`solver_type ${JSON.stringify(solver)} is not implemented (expected midpoint, heun)`);
+    }
   } else if (cls === 'UniPCMultistepScheduler') {
     if (solver !== 'bh1' && solver !== 'bh2') {
       if (['midpoint', 'heun', 'logrho'].includes(solver as string)) init.solver_type = 'bh2';

@@ -235,8 +235,7 @@ class AdapterScheduler implements Scheduler {
   }
   get initNoiseSigma(): number {
     if (this.plan) return this.plan.initNoiseSigma;
-    if (this.className === 'EDMEulerScheduler')
-      return Math.sqrt((this.cfg.sigma_max as number) ** 2 + 1);
+    if (this.spec.edm) return Math.sqrt((this.cfg.sigma_max as number) ** 2 + 1);
     if (this.spec.scaling === 've' && this.schedule) {
       // diffusers' Euler-family __init__: the largest sigma of the whole training table
       const table = this.schedule.withTerminalFloor().sigmas;
@@ -316,8 +315,7 @@ class AdapterScheduler implements Scheduler {
 
   scaleModelInput(x: tf.Tensor, t: number): tf.Tensor {
     const s = this.requirePlan().modelSigmas[this.callIndex(t)]!;
-    if (this.className === 'EDMEulerScheduler')
-      return tf.mul(x, edmPreconditioning(s, this.cfg.sigma_data as number).cIn);
+    if (this.spec.edm) return tf.mul(x, edmPreconditioning(s, this.cfg.sigma_data as number).cIn);
     if (this.spec.scaling === 've') return tf.div(x, Math.sqrt(s * s + 1));
     return tf.clone(x);
   }
@@ -383,7 +381,7 @@ class AdapterScheduler implements Scheduler {
 
   private toX0(modelOutput: tf.Tensor, sample: tf.Tensor, s: number): tf.Tensor {
     return tf.tidy(() => {
-      if (this.className === 'EDMEulerScheduler') {
+      if (this.spec.edm) {
         const p = edmPreconditioning(s, this.cfg.sigma_data as number);
         const sign = this.cfg.prediction_type === 'v_prediction' ? -1 : 1;
         return tf.add(tf.mul(sample, p.cSkip), tf.mul(modelOutput, sign * p.cOut));
@@ -581,7 +579,8 @@ class AdapterScheduler implements Scheduler {
  * Supported classes: DDPMScheduler, DDIMScheduler, PNDMScheduler, EulerDiscreteScheduler,
  * EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, LMSDiscreteScheduler, KDPM2DiscreteScheduler,
  * KDPM2AncestralDiscreteScheduler, DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,
- * UniPCMultistepScheduler, DEISMultistepScheduler, EDMEulerScheduler, FlowMatchEulerDiscreteScheduler,
+ * UniPCMultistepScheduler, DEISMultistepScheduler, EDMEulerScheduler, EDMDPMSolverMultistepScheduler,
+ * FlowMatchEulerDiscreteScheduler,
  * DDPMWuerstchenScheduler, MiniMaxH3Scheduler. Other classes and unimplemented option values throw
  * `SchedulerConfigError`. To swap classes use `fromConfig`.
  *
