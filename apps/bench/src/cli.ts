@@ -92,6 +92,11 @@ export function buildProgram(): Command {
       '--python <path>',
       'Python interpreter with torch for the peers suite (default: /usr/bin/python3, python3)',
     )
+    .option(
+      '--peer-repeats <n>',
+      'timed calls per PyTorch thread setting (default 15 after 3 warm-up calls; --quick 3)',
+      int,
+    )
     .option('--seed <n>', 'seed of every random draw', int)
     .option(
       '--out <dir>',
@@ -115,7 +120,8 @@ Default run (about 3 minutes on an idle 2-core machine): every suite on wasm, cp
   training    one Adam step (@diffuse/train) at the same batches; on wasm the MLP also without the
               transposed-matMul fix; the U-Net on cpu only with --cpu-unet-training.
   peers       the same networks in PyTorch on CPU when python3 can import torch
-              (apt-get install python3-torch libopenblas0-pthread); ratios ours / PyTorch.
+              (apt-get install python3-torch libopenblas0-pthread), at every thread setting
+              (torch threads 1, 2 x OPENBLAS_NUM_THREADS 1, 2); ratios ours / PyTorch's best.
   goals       (REPORT.md's first table) issue 9's goals from this run: sampling ms per model call <= PyTorch,
               Adam step <= 2x PyTorch, sampler overhead < 5% of the U-Net time per step; pass/fail/n/a.
 Timings are medians of 3 repeats after 1 warm-up. --full: U-Net batch 64 and MLP 4096 everywhere, 7 repeats.`,

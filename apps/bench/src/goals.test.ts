@@ -83,6 +83,21 @@ function peers(rows: [string, string, number, number][]): PeersSuite {
       paramsTorch: 10,
       paramsOurs: 10,
       torch: st(ms),
+      setting: 'torch 1 thread, OPENBLAS_NUM_THREADS=2',
+      settings: [
+        {
+          torchThreads: 1,
+          openblasThreads: 2,
+          label: 'torch 1 thread, OPENBLAS_NUM_THREADS=2',
+          stat: st(ms),
+        },
+        {
+          torchThreads: 2,
+          openblasThreads: 2,
+          label: 'torch 2 threads, OPENBLAS_NUM_THREADS=2',
+          stat: st(2 * ms),
+        },
+      ],
       oursBackend: null,
       oursMs: null,
       ratio: null,
@@ -132,6 +147,10 @@ describe('computeGoals', () => {
     expect(by['sampling-unet']).toMatchObject({ value: 1.2, status: 'fail' });
     // MLP training: 500 / 200 (the 10 ms ablation is ignored).
     expect(by['training-mlp']).toMatchObject({ value: 2.5, status: 'fail' });
+    // The reference is PyTorch's best setting, named.
+    expect(by['training-mlp']!.reference!.what).toBe(
+      'PyTorch 2.6 CPU, torch 1 thread, OPENBLAS_NUM_THREADS=2 (best of 2 thread settings)',
+    );
     // U-Net training: any non-ablation variant counts (900 / 600 = 1.5).
     expect(by['training-unet']).toMatchObject({ value: 1.5, status: 'pass' });
     expect(by['training-unet']!.ours!.what).toBe('tfjs-wasm workers-2');

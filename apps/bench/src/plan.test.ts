@@ -34,13 +34,24 @@ describe('resolvePlan', () => {
     expect(p.backends).toEqual(['wasm']);
   });
 
-  it('puts webgl and webgpu in the browser only with --browser', () => {
-    expect(resolvePlan({ browser: true }).browserBackends).toEqual(['webgl', 'webgpu']);
+  it('puts webgl, webgpu, tfjs-wasm (1 thread, threaded) and ORT-web in the browser only with --browser', () => {
+    expect(resolvePlan({ browser: true }).browserBackends).toEqual([
+      'webgl',
+      'webgpu',
+      'wasm-1t',
+      'wasm-threads',
+      'onnx-web',
+    ]);
+    expect(resolvePlan({ browser: true, backends: ['wasm-threads', 'onnx-web'] })).toMatchObject({
+      backends: [],
+      browserBackends: ['wasm-threads', 'onnx-web'],
+    });
     expect(resolvePlan({ browser: true, backends: ['wasm', 'webgl'] })).toMatchObject({
       backends: ['wasm'],
       browserBackends: ['webgl'],
     });
     expect(() => resolvePlan({ backends: ['webgl'] })).toThrow(/--browser/);
+    expect(() => resolvePlan({ backends: ['onnx-web'] })).toThrow(/--browser/);
   });
 
   it('names the bad value in its errors', () => {

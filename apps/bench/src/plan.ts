@@ -3,6 +3,7 @@
  * one of three presets (`quick`, `default`, `full`). The plan is stored in results.json, so every
  * number can be traced to the sizes that produced it.
  */
+import { availableParallelism } from 'node:os';
 
 export const SUITES = ['accuracy', 'throughput', 'training', 'peers', 'checkpoints'] as const;
 /** The suites of a run without `--suites` (checkpoints is opt-in: a 35.7M-parameter model). */
@@ -17,7 +18,12 @@ export type SuiteName = (typeof SUITES)[number];
  * `@diffuse/train`, an `AsyncDenoiser`; inference rows, the training suite has its own `workers-2`).
  */
 export const NODE_BACKENDS = ['wasm', 'cpu', 'onnx', 'onnx-async', 'wasm-workers-2'] as const;
-export const BROWSER_BACKENDS = ['webgl', 'webgpu'] as const;
+/**
+ * Runtimes in headless Chromium (`--browser`): tfjs' webgl and webgpu backends (software here),
+ * tfjs-wasm single-threaded with Diffuse's SIMD kernels (`wasm-1t`) and on its threaded build
+ * (`wasm-threads`, the page cross-origin isolated), and ONNX Runtime Web (`onnx-web`, inference).
+ */
+export const BROWSER_BACKENDS = ['webgl', 'webgpu', 'wasm-1t', 'wasm-threads', 'onnx-web'] as const;
 export type BenchBackend = (typeof NODE_BACKENDS)[number] | (typeof BROWSER_BACKENDS)[number];
 
 export type Preset = 'quick' | 'default' | 'full';
@@ -72,12 +78,46 @@ export interface Plan {
   simdKernelsComparison: boolean;
   /** Python interpreter for the PyTorch peer (tried in order). */
   python: string[];
+  /**
+   * The PyTorch peer's thread settings and repeats. Each setting runs in its own process (OpenBLAS
+   * reads OPENBLAS_NUM_THREADS once, at load); the Goals compare with the best median per task.
+   */
+  peer: {
+    settings: PeerSetting[];
+    warmup: number;
+    repeats: number;
+  };
   seed: number;
+}
+
+/** One thread setting of the PyTorch peer: torch's intra-op threads and OpenBLAS's threads. */
+export interface PeerSetting {
+  torchThreads: number;
+  openblasThreads: number;
+}
+
+/**
+ * The thread settings worth measuring on `cores` cores: torch intra-op threads 1, 2 and all cores,
+ * times OPENBLAS_NUM_THREADS 1 and 2 (Debian's torch calls OpenBLAS from each of its threads, so
+ * 2 x 2 means 4 busy threads on 2 cores; which setting is fastest depends on the network).
+ *
+ * @example
+ * peerSettings(2); // 1x1, 1x2, 2x1, 2x2
+ */
+export function peerSettings(cores: number): PeerSetting[] {
+  const torch = [...new Set([1, 2, cores])].filter((t) => t >= 1 && t <= Math.max(1, cores));
+  const out: PeerSetting[] = [];
+  for (const torchThreads of torch.sort((a, b) => a - b))
+    for (const openblasThreads of [1, 2]) out.push({ torchThreads, openblasThreads });
+  return out;
 }
 
 const PRESETS: Record<
   Preset,
-  Omit<Plan, 'suites' | 'backends' | 'browserBackends' | 'python' | 'seed'>
+  Omit<Plan, 'suites' | 'backends' | 'browserBackends' | 'python' | 'seed' | 'peer'> & {
+    peerWarmup: number;
+    peerRepeats: number;
+  }
 > = {
   quick: {
     preset: 'quick',
@@ -90,6 +130,8 @@ const PRESETS: Record<
     cpuUnetTraining: false,
     transposeFixComparison: false,
     simdKernelsComparison: false,
+    peerWarmup: 1,
+    peerRepeats: 3,
   },
   default: {
     preset: 'default',
@@ -110,6 +152,10 @@ const PRESETS: Record<
     cpuUnetTraining: false,
     transposeFixComparison: true,
     simdKernelsComparison: true,
+    // The peer's own repeats, per thread setting: 3 warm-up and 15 timed calls. With 5 timed
+    // calls, PyTorch's best U-Net Adam median moved by up to ~30% between runs here.
+    peerWarmup: 3,
+    peerRepeats: 15,
   },
   full: {
     preset: 'full',
@@ -128,6 +174,8 @@ const PRESETS: Record<
     cpuUnetTraining: false,
     transposeFixComparison: true,
     simdKernelsComparison: true,
+    peerWarmup: 3,
+    peerRepeats: 21,
   },
 };
 
@@ -152,6 +200,10 @@ export interface PlanOptions {
   simdComparison?: boolean;
   cpuUnetTraining?: boolean;
   python?: string;
+  /** Timed calls per PyTorch thread setting. */
+  peerRepeats?: number;
+  /** Cores the peer's thread settings are drawn for (default: this machine's). */
+  cores?: number;
   seed?: number;
 }
 
@@ -189,7 +241,7 @@ function positive(name: string, v: number | undefined, min = 1): number | undefi
 export function resolvePlan(o: PlanOptions = {}): Plan {
   if (o.quick && o.full) throw new PlanError('--quick and --full exclude each other');
   const preset: Preset = o.quick ? 'quick' : o.full ? 'full' : 'default';
-  const base = structuredClone(PRESETS[preset]);
+  const { peerWarmup, peerRepeats, ...base } = structuredClone(PRESETS[preset]);
   const suites = pick('suite', o.suites, SUITES, [...DEFAULT_SUITES]);
   const backends = pick(
     'backend',
@@ -211,6 +263,11 @@ export function resolvePlan(o: PlanOptions = {}): Plan {
     backends: nodeBackends,
     browserBackends,
     python: o.python ? [o.python] : ['/usr/bin/python3', 'python3'],
+    peer: {
+      settings: peerSettings(o.cores ?? availableParallelism()),
+      warmup: peerWarmup,
+      repeats: positive('--peer-repeats', o.peerRepeats) ?? peerRepeats,
+    },
     seed: o.seed ?? 20240601,
   };
   plan.warmup = positive('--warmup', o.warmup, 0) ?? plan.warmup;

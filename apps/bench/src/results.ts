@@ -207,13 +207,27 @@ export interface CheckpointsSuite extends SuiteBase {
   rows: CheckpointRow[];
 }
 
+/** The PyTorch peer at one thread setting. */
+export interface PeerSettingRow {
+  torchThreads: number;
+  openblasThreads: number;
+  /** e.g. `torch 1 thread, OPENBLAS_NUM_THREADS=2`. */
+  label: string;
+  stat: Stat;
+}
+
 export interface PeerRow {
   model: 'mlp' | 'unet';
   task: 'forward' | 'train';
   batch: number;
   paramsTorch: number;
   paramsOurs: number;
+  /** PyTorch at its best: the setting with the lowest median (`setting`). */
   torch: Stat;
+  /** The label of PyTorch's best setting for this task. */
+  setting: string;
+  /** Every thread setting measured, in the plan's order. */
+  settings: PeerSettingRow[];
   /** Our backend compared (the fastest Node backend measured at the same batch). */
   oursBackend: string | null;
   oursMs: number | null;
@@ -229,6 +243,10 @@ export interface PeersSuite extends SuiteBase {
     python?: string;
     blas?: string;
     install?: string;
+    /** The thread settings that ran. */
+    settings?: { torchThreads: number; openblasThreads: number; label: string }[];
+    /** OpenBLAS / OpenMP variables set in the environment (passed through unchanged). */
+    env?: Record<string, string>;
   };
   rows: PeerRow[];
 }

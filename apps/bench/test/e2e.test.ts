@@ -80,6 +80,19 @@ describe('bench command line', () => {
       expect(x.leakedTensors).toBe(0);
     }
     for (const x of res.suites.training!.rows) expect(x.msPerStep.median).toBeGreaterThan(0);
+    // PyTorch (when installed) ran at every thread setting of the plan, and each row's reference is
+    // the setting with the lowest median, named.
+    const peers = res.suites.peers!;
+    if (peers.torch.available && peers.rows.length > 0) {
+      expect(peers.torch.settings).toHaveLength(res.plan.peer.settings.length);
+      for (const x of peers.rows) {
+        expect(x.settings).toHaveLength(res.plan.peer.settings.length);
+        const best = Math.min(...x.settings.map((y) => y.stat.median));
+        expect(x.torch.median).toBe(best);
+        expect(x.settings.find((y) => y.stat.median === best)!.label).toBe(x.setting);
+        for (const y of x.settings) expect(y.stat.samples).toHaveLength(res.plan.peer.repeats);
+      }
+    }
     // Data-parallel training on 2 worker threads (ParallelGradients of @diffuse/train), both networks.
     const parallel = res.suites.training!.rows.filter((x) => x.variant === 'workers-2');
     expect(parallel.map((x) => `${x.backend} ${x.model} ${x.workers}`).sort()).toEqual([

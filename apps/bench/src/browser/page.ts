@@ -1,18 +1,32 @@
 /**
  * The benchmark page that runs in headless Chromium (`--browser`): the same models and the same timed
- * workloads as the Node suites, on webgl or webgpu. Bundled by tsup into `dist/browser/page.global.js`;
- * the Node side (`runner.ts`) serves it and calls `globalThis.diffuseBench.run(job)`.
+ * workloads as the Node suites, on webgl, webgpu, tfjs-wasm single-threaded (`wasm-1t`, with
+ * `@diffuse/backend`'s SIMD kernels) and threaded (`wasm-threads`: tfjs-wasm's threaded build, whose
+ * shared memory the SIMD kernels cannot import), and ONNX Runtime Web (`onnx-web`, inference only:
+ * the network exported in the page by `@diffuse/onnx/web`). Bundled by tsup into
+ * `dist/browser/page.global.js`; the Node side (`runner.ts`) serves it cross-origin isolated (wasm
+ * threads need SharedArrayBuffer) and calls `globalThis.diffuseBench.run(job)`.
  */
 import '@diffuse/backend/webgl';
 import '@diffuse/backend/webgpu';
+// Registers tfjs-wasm's flags (WASM_HAS_MULTITHREAD_SUPPORT) before the backend starts.
+import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '@diffuse/backend';
+import { onnxDenoiserWeb } from '@diffuse/onnx/web';
+import * as tf from '@tensorflow/tfjs-core';
 import { timeForward, timeTrainStep } from '../measure.js';
 import { createModel, type ModelName } from '../models.js';
 import type { BackendSizes } from '../plan.js';
 import type { BackendRecord, ThroughputRow, TrainingRow } from '../results.js';
 
+/** What the page can run: tfjs backends, tfjs-wasm single-threaded or threaded, ONNX Runtime Web. */
+export type BrowserBackendName = 'webgl' | 'webgpu' | 'wasm-1t' | 'wasm-threads' | 'onnx-web';
+
 export interface BrowserJob {
-  backend: 'webgl' | 'webgpu';
+  backend: BrowserBackendName;
+  /** URL prefixes where the runner serves tfjs-wasm's and onnxruntime-web's .wasm (and .mjs) files. */
+  tfjsWasmPaths: string;
+  ortWasmPaths: string;
   models: ModelName[];
   suites: ('throughput' | 'training')[];
   sizes: BackendSizes;
@@ -35,14 +49,27 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
     training: [],
     errors: [],
   };
+  const onWasm =
+    job.backend === 'wasm-1t' || job.backend === 'wasm-threads' || job.backend === 'onnx-web';
+  const ortThreads = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
   try {
-    const info = await initBackend(job.backend);
+    // tfjs-wasm picks its threaded build whenever the page is cross-origin isolated; the flag
+    // chooses. ONNX Runtime Web's rows keep tfjs single-threaded (it only holds x and the output).
+    if (onWasm) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', job.backend === 'wasm-threads');
+    const info = await initBackend(onWasm ? 'wasm' : (job.backend as 'webgl' | 'webgpu'), {
+      wasmPaths: job.tfjsWasmPaths,
+    });
+    if (job.backend === 'wasm-threads' && info.threads < 2) {
+      throw new Error(
+        `tfjs-wasm started ${info.threads} thread(s) (crossOriginIsolated: ${globalThis.crossOriginIsolated})`,
+      );
+    }
     out.backend = {
-      name: info.name,
+      name: job.backend,
       environment: 'browser',
       available: true,
       simd: info.simd,
-      threads: info.threads,
+      threads: job.backend === 'onnx-web' ? ortThreads : info.threads,
       float32: info.float32,
       simdKernels: info.simdKernels,
       browser: navigator.userAgent,
@@ -53,7 +80,7 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
   }
   const plan = { warmup: job.warmup, repeats: job.repeats, seed: job.seed };
   for (const name of job.models) {
-    const model = createModel(name, job.seed);
+    let model = createModel(name, job.seed);
     const base = {
       model: name,
       modelLabel: model.label,
@@ -63,6 +90,22 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
       environment: 'browser' as const,
     };
     try {
+      if (job.backend === 'onnx-web') {
+        const asyncDenoiser = await onnxDenoiserWeb(model.net, {
+          wasmPaths: job.ortWasmPaths,
+          threads: ortThreads,
+        });
+        const tfjs = model;
+        model = {
+          ...tfjs,
+          label: `${tfjs.label}, exported to ONNX in the page`,
+          asyncDenoiser,
+          dispose: () => {
+            void asyncDenoiser.dispose();
+            tfjs.dispose();
+          },
+        };
+      }
       if (job.suites.includes('throughput')) {
         const batch = name === 'mlp' ? job.sizes.mlpBatch : job.sizes.unetBatch;
         const { stat, leaked } = await timeForward(model, batch, plan);
@@ -75,7 +118,7 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
           modelBytes: 0,
         });
       }
-      if (job.suites.includes('training')) {
+      if (job.suites.includes('training') && job.backend !== 'onnx-web') {
         const batch = name === 'mlp' ? job.sizes.mlpTrainBatch : job.sizes.unetTrainBatch;
         const { stat, leaked } = await timeTrainStep(model, batch, plan);
         out.training.push({

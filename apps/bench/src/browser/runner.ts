@@ -1,21 +1,49 @@
 /**
- * `--browser`: runs the throughput and training workloads in headless Chromium on webgl and webgpu,
+ * `--browser`: runs the throughput and training workloads in headless Chromium on webgl, webgpu,
+ * tfjs-wasm single-threaded and threaded, and ONNX Runtime Web (inference),
  * through playwright-core driving Debian's `/usr/bin/chromium` (never a downloaded browser), with the
  * launch flags of the project's STACK notes (SwiftShader WebGL, unsafe WebGPU fallback adapter).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
 import { recordBackend } from '../backends.js';
 import { MODEL_NAMES } from '../models.js';
 import { APP_ROOT } from '../paths.js';
 import type { SuiteContext } from '../suite.js';
-import type { BrowserJob, BrowserResult } from './page.js';
+import type { BrowserBackendName, BrowserJob, BrowserResult } from './page.js';
 
 const PAGE = resolve(APP_ROOT, 'dist/browser/page.global.js');
+const require = createRequire(import.meta.url);
+
+/** The folders holding tfjs-wasm's and onnxruntime-web's runtime files (served as /tfwasm/, /ort/). */
+function runtimeDirs(): Record<string, string> {
+  const dirs: Record<string, string> = {};
+  for (const [prefix, pkg, file] of [
+    ['/tfwasm/', '@tensorflow/tfjs-backend-wasm', 'dist/tfjs-backend-wasm-simd.wasm'],
+    ['/ort/', 'onnxruntime-web', 'dist/ort-wasm-simd-threaded.wasm'],
+  ] as const) {
+    try {
+      dirs[prefix] = dirname(require.resolve(`${pkg}/${file}`));
+    } catch {
+      // not installed: that backend's page reports the failed fetch
+    }
+  }
+  return dirs;
+}
+
+/** wasm threads need SharedArrayBuffer, i.e. a cross-origin isolated page. */
+const ISOLATION = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+};
+
+/** tfjs-wasm and ONNX Runtime Web rows run at the Node sizes (to compare with Node's rows). */
+const WASM_LIKE = new Set(['wasm-1t', 'wasm-threads', 'onnx-web']);
 /** Longest a browser backend may take (both models, forward and training). */
 const BACKEND_TIMEOUT_MS = 10 * 60_000;
 
@@ -41,11 +69,22 @@ export async function runBrowser(ctx: SuiteContext): Promise<void> {
   const html =
     '<!doctype html><meta charset="utf-8"><title>diffuse bench</title><script src="/page.js"></script>';
   const js = readFileSync(PAGE);
+  const dirs = runtimeDirs();
   const server = createServer((req, res) => {
-    if (req.url === '/page.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const prefix = Object.keys(dirs).find((p) => path.startsWith(p));
+    if (path === '/page.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript', ...ISOLATION }).end(js);
+    } else if (prefix !== undefined) {
+      const file = join(dirs[prefix]!, basename(path));
+      if (!existsSync(file)) {
+        res.writeHead(404, ISOLATION).end();
+        return;
+      }
+      const type = file.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
+      res.writeHead(200, { 'content-type': type, ...ISOLATION }).end(readFileSync(file));
     } else {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(html);
+      res.writeHead(200, { 'content-type': 'text/html', ...ISOLATION }).end(html);
     }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -59,15 +98,17 @@ export async function runBrowser(ctx: SuiteContext): Promise<void> {
       executablePath: executable,
       args: [...CHROMIUM_ARGS],
     });
-    const sizes = plan.preset === 'full' ? plan.sizes : plan.cpuSizes;
-    for (const backend of plan.browserBackends) {
-      if (backend !== 'webgl' && backend !== 'webgpu') continue;
+    for (const backend of plan.browserBackends as BrowserBackendName[]) {
+      // Software WebGL / WebGPU are slow here: the cpu sizes unless --full.
+      const sizes = plan.preset === 'full' || WASM_LIKE.has(backend) ? plan.sizes : plan.cpuSizes;
       progress.status(`browser: ${backend}`);
       const page = await context.newPage();
       page.setDefaultTimeout(0);
       await page.goto(`http://127.0.0.1:${port}/`);
       const job: BrowserJob = {
         backend,
+        tfjsWasmPaths: '/tfwasm/',
+        ortWasmPaths: '/ort/',
         models: MODEL_NAMES,
         suites: [...suites],
         sizes,

@@ -408,28 +408,41 @@ export function renderReport(r: Results): string {
     parts.push(
       `## Peers: PyTorch on CPU (${peers.status})\n`,
       t.available
-        ? `PyTorch ${t.version ?? '?'} (${t.python ?? ''}), ${t.threads ?? '?'} threads, BLAS: ${t.blas ?? 'unknown'}.\n`
+        ? `PyTorch ${t.version ?? '?'} (${t.python ?? ''}), BLAS: ${t.blas ?? 'unknown'}; run at ${t.settings?.length ?? 1} thread settings (torch intra-op threads x OPENBLAS_NUM_THREADS, one process each), ${peers.rows[0]?.torch.repeats ?? '?'} timed calls after ${peers.rows[0]?.torch.warmup ?? '?'} warm-up calls per setting${
+            t.env && Object.keys(t.env).length > 0
+              ? `; environment: ${Object.entries(t.env)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(' ')}`
+              : ''
+          }.\n`
         : `PyTorch is not installed here. Install: \`${t.install}\`\n`,
       notes(peers.notes),
     );
     if (peers.rows.length > 0) {
+      // Every thread setting's min / median / max, then the best one, which the ratio and Goals use.
+      const labels = peers.rows[0]!.settings?.map((x) => x.label) ?? [];
       parts.push(
         table(
           [
             'model',
             'task',
             'batch',
-            'PyTorch ms',
+            ...labels.map((l) => `PyTorch ${l}: min / median / max ms`),
+            'PyTorch best (setting)',
             'ours ms',
             'ours backend',
-            'ours / PyTorch',
+            'ours / PyTorch best',
             'params (ours / torch)',
           ],
           peers.rows.map((x) => [
             x.model,
             x.task,
             x.batch,
-            stat(x.torch),
+            ...labels.map((l) => {
+              const st = x.settings?.find((y) => y.label === l)?.stat;
+              return st ? `${ms(st.min)} / ${ms(st.median)} / ${ms(st.max)}` : '-';
+            }),
+            `${ms(x.torch.median)} (${x.setting ?? '?'})`,
             ms(x.oursMs),
             x.oursBackend ?? '-',
             ratio(x.ratio),

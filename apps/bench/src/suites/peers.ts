@@ -4,12 +4,12 @@
  * is reported with how to install it; it never fails the run.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import os from 'node:os';
 import { recordBackend, useBackend } from '../backends.js';
 import { runtimeName, trainingName } from '../goals.js';
 import { createModel } from '../models.js';
 import { PYTHON_PEER } from '../paths.js';
-import type { PeerRow, PeersSuite, Results } from '../results.js';
+import type { PeerSetting } from '../plan.js';
+import type { PeerRow, PeerSettingRow, PeersSuite, Results } from '../results.js';
 import { summarize } from '../stats.js';
 import { type SuiteContext, since } from '../suite.js';
 import { MODELS } from './throughput.js';
@@ -53,9 +53,46 @@ interface PeerOutput {
   }[];
 }
 
-function runPython(python: string, job: unknown): Promise<PeerOutput> {
+/**
+ * PyTorch at its best for one task: the setting with the lowest median (the first of equals, in
+ * the plan's order).
+ *
+ * @example
+ * bestSetting(rows).label; // 'torch 2 threads, OPENBLAS_NUM_THREADS=1'
+ */
+export function bestSetting(all: readonly PeerSettingRow[]): PeerSettingRow {
+  if (all.length === 0) throw new RangeError('bestSetting of no settings');
+  return all.reduce((b, r) => (r.stat.median < b.stat.median ? r : b));
+}
+
+/** How a thread setting reads in tables and Goals. */
+export function settingLabel(s: PeerSetting): string {
+  return `torch ${s.torchThreads} thread${s.torchThreads === 1 ? '' : 's'}, OPENBLAS_NUM_THREADS=${s.openblasThreads}`;
+}
+
+/**
+ * OpenBLAS variables of this environment that change its kernels (some machines set
+ * OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE to work around old OpenBLAS bugs): passed through unchanged
+ * and recorded beside the numbers.
+ */
+function openblasEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE', 'OMP_NUM_THREADS']) {
+    const v = process.env[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+function runPython(python: string, job: unknown, setting: PeerSetting): Promise<PeerOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn(python, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // OpenBLAS reads its thread count once, when it loads: one process per setting.
+    const env = {
+      ...process.env,
+      OPENBLAS_NUM_THREADS: String(setting.openblasThreads),
+      OMP_NUM_THREADS: String(setting.torchThreads),
+    };
+    const child = spawn(python, [script], { stdio: ['pipe', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => {
@@ -140,19 +177,32 @@ export async function runPeers(ctx: SuiteContext): Promise<PeersSuite> {
     tasks.push({ model: name, task: 'train', batch: trn, spec: m.spec, paramsOurs: m.params });
     m.dispose();
   }
-  const threads = os.availableParallelism?.() ?? os.cpus().length;
-  progress.status(`peers: PyTorch ${found.version} on ${threads} threads`);
-  let out: PeerOutput;
-  try {
-    out = await runPython(found.python, {
-      threads,
-      warmup: plan.warmup,
-      repeats: plan.repeats,
-      seed: plan.seed,
-      tasks: tasks.map(({ paramsOurs: _p, ...t }) => t),
-    });
-  } catch (e) {
-    notes.push(`the PyTorch peer failed: ${(e as Error).message}`);
+  const settings = plan.peer.settings;
+  progress.status(
+    `peers: PyTorch ${found.version}, ${settings.length} thread settings x ${plan.peer.repeats} repeats`,
+  );
+  // Per setting: the peer's rows, in task order.
+  const perSetting: { setting: PeerSetting; out: PeerOutput }[] = [];
+  for (const setting of settings) {
+    try {
+      const out = await runPython(
+        found.python,
+        {
+          threads: setting.torchThreads,
+          warmup: plan.peer.warmup,
+          repeats: plan.peer.repeats,
+          seed: plan.seed,
+          tasks: tasks.map(({ paramsOurs: _p, ...t }) => t),
+        },
+        setting,
+      );
+      perSetting.push({ setting, out });
+    } catch (e) {
+      notes.push(`the PyTorch peer failed at ${settingLabel(setting)}: ${(e as Error).message}`);
+    }
+  }
+  const first = perSetting[0]?.out;
+  if (first === undefined) {
     progress.tick();
     return {
       status: 'failed',
@@ -162,25 +212,31 @@ export async function runPeers(ctx: SuiteContext): Promise<PeersSuite> {
       rows: [],
     };
   }
-  if (/libblas\.so|\/blas\//.test(out.blas) && !/openblas|mkl|blis|atlas/i.test(out.blas)) {
+  if (/libblas\.so|\/blas\//.test(first.blas) && !/openblas|mkl|blis|atlas/i.test(first.blas)) {
     notes.push(
-      `PyTorch loaded the reference BLAS (${out.blas}), which is many times slower than an optimised one; install libopenblas0-pthread for representative peer numbers`,
+      `PyTorch loaded the reference BLAS (${first.blas}), which is many times slower than an optimised one; install libopenblas0-pthread for representative peer numbers`,
     );
   }
-  const rows: PeerRow[] = out.rows.map((r, i) => {
-    const t = tasks[i]!;
+  const rows: PeerRow[] = tasks.map((t, i) => {
+    const all: PeerSettingRow[] = perSetting.map(({ setting, out }) => ({
+      ...setting,
+      label: settingLabel(setting),
+      stat: summarize(out.rows[i]!.samples, plan.peer.warmup),
+    }));
+    const best = bestSetting(all);
     const o = ours(ctx.results, t);
-    const torch = summarize(r.samples, plan.warmup);
     return {
-      model: r.model,
-      task: r.task,
-      batch: r.batch,
-      paramsTorch: r.params,
+      model: t.model,
+      task: t.task,
+      batch: t.batch,
+      paramsTorch: first.rows[i]!.params,
       paramsOurs: t.paramsOurs,
-      torch,
+      torch: best.stat,
+      setting: best.label,
+      settings: all,
       oursBackend: o?.backend ?? null,
       oursMs: o?.ms ?? null,
-      ratio: o === null ? null : o.ms / torch.median,
+      ratio: o === null ? null : o.ms / best.stat.median,
     };
   });
   for (const r of rows) {
@@ -197,15 +253,19 @@ export async function runPeers(ctx: SuiteContext): Promise<PeersSuite> {
       'some ratios are missing: run the throughput and training suites in the same run to compare',
     );
   return {
-    status: tasks.length < MODELS.length * 2 || missing ? 'partial' : 'ok',
+    status:
+      tasks.length < MODELS.length * 2 || missing || perSetting.length < settings.length
+        ? 'partial'
+        : 'ok',
     notes,
     durationMs: since(t0),
     torch: {
       available: true,
-      version: out.torch,
-      threads: out.threads,
+      version: first.torch,
       python: found.python,
-      blas: out.blas,
+      blas: first.blas,
+      settings: perSetting.map(({ setting }) => ({ ...setting, label: settingLabel(setting) })),
+      env: openblasEnv(),
     },
     rows,
   };
