@@ -5,7 +5,7 @@
  */
 // The four tfjs backends the picker offers (each entry adds its package to the bundle).
 import '@diffuse/backend/cpu';
-import '@diffuse/backend/wasm';
+import '@diffuse/backend/wasm'; // (also registers WASM_HAS_MULTITHREAD_SUPPORT, set below)
 import '@diffuse/backend/webgl';
 import '@diffuse/backend/webgpu';
 import { type BackendInfo, type BackendName, initBackend } from '@diffuse/backend';
@@ -13,8 +13,6 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import * as tf from '@tensorflow/tfjs-core';
-// Registers the wasm backend's flags (WASM_HAS_MULTITHREAD_SUPPORT below) before any backend starts.
-import '@tensorflow/tfjs-backend-wasm';
 
 const WASM_PATHS = {
   'tfjs-backend-wasm.wasm': wasmPlain,

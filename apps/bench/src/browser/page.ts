@@ -9,10 +9,11 @@
  */
 import '@diffuse/backend/webgl';
 import '@diffuse/backend/webgpu';
-// Registers tfjs-wasm's flags (WASM_HAS_MULTITHREAD_SUPPORT) before the backend starts.
-import '@tensorflow/tfjs-backend-wasm';
+// Also registers tfjs-wasm's flags (WASM_HAS_MULTITHREAD_SUPPORT) before the backend starts.
+import '@diffuse/backend/wasm';
 import { initBackend } from '@diffuse/backend';
 import { onnxDenoiserWeb } from '@diffuse/onnx/web';
+import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { timeForward, timeTrainStep } from '../measure.js';
 import { createModel, type ModelName } from '../models.js';
@@ -56,12 +57,15 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
     // tfjs-wasm picks its threaded build whenever the page is cross-origin isolated; the flag
     // chooses. ONNX Runtime Web's rows keep tfjs single-threaded (it only holds x and the output).
     if (onWasm) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', job.backend === 'wasm-threads');
+    if (job.backend === 'wasm-threads') setThreadsCount(ortThreads);
     const info = await initBackend(onWasm ? 'wasm' : (job.backend as 'webgl' | 'webgpu'), {
       wasmPaths: job.tfjsWasmPaths,
     });
-    if (job.backend === 'wasm-threads' && info.threads < 2) {
+    // (read from the package this page initialised, not a second bundled copy)
+    const wasmThreads = onWasm ? Math.max(1, getThreadsCount()) : info.threads;
+    if (job.backend === 'wasm-threads' && wasmThreads < 2) {
       throw new Error(
-        `tfjs-wasm started ${info.threads} thread(s) (crossOriginIsolated: ${globalThis.crossOriginIsolated})`,
+        `tfjs-wasm's threaded build started ${wasmThreads} thread (initBackend says ${info.threads}) (crossOriginIsolated: ${globalThis.crossOriginIsolated}): its thread pool did not start in this bundled page`,
       );
     }
     out.backend = {
@@ -69,7 +73,7 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
       environment: 'browser',
       available: true,
       simd: info.simd,
-      threads: job.backend === 'onnx-web' ? ortThreads : info.threads,
+      threads: job.backend === 'onnx-web' ? ortThreads : wasmThreads,
       float32: info.float32,
       simdKernels: info.simdKernels,
       browser: navigator.userAgent,
@@ -90,7 +94,9 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
       environment: 'browser' as const,
     };
     try {
+      let runtime: ThroughputRow['runtime'];
       if (job.backend === 'onnx-web') {
+        const t0 = performance.now();
         const asyncDenoiser = await onnxDenoiserWeb(model.net, {
           wasmPaths: job.ortWasmPaths,
           threads: ortThreads,
@@ -105,6 +111,14 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
             tfjs.dispose();
           },
         };
+        runtime = {
+          name: 'onnxruntime-web',
+          version: '1.30.0',
+          threads: ortThreads,
+          host: 'wasm',
+          call: 'AsyncDenoiser (predictAsync), in the page',
+          setupMs: performance.now() - t0,
+        };
       }
       if (job.suites.includes('throughput')) {
         const batch = name === 'mlp' ? job.sizes.mlpBatch : job.sizes.unetBatch;
@@ -116,6 +130,7 @@ async function run(job: BrowserJob): Promise<BrowserResult> {
           samplesPerSecond: (batch * 1000) / stat.median,
           leakedTensors: leaked,
           modelBytes: 0,
+          ...(runtime ? { runtime } : {}),
         });
       }
       if (job.suites.includes('training') && job.backend !== 'onnx-web') {

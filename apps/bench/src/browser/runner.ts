@@ -25,7 +25,7 @@ function runtimeDirs(): Record<string, string> {
   const dirs: Record<string, string> = {};
   for (const [prefix, pkg, file] of [
     ['/tfwasm/', '@tensorflow/tfjs-backend-wasm', 'dist/tfjs-backend-wasm-simd.wasm'],
-    ['/ort/', 'onnxruntime-web', 'dist/ort-wasm-simd-threaded.wasm'],
+    ['/ort/', 'onnxruntime-web', 'ort-wasm-simd-threaded.wasm'], // (its exports map)
   ] as const) {
     try {
       dirs[prefix] = dirname(require.resolve(`${pkg}/${file}`));
@@ -104,6 +104,11 @@ export async function runBrowser(ctx: SuiteContext): Promise<void> {
       progress.status(`browser: ${backend}`);
       const page = await context.newPage();
       page.setDefaultTimeout(0);
+      // Console errors (e.g. a wasm worker that failed to start) go into the notes.
+      const consoleErrors = new Set<string>();
+      page.on('console', (m) => {
+        if (m.type() === 'error') consoleErrors.add(m.text().split('\n')[0]!.slice(0, 200));
+      });
       await page.goto(`http://127.0.0.1:${port}/`);
       const job: BrowserJob = {
         backend,
@@ -146,7 +151,10 @@ export async function runBrowser(ctx: SuiteContext): Promise<void> {
         results.throughput?.rows.push(...r.throughput);
         results.training?.rows.push(...r.training);
         for (const e of r.errors) note(`browser: ${e}`);
-        if (!r.backend.available) note(`browser ${backend}: unavailable (${r.backend.reason})`);
+        if (!r.backend.available)
+          note(
+            `browser ${backend}: unavailable (${r.backend.reason})${consoleErrors.size > 0 ? `; console: ${[...consoleErrors].slice(0, 3).join(' | ')}` : ''}`,
+          );
       } catch (e) {
         note(`browser ${backend} failed: ${(e as Error).message.split('\n')[0]}`);
       } finally {
