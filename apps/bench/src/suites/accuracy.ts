@@ -373,6 +373,17 @@ const VE_SAMPLE = /^(Euler|EulerAncestral|Heun|LMS|KDPM2)/;
  * `createScheduler` with the same config, timesteps and start noise, driven by the mixture oracle in
  * diffusers' loop (scale_model_input, model, step), and measured against the same exact solution.
  */
+/**
+ * The reference files store Python's non-finite floats as strings ("-inf", "inf", "nan": JSON has no
+ * such numbers); diffusers reads them as floats, e.g. `lambda_min_clipped = float('-inf')`.
+ */
+function pythonFloats(config: Record<string, unknown>): Record<string, unknown> {
+  const map: Record<string, number> = { inf: Infinity, '-inf': -Infinity, nan: Number.NaN };
+  return Object.fromEntries(
+    Object.entries(config).map(([k, v]) => [k, typeof v === 'string' && v in map ? map[v] : v]),
+  );
+}
+
 async function diffusersComparisons(
   ctx: SuiteContext,
   notes: string[],
@@ -412,7 +423,7 @@ async function diffusersComparisons(
     const tensors: tf.Tensor[] = [];
     try {
       const scheduler = createScheduler(
-        { _class_name: run.scheduler, ...run.config },
+        { _class_name: run.scheduler, ...pythonFloats(run.config) },
         { seed: ctx.plan.seed },
       );
       scheduler.setTimesteps(run.num_inference_steps);
