@@ -1027,7 +1027,12 @@ export class NoiseConditionalClassifier extends Model {
   }
 }
 
-/** Default `ImageClassifier` config: 16 / 32 / 32 channels (28 -> 14 -> 7 for MNIST), hidden 128. */
+/**
+ * Default `ImageClassifier` config: 16 / 32 / 32 channels (28 -> 14 -> 7 for MNIST), hidden 128.
+ *
+ * @example
+ * const config = imageClassifierConfig({ inputShape: [28, 28, 1], numClasses: 10 });
+ */
 export function imageClassifierConfig(
   config: Partial<ImageClassifierConfig> & {
     inputShape: [number, number, number];

@@ -4,13 +4,17 @@
  * file says (>= 98%, issue 20); and the Fréchet distance in its feature space separates real held-out
  * digits (the floor) from images that are not digits.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, Random } from '@diffuse/backend';
 import type { ArrayDataset } from '@diffuse/data';
+import { classifierFreeGuidance, sampleClipping } from '@diffuse/guidance';
+import type { NetworkDenoiser } from '@diffuse/models';
+import { loadModelFiles } from '@diffuse/models/node';
+import { sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { frechetReference } from './cli/classifier.js';
@@ -104,4 +108,49 @@ describe.skipIf(!existsSync(`${weights}.safetensors`))('shipped mnist-judge', ()
     expect(flipped).toBeGreaterThan(3 * floor);
     judge.dispose();
   });
+});
+
+/**
+ * Issue 20, item 5's check, in Node: at least 12 of 16 classifier-free-guided samples (s = 3) of a
+ * digit are read by the judge as that digit. It runs once the shipped `mnist-unet` is the better
+ * model the issue asks for (its metrics file records >= 90% at s = 3 over 500 samples); the current
+ * one reads 67% there (per sample), so the check is skipped for it: with these two fixed seeds it
+ * happened to read 12 and 14 of 16 (`MNIST_CHECK_ANYWAY=1` runs it regardless), but at 67% a
+ * 16-sample draw reaches 12 only about a third of the time, and at 90% almost always.
+ */
+const unetBase = join(dirname(fileURLToPath(import.meta.url)), '..', 'weights', 'mnist-unet');
+const unetCfg: number | undefined = existsSync(`${unetBase}.metrics.json`)
+  ? JSON.parse(readFileSync(`${unetBase}.metrics.json`, 'utf8')).sampleEvaluation?.guidance3
+      ?.accuracy
+  : undefined;
+
+describe.skipIf(
+  !(unetCfg !== undefined && unetCfg >= 0.9) && process.env.MNIST_CHECK_ANYWAY !== '1',
+)('shipped mnist-unet read by the judge', () => {
+  it.each([7, 3])(
+    'at least 12 of 16 classifier-free-guided samples of %i read as %i',
+    async (digit) => {
+      const unet = (await loadModelFiles(unetBase)) as NetworkDenoiser;
+      const judge = await loadJudge(weights);
+      const labels = tf.fill([16], digit, 'int32');
+      const x = await sample(sampleClipping(classifierFreeGuidance(unet, { guidanceScale: 3 })), {
+        sampler: 'dpmpp_2m',
+        steps: 20,
+        shape: [16, 28, 28, 1],
+        rng: Random.seed(digit),
+        cond: { labels },
+      });
+      const clipped = tf.clipByValue(x, -1, 1);
+      const { classes } = await judgeImages(judge, clipped);
+      const right = classes.filter((c) => c === digit).length;
+      console.log(
+        `digit ${digit}: ${right} of 16 read as ${digit} (read as ${Array.from(classes).join(' ')})`,
+      );
+      expect(right).toBeGreaterThanOrEqual(12);
+      tf.dispose([labels, x, clipped]);
+      unet.dispose();
+      judge.dispose();
+    },
+    300_000,
+  );
 });
