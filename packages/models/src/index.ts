@@ -7,6 +7,7 @@
 export type { AsyncDenoiser, Conditioning, Denoiser } from './denoiser.js';
 export {
   type AutoencoderKLConfig,
+  type ConfigOptions as DiffusersConfigOptions,
   DIFFUSERS_CLASSES,
   type DiffusersClassName,
   type DiffusersConfig,

@@ -15,6 +15,7 @@
  */
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { ConfigOptions } from './diffusers/config.js';
 import { diffusersModelFromFiles } from './diffusers/load.js';
 import type { DiffusersModel } from './diffusers/models.js';
 import { DiffusersWeightsError, ModelError } from './errors.js';
@@ -205,7 +206,7 @@ function withFile(e: unknown, path: string): unknown {
 }
 
 /** Options of `loadDiffusersModel`. */
-export interface LoadDiffusersOptions {
+export interface LoadDiffusersOptions extends ConfigOptions {
   /**
    * A weights variant such as 'fp16' (`diffusion_pytorch_model.fp16.safetensors`, or the sharded
    * `diffusion_pytorch_model.safetensors.index.fp16.json`). Without it the plain file is read, and
@@ -252,6 +253,8 @@ export async function loadDiffusersModel(
     return diffusersModelFromFiles({
       config,
       weights: asBytes(await readFile(join(folder, found.single))),
+      strict: options.strict,
+      onWarning: options.onWarning,
     });
   const indexText = await readFile(join(folder, found.index!), 'utf8');
   let map: Record<string, unknown>;
@@ -275,5 +278,11 @@ export async function loadDiffusersModel(
   const weights: Uint8Array[] = [];
   for (const name of shardNames as string[])
     weights.push(asBytes(await readFile(join(folder, name))));
-  return diffusersModelFromFiles({ config, weights, index: indexText });
+  return diffusersModelFromFiles({
+    config,
+    weights,
+    index: indexText,
+    strict: options.strict,
+    onWarning: options.onWarning,
+  });
 }

@@ -3,8 +3,10 @@
  * `AutoencoderKL`: every key the class's `__init__` accepts, with diffusers' default (the keys a
  * config leaves out take it, as `from_pretrained` does) and the values this port implements. Keys
  * starting with `_` (`_class_name`, `_diffusers_version`, `_name_or_path`) are metadata. A key the
- * class does not know, an invalid value, or a value this port does not implement is a
- * `DiffusersConfigError` naming the key and the value: never a silently different network.
+ * class's `__init__` does not take is ignored, as diffusers' `from_config` ignores it, with one
+ * warning listing such keys (`strict: true` throws instead), so real files with stray keys load and
+ * build the network diffusers builds. An invalid value, or a value this port does not implement, is
+ * a `DiffusersConfigError` naming the key and the value: never a silently different network.
  * Everything here is checked before any tensor is allocated.
  *
  * Reference: diffusers `models/unets/unet_2d.py`, `unets/unet_2d_condition.py`,
@@ -209,19 +211,36 @@ interface KeySpec {
 }
 const key = (def: unknown, check: Check): KeySpec => ({ default: def, check });
 
+/** Options of the config parsers. */
+export interface ConfigOptions {
+  /** Throw a `DiffusersConfigError` for a key the class does not take (default: ignore it with a warning, as diffusers). */
+  strict?: boolean;
+  /** Receives the warning about ignored keys (default `console.warn`). */
+  onWarning?: (message: string) => void;
+}
+
 function parse(
   className: string,
   raw: Record<string, unknown>,
   spec: Record<string, KeySpec>,
+  parseOptions: ConfigOptions,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  const ignored: string[] = [];
   for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith('_')) continue;
-    if (!(k in spec)) fail(k, v, `${className} has no such option (known: see its __init__)`);
+    if (k.startsWith('_') || k in spec) continue;
+    if (parseOptions.strict)
+      fail(k, v, `${className} has no such option (its __init__ does not take it)`);
+    ignored.push(`'${k}'`);
   }
+  if (ignored.length > 0)
+    (parseOptions.onWarning ?? console.warn)(
+      `the config keys ${ignored.join(', ')} are not options of ${className} and are ignored (as diffusers ignores them)`,
+    );
   for (const [k, s] of Object.entries(spec)) {
-    const v = k in raw ? raw[k] : s.default;
-    out[k] = v === undefined ? undefined : s.check(v, k);
+    // An absent key, or one set to undefined (not JSON, but possible in an object), takes the default.
+    const v = raw[k] !== undefined ? raw[k] : s.default;
+    out[k] = s.check(v, k);
   }
   return out;
 }
@@ -293,8 +312,11 @@ const UNET2D: Record<string, KeySpec> = {
  * @example
  * const config = parseUNet2DConfig(JSON.parse(text)); // throws DiffusersConfigError on a bad key
  */
-export function parseUNet2DConfig(raw: Record<string, unknown>): UNet2DConfig {
-  const c = parse('UNet2DModel', raw, UNET2D) as unknown as UNet2DConfig;
+export function parseUNet2DConfig(
+  raw: Record<string, unknown>,
+  options: ConfigOptions = {},
+): UNet2DConfig {
+  const c = parse('UNet2DModel', raw, UNET2D, options) as unknown as UNet2DConfig;
   const n = c.block_out_channels.length;
   if (c.down_block_types.length !== n)
     fail('down_block_types', c.down_block_types, `needs one entry per block_out_channels (${n})`);
@@ -415,8 +437,16 @@ const UNET2D_COND: Record<string, KeySpec> = {
  * @example
  * const config = parseUNet2DConditionConfig(JSON.parse(text));
  */
-export function parseUNet2DConditionConfig(raw: Record<string, unknown>): UNet2DConditionConfig {
-  const c = parse('UNet2DConditionModel', raw, UNET2D_COND) as unknown as UNet2DConditionConfig;
+export function parseUNet2DConditionConfig(
+  raw: Record<string, unknown>,
+  options: ConfigOptions = {},
+): UNet2DConditionConfig {
+  const c = parse(
+    'UNet2DConditionModel',
+    raw,
+    UNET2D_COND,
+    options,
+  ) as unknown as UNet2DConditionConfig;
   const n = c.block_out_channels.length;
   const perBlock = (k: keyof UNet2DConditionConfig) => {
     const v = c[k];
@@ -537,8 +567,11 @@ const AUTOENCODER_KL: Record<string, KeySpec> = {
  * @example
  * const config = parseAutoencoderKLConfig(JSON.parse(text));
  */
-export function parseAutoencoderKLConfig(raw: Record<string, unknown>): AutoencoderKLConfig {
-  const c = parse('AutoencoderKL', raw, AUTOENCODER_KL) as unknown as AutoencoderKLConfig;
+export function parseAutoencoderKLConfig(
+  raw: Record<string, unknown>,
+  options: ConfigOptions = {},
+): AutoencoderKLConfig {
+  const c = parse('AutoencoderKL', raw, AUTOENCODER_KL, options) as unknown as AutoencoderKLConfig;
   const n = c.block_out_channels.length;
   if (c.down_block_types.length !== n)
     fail('down_block_types', c.down_block_types, `needs one entry per block_out_channels (${n})`);
@@ -565,7 +598,10 @@ export type DiffusersConfig =
  * @example
  * const { className, config } = parseDiffusersConfig(await readFile('unet/config.json', 'utf8'));
  */
-export function parseDiffusersConfig(input: string | object): DiffusersConfig {
+export function parseDiffusersConfig(
+  input: string | object,
+  options: ConfigOptions = {},
+): DiffusersConfig {
   let raw: unknown = input;
   if (typeof input === 'string') {
     try {
@@ -580,11 +616,11 @@ export function parseDiffusersConfig(input: string | object): DiffusersConfig {
   const name = obj._class_name;
   switch (name) {
     case 'UNet2DModel':
-      return { className: name, config: parseUNet2DConfig(obj) };
+      return { className: name, config: parseUNet2DConfig(obj, options) };
     case 'UNet2DConditionModel':
-      return { className: name, config: parseUNet2DConditionConfig(obj) };
+      return { className: name, config: parseUNet2DConditionConfig(obj, options) };
     case 'AutoencoderKL':
-      return { className: name, config: parseAutoencoderKLConfig(obj) };
+      return { className: name, config: parseAutoencoderKLConfig(obj, options) };
     default:
       return fail(
         '_class_name',

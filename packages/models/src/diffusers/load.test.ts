@@ -240,7 +240,6 @@ describe('diffusers configs', () => {
       [{ down_block_types: ['SkipDownBlock2D', 'AttnDownBlock2D'] }, 'in_channels', 1],
       [{ up_block_types: ['AttnUpBlock2D', 'KUpBlock2D'] }, 'up_block_types[1]', 'KUpBlock2D'],
       [{ act_fn: 'tanh' }, 'act_fn', 'tanh'],
-      [{ some_new_flag: true }, 'some_new_flag', true],
       [{ norm_num_groups: 5 }, 'norm_num_groups', 5],
       [{ block_out_channels: [16] }, 'down_block_types', ['DownBlock2D', 'AttnDownBlock2D']],
       [{ _class_name: 'UNet3DConditionModel' }, '_class_name', 'UNet3DConditionModel'],
@@ -265,6 +264,32 @@ describe('diffusers configs', () => {
     expect(e.message).toContain('far larger network than the weights hold');
     expect(tf.memory().numTensors).toBe(before);
     expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it('a key the class does not take is ignored with a warning, as diffusers does; strict: true throws', () => {
+    const warnings: string[] = [];
+    const m = diffusersModelFromFiles({
+      config: { ...config, some_new_flag: true },
+      weights: serializeSafetensors(tensors),
+      onWarning: (w) => warnings.push(w),
+    });
+    expect(warnings).toEqual([
+      "the config keys 'some_new_flag' are not options of UNet2DModel and are ignored (as diffusers ignores them)",
+    ]);
+    m.dispose();
+    let e: unknown;
+    try {
+      diffusersModelFromFiles({
+        config: { ...config, some_new_flag: true },
+        weights: serializeSafetensors(tensors),
+        strict: true,
+      });
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toBeInstanceOf(DiffusersConfigError);
+    expect((e as DiffusersConfigError).key).toBe('some_new_flag');
+    expect((e as DiffusersConfigError).value).toBe(true);
   });
 
   it('a config that changes the network is caught by the weights (mid-block attention off)', () => {

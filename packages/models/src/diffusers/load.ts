@@ -10,12 +10,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DiffusersWeightsError } from '../errors.js';
 import { parseSafetensors, type RawTensor, rawToTensor } from '../safetensors.js';
-import { type DiffusersConfig, parseDiffusersConfig } from './config.js';
+import { type ConfigOptions, type DiffusersConfig, parseDiffusersConfig } from './config.js';
 import { AutoencoderKL, type DiffusersModel, UNet2DConditionModel, UNet2DModel } from './models.js';
 import type { RegistryLimits, Slot } from './modules.js';
 
 /** What `diffusersModelFromFiles` takes: the `config.json` (text or parsed) and the weights. */
-export interface DiffusersFiles {
+export interface DiffusersFiles extends ConfigOptions {
   config: object | string;
   /** The `.safetensors` bytes, or the bytes of every shard of a sharded checkpoint. */
   weights: Uint8Array | Uint8Array[];
@@ -163,7 +163,10 @@ function indexKeys(index: object | string): string[] {
  * const unet = diffusersModelFromFiles({ config, weights: new Uint8Array(weights) });
  */
 export function diffusersModelFromFiles(files: DiffusersFiles): DiffusersModel {
-  const parsed = parseDiffusersConfig(files.config);
+  const parsed = parseDiffusersConfig(files.config, {
+    strict: files.strict,
+    onWarning: files.onWarning,
+  });
   const shards = Array.isArray(files.weights) ? files.weights : [files.weights];
   if (shards.length === 0) throw new DiffusersWeightsError('weights', 'no weight files given');
   const parsedShards = shards.map((bytes) => parseSafetensors(bytes));
