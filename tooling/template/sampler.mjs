@@ -1,14 +1,29 @@
-// `pnpm new sampler <name> [--description "..."]`: writes packages/samplers/src/samplers/<name>.ts
-// (a working first-order skeleton to replace with the new algorithm) and adds its registry line to
-// packages/samplers/src/samplers/index.ts. The conformance suite (src/conformance.test.ts) then checks
-// the new sampler automatically: order of convergence, point mass, moments, leaks, seeds.
+// `pnpm new sampler <name> [--description "..."]`, in packages/samplers:
+// 1. writes src/samplers/<name>.ts, a working first-order skeleton to replace with the new algorithm;
+// 2. adds its registry line to src/samplers/index.ts;
+// 3. adds its name to BUILTIN_SAMPLER_NAMES in src/names.ts (so `sampler: '<name>'` type-checks);
+// 4. exports the file from src/index.ts;
+// 5. adds its row to the README's table of samplers;
+// 6. formats the touched files with biome (import order, line breaks), so `pnpm lint` passes.
+// The conformance suite (src/conformance.test.ts) then checks the new sampler automatically: order of
+// convergence, point mass, moments, leaks, seeds. tooling/checks/test/generators.test.ts runs this
+// generator in a temporary copy and checks lint, types and that suite.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+/** Inserts `text` before `marker` in `file`; throws when the marker is missing. */
+function insertBefore(file, marker, text) {
+  const src = readFileSync(file, 'utf8');
+  if (!src.includes(marker)) throw new Error(`${file} has no '${marker.trim()}' marker`);
+  writeFileSync(file, src.replace(marker, `${text}${marker}`));
+}
 
 const camel = (s) => s.replace(/[-_]([a-z0-9])/g, (_, c) => c.toUpperCase());
 
 export function create(name, { root, description }) {
-  const dir = join(root, 'packages', 'samplers', 'src', 'samplers');
+  const pkg = join(root, 'packages', 'samplers');
+  const dir = join(pkg, 'src', 'samplers');
   const file = join(dir, `${name}.ts`);
   const registry = join(dir, 'index.ts');
   if (!existsSync(registry)) throw new Error(`no sampler registry at ${registry}`);
@@ -66,8 +81,28 @@ export const ${def}: SamplerDefinition = {
   reg = `${reg.slice(0, at)}\nimport { ${def} } from './${name}.js';${reg.slice(at)}`;
   reg = reg.replace(marker, `  ${def},\n${marker}`);
   writeFileSync(registry, reg);
-  console.log(`created packages/samplers/src/samplers/${name}.ts and registered '${id}'.`);
+  const names = join(pkg, 'src', 'names.ts');
+  if (readFileSync(names, 'utf8').includes(`'${id}',`))
+    throw new Error(`'${id}' is already in ${names}`);
+  insertBefore(names, '  // new sampler names above this line', `  '${id}',\n`);
+  const index = join(pkg, 'src', 'index.ts');
+  insertBefore(index, "export * from './samplers/", `export * from './samplers/${name}.js';\n`);
+  insertBefore(
+    join(pkg, 'README.md'),
+    '<!-- new samplers above this line -->',
+    `| \`${id}\` | ${desc} (skeleton: first-order Euler steps) | | 1 | <reference> |\n`,
+  );
+  // format and sort imports and exports the way the repository's biome.json wants them
+  execFileSync(
+    join(root, 'node_modules', '.bin', 'biome'),
+    ['check', '--write', file, registry, names, index],
+    { cwd: root, stdio: 'ignore' },
+  );
   console.log(
-    'Next: pnpm --filter @diffuse/samplers build && cd packages/samplers && npx vitest run src/conformance.test.ts',
+    `created packages/samplers/src/samplers/${name}.ts; registered '${id}' (src/samplers/index.ts), ` +
+      'named it in src/names.ts, exported it from src/index.ts and added its README row.',
+  );
+  console.log(
+    `Next: write the algorithm, then cd packages/samplers && pnpm vitest run src/conformance.test.ts -t ${id}`,
   );
 }

@@ -1,5 +1,7 @@
-// `pnpm new schedule <name>`: adds a continuous noise schedule to @diffuse/schedules as one file plus
-// one registry line. The new file starts as a working schedule (logSNR linear in t between two
+// `pnpm new schedule <name>`: adds a continuous noise schedule to @diffuse/schedules: writes
+// src/continuous/<name>.ts, adds its line to BUILTIN in src/registry.ts, exports the class and its
+// params type from src/index.ts, adds its row to the README's table, and formats the touched files
+// with biome (so `pnpm lint` passes). The new file starts as a working schedule (logSNR linear in t between two
 // parameters) with every method the interface needs; replace its math with yours. The shared
 // conformance test (packages/schedules/src/registry.test.ts) then checks it: monotone logSNR, the
 // endpoints, both inverses, dlogSNR/dt against finite differences, the tensor versions, and
@@ -115,19 +117,30 @@ export class ${cls} extends BaseSchedule {
     process.exit(1);
   }
   writeFileSync(registry, withEntry);
-  try {
-    // format and sort imports the way the repository's biome.json wants them
-    execFileSync(
-      join(root, 'node_modules', '.bin', 'biome'),
-      ['check', '--write', file, registry],
-      { stdio: 'ignore' },
+  const index = join(dir, 'index.ts');
+  const exportLine = `export { type ${cls}Params, ${cls} } from './continuous/${name}.js';\n`;
+  const indexSrc = readFileSync(index, 'utf8');
+  const firstContinuous = indexSrc.indexOf("from './continuous/");
+  const at = indexSrc.lastIndexOf('\nexport ', firstContinuous) + 1;
+  writeFileSync(index, `${indexSrc.slice(0, at)}${exportLine}${indexSrc.slice(at)}`);
+  const readme = join(root, 'packages', 'schedules', 'README.md');
+  const marker = '<!-- new schedules above this line -->';
+  const readmeSrc = readFileSync(readme, 'utf8');
+  if (readmeSrc.includes(marker)) {
+    writeFileSync(
+      readme,
+      readmeSrc.replace(marker, `| \`${name}\` | \`${cls}\` | ${doc} |\n${marker}`),
     );
-  } catch {
-    console.warn('biome could not format the new files; run `pnpm lint` to see why');
   }
+  // format and sort imports and exports the way the repository's biome.json wants them
+  execFileSync(
+    join(root, 'node_modules', '.bin', 'biome'),
+    ['check', '--write', file, registry, index],
+    { cwd: root, stdio: 'ignore' },
+  );
   console.log(
-    `created packages/schedules/src/continuous/${name}.ts and registered '${name}' in src/registry.ts.\n` +
-      `Next: export ${cls} from src/index.ts, write your math, then run\n` +
-      '  cd packages/schedules && npx vitest run src/registry.test.ts',
+    `created packages/schedules/src/continuous/${name}.ts; registered '${name}' in src/registry.ts, ` +
+      `exported ${cls} from src/index.ts and added its README row.\n` +
+      `Next: write your math, then cd packages/schedules && pnpm vitest run src/registry.test.ts -t ${name}`,
   );
 }

@@ -5,7 +5,7 @@
  */
 import { Random } from '@diffuse/backend';
 import type { Denoiser } from '@diffuse/models';
-import { listSamplers, type SampleOptions, sampleSteps } from '@diffuse/samplers';
+import { getSampler, listSamplers, type SampleOptions, sampleSteps } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import type uPlot from 'uplot';
 import { reportStepTime } from './backend.js';
@@ -51,13 +51,20 @@ function counted(d: Denoiser): { denoiser: Denoiser; calls: () => number } {
  */
 export async function runSampler(
   denoiser: Denoiser,
-  opts: { sampler: string; steps: number; n: number; seed: number; cond?: SampleOptions['cond'] },
+  opts: {
+    /** A registered sampler's name (from the page's pickers). */
+    sampler: string;
+    steps: number;
+    n: number;
+    seed: number;
+    cond?: SampleOptions['cond'];
+  },
   onStep?: (path: Float32Array[], i: number, steps: number) => Promise<void>,
 ): Promise<RunResult> {
   const c = counted(denoiser);
   const it = sampleSteps(c.denoiser, {
     ...PLAN,
-    sampler: opts.sampler,
+    sampler: getSampler(opts.sampler).name,
     steps: opts.steps,
     shape: [opts.n, 2],
     seed: opts.seed,
@@ -98,7 +105,7 @@ export async function stepsForNfe(
     const c = counted(NULL_DENOISER);
     const it = sampleSteps(c.denoiser, {
       ...PLAN,
-      sampler,
+      sampler: getSampler(sampler).name,
       steps,
       shape: [1, 2],
       seed: 0,

@@ -5,7 +5,7 @@
  */
 import { assertNoLeaks, initBackend, maxAbsDiff, readFloat32 } from '@diffuse/backend';
 import type { AsyncDenoiser, Denoiser } from '@diffuse/models';
-import { sample } from '@diffuse/samplers';
+import { type SamplerName, sample } from '@diffuse/samplers';
 import type { Prediction } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
@@ -131,7 +131,7 @@ const CASES: Case[] = [
 
 const SAMPLERS = ['dpmpp_2m', 'euler_ancestral'] as const;
 
-function run(denoiser: AnyDenoiser, sampler: string): Promise<tf.Tensor> {
+function run(denoiser: AnyDenoiser, sampler: SamplerName): Promise<tf.Tensor> {
   return sample(denoiser, {
     sampler,
     steps: 8,

@@ -111,7 +111,7 @@ describe('guidance over onnxruntime-node (AsyncDenoiser)', () => {
     async (_, wrap) => {
       const guided = wrap(onnx);
       expect(isAsyncDenoiser(guided)).toBe(true);
-      for (const sampler of ['dpmpp_2m', 'euler_ancestral']) {
+      for (const sampler of ['dpmpp_2m', 'euler_ancestral'] as const) {
         const opts = { sampler, steps: 10, shape: [32, 8], seed: 5, cond: { labels } };
         const reference = await sample(wrap(net), opts);
         const out = await assertNoLeaks(() => sample(guided, opts), `onnx ${sampler}`);
@@ -121,7 +121,13 @@ describe('guidance over onnxruntime-node (AsyncDenoiser)', () => {
   );
 
   it('guidance changes the ONNX samples by far more than the tolerance (the comparison can fail)', async () => {
-    const opts = { sampler: 'dpmpp_2m', steps: 10, shape: [32, 8], seed: 5, cond: { labels } };
+    const opts = {
+      sampler: 'dpmpp_2m' as const,
+      steps: 10,
+      shape: [32, 8],
+      seed: 5,
+      cond: { labels },
+    };
     const plain = await sample(onnx, opts);
     const guided = await sample(classifierFreeGuidance(onnx, { guidanceScale: 3 }), opts);
     expect(await relativeError(plain, guided)).toBeGreaterThan(100 * TOLERANCE);

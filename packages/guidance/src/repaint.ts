@@ -17,7 +17,7 @@
 import type { Random } from '@diffuse/backend';
 import { Random as RandomStream } from '@diffuse/backend';
 import type { Conditioning } from '@diffuse/models';
-import { resolvePlan, type SampleOptions, sample } from '@diffuse/samplers';
+import { resolvePlan, type SampleOptions, type SamplerName, sample } from '@diffuse/samplers';
 import type { NoiseLevel } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AnyDenoiser, assertAnyDenoiser } from './any-denoiser.js';
@@ -58,7 +58,7 @@ export interface RepaintOptions
   /** Number of samples (default: the batch of `image`, or of `mask`). */
   batch?: number;
   /** The sampler for the reverse move of the unknown region (default `ddpm`, as RePaint). */
-  sampler?: string;
+  sampler?: SamplerName;
   /** Seed of the noise (initial, known-region, re-noising and sampler noise). */
   seed?: number;
   /** Random stream instead of `seed`. */

@@ -35,7 +35,7 @@ export interface Denoiser {
   /** The data shape of one example (without the batch axis), when fixed. */
   readonly shape?: readonly number[];
   /** Number of classes a conditional model accepts (its null class, if any, is `numClasses`). */
-  readonly numClasses?: number;
+  readonly numClasses?: number | undefined;
   predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor;
 }
 
@@ -67,7 +67,7 @@ export interface AsyncDenoiser {
   /** The data shape of one example (without the batch axis), when fixed. */
   readonly shape?: readonly number[];
   /** Number of classes a conditional model accepts (its null class, if any, is `numClasses`). */
-  readonly numClasses?: number;
+  readonly numClasses?: number | undefined;
   /**
    * The prediction for `x` at `level`: a new tensor the caller owns, shaped like `x`. It must not
    * dispose its inputs, and the inputs stay valid until the promise settles.

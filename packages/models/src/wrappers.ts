@@ -43,7 +43,7 @@ export function withPrediction(denoiser: Denoiser, target: Prediction): Denoiser
 export interface NoiseConditionalNetwork {
   apply(x: tf.Tensor, noise: tf.Tensor, cond?: Conditioning): tf.Tensor;
   readonly shape?: readonly number[];
-  readonly numClasses?: number;
+  readonly numClasses?: number | undefined;
 }
 
 /** Options of `edmPreconditioned`. */

@@ -7,7 +7,14 @@ import { assertNoLeaks, initBackend } from '@diffuse/backend';
 import { type AsyncDenoiser, type Denoiser, GaussianMixture } from '@diffuse/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { invert, logLikelihood, SamplerError, sample, sampleSteps } from './index.js';
+import {
+  invert,
+  logLikelihood,
+  SamplerError,
+  type SamplerName,
+  sample,
+  sampleSteps,
+} from './index.js';
 
 let den: Denoiser;
 beforeAll(async () => {
@@ -46,7 +53,7 @@ function deferred(d: Denoiser): AsyncDenoiser & { calls: number } {
   return wrapped;
 }
 
-const CASES: [string, Record<string, unknown>][] = [
+const CASES: [SamplerName, Record<string, unknown>][] = [
   ['euler', {}],
   ['heun', {}],
   ['dpmpp_2m', {}],
@@ -74,7 +81,7 @@ describe('sample with an AsyncDenoiser', () => {
   }
 
   it('sampleSteps reports the same steps; invert gives the same latent', async () => {
-    const opts = { sampler: 'dpmpp_2m', steps: 6, shape: [16, 2], seed: 1 };
+    const opts = { sampler: 'dpmpp_2m' as const, steps: 6, shape: [16, 2], seed: 1 };
     const collect = async (d: Denoiser | AsyncDenoiser) => {
       const seen: number[][] = [];
       const it = sampleSteps(d, opts);

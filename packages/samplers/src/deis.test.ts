@@ -22,7 +22,13 @@ import { GaussianMixture } from '@diffuse/models';
 import { DiscreteSchedule } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createScheduler, deisCoefficients, sample, sampleSteps } from './index.js';
+import {
+  createScheduler,
+  deisCoefficients,
+  type SamplerName,
+  sample,
+  sampleSteps,
+} from './index.js';
 import { flat, loadRef, maxRelErr } from './testing/refs.js';
 
 interface DRun {
@@ -257,7 +263,7 @@ describe('deis and DPM-Solver', () => {
       Math.exp(Math.log(hi) + (k / n) * (Math.log(lo) - Math.log(hi))),
     );
   async function run(
-    sampler: string,
+    sampler: SamplerName,
     samplerOptions: Record<string, number | boolean | string>,
     sigmas: number[],
   ): Promise<Float32Array> {

@@ -62,6 +62,7 @@ describe('sample(): bad input', () => {
     await expect(sample(d, { schedule, steps: 1001, shape: [2, 2], seed: 1 })).rejects.toThrow(
       /exceeds the schedule's 1000/,
     );
+    // @ts-expect-error: an unknown sampler name fails to compile, and throws at run time
     await expect(sample(d, { sampler: 'nope', steps: 5, shape: [2, 2], seed: 1 })).rejects.toThrow(
       /unknown sampler 'nope'/,
     );

@@ -44,6 +44,12 @@ export {
   type LogLikelihoodResult,
   logLikelihood,
 } from './likelihood.js';
+export {
+  BUILTIN_SAMPLER_NAMES,
+  type BuiltinSamplerName,
+  type SamplerName,
+  type SamplerNames,
+} from './names.js';
 export { type Dopri5Options, dopri5, type OdeRhs } from './ode.js';
 export { getSampler, listSamplers, registerSampler, resolveSamplerOptions } from './registry.js';
 export { type NoiseSource, RunScope } from './run.js';

@@ -9,7 +9,7 @@ import { initBackend } from '@diffuse/backend';
 import { type Denoiser, GaussianMixture } from '@diffuse/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { sample } from './index.js';
+import { type SamplerName, sample } from './index.js';
 import { flat, loadRef, maxRelErr } from './testing/refs.js';
 
 interface KRun {
@@ -30,7 +30,7 @@ interface KRefs {
   runs: KRun[];
 }
 
-const NAMES: Record<string, string> = {
+const NAMES: Record<string, SamplerName> = {
   sample_euler: 'euler',
   sample_heun: 'heun',
   sample_dpm_2: 'dpm_2',

@@ -19,6 +19,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { NonFiniteError, SamplerError, SamplingAbortedError } from './errors.js';
 import { assertAllFinite } from './finite.js';
+import type { SamplerName } from './names.js';
 import { getSampler, resolveSamplerOptions } from './registry.js';
 import { type NoiseSource, RunScope } from './run.js';
 import type { SamplerOptions } from './types.js';
@@ -35,8 +36,8 @@ export const EMBEDDINGS: readonly Embedding[] = ['vp', 've', 'flow'];
 
 /** Options of `sample` and `sampleSteps`. */
 export interface SampleOptions {
-  /** Registry name of the sampler (default `euler`); see `listSamplers()`. */
-  sampler?: string;
+  /** Registry name of the sampler (default `euler`); see `listSamplers()` and `SamplerNames`. */
+  sampler?: SamplerName;
   /** The sampler's own options (e.g. `{ eta: 0.5 }`); unknown keys throw. */
   samplerOptions?: SamplerOptions;
   /** Explicit decreasing VE noise levels sigma_i = sigma_t / alpha_t (k-diffusion's `sigmas`); may end in 0. */

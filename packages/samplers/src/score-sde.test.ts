@@ -2,7 +2,7 @@
 import { initBackend } from '@diffuse/backend';
 import { GaussianMixture } from '@diffuse/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { sample } from './index.js';
+import { type SamplerName, sample } from './index.js';
 
 const MU = 0.7;
 const SD = 0.5;
@@ -49,7 +49,7 @@ describe('annealed Langevin dynamics', () => {
 });
 
 describe('reverse-SDE Euler-Maruyama and predictor-corrector', () => {
-  it.each([['euler_maruyama_ve'], ['euler_maruyama_vp'], ['pc']])(
+  it.each<[SamplerName]>([['euler_maruyama_ve'], ['euler_maruyama_vp'], ['pc']])(
     '%s samples N(mu, s^2) with many steps',
     async (name) => {
       const m = await moments({

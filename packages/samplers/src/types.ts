@@ -10,7 +10,9 @@
  * `Denoiser`, the diffusers-style schedulers feed the model output passed to `step()`. So each
  * algorithm exists once and serves both faces.
  */
+
 import type * as tf from '@tensorflow/tfjs-core';
+import type { SamplerName } from './names.js';
 
 /** The sampler asks for D(x; sigma). `x` is VE-scaled and belongs to the sampler. */
 export interface DenoiseRequest {
@@ -92,7 +94,7 @@ export interface OptionRule {
 /** A registered sampler: the function, its defaults and what the conformance suite should expect. */
 export interface SamplerDefinition<O extends SamplerOptions = SamplerOptions> {
   /** Registry name, e.g. `dpmpp_2m`. */
-  readonly name: string;
+  readonly name: SamplerName;
   /** One line for tables and UIs. */
   readonly description: string;
   /** The paper (section / algorithm) and reference implementation. */

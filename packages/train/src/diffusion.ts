@@ -39,7 +39,7 @@ export interface DiffusionLossOptions {
 
 /** A denoiser the objective can train: `Denoiser`-shaped, with the class count of its conditioning. */
 export interface TrainableDenoiser extends DenoiserLike {
-  readonly numClasses?: number;
+  readonly numClasses?: number | undefined;
 }
 
 /**

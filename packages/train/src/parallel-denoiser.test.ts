@@ -135,7 +135,7 @@ for (const c of CASES) {
       const batch = 6;
       const cond = c.classes > 0 ? { labels: labels(batch, c.classes) } : undefined;
       const options = {
-        sampler: 'dpmpp_2m',
+        sampler: 'dpmpp_2m' as const,
         steps: 10,
         batch,
         seed: 21,
@@ -152,7 +152,7 @@ for (const c of CASES) {
       it('classifier-free guidance (@diffuse/guidance) runs on it unchanged', async () => {
         const batch = 4;
         const cond = { labels: labels(batch, c.classes - 1) }; // real classes only
-        const options = { sampler: 'euler', steps: 4, batch, seed: 5, cond };
+        const options = { sampler: 'euler' as const, steps: 4, batch, seed: 5, cond };
         const guide = { guidanceScale: 3 };
         const got = await sample(classifierFreeGuidance(pd, guide), options);
         const want = await sample(classifierFreeGuidance(model, guide), options);

@@ -116,8 +116,15 @@ export class WorkerHandle<In, Out extends { type: string }> {
  * in `../dist/` when this module runs from `src/` (tests). Throws `TrainError` when neither exists.
  */
 export async function defaultWorkerUrl(name: string, role: string): Promise<URL> {
-  const { existsSync } = await import('node:fs');
-  const { fileURLToPath } = await import('node:url');
+  // Inside try: bundlers (esbuild --platform=browser) then leave these Node-only imports alone.
+  let existsSync: typeof import('node:fs').existsSync;
+  let fileURLToPath: typeof import('node:url').fileURLToPath;
+  try {
+    ({ existsSync } = await import('node:fs'));
+    ({ fileURLToPath } = await import('node:url'));
+  } catch (e) {
+    throw new TrainError(`${role} workers need Node (node:fs, node:url)`, { cause: e });
+  }
   const beside = new URL(`./${name}`, import.meta.url);
   if (existsSync(fileURLToPath(beside))) return beside;
   const built = new URL(`../dist/${name}`, import.meta.url);

@@ -91,7 +91,18 @@ export class FileCheckpointStore implements CheckpointStore {
 
   /** Opens (creating if needed) a checkpoint directory. `fs` defaults to `node:fs/promises`. */
   static async open(dir: string, fs?: FileSystem): Promise<FileCheckpointStore> {
-    const impl = fs ?? ((await import('node:fs/promises')) as unknown as FileSystem);
+    let impl = fs;
+    if (impl === undefined) {
+      // Inside try: bundlers (esbuild --platform=browser) then leave this Node-only import alone.
+      try {
+        impl = (await import('node:fs/promises')) as unknown as FileSystem;
+      } catch (e) {
+        throw new CheckpointError(
+          `FileCheckpointStore needs node:fs/promises here; pass a \`fs\` implementation (or use MemoryCheckpointStore)`,
+          { cause: e },
+        );
+      }
+    }
     await impl.mkdir(dir, { recursive: true });
     return new FileCheckpointStore(dir, impl);
   }

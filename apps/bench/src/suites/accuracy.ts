@@ -21,6 +21,7 @@ import {
   getSampler,
   listSamplers,
   type SampleOptions,
+  type SamplerName,
   sample,
 } from '@diffuse/samplers';
 import { type BetaSchedule, DiscreteSchedule, predictionFromDiffusers } from '@diffuse/schedules';
@@ -140,7 +141,7 @@ export interface NfeModel {
  * error tolerances (`rtol`/`atol` options), or whose NFE at 8 steps is off the line, is adaptive: its
  * tolerances, not the step count, set the NFE.
  */
-async function nfeModel(gm: GaussianMixture, name: string, seed: number): Promise<NfeModel> {
+async function nfeModel(gm: GaussianMixture, name: SamplerName, seed: number): Promise<NfeModel> {
   const noise = tf.randomNormal([2, gm.dim], 0, 1, 'float32', seed);
   try {
     const nfe = async (steps: number) =>
@@ -311,7 +312,7 @@ async function kdiffusionComparisons(
       let note: string | undefined;
       try {
         const res = await run(mix.gm, noise, {
-          sampler: name,
+          sampler: def.name,
           sigmas: r.sigmas,
           samplerOptions,
           seed: ctx.plan.seed,

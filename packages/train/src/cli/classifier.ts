@@ -24,7 +24,7 @@ import {
   NoiseConditionalClassifier,
 } from '@diffuse/models';
 import { loadModelFiles } from '@diffuse/models/node';
-import { sample } from '@diffuse/samplers';
+import { type SamplerName, sample } from '@diffuse/samplers';
 import {
   addNoise,
   CosineSchedule,
@@ -311,7 +311,7 @@ export async function evaluateMnistSamples(
     perClass?: number;
     steps?: number;
     seed?: number;
-    sampler?: string;
+    sampler?: SamplerName;
     unconditional?: boolean;
     chunk?: number;
   } = {},

@@ -1,0 +1,3 @@
+import { packageTestConfig } from '@diffuse/config/vitest';
+
+export default packageTestConfig({ include: ['test/**/*.test.ts'] });
