@@ -1,5 +1,6 @@
 // `pnpm new schedule <name>`: adds a continuous noise schedule to @diffuse/schedules: writes
-// src/continuous/<name>.ts, adds its line to BUILTIN in src/registry.ts, exports the class and its
+// src/continuous/<name>.ts, adds its line to BUILTIN in src/registry.ts and its name to
+// BUILTIN_SCHEDULE_NAMES in src/names.ts (so `createSchedule('<name>')` type-checks), exports the class and its
 // params type from src/index.ts, adds its row to the README's table, and formats the touched files
 // with biome (so `pnpm lint` passes). The new file starts as a working schedule (logSNR linear in t between two
 // parameters) with every method the interface needs; replace its math with yours. The shared
@@ -117,6 +118,12 @@ export class ${cls} extends BaseSchedule {
     process.exit(1);
   }
   writeFileSync(registry, withEntry);
+  const names = join(dir, 'names.ts');
+  const namesMarker = '  // new schedule names above this line';
+  const namesSrc = readFileSync(names, 'utf8');
+  if (!namesSrc.includes(namesMarker))
+    throw new Error(`${names} has no '${namesMarker.trim()}' marker`);
+  writeFileSync(names, namesSrc.replace(namesMarker, `  '${name}',\n${namesMarker}`));
   const index = join(dir, 'index.ts');
   const exportLine = `export { type ${cls}Params, ${cls} } from './continuous/${name}.js';\n`;
   const indexSrc = readFileSync(index, 'utf8');
@@ -135,7 +142,7 @@ export class ${cls} extends BaseSchedule {
   // format and sort imports and exports the way the repository's biome.json wants them
   execFileSync(
     join(root, 'node_modules', '.bin', 'biome'),
-    ['check', '--write', file, registry, index],
+    ['check', '--write', file, registry, names, index],
     { cwd: root, stdio: 'ignore' },
   );
   console.log(

@@ -10,6 +10,7 @@ import {
   listSchedules,
   logSNRFromLevel,
   type NoiseLevel,
+  type ScheduleName,
 } from '@diffuse/schedules';
 
 export interface DemoSchedule {
@@ -22,7 +23,7 @@ export interface DemoSchedule {
 /** Schedules with trainable parameters (the learned VDM schedule) belong to training, not to this view. */
 const SKIP = new Set(['vdm-learned']);
 
-function continuous(name: string): DemoSchedule {
+function continuous(name: ScheduleName): DemoSchedule {
   const s = createSchedule(name);
   return { name, variancePreserving: s.variancePreserving, level: (t) => s.level(t) };
 }

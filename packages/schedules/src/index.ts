@@ -61,6 +61,12 @@ export {
   transition,
 } from './forward.js';
 export {
+  BUILTIN_SCHEDULE_NAMES,
+  type BuiltinScheduleName,
+  type ScheduleName,
+  type ScheduleNames,
+} from './names.js';
+export {
   logSNRFromLevel,
   type NoiseLevel,
   type Scalar,

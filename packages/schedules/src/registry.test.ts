@@ -129,6 +129,13 @@ describe.each(cases.map((c) => [JSON.stringify(c), c] as const))(
   },
 );
 
+// A schedule registered by a test joins the typed names as a user's would (see src/names.ts).
+declare module './names.js' {
+  interface ScheduleNames {
+    'test-linear': true;
+  }
+}
+
 describe('registry', () => {
   it('registers a new schedule in one line, and rejects unknown names and parameters', () => {
     registerSchedule(
@@ -140,9 +147,11 @@ describe('registry', () => {
     expect(() => registerSchedule('test-linear', () => new LogSNRLinearSchedule())).toThrow(
       /already registered/,
     );
+    // @ts-expect-error: not a schedule name (and not a valid one at run time)
     expect(() => registerSchedule('Bad Name', () => new LogSNRLinearSchedule())).toThrow(
       /lower-case/,
     );
+    // @ts-expect-error: an unknown schedule name fails to compile, and throws at run time
     expect(() => createSchedule({ name: 'nope' })).toThrow(
       /unknown schedule 'nope'; registered: vp-linear/,
     );

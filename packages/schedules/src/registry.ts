@@ -13,6 +13,7 @@ import { SubVPSchedule } from './continuous/sub-vp.js';
 import { VEGeometricSchedule } from './continuous/ve.js';
 import { VPLinearSchedule } from './continuous/vp-linear.js';
 import { ScheduleError } from './errors.js';
+import type { ScheduleName } from './names.js';
 
 /** Builds a schedule from its parameters (everything in the config except `name`). */
 export type ScheduleFactory = (params: Record<string, unknown>) => ContinuousSchedule;
@@ -39,7 +40,7 @@ const registry = new Map<string, ScheduleFactory>(Object.entries(BUILTIN));
  * createSchedule({ name: 'my-linear' }).logSNR(0); // 10
  */
 export function registerSchedule(
-  name: string,
+  name: ScheduleName,
   factory: ScheduleFactory,
   options: { replace?: boolean } = {},
 ): void {
@@ -63,7 +64,7 @@ export function registerSchedule(
  * const s = createSchedule({ name: 'vp-linear', betaMin: 0.1, betaMax: 20 });
  * createSchedule(s.toConfig()); // the same schedule
  */
-export function createSchedule(config: ScheduleConfig | string): ContinuousSchedule {
+export function createSchedule(config: ScheduleConfig | ScheduleName): ContinuousSchedule {
   const c = typeof config === 'string' ? { name: config } : config;
   const factory = registry.get(c.name);
   if (factory === undefined) {
@@ -81,6 +82,6 @@ export function createSchedule(config: ScheduleConfig | string): ContinuousSched
  * @example
  * listSchedules(); // ['vp-linear', 'sub-vp', 've', 'cosine', 'logsnr-linear', 'edm', 'vdm-learned', 'rectified-flow']
  */
-export function listSchedules(): string[] {
-  return [...registry.keys()];
+export function listSchedules(): ScheduleName[] {
+  return [...registry.keys()] as ScheduleName[];
 }

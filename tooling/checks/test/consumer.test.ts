@@ -49,7 +49,7 @@ const packages = readdirSync(join(workspace, 'packages'))
   }))
   .filter((p) => p.private !== true) as { dir: string; name: string }[];
 
-function readJson(file: string): Record<string, unknown> {
+function readJson(file: string): { name: string; private?: boolean } & Record<string, unknown> {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
 

@@ -22,7 +22,13 @@ const copies: string[] = [];
 function copyFor(pkg: string): string {
   const root = mkdtempSync(join(tmpdir(), `diffuse-new-${pkg}-`));
   copies.push(root);
-  for (const f of ['package.json', 'biome.json', '.gitignore', 'scripts/new.mjs', 'tooling/template']) {
+  for (const f of [
+    'package.json',
+    'biome.json',
+    '.gitignore',
+    'scripts/new.mjs',
+    'tooling/template',
+  ]) {
     cpSync(join(workspace, f), join(root, f), { recursive: true });
   }
   symlinkSync(join(workspace, 'node_modules'), join(root, 'node_modules'));
@@ -104,14 +110,17 @@ describe('pnpm new schedule', () => {
     expect(readFileSync(join(pkg, 'README.md'), 'utf8')).toMatch(
       /\n\| `gen-check` \| `GenCheckSchedule` \|/,
     );
+    expect(readFileSync(join(pkg, 'src', 'names.ts'), 'utf8')).toMatch(/'gen-check',/);
 
     run(BIOME, ['check', 'packages/schedules/src'], root);
     run(process.execPath, [TSC, '--noEmit', '-p', 'packages/schedules'], root);
     const out = run(
       process.execPath,
-      [VITEST, 'run', 'src/registry.test.ts', '-t', 'gen-check'],
+      [VITEST, 'run', 'src/registry.test.ts', 'src/names.test.ts', '--reporter=verbose'],
       pkg,
     );
-    expect(out).toMatch(/Tests\s+\S*\s*\d+ passed/);
+    // monotone logSNR, levels, inverses, derivative, tensors, range errors, config round trip
+    expect(passedNaming(out, 'gen-check')).toBeGreaterThanOrEqual(7);
+    expect(out).not.toMatch(/\bfailed\b/);
   }, 300_000);
 });

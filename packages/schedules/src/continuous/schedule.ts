@@ -8,13 +8,15 @@
  * (for sampling) and as differentiable tensors (for training: the continuous-time ELBO needs
  * SNR'(t) = SNR(t) dlambda/dt, VDM eq. 17), and inverts lambda and sigma back to t.
  */
+
 import * as tf from '@tensorflow/tfjs-core';
 import { ScheduleError } from '../errors.js';
+import type { ScheduleName } from '../names.js';
 import { type NoiseLevel, vpLevelFromLogSNR, vpLevelFromLogSNRTensor } from '../noise-level.js';
 
 /** A serialisable description of a schedule: its registry name and parameters. */
 export interface ScheduleConfig {
-  name: string;
+  name: ScheduleName;
   [param: string]: unknown;
 }
 
