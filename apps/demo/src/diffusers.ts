@@ -14,7 +14,7 @@ import {
   type DiffusersModel,
   diffusersModelFromFiles,
 } from '@diffuse/models';
-import { listSamplers, sample } from '@diffuse/samplers';
+import { getSampler, listSamplers, sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import { act, button, el, labelled, nextFrame, number, row, section, select } from './ui.js';
 
@@ -183,7 +183,7 @@ export function mountDiffusers(): void {
       const t0 = performance.now();
       try {
         const x = await sample(denoiser, {
-          sampler: samplerSel.value,
+          sampler: getSampler(samplerSel.value).name,
           schedule: base.schedule,
           steps: Number(steps.value) || 20,
           batch: n,

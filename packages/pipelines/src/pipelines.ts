@@ -25,6 +25,7 @@ import {
   type UNet2DModel,
 } from '@diffuse/models';
 import {
+  type SamplerName,
   type SamplerOptions,
   SamplingAbortedError,
   type StepInfo,
@@ -48,7 +49,7 @@ export interface PipelineProgress {
 /** Options every pipeline takes. */
 export interface PipelineOptions {
   /** A registered sampler (default `ddim`; `listSamplers()` of `@diffuse/samplers`). */
-  sampler?: string;
+  sampler?: SamplerName;
   /** The sampler's own options (e.g. `{ eta: 1 }`). */
   samplerOptions?: SamplerOptions;
   /** Denoising steps (default 50). */

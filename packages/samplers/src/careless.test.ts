@@ -15,6 +15,7 @@ import {
   NonFiniteError,
   type SampleOptions,
   SamplerError,
+  type SamplerName,
   sample,
   sampleSteps,
   sampleWithInfo,
@@ -54,7 +55,7 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 describe('eta: negative is a typed error, > 1 saturates as in k-diffusion', () => {
-  it.each([
+  it.each<SamplerName>([
     'euler_ancestral',
     'ddim',
     'ddpm',
@@ -320,7 +321,7 @@ describe('model calls and the start state', () => {
     return d;
   }
 
-  it.each([
+  it.each<[SamplerName, number, number]>([
     ['euler', 10, 10],
     ['heun', 10, 19],
     ['dpm_2', 10, 19],

@@ -41,7 +41,7 @@ afterAll(() => unet.dispose());
 describe('samplers on a diffusers UNet2DModel', () => {
   it('ddim, dpmpp_2m, heun, euler_ancestral and unipc give finite samples of the UNet shape, without leaks', async () => {
     const schedule = DiscreteSchedule.fromConfig();
-    for (const sampler of ['ddim', 'dpmpp_2m', 'heun', 'euler_ancestral', 'unipc']) {
+    for (const sampler of ['ddim', 'dpmpp_2m', 'heun', 'euler_ancestral', 'unipc'] as const) {
       const x = await assertNoLeaks(
         () => sample(denoiser, { sampler, schedule, steps: 3, batch: 2, seed: 1 }),
         sampler,

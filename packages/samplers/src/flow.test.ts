@@ -102,7 +102,7 @@ describe('a flow Euler step in the VE view', () => {
         const euler = tf.tidy(() => tf.add(x, tf.mul(u, t1 - t0)));
         const s0 = t0 / (1 - t0);
         const s1 = t1 / (1 - t1);
-        for (const sampler of ['euler', 'ddim']) {
+        for (const sampler of ['euler', 'ddim'] as const) {
           // sample() starts at noise * sigma_0 in VE units: x / (1 - t0) = noise * s0
           const z = tf.div(x, t0);
           const out = await sample(flowModel, {

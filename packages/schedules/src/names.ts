@@ -22,6 +22,7 @@ export const BUILTIN_SCHEDULE_NAMES = [
   'logsnr-linear',
   'edm',
   'vdm-learned',
+  'rectified-flow',
   // new schedule names above this line
 ] as const;
 

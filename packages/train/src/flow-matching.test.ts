@@ -105,7 +105,7 @@ describe('a toy flow-matching model', () => {
       0,
     ];
     const eds: Record<string, number> = {};
-    for (const sampler of ['euler', 'dpmpp_2m', 'heun']) {
+    for (const sampler of ['euler', 'dpmpp_2m', 'heun'] as const) {
       const x = await sample(model, { sampler, sigmas, embedding: 'flow', shape: [n, 2], seed: 6 });
       eds[sampler] = energyDistance(await read(x), data, 2);
     }

@@ -9,6 +9,7 @@ import type { Mlp } from '@diffuse/models';
 import { loadModelFiles } from '@diffuse/models/node';
 import type { OnnxOptions } from '@diffuse/onnx';
 import type { OnnxWebOptions } from '@diffuse/onnx/web';
+import type { PipelineOptions } from '@diffuse/pipelines';
 import { getSampler, registerSampler, type SampleOptions } from '@diffuse/samplers';
 import { CosineSchedule } from '@diffuse/schedules';
 import type { TrainerOptions } from '@diffuse/train';
@@ -22,6 +23,7 @@ export type Used = [
   Mlp,
   OnnxOptions,
   OnnxWebOptions,
+  PipelineOptions,
   SampleOptions,
   TrainerOptions<unknown>,
 ];
