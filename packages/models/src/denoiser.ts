@@ -33,7 +33,7 @@ export interface Denoiser {
   /** What `predict` returns. */
   readonly prediction: Prediction;
   /** The data shape of one example (without the batch axis), when fixed. */
-  readonly shape?: readonly number[];
+  readonly shape?: readonly number[] | undefined;
   /** Number of classes a conditional model accepts (its null class, if any, is `numClasses`). */
   readonly numClasses?: number | undefined;
   predict(x: tf.Tensor, level: NoiseLevel<Scalar>, cond?: Conditioning): tf.Tensor;
@@ -65,7 +65,7 @@ export interface AsyncDenoiser {
   /** What `predictAsync` resolves to. */
   readonly prediction: Prediction;
   /** The data shape of one example (without the batch axis), when fixed. */
-  readonly shape?: readonly number[];
+  readonly shape?: readonly number[] | undefined;
   /** Number of classes a conditional model accepts (its null class, if any, is `numClasses`). */
   readonly numClasses?: number | undefined;
   /**
