@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 
-export type { DiffusersConfig } from './diffusers/classes.js';
+export type { DiffusersConfig, SchedulerConfigOverrides } from './diffusers/classes.js';
 export { dynamicShiftMu } from './diffusers/flow.js';
 export { type ResolvedDiffusersConfig, resolveDiffusersConfig } from './diffusers/from-config.js';
 export {
@@ -49,6 +49,8 @@ export {
   type BuiltinSamplerName,
   type SamplerName,
   type SamplerNames,
+  SCHEDULER_CLASS_NAMES,
+  type SchedulerClassName,
 } from './names.js';
 export { type Dopri5Options, dopri5, type OdeRhs } from './ode.js';
 export { getSampler, listSamplers, registerSampler, resolveSamplerOptions } from './registry.js';

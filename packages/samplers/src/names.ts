@@ -56,3 +56,34 @@ export interface SamplerNames extends Record<BuiltinSamplerName, true> {}
 
 /** A sampler name: a key of `SamplerNames`. */
 export type SamplerName = keyof SamplerNames & string;
+
+/**
+ * The diffusers scheduler classes `createScheduler` / `fromConfig` implement, as `_class_name` values.
+ * `fromConfig(s, { _class_name: 'DPMSolverMultistepScheduler' })` autocompletes them and a typo
+ * (`'DPMSolverMultiStepScheduler'`) fails to compile. A config parsed from a file is untyped JSON and
+ * is checked at run time instead (`SchedulerConfigError` lists the supported classes).
+ */
+export const SCHEDULER_CLASS_NAMES = [
+  'DDIMScheduler',
+  'DDPMScheduler',
+  'PNDMScheduler',
+  'EulerDiscreteScheduler',
+  'EulerAncestralDiscreteScheduler',
+  'LMSDiscreteScheduler',
+  'HeunDiscreteScheduler',
+  'KDPM2DiscreteScheduler',
+  'KDPM2AncestralDiscreteScheduler',
+  'DPMSolverMultistepScheduler',
+  'DPMSolverSinglestepScheduler',
+  'UniPCMultistepScheduler',
+  'DEISMultistepScheduler',
+  'EDMEulerScheduler',
+  'EDMDPMSolverMultistepScheduler',
+  'LCMScheduler',
+  'DDPMWuerstchenScheduler',
+  'FlowMatchEulerDiscreteScheduler',
+  'MiniMaxH3Scheduler',
+] as const;
+
+/** A diffusers scheduler class this package implements (a `_class_name`). */
+export type SchedulerClassName = (typeof SCHEDULER_CLASS_NAMES)[number];

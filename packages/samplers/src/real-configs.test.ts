@@ -15,7 +15,13 @@ import { assertNoLeaks, initBackend } from '@diffuse/backend';
 import { parseDiffusersJson } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createScheduler, fromConfig, type Scheduler, SchedulerConfigError } from './index.js';
+import {
+  createScheduler,
+  fromConfig,
+  type Scheduler,
+  type SchedulerClassName,
+  SchedulerConfigError,
+} from './index.js';
 import { repoRoot } from './testing/refs.js';
 
 type Matrix = number[][];
@@ -242,7 +248,8 @@ describe('real diffusers configs: the four class swaps, as diffusers swaps them'
   it.each(cases)('%s', async (_name, r, w) => {
     const config = parseDiffusersJson(files.get(r.id)!, r.id) as Record<string, unknown>;
     const source = createScheduler(config, { onWarning: () => {} });
-    const overrides = { _class_name: w.class_name, ...w.overrides };
+    // A class name read from a file is untyped: name it as a SchedulerClassName (checked at run time).
+    const overrides = { _class_name: w.class_name as SchedulerClassName, ...w.overrides };
     if (w.status !== 'ok') {
       expect(() => fromConfig(source, overrides, { onWarning: () => {} })).toThrow(
         SchedulerConfigError,

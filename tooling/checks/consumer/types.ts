@@ -10,7 +10,12 @@ import { loadModelFiles } from '@diffuse/models/node';
 import type { OnnxOptions } from '@diffuse/onnx';
 import type { OnnxWebOptions } from '@diffuse/onnx/web';
 import type { PipelineOptions } from '@diffuse/pipelines';
-import { getSampler, registerSampler, type SampleOptions } from '@diffuse/samplers';
+import {
+  getSampler,
+  registerSampler,
+  type SampleOptions,
+  type SchedulerConfigOverrides,
+} from '@diffuse/samplers';
 import { CosineSchedule } from '@diffuse/schedules';
 import type { TrainerOptions } from '@diffuse/train';
 import { program } from './program.js';
@@ -39,3 +44,8 @@ registerSampler({ ...getSampler('euler'), name: 'consumer_euler' });
 export const custom: SampleOptions = { sampler: 'consumer_euler', steps: 4, shape: [2, 2] };
 // @ts-expect-error: 'dpmpp_2mm' is not a sampler name
 export const typo: SampleOptions = { sampler: 'dpmpp_2mm', steps: 4, shape: [2, 2] };
+
+// Scheduler class names: a misspelled _class_name in fromConfig's overrides fails to compile.
+export const swap: SchedulerConfigOverrides = { _class_name: 'DPMSolverMultistepScheduler' };
+// @ts-expect-error: 'DPMSolverMultiStepScheduler' (capital S) is not a scheduler class
+export const classTypo: SchedulerConfigOverrides = { _class_name: 'DPMSolverMultiStepScheduler' };

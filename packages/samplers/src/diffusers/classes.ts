@@ -13,11 +13,21 @@ import {
   type TimestepSpacing,
 } from '@diffuse/schedules';
 import { SchedulerConfigError } from '../errors.js';
+import type { SchedulerClassName } from '../names.js';
 import type { SamplerOptions } from '../types.js';
 import { SIGNATURES } from './signatures.js';
 
 /** A resolved diffusers config: snake_case keys as in `scheduler_config.json`. */
 export type DiffusersConfig = Record<string, unknown>;
+
+/**
+ * Overrides for `fromConfig` / `resolveDiffusersConfig`: any config keys, with `_class_name` typed so a
+ * misspelled class fails to compile.
+ *
+ * @example
+ * const overrides: SchedulerConfigOverrides = { _class_name: 'UniPCMultistepScheduler', solver_order: 2 };
+ */
+export type SchedulerConfigOverrides = DiffusersConfig & { _class_name?: SchedulerClassName };
 
 /** Everything the adapter needs after `set_timesteps(n)`. */
 export interface ClassPlan {

@@ -14,7 +14,7 @@
  */
 import { describeValue, ScheduleError, validateDiffusersFields } from '@diffuse/schedules';
 import { SchedulerConfigError } from '../errors.js';
-import type { DiffusersConfig } from './classes.js';
+import type { DiffusersConfig, SchedulerConfigOverrides } from './classes.js';
 import { KARRAS_COMPATIBLES, SIGNATURES } from './signatures.js';
 
 /** What `resolveDiffusersConfig` returns. */
@@ -58,7 +58,7 @@ export function validateFields(config: unknown, what: string): void {
  */
 export function resolveDiffusersConfig(
   config: unknown,
-  overrides: DiffusersConfig = {},
+  overrides: SchedulerConfigOverrides = {},
   options: ResolveOptions = {},
 ): ResolvedDiffusersConfig {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
