@@ -123,11 +123,30 @@ export interface FromDiffusersConfigOptions {
 }
 
 /**
+ * Flow-matching files (FlowMatch* classes, MiniMaxH3, `use_flow_sigmas: true`) define their noise levels
+ * as sigma = t, x_t = (1 - t) x0 + t eps, not by a beta table: reading their (absent or unused) beta
+ * fields would give diffusers' default linear table, a different model. They are a typed error here.
+ */
+function rejectFlowConfig(c: Record<string, unknown>): void {
+  const cls = c._class_name;
+  const flowClass =
+    typeof cls === 'string' && (cls.startsWith('FlowMatch') || cls === 'MiniMaxH3Scheduler');
+  if (flowClass || c.use_flow_sigmas === true) {
+    const what = flowClass ? `${cls}` : `a config with use_flow_sigmas: true`;
+    throw new ScheduleError(
+      `${what} is a flow-matching schedule (sigma = t, x_t = (1 - t) x0 + t eps), not a beta table: ` +
+        'use RectifiedFlowSchedule, or createScheduler of @diffuse/samplers for the scheduler itself',
+    );
+  }
+}
+
+/**
  * Parses the schedule fields of a diffusers `scheduler_config.json` (already JSON-parsed), with
  * diffusers' defaults for absent fields (T = 1000, `linear` 1e-4..0.02, `leading`, offset 0, `epsilon`).
  * Wrong types, out-of-range values and contradictions (a `trained_betas` whose length is not
  * `num_train_timesteps`, `beta_start` above `beta_end`) throw a `ScheduleError` naming the field;
  * unknown fields are kept in `ignoredFields` with one warning (or throw with `strict: true`).
+ * Flow-matching files have no beta table and throw (use `RectifiedFlowSchedule`).
  *
  * @example
  * const cfg = fromDiffusersConfig(JSON.parse(readFileSync('scheduler/scheduler_config.json', 'utf8')));
@@ -139,6 +158,7 @@ export function fromDiffusersConfig(
 ): DiffusersScheduleConfig {
   validateDiffusersFields(json);
   const c = json as Record<string, unknown>;
+  rejectFlowConfig(c);
   const metadata: Record<string, unknown> = {};
   const schedulerFields: Record<string, unknown> = {};
   const ignoredFields: Record<string, unknown> = {};

@@ -128,4 +128,18 @@ describe('validateDiffusersFields', () => {
         expect(() => fromDiffusersConfig(json, { onWarning: () => {} }), c.id).not.toThrow();
     }
   });
+
+  it('fromDiffusersConfig refuses flow-matching files (no beta table) instead of a default linear one', () => {
+    const flow = files.filter((c) => /FlowMatch|MiniMaxH3/.test(String(c.parsed._class_name)));
+    expect(flow.length).toBeGreaterThan(0);
+    for (const c of flow) {
+      const json = parseDiffusersJson(c.raw);
+      expect(() => fromDiffusersConfig(json, { onWarning: () => {} }), c.id).toThrow(ScheduleError);
+      expect(() => fromDiffusersConfig(json, { onWarning: () => {} }), c.id).toThrow(
+        /flow-matching/,
+      );
+    }
+    const dpmFlow = { _class_name: 'DPMSolverMultistepScheduler', use_flow_sigmas: true };
+    expect(() => fromDiffusersConfig(dpmFlow)).toThrow(/use_flow_sigmas: true is a flow-matching/);
+  });
 });
