@@ -2,14 +2,15 @@
  * The page the browser test loads (bundled with esbuild, served from 127.0.0.1): runs a Node-exported
  * MLP (symbolic batch) on onnxruntime-web through `sample` at two batch sizes with one session,
  * exports a network inside the page and checks it against tfjs in the page, times a model call on
- * both runtimes, and (a second entry) samples on the WebGPU execution provider when the page has a
- * WebGPU adapter.
+ * both runtimes, (a second entry) samples on the WebGPU execution provider when the page has a
+ * WebGPU adapter, and (a third) runs Node-exported diffusers checkpoints (`exportDiffusersOnnx`).
  */
 import '@diffuse/backend/wasm';
 import { initBackend, Random } from '@diffuse/backend';
 import { type AsyncDenoiser, createModel, type Mlp, mlpConfig } from '@diffuse/models';
 import { sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
+import * as ort from 'onnxruntime-web';
 import { onnxDenoiserWeb } from '../src/web.js';
 import { randomize } from './fixtures.js';
 
@@ -219,10 +220,44 @@ async function runWebGpu(input: PageInput): Promise<WebGpuOutput> {
   return { available: true, adapter: found.adapter, samples, leaked, ms };
 }
 
+/** One Node-exported diffusers model (a served file) and its inputs, by diffusers' input names. */
+export interface DiffusersPageRun {
+  url: string;
+  feeds: Record<string, { data: number[]; shape: number[]; dtype: 'float32' | 'int32' }>;
+  output: string;
+}
+
+/**
+ * Each file on onnxruntime-web's wasm execution provider (one thread), straight through
+ * `InferenceSession` with diffusers' input names: what a page does with `exportDiffusersOnnx` files.
+ */
+async function runDiffusers(runs: DiffusersPageRun[]): Promise<number[][]> {
+  ort.env.wasm.wasmPaths = WASM_FILES;
+  ort.env.wasm.numThreads = 1;
+  const out: number[][] = [];
+  for (const r of runs) {
+    const bytes = new Uint8Array(await (await fetch(r.url)).arrayBuffer());
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, f] of Object.entries(r.feeds)) {
+      feeds[name] =
+        f.dtype === 'int32'
+          ? new ort.Tensor('int32', Int32Array.from(f.data), f.shape)
+          : new ort.Tensor('float32', Float32Array.from(f.data), f.shape);
+    }
+    const result = await session.run(feeds);
+    out.push(Array.from(result[r.output]!.data as Float32Array));
+    await session.release();
+  }
+  return out;
+}
+
 const g = globalThis as unknown as {
   diffuseOnnxTest: typeof run;
   diffuseOnnxWebGpu: typeof runWebGpu;
+  diffuseOnnxDiffusers: typeof runDiffusers;
 };
 g.diffuseOnnxTest = run;
 g.diffuseOnnxWebGpu = runWebGpu;
+g.diffuseOnnxDiffusers = runDiffusers;
 document.body.dataset.ready = 'true';

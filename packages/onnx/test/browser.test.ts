@@ -27,14 +27,28 @@ import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, Random } from '@diffuse/backend';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
-import { createModel, type Mlp, mlpConfig } from '@diffuse/models';
+import {
+  type AutoencoderKL,
+  createModel,
+  type Mlp,
+  mlpConfig,
+  type UNet2DConditionModel,
+  type UNet2DModel,
+} from '@diffuse/models';
+import { loadDiffusersModel } from '@diffuse/models/node';
 import { sample } from '@diffuse/samplers';
 import * as tf from '@tensorflow/tfjs-core';
 import { build } from 'esbuild';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportOnnx } from '../src/index.js';
-import type { PageInput, PageOutput, SampleRun, WebGpuOutput } from './browser-page.js';
+import { exportDiffusersOnnx, exportOnnx } from '../src/index.js';
+import type {
+  DiffusersPageRun,
+  PageInput,
+  PageOutput,
+  SampleRun,
+  WebGpuOutput,
+} from './browser-page.js';
 import { randomize } from './fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -285,5 +299,105 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
     console.log(
       `onnxruntime-web WebGPU EP on ${out.adapter}: dpmpp_2m x ${STEPS} at batches ${BATCHES.join(' and ')}, max |diff| ${err.toExponential(2)} (${(err / scale).toExponential(2)} of scale); ms per call, MLP ${out.ms.depth}x${out.ms.width} batch ${out.ms.batch}: webgpu ${out.ms.webgpu.toFixed(1)}, wasm ${out.ms.wasm.toFixed(1)}`,
     );
+  });
+  it('runs exportDiffusersOnnx files (UNet2DModel, SD-1.x UNet2DConditionModel, VAE decode) on onnxruntime-web as tfjs does in Node (1e-4 of scale)', async () => {
+    const refDir = (id: string) =>
+      fileURLToPath(new URL(`../../../reference-data/diffusers-models/${id}/`, import.meta.url));
+    const feed = async (t: tf.Tensor) => ({
+      data: Array.from(await t.data()),
+      shape: t.shape,
+      dtype: t.dtype === 'int32' ? ('int32' as const) : ('float32' as const),
+    });
+    const runs: DiffusersPageRun[] = [];
+    const expected: Float32Array[] = [];
+    const names: string[] = [];
+    const add = async (
+      id: string,
+      bytes: Uint8Array,
+      feeds: Record<string, tf.Tensor>,
+      output: string,
+      ours: tf.Tensor,
+    ) => {
+      writeFileSync(join(root, `${id}.onnx`), bytes);
+      const f: DiffusersPageRun['feeds'] = {};
+      for (const [k, t] of Object.entries(feeds)) f[k] = await feed(t);
+      runs.push({ url: `/${id}.onnx`, feeds: f, output });
+      expected.push((await ours.data()) as Float32Array);
+      names.push(id);
+    };
+
+    const ddpm = (await loadDiffusersModel(refDir('unet2d-class-cond'))) as UNet2DModel;
+    {
+      const c = ddpm.config;
+      const s = c.sample_size as number;
+      const sample = tf.randomNormal([2, c.in_channels as number, s, s], 0, 1, 'float32', 11);
+      const timestep = tf.tensor1d([999, 250]);
+      const classLabels = tf.tensor1d([3, 7], 'int32');
+      const ours = ddpm.forward({ sample, timestep, classLabels });
+      await add(
+        'unet2d-class-cond',
+        exportDiffusersOnnx(ddpm),
+        { sample, timestep, class_labels: classLabels },
+        'out_sample',
+        ours,
+      );
+      tf.dispose([sample, timestep, classLabels, ours]);
+      ddpm.dispose();
+    }
+    const sd = (await loadDiffusersModel(refDir('unet2d-cond-sd1-tiny'))) as UNet2DConditionModel;
+    {
+      const c = sd.config;
+      const sample = tf.randomNormal([2, c.in_channels as number, 8, 8], 0, 1, 'float32', 12);
+      const timestep = tf.tensor1d([981, 17.5]);
+      const ehs = tf.randomNormal([2, 5, c.cross_attention_dim as number], 0, 1, 'float32', 13);
+      const ours = sd.forward({ sample, timestep, encoderHiddenStates: ehs });
+      await add(
+        'unet2d-cond-sd1-tiny',
+        exportDiffusersOnnx(sd, { tokens: 5 }),
+        { sample, timestep, encoder_hidden_states: ehs },
+        'out_sample',
+        ours,
+      );
+      tf.dispose([sample, timestep, ehs, ours]);
+      sd.dispose();
+    }
+    const vae = (await loadDiffusersModel(refDir('vae-kl-sd-tiny'))) as AutoencoderKL;
+    {
+      const z = tf.randomNormal([2, 4, 8, 8], 0, 1, 'float32', 14);
+      const img = vae.decode(z);
+      await add('vae-kl-sd-tiny', exportDiffusersOnnx(vae), { latent_sample: z }, 'sample', img);
+      tf.dispose([z, img]);
+      vae.dispose();
+    }
+
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url);
+    await page.waitForFunction(() => document.body?.dataset.ready === 'true', undefined, {
+      timeout: 20_000,
+    });
+    const got = (await page.evaluate(
+      (r) =>
+        (
+          globalThis as unknown as {
+            diffuseOnnxDiffusers: (r: DiffusersPageRun[]) => Promise<number[][]>;
+          }
+        ).diffuseOnnxDiffusers(r),
+      runs,
+    )) as number[][];
+    expect(errors).toEqual([]);
+    expect(offOrigin).toEqual([]);
+    const report: string[] = [];
+    for (const [i, id] of names.entries()) {
+      const { err, scale } = compare([expected[i]!], [got[i]!]);
+      expect(scale, id).toBeGreaterThan(1e-3);
+      expect(err, id).toBeLessThanOrEqual(1e-4 * scale);
+      report.push(`${id} ${(err / scale).toExponential(2)}`);
+    }
+    console.log(
+      `exportDiffusersOnnx files on onnxruntime-web (wasm) vs tfjs in Node, max |diff| / scale: ${report.join(', ')}`,
+    );
+    await page.close();
   });
 });
