@@ -15,6 +15,7 @@ import {
 import { SchedulerConfigError } from '../errors.js';
 import type { SchedulerClassName } from '../names.js';
 import type { SamplerOptions } from '../types.js';
+import { pndmTimesteps } from './pndm.js';
 import { SIGNATURES } from './signatures.js';
 
 /** A resolved diffusers config: snake_case keys as in `scheduler_config.json`. */
@@ -42,6 +43,8 @@ export interface ClassPlan {
    * the next model call's level, as in diffusers' DDIM): each `step` runs a fresh one-step program.
    */
   stepSigmas?: [number, number][];
+  /** PNDMScheduler: `step` is diffusers' own PNDM step (./pndm.ts); its first prkCalls calls are PRK. */
+  diffusersPndm?: { prkCalls: number; finalAlphaOne: boolean };
   /** Exact (alpha, sigma) for levels of the table (VP classes); others use the VP or VE embedding. */
   exactLevels: Map<number, { alpha: number; sigma: number }>;
   sampler: string;
@@ -525,34 +528,20 @@ export const CLASSES: Record<string, ClassSpec> = {
     embedding: 'vp',
     plan(cfg, schedule, n) {
       const s = schedule!;
-      const { ts, sigmas, exact } = ddimChain(cfg, s, n, bool(cfg, 'set_alpha_to_one'));
-      const prk = !bool(cfg, 'skip_prk_steps');
-      const half = Math.floor(Math.floor(s.numTrainTimesteps / n) / 2);
-      const timesteps: number[] = [];
-      const modelSigmas: number[] = [];
-      const midSigmas: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const t = ts[i]!;
-        timesteps.push(t);
-        modelSigmas.push(sigmas[i]!);
-        if (prk && i < 3 && sigmas[i + 1]! > 0) {
-          const sm = tableLevel(s, t - half, exact);
-          midSigmas.push(sm);
-          timesteps.push(t - half, t - half, ts[i + 1] ?? t - 2 * half);
-          modelSigmas.push(sm, sm, sigmas[i + 1]!);
-        } else if (!prk && i === 0 && n > 1 && sigmas[1]! > 0) {
-          timesteps.push(ts[1] ?? t);
-          modelSigmas.push(sigmas[1]!);
-        }
-      }
+      const alphaOne = bool(cfg, 'set_alpha_to_one');
+      const { ts, sigmas, exact } = ddimChain(cfg, s, n, alphaOne);
+      const skip = bool(cfg, 'skip_prk_steps');
+      // diffusers' PNDM steps between its own levels (see ./pndm.ts): the adapter runs its step.
+      const timesteps = pndmTimesteps(ts, s.numTrainTimesteps, skip);
       return {
         timesteps,
-        modelSigmas,
+        modelSigmas: timesteps.map((t) => tableLevel(s, t, exact)),
         sigmas,
         exactLevels: exact,
         sampler: 'pndm',
-        options: { prk, midSigmas },
+        options: { prk: !skip },
         initNoiseSigma: 1,
+        diffusersPndm: { prkCalls: skip ? 0 : 12, finalAlphaOne: alphaOne },
       };
     },
   },

@@ -29,6 +29,7 @@ import {
 } from './classes.js';
 import { FLOW_CLASSES, FlowScheduler } from './flow.js';
 import { type ResolvedDiffusersConfig, resolveDiffusersConfig } from './from-config.js';
+import { DiffusersPndm } from './pndm.js';
 import { assertFiniteSync, checkStepArguments } from './step-checks.js';
 
 /** Extra arguments of `step`. */
@@ -200,6 +201,7 @@ class AdapterScheduler implements Scheduler {
   private request: DenoiseRequest | null = null;
   private finished = false;
   private counter = 0;
+  private pndm: DiffusersPndm | null = null;
   private pendingNoise: tf.Tensor | null = null;
 
   private readonly resolved: ResolvedClass;
@@ -445,6 +447,37 @@ class AdapterScheduler implements Scheduler {
     // One readback per step (as before): the model output and the incoming sample, which is the
     // previous step's prevSample; the last step also checks its own prevSample, in the same readback.
     if (this.checkFinite && !last) assertFiniteSync(named, k);
+    if (plan.diffusersPndm) {
+      const p = plan.diffusersPndm;
+      this.pndm ??= new DiffusersPndm(
+        this.schedule!,
+        this.n!,
+        plan.timesteps.slice(0, p.prkCalls),
+        p.finalAlphaOne,
+        String(this.cfg.prediction_type ?? 'epsilon'),
+      );
+      const [prevSample, predOriginalSample] = this.pndm.step(modelOutput, t, sample);
+      this.counter++;
+      if (this.checkFinite && last) {
+        named.push([
+          `${this.className}: prevSample, the final state after timestep ${t}`,
+          prevSample,
+        ]);
+        try {
+          assertFiniteSync(named, k);
+        } catch (e) {
+          tf.dispose([prevSample, predOriginalSample]);
+          throw e;
+        }
+      }
+      if (last) {
+        // the run is over: free its history, as the program runs free theirs
+        this.finished = true;
+        this.pndm.dispose();
+        this.pndm = null;
+      }
+      return { prevSample, predOriginalSample };
+    }
     if (plan.stepSigmas) {
       this.releaseRun();
       this.start(sample, options, k);
@@ -565,6 +598,8 @@ class AdapterScheduler implements Scheduler {
 
   dispose(): void {
     this.releaseRun();
+    this.pndm?.dispose();
+    this.pndm = null;
     this.counter = 0;
     this.finished = false;
   }

@@ -19,7 +19,7 @@ export type PndmOptions = {
 };
 
 /** Adams-Bashforth weights for the newest-first history of noise predictions (PNDM eq. 12). */
-const AB: readonly (readonly number[])[] = [
+export const AB: readonly (readonly number[])[] = [
   [1],
   [3 / 2, -1 / 2],
   [23 / 12, -16 / 12, 5 / 12],
