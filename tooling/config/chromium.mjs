@@ -1,6 +1,6 @@
 // Debian's chromium and the launch flags proven to work headless on this project's machines
-// (../shared/STACK.md): software WebGL through SwiftShader, WebGPU's fallback adapter, and no
-// background network traffic (the machines reach only the package registries). One list for every
+// (Debian 12, Chromium 156, 2 cores): software WebGL through SwiftShader, WebGPU's fallback
+// adapter, and no background network traffic (the machines reach only the package registries). One list for every
 // browser test and the bench's --browser runs.
 
 /** Where Debian's `chromium` package installs the browser; `CHROMIUM_PATH` overrides it. */
