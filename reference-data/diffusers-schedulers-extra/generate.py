@@ -1,19 +1,21 @@
 """PNDMScheduler reference trajectories for every timestep_spacing, with and without PRK steps.
 
 Runs diffusers' own PNDMScheduler (source at commit 58eb52c0, imported with the optional packages stubbed,
-see stubs.py; PyTorch 1.13 on CPU) under a closed-form "model" so the run replays exactly:
+see ../diffusers-models-options/stubs.py; PyTorch 1.13 on CPU) under a closed-form "model" so the run replays exactly:
     model_output(x, t) = A * x + B * (t / 1000) + C      (float32, elementwise; A, B, C below)
 from a fixed float32 sample X0, calling scheduler.step for every entry of scheduler.timesteps as
 diffusers' PNDMPipeline does. Writes pndm.json: per case the config overrides, num_inference_steps,
 diffusers' timesteps and the sample after every step (or the error diffusers raises in set_timesteps/step).
 
-Usage: python3 generate.py OUT.json   (with diffusers' src/ at /tmp/dsrc/src, see stubs.py)
+Usage: python3 generate.py OUT.json   (with diffusers' src/ at /tmp/dsrc/src, see ../diffusers-models-options/stubs.py)
 """
-import json, sys
+import json, os, sys
 import numpy as np
 import torch
 
-import stubs  # noqa: F401
+# The same stubs as the model fixtures' generator (one copy, in ../diffusers-models-options).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'diffusers-models-options'))
+import stubs  # noqa: F401,E402
 from diffusers.schedulers.scheduling_pndm import PNDMScheduler
 
 X0 = [1.0, -0.5, 0.25, 2.0, -1.5, 0.0]
