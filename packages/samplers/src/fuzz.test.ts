@@ -18,6 +18,7 @@ import {
   SCHEDULER_CLASSES,
   sample,
 } from './index.js';
+import { SAMPLE_OPTION_KEYS } from './sample.js';
 
 const SEED = 20261208;
 const CASES = 600;
@@ -60,31 +61,6 @@ const HOSTILE: unknown[] = [
   () => 1,
   10n,
   Symbol('s'),
-];
-
-const SAMPLE_KEYS = [
-  'sampler',
-  'samplerOptions',
-  'sigmas',
-  'levels',
-  'schedule',
-  'steps',
-  'sigmaMin',
-  'sigmaMax',
-  'rho',
-  'spacing',
-  'embedding',
-  'noise',
-  'start',
-  'shape',
-  'batch',
-  'seed',
-  'rng',
-  'noiseSampler',
-  'cond',
-  'signal',
-  'onStep',
-  'checkFinite',
 ];
 
 let gm: GaussianMixture;
@@ -174,7 +150,7 @@ describe(`fuzz (seed ${SEED})`, () => {
         const kind = rand();
         const value = pick(HOSTILE);
         if (kind < 0.4) {
-          const key = pick(SAMPLE_KEYS);
+          const key = pick(SAMPLE_OPTION_KEYS);
           options[key] = value;
           described.push(`${key}=${String(value)}`);
         } else if (kind < 0.7) {

@@ -129,7 +129,7 @@ export interface SamplingPlan {
 }
 
 /** Every key `SampleOptions` has: any other key is a `SamplerError` (a typo would be ignored silently). */
-const SAMPLE_OPTION_KEYS: readonly string[] = [
+export const SAMPLE_OPTION_KEYS: readonly string[] = [
   'sampler',
   'samplerOptions',
   'sigmas',
