@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
+import { serveStatic } from '@diffuse/config/static-server';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveStatic } from './static-server.js';
+import { ISOLATION_HEADERS } from '../vite.config.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, '..', 'dist');
@@ -106,7 +107,9 @@ describe.skipIf(!haveBrowser)('demo page in chromium', () => {
       );
     }
     mkdirSync(results, { recursive: true });
-    ({ server, url } = await serveStatic(dist));
+    // The page's cross-origin isolation headers, as vite.config.ts sends them from the dev server and
+    // the preview, so ONNX Runtime Web may use wasm threads.
+    ({ server, url } = await serveStatic(dist, { headers: ISOLATION_HEADERS }));
     profile = mkdtempSync(join(tmpdir(), 'diffuse-demo-'));
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,

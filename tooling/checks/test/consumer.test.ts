@@ -27,10 +27,10 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
+import { serveStatic } from '@diffuse/config/static-server';
 import { build as esbuild, transform } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveStatic } from './static-server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const workspace = resolve(here, '../../..');

@@ -1,16 +1,11 @@
-/**
- * A tiny static file server for the built page, on 127.0.0.1 and a random free port: what the
- * end-to-end test loads, as a user would open `dist/` from any file server. It sends the page's
- * cross-origin isolation headers (COOP/COEP, as `vite.config.ts` does for the dev server and the
- * preview), so ONNX Runtime Web may use wasm threads.
- */
+// A tiny static file server on 127.0.0.1 and a random free port, for the browser tests: what a page
+// is served by, as a user would open a built `dist/` from any file server. One server for the demo's
+// end-to-end test and the consumer check.
 import { createReadStream, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { extname, join, normalize, resolve } from 'node:path';
-import { ISOLATION_HEADERS } from '../vite.config.js';
 
-const TYPES: Record<string, string> = {
+const TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
@@ -20,11 +15,13 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
-export async function serveStatic(
-  root: string,
-): Promise<{ url: string; server: Server; requests: string[] }> {
+/**
+ * Serves `root` (directories as their `index.html`; paths outside it 403, missing files 404), with
+ * `headers` added to every file response (e.g. COOP/COEP for cross-origin isolation).
+ */
+export async function serveStatic(root, { headers = {} } = {}) {
   const base = resolve(root);
-  const requests: string[] = [];
+  const requests = [];
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     requests.push(path);
@@ -39,14 +36,14 @@ export async function serveStatic(
       res.writeHead(200, {
         'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
         'content-length': size,
-        ...ISOLATION_HEADERS,
+        ...headers,
       });
       createReadStream(file).pipe(res);
     } catch {
       res.writeHead(404).end('not found');
     }
   });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address() as AddressInfo;
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address();
   return { url: `http://127.0.0.1:${port}/`, server, requests };
 }
