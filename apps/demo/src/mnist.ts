@@ -9,9 +9,13 @@
  *   the U-Net's unconditional prediction shifted by the gradient of the shipped *noise-conditional*
  *   classifier `mnist-noisy-classifier` (trained on x_t at every noise level; `classifierGuidance`).
  *
- * The shipped clean-digit classifier `mnist-classifier` (trained at one clean level only) is the
- * judge: it reads the final samples, and its share of samples read as the chosen digit is shown.
- * Nothing here depends on a particular U-Net beyond its config: image shape and class count.
+ * The judge `mnist-judge` (an `ImageClassifier` trained on digits the U-Net never saw, 98% on
+ * held-out digits; the clean-digit `mnist-classifier` when no judge is shipped) reads the final
+ * samples: the page says how many of them it reads as the digit asked for, and marks the others.
+ * Beside the grid: what `diffuse-train eval-mnist` measured for this U-Net (its metrics file's
+ * `sampleEvaluation`: 500 samples per mode, accuracy per digit, Fréchet distance and its floor).
+ * Nothing here depends on a particular U-Net beyond its config (image shape, class count; the
+ * prediction type and preconditioning are the model's own, through `loadModel`).
  */
 import {
   type AnyDenoiser,
@@ -22,12 +26,12 @@ import {
 } from '@diffuse/guidance';
 import type { Denoiser, NoiseConditionalClassifier } from '@diffuse/models';
 import { type SampleOptions, sampleSteps } from '@diffuse/samplers';
-import { vpLevelFromLogSNR } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend, reportStepTime } from './backend.js';
+import { type EvalSummary, evalSummary, readDigits } from './mnist-eval.js';
 import { ortDenoiser, ortInfo } from './ort.js';
 import { PlaneView } from './plots.js';
-import { type LoadedModel, loadShipped, type ShippedEntry, shippedModels } from './shipped.js';
+import { loadShipped, type ShippedEntry, shippedModels } from './shipped.js';
 import { act, button, el, labelled, nextFrame, number, range, row, section, select } from './ui.js';
 
 type Method = 'cfg' | 'classifier';
@@ -59,7 +63,10 @@ function accuracyByLogSNR(e: ShippedEntry): { logSNR: number; accuracy: number }
 /** The shipped models the section uses, found by their configs (and metrics). */
 export function mnistModels(entries: ShippedEntry[] = shippedModels()): {
   unet: ShippedEntry | undefined;
-  /** The judge: a digit classifier trained on clean digits (`mnist-classifier`). */
+  /**
+   * The judge: the image classifier `mnist-judge` (or another `image-classifier` of the same
+   * digits), else a noise-conditional classifier trained on clean digits only (`mnist-classifier`).
+   */
   scorer: ShippedEntry | undefined;
   /** The guide: a noise-conditional digit classifier (`mnist-noisy-classifier`). */
   guide: ShippedEntry | undefined;
@@ -69,17 +76,121 @@ export function mnistModels(entries: ShippedEntry[] = shippedModels()): {
   );
   if (!unet) return { unet, scorer: undefined, guide: undefined };
   const u = configOf(unet);
-  const fits = (e: ShippedEntry) =>
-    configOf(e).kind === 'classifier' &&
+  const fits = (kind: string) => (e: ShippedEntry) =>
+    configOf(e).kind === kind &&
     configOf(e).numClasses === u.numClasses &&
     size(configOf(e).inputShape) === size(u.imageShape);
-  const classifiers = entries.filter(fits);
+  const judges = entries.filter(fits('image-classifier'));
+  const classifiers = entries.filter(fits('classifier'));
   const clean = classifiers.filter((e) => accuracyByLogSNR(e) === undefined);
   return {
     unet,
-    scorer: clean.find((e) => e.name === 'mnist-classifier') ?? clean[0],
+    scorer:
+      judges.find((e) => e.name === 'mnist-judge') ??
+      judges[0] ??
+      clean.find((e) => e.name === 'mnist-classifier') ??
+      clean[0],
     guide: classifiers.find((e) => accuracyByLogSNR(e) !== undefined),
   };
+}
+
+const pct = (v: number, digits = 0) => `${(100 * v).toFixed(digits)}%`;
+
+/**
+ * The table of what `eval-mnist` measured for the shipped U-Net (`evalSummary` of its metrics
+ * file): one row per mode with the share read as asked, per digit, and the Fréchet distance (and
+ * its ratio to the floor); only the numbers the file has. The chosen digit's column is marked.
+ */
+function evalTable(e: EvalSummary, numClasses: number): HTMLElement {
+  const wrap = el('div', { id: 'mnist-eval', className: 'eval' });
+  const how = [
+    e.perClass !== undefined ? `${e.perClass} samples per digit` : '',
+    e.steps !== undefined ? `${e.steps} steps` : '',
+    e.sampler ?? '',
+    e.judge
+      ? `read by ${e.judge}${e.judgeHeldOutAccuracy !== undefined ? ` (${pct(e.judgeHeldOutAccuracy, 1)} on held-out digits)` : ''}`
+      : '',
+  ].filter(Boolean);
+  wrap.append(
+    el('div', {
+      className: 'readout',
+      textContent: `As evaluated (diffuse-train eval-mnist${how.length ? `: ${how.join(', ')}` : ''})`,
+      title: e.commands.join('\n'),
+    }),
+  );
+  const digits = Array.from({ length: numClasses }, (_, d) => d);
+  const table = el('table', { id: 'mnist-eval-table', className: 'small' });
+  table.append(
+    el(
+      'tr',
+      {},
+      el('th', { textContent: 'samples', className: 'label' }),
+      el('th', { textContent: 'as asked' }),
+      ...digits.map((d) => el('th', { textContent: String(d), dataset: { digit: String(d) } })),
+      el('th', { textContent: 'Fréchet' }),
+      el('th', { textContent: '÷ floor' }),
+    ),
+  );
+  for (const m of e.modes) {
+    const uncond = m.method === 'unconditional';
+    // Guided modes: per digit asked, the share read as it. Unconditional: the share of all samples
+    // read as each digit (10% each when the model covers the digits evenly).
+    const perDigit = uncond ? m.readAs : m.perClass;
+    const spread =
+      uncond && m.readAs
+        ? `${(100 * Math.min(...m.readAs)).toFixed(1)}–${pct(Math.max(...m.readAs), 1)}`
+        : '';
+    table.append(
+      el(
+        'tr',
+        { dataset: { mode: m.key } },
+        el('td', { textContent: m.label, className: 'label' }),
+        el('td', {
+          textContent: m.accuracy !== undefined ? pct(m.accuracy, 1) : spread,
+          dataset: m.accuracy !== undefined ? { accuracy: String(m.accuracy) } : {},
+        }),
+        ...digits.map((d) =>
+          el('td', {
+            textContent:
+              perDigit?.[d] !== undefined ? (100 * perDigit[d]).toFixed(uncond ? 1 : 0) : '',
+            dataset: { digit: String(d) },
+          }),
+        ),
+        el('td', { textContent: m.frechet !== undefined ? m.frechet.toFixed(0) : '' }),
+        el('td', {
+          textContent: m.frechetOverFloor !== undefined ? m.frechetOverFloor.toFixed(2) : '',
+        }),
+      ),
+    );
+  }
+  if (e.floor !== undefined) {
+    table.append(
+      el(
+        'tr',
+        { dataset: { mode: 'floor' } },
+        el('td', { textContent: 'held-out digits (floor)', className: 'label' }),
+        ...[...digits, -1].map(() => el('td')),
+        el('td', { textContent: e.floor.toFixed(0) }),
+        el('td', { textContent: '1' }),
+      ),
+    );
+  }
+  wrap.append(
+    table,
+    el('div', {
+      className: 'note',
+      textContent:
+        'Per digit (%): of the samples asked for that digit, the share the judge reads as it; unconditional: of all its samples, the share read as each digit (10 each when the digits are covered evenly). Fréchet: the distance between Gaussian fits of the judge’s penultimate features of the samples and of held-out digits; its floor is that of held-out digits against other held-out digits.',
+    }),
+  );
+  return wrap;
+}
+
+/** Marks the column of digit `d` in the evaluation table. */
+function markDigit(table: HTMLElement | null, d: number): void {
+  for (const c of table?.querySelectorAll<HTMLElement>('[data-digit]') ?? []) {
+    c.classList.toggle('chosen', c.dataset.digit === String(d));
+  }
 }
 
 /**
@@ -135,27 +246,6 @@ async function sampleImages(
 }
 
 /**
- * Share of `count` images the shipped clean-digit classifier reads as `digit`. It was trained on
- * clean digits (at logSNR 12), so it is evaluated there: a judge of the samples, not a guide.
- */
-async function classAccuracy(
-  scorer: LoadedModel,
-  images: Float32Array,
-  count: number,
-  digit: number,
-): Promise<number> {
-  const c = scorer.model as unknown as NoiseConditionalClassifier;
-  const acc = tf.tidy(() => {
-    const x = tf.clipByValue(tf.tensor(images, [count, ...c.config.inputShape]), -1, 1);
-    const logits = c.logits(x, vpLevelFromLogSNR(12));
-    return tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), digit), 'float32'));
-  });
-  const v = (await acc.data())[0]!;
-  acc.dispose();
-  return v;
-}
-
-/**
  * min, max and mean of the samples (shown on the canvas for the tests: a NaN would show here, and
  * the mean compares runtimes run from the same noise).
  */
@@ -176,7 +266,7 @@ export function mountMnist(): void {
   const s = section(
     'mnist',
     '6. Guidance on MNIST digits',
-    "The class-conditional U-Net trained in this repo (<code>packages/train/weights/</code>), sampled in your browser with DPM-Solver++ 2M (x̂<sub>0</sub> clipped to [-1, 1]) from the same noise. Left: the chosen guidance at scale s. <b>Classifier-free</b>: ε<sub>u</sub> + s (ε<sub>c</sub> − ε<sub>u</sub>) with the U-Net's learned null class. <b>Classifier guidance</b>: ε<sub>u</sub> − σ s ∇<sub>x</sub> log p<sub>φ</sub>(y | x<sub>t</sub>), the unconditional U-Net steered by the gradient of <code>mnist-noisy-classifier</code>, a classifier trained on noisy digits at every noise level. Right: the unconditional model (s = 0). Each frame shows the current estimate x̂<sub>0</sub>; the clean-digit classifier <code>mnist-classifier</code> (trained on clean digits only, a judge rather than a guide) reads the final samples.",
+    "The class-conditional U-Net trained in this repo (<code>packages/train/weights/</code>), sampled in your browser with DPM-Solver++ 2M (x̂<sub>0</sub> clipped to [-1, 1]) from the same noise. Left: the chosen guidance at scale s. <b>Classifier-free</b>: ε<sub>u</sub> + s (ε<sub>c</sub> − ε<sub>u</sub>) with the U-Net's learned null class. <b>Classifier guidance</b>: ε<sub>u</sub> − σ s ∇<sub>x</sub> log p<sub>φ</sub>(y | x<sub>t</sub>), the unconditional U-Net steered by the gradient of <code>mnist-noisy-classifier</code>, a classifier trained on noisy digits at every noise level. Right: the unconditional model (s = 0). Each frame shows the current estimate x̂<sub>0</sub>. The judge <code>mnist-judge</code>, a digit classifier trained on digits the U-Net never saw, reads the final samples: those it reads as another digit are framed in red with that digit. Beside them: what <code>diffuse-train eval-mnist</code> measured for this U-Net with the same judge.",
   );
   const entries = shippedModels();
   const info = el('div', { id: 'mnist-info', className: 'readout' });
@@ -224,8 +314,9 @@ export function mountMnist(): void {
     'ONNX Runtime Web runs the U-Net for classifier-free guidance and the unconditional panel; classifier guidance needs the gradient of the classifier, so it always runs on tfjs';
   const scale = range('mnist-scale', 0, 8, 0.5, 3);
   const scaleOut = el('b', { id: 'mnist-scale-value', textContent: '3' });
-  const steps = number('mnist-steps', 2, 100, 10);
-  const n = number('mnist-n', 1, 64, 9);
+  // 16 images in 20 steps: the grid of issue 20 and the step count of the shipped evaluation.
+  const steps = number('mnist-steps', 2, 100, 20);
+  const n = number('mnist-n', 1, 64, 16);
   const go = button('mnist-button', 'Sample digits');
   row(
     s,
@@ -260,6 +351,21 @@ export function mountMnist(): void {
     size: 280,
     title: 'unconditional (s = 0, the null class)',
   });
+  const evaluation = evalSummary(found.unet.metrics);
+  if (evaluation) {
+    panels.append(evalTable(evaluation, numClasses));
+    const table = panels.querySelector<HTMLElement>('#mnist-eval-table');
+    markDigit(table, Number(digit.value));
+    digit.addEventListener('change', () => markDigit(table, Number(digit.value)));
+  } else {
+    panels.append(
+      el('div', {
+        id: 'mnist-eval',
+        className: 'readout',
+        textContent: `${found.unet.name}.metrics.json has no sample evaluation (diffuse-train eval-mnist)`,
+      }),
+    );
+  }
 
   go.addEventListener(
     'click',
@@ -340,11 +446,28 @@ export function mountMnist(): void {
             if (Number.isNaN(min)) throw new Error(`${caption}: the samples contain NaN`);
             let read = '';
             if (scorer) {
-              const acc = await classAccuracy(scorer, res.images, count, d);
-              view.canvas.dataset.accuracy = String(acc);
-              read = `, ${Math.round(acc * count)}/${count} read as ${d} by ${scorer.entry.name}`;
+              const classes = await readDigits(scorer.model, res.images, count);
+              const right = classes.filter((c) => c === d).length;
+              const isGuided = view === guidedView;
+              view.canvas.dataset.accuracy = String(right / count);
+              view.canvas.dataset.read = String(right);
+              view.canvas.dataset.classes = classes.join(' ');
+              view.canvas.dataset.judge = scorer.entry.name;
+              // Guided: the samples read as another digit, framed with what the judge reads.
+              // Unconditional: every sample with its reading (the spread over digits).
+              view.marks(
+                Array.from(classes, (c) => (isGuided && c === d ? '' : String(c))),
+                count,
+                shape[0]!,
+                shape[1]!,
+                isGuided ? { color: '#d00', framed: true } : { color: '#1f77b4', framed: false },
+              );
+              read = isGuided
+                ? `: the judge (${scorer.entry.name}) reads ${right} of ${count} as ${d}`
+                : `: the judge (${scorer.entry.name}) reads them as ${[...new Set(classes)].sort((a, b) => a - b).join(', ')}`;
             } else {
-              delete view.canvas.dataset.accuracy;
+              for (const k of ['accuracy', 'read', 'classes', 'judge'])
+                delete view.canvas.dataset[k];
             }
             view.caption(`${caption}${read}`);
             out.push(

@@ -208,10 +208,17 @@ export class PlaneView {
     ctx.globalAlpha = 1;
   }
 
-  /** Grey-scale images in [-1, 1], each [h*w], tiled in a grid filling the canvas. */
-  images(pixels: ArrayLike<number>, count: number, h: number, w: number): void {
+  /** The tiling of `images`: columns, rows, and the canvas pixels per image pixel. */
+  private grid(count: number, h: number, w: number): { cols: number; rows: number; scale: number } {
     const cols = Math.ceil(Math.sqrt(count));
     const rows = Math.ceil(count / cols);
+    const scale = Math.min(this.canvas.width / (cols * w), this.canvas.height / (rows * h));
+    return { cols, rows, scale };
+  }
+
+  /** Grey-scale images in [-1, 1], each [h*w], tiled in a grid filling the canvas. */
+  images(pixels: ArrayLike<number>, count: number, h: number, w: number): void {
+    const { cols, rows, scale } = this.grid(count, h, w);
     const img = this.ctx.createImageData(cols * w, rows * h);
     img.data.fill(255);
     for (let k = 0; k < count; k++) {
@@ -235,8 +242,37 @@ export class PlaneView {
     this.ctx.imageSmoothingEnabled = false;
     this.ctx.fillStyle = '#fff';
     this.ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
-    const scale = Math.min(this.canvas.width / img.width, this.canvas.height / img.height);
     this.ctx.drawImage(tmp, 0, 0, img.width * scale, img.height * scale);
+  }
+
+  /**
+   * Labels drawn over the tiles of the last `images` call (same count and size): `labels[k]` in
+   * the top-left corner of image k, with a frame when `framed`; an empty label leaves it unmarked.
+   */
+  marks(
+    labels: readonly string[],
+    count: number,
+    h: number,
+    w: number,
+    opts: { color: string; framed: boolean },
+  ): void {
+    const { cols, scale } = this.grid(count, h, w);
+    const { ctx } = this;
+    ctx.save();
+    ctx.strokeStyle = opts.color;
+    ctx.fillStyle = opts.color;
+    ctx.lineWidth = 1;
+    ctx.font = `bold ${Math.max(9, Math.round(5 * scale))}px sans-serif`;
+    ctx.textBaseline = 'top';
+    for (let k = 0; k < count; k++) {
+      const label = labels[k];
+      if (!label) continue;
+      const x = (k % cols) * w * scale;
+      const y = Math.floor(k / cols) * h * scale;
+      if (opts.framed) ctx.strokeRect(x + 0.5, y + 0.5, w * scale - 1, h * scale - 1);
+      ctx.fillText(label, x + 2, y + 2);
+    }
+    ctx.restore();
   }
 }
 
