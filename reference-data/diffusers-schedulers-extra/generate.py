@@ -7,7 +7,12 @@ from a fixed float32 sample X0, calling scheduler.step for every entry of schedu
 diffusers' PNDMPipeline does. Writes pndm.json: per case the config overrides, num_inference_steps,
 diffusers' timesteps and the sample after every step (or the error diffusers raises in set_timesteps/step).
 
-Usage: python3 generate.py OUT.json   (with diffusers' src/ at /tmp/dsrc/src, see ../diffusers-models-options/stubs.py)
+classes.json: the same closed-form model driving the scheduler classes added later, FlowMatchHeunDiscreteScheduler
+and TCDScheduler (the model output read as the flow velocity / the prediction of the config), per case the config,
+num_inference_steps, step kwargs, diffusers' timesteps and sigmas (where the class has them), the sample after every
+step, and every noise tensor the step drew (replayed by the tests through `step(..., { noise })`).
+
+Usage: python3 generate.py PNDM_OUT.json [CLASSES_OUT.json]   (with diffusers' src/ at /tmp/dsrc/src, see ../diffusers-models-options/stubs.py)
 """
 import json, os, sys
 import numpy as np
@@ -17,6 +22,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'diffusers-models-options'))
 import stubs  # noqa: F401,E402
 from diffusers.schedulers.scheduling_pndm import PNDMScheduler
+import diffusers.schedulers.scheduling_tcd as tcd_module
+from diffusers.schedulers.scheduling_flow_match_heun_discrete import FlowMatchHeunDiscreteScheduler
 
 X0 = [1.0, -0.5, 0.25, 2.0, -1.5, 0.0]
 A, B, C = 0.3, -0.7, 0.05
@@ -48,3 +55,83 @@ for base in CONFIGS:
                 cases.append(case)
 json.dump({'x0': X0, 'model': {'A': A, 'B': B, 'C': C}, 'cases': cases}, open(sys.argv[1], 'w'), indent=None)
 print(len(cases), 'cases;', sum('error' in c for c in cases), 'errors')
+
+if len(sys.argv) < 3:
+    sys.exit(0)
+
+# Every noise tensor the classes draw goes through randn_tensor of their module: record it.
+drawn = []
+_randn = tcd_module.randn_tensor
+def recording_randn(*a, **k):
+    z = _randn(*a, **k)
+    drawn.append([float(v) for v in z.flatten().tolist()])
+    return z
+tcd_module.randn_tensor = recording_randn
+
+
+def run(cls, cfg, n, kwargs, model_t, make=None):
+    """One case: set_timesteps(n), then step through every timestep from X0 (noise recorded per step)."""
+    case = {'class': cls.__name__, 'config': cfg, 'num_inference_steps': n, 'step_kwargs': kwargs}
+    try:
+        s = make() if make else cls(**cfg)
+        s.set_timesteps(n)
+        case['timesteps'] = [float(t) for t in s.timesteps]
+        if hasattr(s, 'sigmas') and cls is not tcd_module.TCDScheduler:
+            case['sigmas'] = [float(v) for v in s.sigmas]
+        x = torch.tensor(X0, dtype=torch.float32)
+        traj, noises = [], []
+        g = torch.Generator().manual_seed(7)
+        for t in s.timesteps:
+            out = A * x + B * model_t(float(t)) + C
+            del drawn[:]
+            extra = {'generator': g} if cls is tcd_module.TCDScheduler else {}
+            x = s.step(out, t, x, **kwargs, **extra).prev_sample
+            traj.append([float(v) for v in x.tolist()])
+            noises.append(drawn[-1] if drawn else None)
+        case['samples'] = traj
+        case['noise'] = noises
+    except Exception as e:  # noqa: BLE001
+        case['error'] = f'{type(e).__name__}: {e}'
+    return case
+
+
+classes = []
+for cfg in ({}, {'shift': 3.0}, {'num_train_timesteps': 500, 'shift': 1.5}):
+    for n in (1, 2, 4, 10, 25):
+        classes.append(run(FlowMatchHeunDiscreteScheduler, cfg, n, {}, lambda t: t / 1000))
+TCD_CONFIGS = [
+    {},  # diffusers' defaults (SD-style scaled_linear table)
+    {'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02, 'prediction_type': 'v_prediction',
+     'original_inference_steps': 100, 'clip_sample': True},
+    {'prediction_type': 'sample', 'set_alpha_to_one': False, 'num_train_timesteps': 500, 'original_inference_steps': 20},
+]
+for cfg in TCD_CONFIGS:
+    for n in (1, 4, 10, 60):
+        for gamma in (None, 0.0, 1.0):
+            kwargs = {} if gamma is None else {'eta': gamma}
+            classes.append(run(tcd_module.TCDScheduler, cfg, n, kwargs, lambda t: t / 1000))
+# Class swaps from real files (../real-configs/configs.json): Target.from_config(json.loads(raw), **overrides),
+# what diffusers logged, the resolved scheduler.config, and a 10-step run as above.
+import logging
+logged = []
+class Capture(logging.Handler):
+    def emit(self, record):
+        logged.append(record.getMessage())
+logging.getLogger('diffusers').addHandler(Capture())
+real = {c['id']: c['raw'] for c in json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'real-configs', 'configs.json')))['configs']}
+SWAPS = [
+    ('pndm-runwayml-stable-diffusion-v1-5', tcd_module.TCDScheduler, {}),
+    ('euler-stable-diffusion-xl-base-1.0', tcd_module.TCDScheduler, {'timestep_spacing': 'trailing'}),
+    ('flow-euler-stable-diffusion-3.5-large', FlowMatchHeunDiscreteScheduler, {}),
+]
+swaps = []
+for source, cls, overrides in SWAPS:
+    del logged[:]
+    s = cls.from_config(json.loads(real[source]), **overrides)
+    swap = {'source': source, 'class': cls.__name__, 'overrides': overrides, 'warnings': list(logged),
+            'resolved_config': {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in dict(s.config).items()}}
+    swap['run'] = run(cls, None, 10, {}, lambda t: t / 1000, make=lambda: s)
+    del swap['run']['config']
+    swaps.append(swap)
+json.dump({'x0': X0, 'model': {'A': A, 'B': B, 'C': C}, 'cases': classes, 'swaps': swaps}, open(sys.argv[2], 'w'), indent=None)
+print(len(classes), 'class cases;', sum('error' in c for c in classes), 'errors;', len(swaps), 'swaps')

@@ -183,7 +183,7 @@ describe('createScheduler(): bad input', () => {
           const xin = s.scaleModelInput(x, t);
           const level = name.startsWith('EDM')
             ? { alpha: 1, sigma: Math.exp(4 * t) }
-            : name === 'FlowMatchEulerDiscreteScheduler'
+            : name.startsWith('FlowMatch')
               ? { alpha: 1 - t / 1000, sigma: t / 1000 }
               : name === 'MiniMaxH3Scheduler'
                 ? { alpha: t, sigma: 1 - t }

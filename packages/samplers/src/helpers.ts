@@ -17,6 +17,41 @@ export function toD(x: tf.Tensor, sigma: number, denoised: tf.Tensor): tf.Tensor
 }
 
 /**
+ * The rectified-flow velocity u = eps - x0 of the path x_t = (1 - t) x0 + t eps, from a VE state
+ * x = x_t / (1 - t) at sigma = t / (1 - t) and its denoised value D: u = (x - D) / sigma - D.
+ *
+ * @example
+ * const u = flowVelocity(x, 3, denoised); // t = 0.75
+ */
+export function flowVelocity(x: tf.Tensor, sigma: number, denoised: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.sub(toD(x, sigma, denoised), denoised));
+}
+
+/**
+ * One step of the flow ODE dx_t/dt = u(x_t, t) in flow coordinates, x_{t'} = x_t + dt mean(u_k) with
+ * dt = t' - t: Euler with one velocity (diffusers' `FlowMatchEulerDiscreteScheduler.step`), Heun's
+ * trapezoid with the velocities at both ends, (u(x_t, t) + u(x_e, t')) / 2 with the Euler predictor
+ * x_e (diffusers' `FlowMatchHeunDiscreteScheduler.step`, its two calls). Written in t, not in the VE
+ * view: diffusers' flow schedules start at t = 1, where sigma = t / (1 - t) is infinite. dt is taken as
+ * given (diffusers forms it in float32).
+ *
+ * @example
+ * const xe = flowStep(x, -0.1, [u1]);         // Euler predictor from t to t - 0.1
+ * const next = flowStep(x, -0.1, [u1, u2]);   // Heun
+ */
+export function flowStep(x: tf.Tensor, dt: number, velocities: readonly tf.Tensor[]): tf.Tensor {
+  if (velocities.length < 1 || velocities.length > 2)
+    throw new SamplerError(`flowStep takes one or two velocities, got ${velocities.length}`);
+  return tf.tidy(() => {
+    const u =
+      velocities.length === 1
+        ? velocities[0]!
+        : tf.mul(tf.add(velocities[0]!, velocities[1]!), 0.5);
+    return tf.add(x, tf.mul(u, dt));
+  });
+}
+
+/**
  * Splits the move from `sigmaFrom` to `sigmaTo` into a deterministic move down to `sigmaDown` and
  * fresh noise of size `sigmaUp`, with sigmaDown^2 + sigmaUp^2 = sigmaTo^2 (k-diffusion's
  * `get_ancestral_step`; for eta = 1 it is DDPM's posterior, Ho et al. 2020 eq. 7, in VE variables;

@@ -42,6 +42,7 @@ export const BUILTIN_SAMPLER_NAMES = [
   'ode_dopri5',
   'dpm_fast',
   'dpm_adaptive',
+  'flow_heun',
   // new sampler names above this line
 ] as const;
 
@@ -83,6 +84,8 @@ export const SCHEDULER_CLASS_NAMES = [
   'DDPMWuerstchenScheduler',
   'FlowMatchEulerDiscreteScheduler',
   'MiniMaxH3Scheduler',
+  'FlowMatchHeunDiscreteScheduler',
+  'TCDScheduler',
 ] as const;
 
 /** A diffusers scheduler class this package implements (a `_class_name`). */

@@ -12,7 +12,7 @@ import {
   predictionFromDiffusers,
   type TimestepSpacing,
 } from '@diffuse/schedules';
-import { SchedulerConfigError } from '../errors.js';
+import { SamplerError, SchedulerConfigError } from '../errors.js';
 import type { SchedulerClassName } from '../names.js';
 import type { SamplerOptions } from '../types.js';
 import { pndmTimesteps } from './pndm.js';
@@ -65,6 +65,8 @@ export interface ClassSpec {
   embedding: 'vp' | 've';
   /** EDM classes: the model is preconditioned (c_in input, c_skip / c_out output, sigma_data). */
   edm?: boolean;
+  /** diffusers' step of this class ignores `clip_sample` (it takes the key but never clips). */
+  noClip?: boolean;
   /** Builds the plan for n steps; `stepOptions` are the first `step()` call's extra arguments. */
   plan(
     cfg: DiffusersConfig,
@@ -452,6 +454,33 @@ function edmSigmas(cfg: DiffusersConfig, n: number) {
   };
 }
 
+/**
+ * `set_timesteps` of the consistency-distilled classes (diffusers' LCMScheduler and TCDScheduler, the same
+ * code): every k-th training step of the distillation schedule (k = T // original_inference_steps),
+ * n of them picked by floor(linspace(0, len, n, endpoint=False)). Too many steps is diffusers' error.
+ */
+function distillationTimesteps(
+  cfg: DiffusersConfig,
+  s: DiscreteSchedule,
+  n: number,
+  className: string,
+): number[] {
+  const T = s.numTrainTimesteps;
+  const orig = num(cfg, 'original_inference_steps');
+  if (orig > T)
+    throw new SchedulerConfigError(
+      `${className}: original_inference_steps (${orig}) is larger than num_train_timesteps (${T})`,
+    );
+  if (n > orig)
+    throw new SchedulerConfigError(
+      `${className}: ${n} steps is more than original_inference_steps (${orig}); the schedule is a subset of it`,
+    );
+  const k = Math.floor(T / orig);
+  const origin = Array.from({ length: orig }, (_, i) => (orig - i) * k - 1);
+  const step = orig / n; // numpy: arange(n) * step, floored
+  return Array.from({ length: n }, (_, i) => origin[Math.floor(i * step)]!);
+}
+
 /** Every supported `_class_name`. */
 export const CLASSES: Record<string, ClassSpec> = {
   DDIMScheduler: {
@@ -764,23 +793,8 @@ export const CLASSES: Record<string, ClassSpec> = {
     scaling: 'vp',
     embedding: 'vp',
     plan(cfg, schedule, n) {
-      // diffusers' LCMScheduler.set_timesteps: every k-th training step of the distillation schedule
-      // (k = T // original_inference_steps), n of them picked by floor(linspace(0, len, n, endpoint=False)).
       const s = schedule!;
-      const T = s.numTrainTimesteps;
-      const orig = num(cfg, 'original_inference_steps');
-      if (orig > T)
-        throw new SchedulerConfigError(
-          `LCMScheduler: original_inference_steps (${orig}) is larger than num_train_timesteps (${T})`,
-        );
-      if (n > orig)
-        throw new SchedulerConfigError(
-          `LCMScheduler: ${n} steps is more than original_inference_steps (${orig}); the schedule is a subset of it`,
-        );
-      const k = Math.floor(T / orig);
-      const origin = Array.from({ length: orig }, (_, i) => (orig - i) * k - 1);
-      const step = orig / n; // numpy: arange(n) * step, floored
-      const ts = Array.from({ length: n }, (_, i) => origin[Math.floor(i * step)]!);
+      const ts = distillationTimesteps(cfg, s, n, 'LCMScheduler');
       const exact: ClassPlan['exactLevels'] = new Map();
       const sigmas = [...ts.map((t) => tableLevel(s, t, exact)), 0];
       // consistency sampling (Song et al. 2023, Algorithm 1; k-diffusion's sample_lcm): jump to the
@@ -798,6 +812,41 @@ export const CLASSES: Record<string, ClassSpec> = {
         exactLevels: exact,
         sampler: 'ddim',
         options: { eta },
+        initNoiseSigma: 1,
+      };
+    },
+  },
+  TCDScheduler: {
+    defaults: {},
+    only: { rescale_betas_zero_snr: [false] },
+    scaling: 'vp',
+    embedding: 'vp',
+    // diffusers' TCD step neither clips nor thresholds (the keys are accepted and unused)
+    noClip: true,
+    plan(cfg, schedule, n, step) {
+      // Trajectory Consistency Distillation (Zheng et al. 2024), diffusers' TCDScheduler: LCM's
+      // timesteps; each step goes deterministically (DDIM) from t to s = floor((1 - gamma) t_next) and
+      // re-noises forward to t_next (strategic stochastic sampling, gamma = step's eta, default 0.3):
+      // the ancestral step with sigma_down at s. The last step goes to the level of t = 0, no noise.
+      const s = schedule!;
+      const gamma = (step.eta as number | undefined) ?? 0.3;
+      if (!(gamma >= 0 && gamma <= 1))
+        throw new SamplerError(`TCDScheduler.step: eta (gamma) must be in [0, 1], got ${gamma}`);
+      const ts = distillationTimesteps(cfg, s, n, 'TCDScheduler');
+      const exact: ClassPlan['exactLevels'] = new Map();
+      const sigmas = [...ts.map((t) => tableLevel(s, t, exact)), tableLevel(s, 0, exact)];
+      // torch: floor(float32(1 - gamma) * t_next) in float32
+      const f = Math.fround;
+      const sigmaDowns = ts.map((_, k) =>
+        k === n - 1 ? sigmas[n]! : tableLevel(s, Math.floor(f(f(1 - gamma) * ts[k + 1]!)), exact),
+      );
+      return {
+        timesteps: ts,
+        modelSigmas: sigmas.slice(0, -1),
+        sigmas,
+        exactLevels: exact,
+        sampler: 'euler_ancestral',
+        options: { sigmaDowns, lastStepNoise: false },
         initNoiseSigma: 1,
       };
     },

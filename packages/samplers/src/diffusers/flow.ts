@@ -13,6 +13,7 @@ import { Random } from '@diffuse/backend';
 import { convertPrediction } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { SamplerError, SchedulerConfigError } from '../errors.js';
+import { flowStep } from '../helpers.js';
 import { type DiffusersConfig, torchLinspace32 } from './classes.js';
 import type { ResolvedDiffusersConfig } from './from-config.js';
 import type {
@@ -55,6 +56,11 @@ interface FlowSpec {
     cfg: DiffusersConfig,
   ): tf.Tensor;
   stochastic(cfg: DiffusersConfig): boolean;
+  /**
+   * Heun classes: `sigmas` is diffusers' interleaved list (every inner level twice) and calls alternate
+   * between the Euler predictor and the trapezoid corrector (`flowStep`); `next` is not used.
+   */
+  heun?: boolean;
   /** `scale_noise`: the noisy sample at model call k's level. */
   noisy(x0: tf.Tensor, noise: tf.Tensor, t: number, sigma: number): tf.Tensor;
 }
@@ -171,12 +177,64 @@ const flowMatchEuler: FlowSpec = {
       z.dispose();
       return next;
     }
-    return tf.tidy(() => tf.add(sample, tf.mul(modelOutput, f32(sigmaNext - sigma))));
+    return flowStep(sample, f32(sigmaNext - sigma), [modelOutput]);
   },
   stochastic: (cfg) => cfg.stochastic_sampling === true,
   noisy(x0, noise, _t, sigma) {
     return tf.tidy(() => tf.add(tf.mul(noise, sigma), tf.mul(x0, 1 - sigma)));
   },
+};
+
+/**
+ * `FlowMatchHeunDiscreteScheduler` (scheduling_flow_match_heun_discrete.py): FlowMatchEuler's levels
+ * (its `__init__` and `set_timesteps` take only `num_train_timesteps` and `shift`, the same formulas),
+ * each inner level repeated: timesteps [t0, t1, t1, ..., t_{n-1}, t_{n-1}] (2n - 1 model calls),
+ * sigmas [s0, s1, s1, ..., s_{n-1}, s_{n-1}, 0]. The step is Heun's method in flow time (`flowStep`, the
+ * `flow_heun` sampler's step); the last step, to t = 0, is an Euler step.
+ */
+const flowMatchHeun: FlowSpec = {
+  check() {},
+  plan(cfg, n, mu, className) {
+    if (mu !== undefined) throw new SamplerError(`${className}.setTimesteps takes no mu`);
+    const base = flowMatchEuler.plan(
+      {
+        ...FLOW_EULER_PLAIN,
+        num_train_timesteps: cfg.num_train_timesteps,
+        shift: cfg.shift,
+      },
+      n,
+      undefined,
+      className,
+    );
+    const [ts, sg] = [base.timesteps, base.sigmas];
+    return {
+      timesteps: [ts[0]!, ...ts.slice(1).flatMap((t) => [t, t])],
+      sigmas: [sg[0]!, ...sg.slice(1, -1).flatMap((v) => [v, v]), sg[sg.length - 1]!],
+    };
+  },
+  x0(modelOutput, sample, _t, sigma) {
+    return convertPrediction(modelOutput, 'flow', 'x0', sample, { alpha: 1 - sigma, sigma });
+  },
+  next() {
+    throw new Error('internal: FlowMatchHeun steps through its Heun state');
+  },
+  stochastic: () => false,
+  heun: true,
+  noisy(x0, noise, _t, sigma) {
+    return tf.tidy(() => tf.add(tf.mul(noise, sigma), tf.mul(x0, 1 - sigma)));
+  },
+};
+
+/** FlowMatchEuler's options at their defaults, for the classes that share its plain schedule. */
+const FLOW_EULER_PLAIN: DiffusersConfig = {
+  use_dynamic_shifting: false,
+  invert_sigmas: false,
+  shift_terminal: null,
+  use_karras_sigmas: false,
+  use_exponential_sigmas: false,
+  use_beta_sigmas: false,
+  time_shift_type: 'exponential',
+  stochastic_sampling: false,
 };
 
 const minimaxH3: FlowSpec = {
@@ -216,6 +274,7 @@ const minimaxH3: FlowSpec = {
 /** The flow-matching classes `createScheduler` accepts. */
 export const FLOW_CLASSES: Record<string, FlowSpec> = {
   FlowMatchEulerDiscreteScheduler: flowMatchEuler,
+  FlowMatchHeunDiscreteScheduler: flowMatchHeun,
   MiniMaxH3Scheduler: minimaxH3,
 };
 
@@ -229,6 +288,8 @@ export class FlowScheduler implements Scheduler {
   private readonly checkFinite: boolean;
   private plan: FlowPlan | null = null;
   private counter = 0;
+  /** A Heun class between the two calls of a step: the step's start, first velocity and dt. */
+  private heunState: { sample: tf.Tensor; u: tf.Tensor; dt: number } | null = null;
 
   constructor(resolved: ResolvedDiffusersConfig, options: CreateSchedulerOptions) {
     this.className = resolved.className;
@@ -267,6 +328,7 @@ export class FlowScheduler implements Scheduler {
       );
     this.plan = this.spec.plan(this.cfg, n, options.mu, this.className);
     this.counter = 0;
+    this.releaseHeun();
   }
 
   private requirePlan(): FlowPlan {
@@ -336,7 +398,9 @@ export class FlowScheduler implements Scheduler {
     const noise = () => (options.noise ? tf.clone(options.noise) : this.rng.normal(sample.shape));
     let prevSample: tf.Tensor;
     try {
-      prevSample = this.spec.next(sample, modelOutput, x0, sigma, sigmaNext, noise, this.cfg);
+      prevSample = this.spec.heun
+        ? this.heunStep(modelOutput, sample, sigma, sigmaNext, last)
+        : this.spec.next(sample, modelOutput, x0, sigma, sigmaNext, noise, this.cfg);
     } catch (e) {
       x0.dispose();
       throw e;
@@ -355,6 +419,36 @@ export class FlowScheduler implements Scheduler {
       }
     }
     return { prevSample, predOriginalSample: x0 };
+  }
+
+  /**
+   * One call of a Heun class (diffusers' `state_in_first_order` switch): the first call of a step is the
+   * Euler predictor from `sigma` to `sigmaNext` (kept: the step's start, velocity and dt); the second
+   * call, at the predicted state, completes the trapezoid from the kept start.
+   */
+  private heunStep(
+    u: tf.Tensor,
+    sample: tf.Tensor,
+    sigma: number,
+    sigmaNext: number,
+    last: boolean,
+  ): tf.Tensor {
+    const first = this.heunState;
+    if (first === null) {
+      const dt = f32(sigmaNext - sigma);
+      const next = flowStep(sample, dt, [u]);
+      if (!last)
+        this.heunState = { sample: tf.keep(tf.clone(sample)), u: tf.keep(tf.clone(u)), dt };
+      return next;
+    }
+    const next = flowStep(first.sample, first.dt, [first.u, u]);
+    this.releaseHeun();
+    return next;
+  }
+
+  private releaseHeun(): void {
+    if (this.heunState) tf.dispose([this.heunState.sample, this.heunState.u]);
+    this.heunState = null;
   }
 
   addNoise(x0: tf.Tensor, noise: tf.Tensor, t: number | readonly number[]): tf.Tensor {
@@ -380,5 +474,6 @@ export class FlowScheduler implements Scheduler {
 
   dispose(): void {
     this.counter = 0;
+    this.releaseHeun();
   }
 }

@@ -499,7 +499,7 @@ class AdapterScheduler implements Scheduler {
     const x0 = this.toX0(modelOutput, sample, s);
     let predOriginalSample = x0;
     let denoised = x0;
-    if (this.cfg.clip_sample === true) {
+    if (this.cfg.clip_sample === true && !this.spec.noClip) {
       const r = this.cfg.clip_sample_range as number;
       // clipByValue(NaN) is -r on wasm: keep NaN visible (to the finiteness check and the caller).
       predOriginalSample = tf.tidy(() => tf.where(tf.isNaN(x0), x0, tf.clipByValue(x0, -r, r)));

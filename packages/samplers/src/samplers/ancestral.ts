@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { SamplerError } from '../errors.js';
 import { addNoise, ancestralStep, toD } from '../helpers.js';
 import {
   denoise,
@@ -18,12 +19,20 @@ export type AncestralOptions = {
   variance: AncestralVariance;
   /** Inject noise on the last step too (diffusers' DDPM skips it when the last timestep is 0). */
   lastStepNoise: boolean;
+  /**
+   * The deterministic target of every step, sigma_down in [0, sigma_{i+1}] (one per step), instead of
+   * the one eta implies; sigma_up = sqrt(sigma_{i+1}^2 - sigma_down^2). Empty (default): from eta.
+   * TCD's strategic stochastic sampling (Zheng et al. 2024, sec. 4.3) goes down to the level of
+   * timestep floor((1 - gamma) t_{i+1}) this way.
+   */
+  sigmaDowns: readonly number[];
 };
 
 const ANCESTRAL_RULES = {
   eta: ETA,
   sNoise: NONNEGATIVE,
   variance: { oneOf: ['fixed_small', 'fixed_large'] },
+  sigmaDowns: NONNEGATIVE,
 } as const;
 
 /**
@@ -56,12 +65,32 @@ export function* sampleAncestral(
   sigmas: readonly number[],
   o: AncestralOptions,
 ): SamplerProgram {
+  const downs = o.sigmaDowns;
+  if (downs.length > 0) {
+    if (downs.length !== sigmas.length - 1)
+      throw new SamplerError(
+        `sigmaDowns has ${downs.length} entries for ${sigmas.length - 1} steps (one per step)`,
+      );
+    const k = downs.findIndex((d, j) => !(d <= sigmas[j + 1]!));
+    if (k >= 0)
+      throw new SamplerError(
+        `sigmaDowns[${k}] = ${downs[k]} is above the step's next sigma ${sigmas[k + 1]}`,
+      );
+    if (o.variance === 'fixed_large')
+      throw new SamplerError("sigmaDowns and variance 'fixed_large' exclude each other");
+  }
   for (let i = 0; i < sigmas.length - 1; i++) {
     const sigma = sigmas[i]!;
     const sigmaNext = sigmas[i + 1]!;
     const denoised = yield* denoise(x, sigma, i);
     yield stepEvent(i, sigma, sigma, x, denoised);
-    let { sigmaDown, sigmaUp } = ancestralStep(sigma, sigmaNext, o.eta);
+    let { sigmaDown, sigmaUp } =
+      downs.length > 0
+        ? {
+            sigmaDown: downs[i]!,
+            sigmaUp: Math.sqrt(Math.max(0, sigmaNext * sigmaNext - downs[i]! * downs[i]!)),
+          }
+        : ancestralStep(sigma, sigmaNext, o.eta);
     if (o.variance === 'fixed_large') {
       sigmaDown = ancestralStep(sigma, sigmaNext, 1).sigmaDown;
       sigmaUp = betaNoiseVE(sigma, sigmaNext);
@@ -80,7 +109,7 @@ export const eulerAncestral: SamplerDefinition<AncestralOptions> = {
   reference:
     'Ho et al. 2020, Algorithm 2; Song et al. 2021 (DDIM) eq. 16; k-diffusion sample_euler_ancestral',
   fn: sampleAncestral,
-  defaults: { eta: 1, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
+  defaults: { eta: 1, sNoise: 1, variance: 'fixed_small', lastStepNoise: true, sigmaDowns: [] },
   rules: ANCESTRAL_RULES,
   stochastic: true,
 };
@@ -90,7 +119,7 @@ export const ddim: SamplerDefinition<AncestralOptions> = {
   description: 'DDIM; deterministic with eta = 0, DDPM-like with eta = 1',
   reference: 'Song et al. 2021, "Denoising Diffusion Implicit Models", eq. 12 and 16',
   fn: sampleAncestral,
-  defaults: { eta: 0, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
+  defaults: { eta: 0, sNoise: 1, variance: 'fixed_small', lastStepNoise: true, sigmaDowns: [] },
   rules: ANCESTRAL_RULES,
   stochastic: false,
   order: 1,
@@ -101,7 +130,7 @@ export const ddpm: SamplerDefinition<AncestralOptions> = {
   description: 'DDPM ancestral sampling (variance fixed_small or fixed_large)',
   reference: 'Ho et al. 2020, "Denoising Diffusion Probabilistic Models", Algorithm 2 and sec. 3.2',
   fn: sampleAncestral,
-  defaults: { eta: 1, sNoise: 1, variance: 'fixed_small', lastStepNoise: true },
+  defaults: { eta: 1, sNoise: 1, variance: 'fixed_small', lastStepNoise: true, sigmaDowns: [] },
   rules: ANCESTRAL_RULES,
   stochastic: true,
 };

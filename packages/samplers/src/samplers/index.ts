@@ -18,6 +18,7 @@ import { dpmSolverSinglestep } from './dpm-solver-singlestep.js';
 import { dpm2, dpm2Ancestral } from './dpm2.js';
 import { dpmpp2sAncestral, dpmppSde } from './dpmpp-singlestep.js';
 import { euler } from './euler.js';
+import { flowHeun } from './flow-heun.js';
 import { heun } from './heun.js';
 import { lms } from './lms.js';
 import { odeDopri5 } from './ode.js';
@@ -59,5 +60,6 @@ export const BUILTIN_SAMPLERS: SamplerDefinition<any>[] = [
   odeDopri5,
   dpmFast,
   dpmAdaptive,
+  flowHeun,
   // new samplers above this line
 ];
