@@ -1,17 +1,19 @@
 /**
- * diffusers' `PNDMScheduler` step, call by call (scheduling_pndm.py at 58eb52c: `set_timesteps`,
- * `step_prk`, `step_plms`, `_get_prev_sample`). Its moves are DDIM's transfer between table levels, but
- * which levels it uses is diffusers' own: a PLMS step goes from t to t - T // n whatever the spacing (the
- * next call's sample is then read at its own timestep's level), the RK steps of one PRK step all start
- * from that step's first timestep, and the first PLMS call after a Heun start reads t + T // n. For
- * `leading` spacing these are the chain's own levels; for `linspace` / `trailing` they are not, so the
- * level bookkeeping lives here (the Adams-Bashforth weights are the `pndm` sampler's).
+ * diffusers' `PNDMScheduler`, call by call (scheduling_pndm.py at 58eb52c: `set_timesteps`,
+ * `step_prk`, `step_plms`, `_get_prev_sample`): which levels and which history each call uses. The
+ * math is the `pndm` / `plms` sampler's (`pndmTransfer`, `RK4`, `HEUN_START`, `adamsBashforth` of
+ * ../samplers/pndm.ts); only diffusers' level bookkeeping lives here, because it is not a chain of
+ * levels: a PLMS step goes from t to t - T // n whatever the spacing (the next call's sample is then
+ * read at its own timestep's level), the RK calls of one PRK step all start from that step's first
+ * timestep, and the first PLMS call after a Heun start reads t + T // n. For `leading` spacing these
+ * are the chain's own levels and the calls are the sampler's steps.
  */
 import type { DiscreteSchedule, NoiseLevel } from '@diffuse/schedules';
 import { convertPrediction } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { SamplerError } from '../errors.js';
-import { AB } from '../samplers/pndm.js';
+import { lincomb } from '../helpers.js';
+import { adamsBashforth, HEUN_START, pndmTransfer, RK4 } from '../samplers/pndm.js';
 
 /**
  * diffusers' `PNDMScheduler.timesteps` from the DDIM-family timesteps `ts` (descending, `_timesteps`
@@ -37,12 +39,13 @@ export function pndmTimesteps(ts: readonly number[], numTrain: number, skipPrk: 
   return [...prk, ...ts.slice(3)];
 }
 
-/** The state of one diffusers PNDM run (ets, counter, cur_sample, cur_model_output). */
+/** The state of one diffusers PNDM run (ets, counter, cur_sample, the PRK step's model outputs). */
 export class DiffusersPndm {
   private ets: tf.Tensor[] = [];
   private counter = 0;
   private curSample: tf.Tensor | null = null;
-  private curModelOutput: tf.Tensor | null = null;
+  /** The model outputs of the current PRK step (diffusers accumulates them in cur_model_output). */
+  private prk: tf.Tensor[] = [];
 
   constructor(
     private readonly schedule: DiscreteSchedule,
@@ -59,19 +62,29 @@ export class DiffusersPndm {
   }
 
   /**
-   * `_get_prev_sample`: DDIM's transfer from level t to level prev (PNDM eq. 9), the model output read
-   * as eps (v converted at t with `sample`). Returns [prev sample, x0 estimate].
+   * `_get_prev_sample`: `pndmTransfer` of `sample`, read at level t, to level prev, with the
+   * combination `terms` of model outputs read as eps (v converted at t with `sample`), in the VE view
+   * (x = sample / alpha at sigma / alpha). Returns [prev sample, x0 estimate].
    */
-  private prev(sample: tf.Tensor, t: number, prev: number, out: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  private prev(
+    sample: tf.Tensor,
+    t: number,
+    prev: number,
+    terms: readonly (readonly [number, tf.Tensor])[],
+  ): [tf.Tensor, tf.Tensor] {
     const a = this.level(t);
     const b = this.level(prev);
     return tf.tidy(() => {
+      const out = lincomb(terms);
       const eps =
         this.prediction === 'v_prediction'
           ? convertPrediction(out, 'v', 'epsilon', sample, a)
-          : tf.clone(out);
-      const x0 = tf.div(tf.sub(sample, tf.mul(eps, a.sigma)), a.alpha);
-      return [tf.add(tf.mul(x0, b.alpha), tf.mul(eps, b.sigma)), x0];
+          : out;
+      const x0 = convertPrediction(eps, 'epsilon', 'x0', sample, a);
+      const next = pndmTransfer(tf.div(sample, a.alpha), a.sigma / a.alpha, b.sigma / b.alpha, [
+        [1, eps],
+      ]);
+      return [tf.mul(next, b.alpha), x0];
     });
   }
 
@@ -89,27 +102,27 @@ export class DiffusersPndm {
     const c = this.counter;
     let r: [tf.Tensor, tf.Tensor];
     if (c < this.prkTimesteps.length) {
+      // step_prk: four calls per RK step, all from the step's start (cur_sample at its first timestep)
       const prev = timestep - (c % 2 ? 0 : Math.floor(ratio / 2));
       const t = this.prkTimesteps[c - (c % 4)]!;
-      const w = c % 4 === 0 || c % 4 === 3 ? 1 / 6 : 1 / 3;
       if (c % 4 === 0) {
         this.ets.push(this.keep(out));
         this.curSample?.dispose();
         this.curSample = this.keep(sample);
       }
-      const acc = tf.tidy(() =>
-        this.curModelOutput ? tf.add(this.curModelOutput, tf.mul(out, w)) : tf.mul(out, w),
-      );
-      this.curModelOutput?.dispose();
-      this.curModelOutput = null;
+      this.prk.push(this.keep(out));
       if (c % 4 === 3) {
-        r = this.prev(this.curSample!, t, prev, acc);
-        acc.dispose();
-      } else {
-        this.curModelOutput = tf.keep(acc);
-        r = this.prev(this.curSample!, t, prev, out);
-      }
+        r = this.prev(
+          this.curSample!,
+          t,
+          prev,
+          this.prk.map((e, k) => [RK4[k]!, e] as const),
+        );
+        tf.dispose(this.prk);
+        this.prk = [];
+      } else r = this.prev(this.curSample!, t, prev, [[1, out]]);
     } else {
+      // step_plms: Adams-Bashforth on the history; counter 0 and 1 of a PLMS start are Heun's step
       let t = timestep;
       let prev = timestep - ratio;
       if (c !== 1) {
@@ -123,30 +136,25 @@ export class DiffusersPndm {
       if (e.length === 1 && c === 0) {
         this.curSample?.dispose();
         this.curSample = this.keep(sample);
-        r = this.prev(sample, t, prev, out);
+        r = this.prev(sample, t, prev, [[1, out]]);
       } else if (e.length === 1 && c === 1) {
-        const m = tf.tidy(() => tf.div(tf.add(out, e[0]!), 2));
-        r = this.prev(this.curSample!, t, prev, m);
-        m.dispose();
+        r = this.prev(this.curSample!, t, prev, [
+          [HEUN_START[1]!, out],
+          [HEUN_START[0]!, e[0]!],
+        ]);
         this.curSample!.dispose();
         this.curSample = null;
-      } else {
-        const w = AB[e.length - 1]!;
-        const m = tf.tidy(() => tf.addN(w.map((k, j) => tf.mul(e[e.length - 1 - j]!, k))));
-        r = this.prev(sample, t, prev, m);
-        m.dispose();
-      }
+      } else r = this.prev(sample, t, prev, adamsBashforth([...e].reverse()));
     }
     this.counter++;
     return r;
   }
 
   dispose(): void {
-    tf.dispose([...this.ets, ...(this.curSample ? [this.curSample] : [])]);
-    this.curModelOutput?.dispose();
+    tf.dispose([...this.ets, ...this.prk, ...(this.curSample ? [this.curSample] : [])]);
     this.ets = [];
+    this.prk = [];
     this.curSample = null;
-    this.curModelOutput = null;
     this.counter = 0;
   }
 }

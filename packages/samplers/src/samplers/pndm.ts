@@ -26,6 +26,41 @@ export const AB: readonly (readonly number[])[] = [
   [55 / 24, -59 / 24, 37 / 24, -9 / 24],
 ];
 
+/** The pseudo Runge-Kutta (RK4) weights of the four noise predictions of a PRK step (PNDM eq. 13). */
+export const RK4: readonly number[] = [1 / 6, 1 / 3, 1 / 3, 1 / 6];
+
+/** The Heun start's weights of its two noise predictions (PLMS / F-PNDM; diffusers' counter 1). */
+export const HEUN_START: readonly number[] = [1 / 2, 1 / 2];
+
+/**
+ * PNDM's transfer phi (Liu et al. 2022, eq. 9: DDIM's step with a given noise estimate) in VE
+ * variables: x' = x + (sigma' - sigma) sum_k w_k eps_k. Every move of `pndm` / `plms` and of the
+ * `PNDMScheduler` adapter is this one function (the adapter picks diffusers' levels).
+ *
+ * @example
+ * const next = pndmTransfer(x, 2.0, 1.5, [[1, eps]]);
+ */
+export function pndmTransfer(
+  x: tf.Tensor,
+  sigma: number,
+  sigmaNext: number,
+  eps: readonly (readonly [number, tf.Tensor])[],
+): tf.Tensor {
+  return lincomb([[1, x], ...eps.map(([w, e]) => [w * (sigmaNext - sigma), e] as const)]);
+}
+
+/**
+ * The Adams-Bashforth combination of a newest-first history of noise predictions (up to 4), with
+ * the weights of `AB`: (e0), (3 e0 - e1) / 2, ... (PNDM eq. 12).
+ *
+ * @example
+ * const terms = adamsBashforth([eNew, ePrev]); // [[1.5, eNew], [-0.5, ePrev]]
+ */
+export function adamsBashforth(history: readonly tf.Tensor[]): [number, tf.Tensor][] {
+  const w = AB[history.length - 1]!;
+  return w.map((c, k) => [c, history[k]!]);
+}
+
 /**
  * PNDM and PLMS (Liu et al. 2022, "Pseudo Numerical Methods for Diffusion Models on Manifolds";
  * diffusers `PNDMScheduler`): linear multistep (Adams-Bashforth, up to 4 terms) on the noise
@@ -44,9 +79,7 @@ export function* samplePndm(
   const n = sigmas.length - 1;
   const ets: tf.Tensor[] = []; // newest first, at most 4
   const transfer = (xs: tf.Tensor, s: number, t: number, e: [number, tf.Tensor][]) =>
-    ctx.tidy(() =>
-      lincomb([[1, xs], ...e.map(([w, et]) => [w * (t - s), et] as [number, tf.Tensor])]),
-    );
+    ctx.tidy(() => pndmTransfer(xs, s, t, e));
   const push = (e: tf.Tensor) => {
     ets.unshift(e);
     if (ets.length > 4) ctx.free(ets.pop());
@@ -69,12 +102,12 @@ export function* samplePndm(
       const e3 = yield* evalEps(ctx, xb, sm, i);
       const xc = transfer(x, s, sN, [[1, e3]]);
       const e4 = yield* evalEps(ctx, xc, sN, i);
-      next = transfer(x, s, sN, [
-        [1 / 6, e1],
-        [1 / 3, e2],
-        [1 / 3, e3],
-        [1 / 6, e4],
-      ]);
+      next = transfer(
+        x,
+        s,
+        sN,
+        [e1, e2, e3, e4].map((e, k) => [RK4[k]!, e]),
+      );
       ctx.free(xa, xb, xc, e2, e3, e4);
     } else if (!o.prk && i === 0 && n > 1 && sN > 0) {
       // Heun start (diffusers' PLMS, counter 0 and 1; a 1-step run is one plain step there).
@@ -82,19 +115,13 @@ export function* samplePndm(
       const xe = transfer(x, s, sN, [[1, e1]]);
       const e2 = yield* evalEps(ctx, xe, sN, i);
       next = transfer(x, s, sN, [
-        [1 / 2, e1],
-        [1 / 2, e2],
+        [HEUN_START[0]!, e1],
+        [HEUN_START[1]!, e2],
       ]);
       ctx.free(xe, e2);
     } else {
       push(e1);
-      const w = AB[ets.length - 1]!;
-      next = transfer(
-        x,
-        s,
-        sN,
-        w.map((c, k) => [c, ets[k]!] as [number, tf.Tensor]),
-      );
+      next = transfer(x, s, sN, adamsBashforth(ets));
     }
     ctx.free(x);
     x = next;
