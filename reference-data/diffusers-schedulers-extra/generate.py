@@ -14,7 +14,7 @@ step, and every noise tensor the step drew (replayed by the tests through `step(
 
 Usage: python3 generate.py PNDM_OUT.json [CLASSES_OUT.json]   (with diffusers' src/ at /tmp/dsrc/src, see ../diffusers-models-options/stubs.py)
 """
-import json, os, sys
+import json, os, sys, types
 import numpy as np
 import torch
 
@@ -23,6 +23,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import stubs  # noqa: F401,E402
 from diffusers.schedulers.scheduling_pndm import PNDMScheduler
 import diffusers.schedulers.scheduling_tcd as tcd_module
+# torchsde (the Brownian tree of the SDE classes) is neither on Debian nor needed: the classes' noise
+# sampler is replaced below by one that draws seeded Gaussian noise and records it, so the steps replay.
+sys.modules.setdefault('torchsde', types.ModuleType('torchsde'))
+import diffusers.schedulers.scheduling_cosine_dpmsolver_multistep as cosine_module
 from diffusers.schedulers.scheduling_flow_match_heun_discrete import FlowMatchHeunDiscreteScheduler
 
 X0 = [1.0, -0.5, 0.25, 2.0, -1.5, 0.0]
@@ -69,9 +73,22 @@ def recording_randn(*a, **k):
 tcd_module.randn_tensor = recording_randn
 
 
-def run(cls, cfg, n, kwargs, model_t, make=None):
-    """One case: set_timesteps(n), then step through every timestep from X0 (noise recorded per step)."""
-    case = {'class': cls.__name__, 'config': cfg, 'num_inference_steps': n, 'step_kwargs': kwargs}
+class RecordingNoiseSampler:
+    """Stands in for BrownianTreeNoiseSampler: noise_sampler(sigma, sigma_next) -> recorded N(0, I)."""
+    def __init__(self, x, *a, **k):
+        self.shape, self.gen = x.shape, torch.Generator().manual_seed(11)
+    def __call__(self, sigma, sigma_next):
+        z = torch.randn(self.shape, generator=self.gen)
+        drawn.append([float(v) for v in z.flatten().tolist()])
+        return z
+cosine_module.BrownianTreeNoiseSampler = RecordingNoiseSampler
+
+
+def run(cls, cfg, n, kwargs, t_scale, make=None):
+    """One case: set_timesteps(n), then step through every timestep from X0 under the model
+    A x + B t / t_scale + C (noise recorded per step)."""
+    case = {'class': cls.__name__, 'config': cfg, 'num_inference_steps': n, 'step_kwargs': kwargs,
+            't_scale': t_scale}
     try:
         s = make() if make else cls(**cfg)
         s.set_timesteps(n)
@@ -82,7 +99,7 @@ def run(cls, cfg, n, kwargs, model_t, make=None):
         traj, noises = [], []
         g = torch.Generator().manual_seed(7)
         for t in s.timesteps:
-            out = A * x + B * model_t(float(t)) + C
+            out = A * x + B * (float(t) / t_scale) + C
             del drawn[:]
             extra = {'generator': g} if cls is tcd_module.TCDScheduler else {}
             x = s.step(out, t, x, **kwargs, **extra).prev_sample
@@ -98,7 +115,16 @@ def run(cls, cfg, n, kwargs, model_t, make=None):
 classes = []
 for cfg in ({}, {'shift': 3.0}, {'num_train_timesteps': 500, 'shift': 1.5}):
     for n in (1, 2, 4, 10, 25):
-        classes.append(run(FlowMatchHeunDiscreteScheduler, cfg, n, {}, lambda t: t / 1000))
+        classes.append(run(FlowMatchHeunDiscreteScheduler, cfg, n, {}, 1000))
+COSINE_CONFIGS = [
+    {},  # diffusers' defaults (Stable Audio's: exponential 0.3-500, v_prediction, sigma_data 1)
+    {'sigma_schedule': 'karras', 'prediction_type': 'epsilon', 'sigma_data': 0.5, 'solver_type': 'heun'},
+    {'solver_order': 1, 'sigma_min': 0.002, 'sigma_max': 80.0},
+    {'lower_order_final': False, 'euler_at_final': True},
+]
+for cfg in COSINE_CONFIGS:
+    for n in (1, 2, 4, 10, 20):
+        classes.append(run(cosine_module.CosineDPMSolverMultistepScheduler, cfg, n, {}, 1))
 TCD_CONFIGS = [
     {},  # diffusers' defaults (SD-style scaled_linear table)
     {'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02, 'prediction_type': 'v_prediction',
@@ -109,7 +135,7 @@ for cfg in TCD_CONFIGS:
     for n in (1, 4, 10, 60):
         for gamma in (None, 0.0, 1.0):
             kwargs = {} if gamma is None else {'eta': gamma}
-            classes.append(run(tcd_module.TCDScheduler, cfg, n, kwargs, lambda t: t / 1000))
+            classes.append(run(tcd_module.TCDScheduler, cfg, n, kwargs, 1000))
 # Class swaps from real files (../real-configs/configs.json): Target.from_config(json.loads(raw), **overrides),
 # what diffusers logged, the resolved scheduler.config, and a 10-step run as above.
 import logging
@@ -130,7 +156,7 @@ for source, cls, overrides in SWAPS:
     s = cls.from_config(json.loads(real[source]), **overrides)
     swap = {'source': source, 'class': cls.__name__, 'overrides': overrides, 'warnings': list(logged),
             'resolved_config': {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in dict(s.config).items()}}
-    swap['run'] = run(cls, None, 10, {}, lambda t: t / 1000, make=lambda: s)
+    swap['run'] = run(cls, None, 10, {}, 1000, make=lambda: s)
     del swap['run']['config']
     swaps.append(swap)
 json.dump({'x0': X0, 'model': {'A': A, 'B': B, 'C': C}, 'cases': classes, 'swaps': swaps}, open(sys.argv[2], 'w'), indent=None)

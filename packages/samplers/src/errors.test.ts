@@ -183,13 +183,15 @@ describe('createScheduler(): bad input', () => {
           const xin = s.scaleModelInput(x, t);
           const level = name.startsWith('EDM')
             ? { alpha: 1, sigma: Math.exp(4 * t) }
-            : name.startsWith('FlowMatch')
-              ? { alpha: 1 - t / 1000, sigma: t / 1000 }
-              : name === 'MiniMaxH3Scheduler'
-                ? { alpha: t, sigma: 1 - t }
-                : name === 'DDPMWuerstchenScheduler'
-                  ? schedule.levelAt(t * 999)
-                  : schedule.levelAt(t);
+            : name === 'CosineDPMSolverMultistepScheduler'
+              ? { alpha: 1, sigma: Math.tan((t * Math.PI) / 2) }
+              : name.startsWith('FlowMatch')
+                ? { alpha: 1 - t / 1000, sigma: t / 1000 }
+                : name === 'MiniMaxH3Scheduler'
+                  ? { alpha: t, sigma: 1 - t }
+                  : name === 'DDPMWuerstchenScheduler'
+                    ? schedule.levelAt(t * 999)
+                    : schedule.levelAt(t);
           const out = denoiser.predict(xin, level);
           const r = s.step(out, t, x, { noise });
           tf.dispose([xin, out, x, r.predOriginalSample]);

@@ -86,6 +86,7 @@ export const SCHEDULER_CLASS_NAMES = [
   'MiniMaxH3Scheduler',
   'FlowMatchHeunDiscreteScheduler',
   'TCDScheduler',
+  'CosineDPMSolverMultistepScheduler',
 ] as const;
 
 /** A diffusers scheduler class this package implements (a `_class_name`). */

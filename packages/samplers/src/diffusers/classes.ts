@@ -481,6 +481,27 @@ function distillationTimesteps(
   return Array.from({ length: n }, (_, i) => origin[Math.floor(i * step)]!);
 }
 
+/**
+ * `CosineDPMSolverMultistepScheduler.set_timesteps`' sigmas in PyTorch's float32 arithmetic: Karras
+ * (max^(1/rho) + r (min^(1/rho) - max^(1/rho)))^rho on r = torch.linspace(0, 1, n), or exponential
+ * exp(torch.linspace(log min, log max, n)) reversed (so n = 1 gives sigma_min, not sigma_max).
+ */
+function cosineSigmas(cfg: DiffusersConfig, n: number): number[] {
+  const f = Math.fround;
+  const lo = num(cfg, 'sigma_min');
+  const hi = num(cfg, 'sigma_max');
+  if (str(cfg, 'sigma_schedule') === 'karras') {
+    const rho = num(cfg, 'rho');
+    const [minInv, maxInv] = [lo ** (1 / rho), hi ** (1 / rho)];
+    return torchLinspace32(0, 1, n).map((r) =>
+      f(f(f(maxInv) + f(r * f(minInv - maxInv))) ** f(rho)),
+    );
+  }
+  return torchLinspace32(f(Math.log(lo)), f(Math.log(hi)), n)
+    .map((v) => f(Math.exp(v)))
+    .reverse();
+}
+
 /** Every supported `_class_name`. */
 export const CLASSES: Record<string, ClassSpec> = {
   DDIMScheduler: {
@@ -779,6 +800,46 @@ export const CLASSES: Record<string, ClassSpec> = {
           order: num(cfg, 'solver_order'),
           prediction: 'x0',
           eta: str(cfg, 'algorithm_type') === 'sde-dpmsolver++' ? 1 : 0,
+          solverType: str(cfg, 'solver_type'),
+          lowerOrderFinal: bool(cfg, 'lower_order_final'),
+          eulerAtFinal: bool(cfg, 'euler_at_final'),
+        },
+        initNoiseSigma: Math.sqrt(num(cfg, 'sigma_max') ** 2 + 1),
+      };
+    },
+  },
+  CosineDPMSolverMultistepScheduler: {
+    defaults: {},
+    only: {
+      sigma_schedule: ['karras', 'exponential'],
+      prediction_type: ['epsilon', 'v_prediction'],
+      // sigma_min would repeat the last level (a zero-length final step)
+      final_sigmas_type: ['zero'],
+      solver_type: ['midpoint', 'heun'],
+      // diffusers' step has no third-order branch (solver_order 3 fails after two steps there)
+      solver_order: [1, 2],
+    },
+    scaling: 've',
+    embedding: 've',
+    edm: true,
+    plan(cfg, _schedule, n) {
+      // Stable Audio: EDM's sigmas and preconditioning (sigma_data), the arctangent noise input
+      // t = atan(sigma) 2 / pi (float32), and SDE-DPM-Solver++ (order 1-2) on the VE levels, which is the
+      // EDMDPMSolverMultistep program with eta 1. diffusers draws the noise from a torchsde Brownian
+      // tree; here it is the step's `noise` (or the seeded stream).
+      const f = Math.fround;
+      const modelSigmas = cosineSigmas(cfg, n);
+      const sigmas = [...modelSigmas, 0];
+      return {
+        timesteps: modelSigmas.map((s) => f(f(f(Math.atan(s)) / f(Math.PI)) * 2)),
+        modelSigmas,
+        sigmas,
+        exactLevels: new Map(),
+        sampler: 'dpmpp_2m',
+        options: {
+          order: num(cfg, 'solver_order'),
+          prediction: 'x0',
+          eta: 1,
           solverType: str(cfg, 'solver_type'),
           lowerOrderFinal: bool(cfg, 'lower_order_final'),
           eulerAtFinal: bool(cfg, 'euler_at_final'),

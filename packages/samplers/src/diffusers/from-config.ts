@@ -218,6 +218,12 @@ function initRules(cls: string, init: DiffusersConfig): void {
       else
         fail(`solver_type ${JSON.stringify(solver)} is not implemented (expected midpoint, heun)`);
     }
+  } else if (cls === 'CosineDPMSolverMultistepScheduler') {
+    if (solver !== 'midpoint' && solver !== 'heun') {
+      if (['logrho', 'bh1', 'bh2'].includes(solver as string)) init.solver_type = 'midpoint';
+      else
+        fail(`solver_type ${JSON.stringify(solver)} is not implemented (expected midpoint, heun)`);
+    }
   } else if (cls === 'UniPCMultistepScheduler') {
     if (solver !== 'bh1' && solver !== 'bh2') {
       if (['midpoint', 'heun', 'logrho'].includes(solver as string)) init.solver_type = 'bh2';
