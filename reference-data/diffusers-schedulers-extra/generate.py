@@ -27,6 +27,7 @@ import diffusers.schedulers.scheduling_tcd as tcd_module
 # sampler is replaced below by one that draws seeded Gaussian noise and records it, so the steps replay.
 sys.modules.setdefault('torchsde', types.ModuleType('torchsde'))
 import diffusers.schedulers.scheduling_cosine_dpmsolver_multistep as cosine_module
+from diffusers.schedulers.scheduling_ddim_cogvideox import CogVideoXDDIMScheduler
 from diffusers.schedulers.scheduling_flow_match_heun_discrete import FlowMatchHeunDiscreteScheduler
 
 X0 = [1.0, -0.5, 0.25, 2.0, -1.5, 0.0]
@@ -125,6 +126,16 @@ COSINE_CONFIGS = [
 for cfg in COSINE_CONFIGS:
     for n in (1, 2, 4, 10, 20):
         classes.append(run(cosine_module.CosineDPMSolverMultistepScheduler, cfg, n, {}, 1))
+COGVIDEOX_CONFIGS = [
+    {},  # diffusers' defaults: float64 scaled_linear table, SNR shift 3, leading spacing, clip_sample (unused)
+    {'timestep_spacing': 'trailing', 'prediction_type': 'v_prediction', 'snr_shift_scale': 1.0, 'clip_sample': False},
+    {'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02, 'timestep_spacing': 'linspace',
+     'set_alpha_to_one': False, 'prediction_type': 'sample'},
+    {'beta_schedule': 'squaredcos_cap_v2', 'steps_offset': 1, 'snr_shift_scale': 2.0},
+]
+for cfg in COGVIDEOX_CONFIGS:
+    for n in (1, 4, 10, 50):
+        classes.append(run(CogVideoXDDIMScheduler, cfg, n, {}, 1000))
 TCD_CONFIGS = [
     {},  # diffusers' defaults (SD-style scaled_linear table)
     {'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02, 'prediction_type': 'v_prediction',

@@ -87,6 +87,7 @@ export const SCHEDULER_CLASS_NAMES = [
   'FlowMatchHeunDiscreteScheduler',
   'TCDScheduler',
   'CosineDPMSolverMultistepScheduler',
+  'CogVideoXDDIMScheduler',
 ] as const;
 
 /** A diffusers scheduler class this package implements (a `_class_name`). */

@@ -115,6 +115,7 @@ describe('scheduler classes against diffusers', () => {
   it('has every class, stochastic steps and errors among its cases', () => {
     const classes = new Set(ref.cases.map((c) => c.class));
     expect([...classes].sort()).toEqual([
+      'CogVideoXDDIMScheduler',
       'CosineDPMSolverMultistepScheduler',
       'FlowMatchHeunDiscreteScheduler',
       'TCDScheduler',
@@ -134,6 +135,20 @@ describe('scheduler classes against diffusers', () => {
       await replay(s, c);
     });
   }
+});
+
+describe('what is not implemented is a typed error that says why', () => {
+  it('CogVideoX zero terminal SNR, CogVideoXDPMScheduler, DPMSolverSDEScheduler', () => {
+    expect(() =>
+      createScheduler({ _class_name: 'CogVideoXDDIMScheduler', rescale_betas_zero_snr: true }),
+    ).toThrow(/rescale_betas_zero_snr = true is not supported/);
+    expect(() => createScheduler({ _class_name: 'CogVideoXDPMScheduler' })).toThrow(
+      /does not implement \(its step is not the scheduler contract/,
+    );
+    expect(() => createScheduler({ _class_name: 'DPMSolverSDEScheduler' })).toThrow(
+      SchedulerConfigError,
+    );
+  });
 });
 
 describe('swaps of real files to these classes, as diffusers makes them', () => {

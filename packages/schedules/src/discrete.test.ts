@@ -53,6 +53,23 @@ describe('discrete beta tables match diffusers (float32, bit for bit)', () => {
   });
 });
 
+describe('DiscreteSchedule.fromAlphasCumprod', () => {
+  it('keeps the table exactly, derives betas and levels from it, and rejects a bad table', () => {
+    const ac = [0.9, 0.72, 0.504, 0.1];
+    const s = DiscreteSchedule.fromAlphasCumprod(ac);
+    expect(Array.from(s.alphasCumprod)).toEqual(ac);
+    expect(s.numTrainTimesteps).toBe(4);
+    for (const [i, b] of [0.1, 0.2, 0.3, 1 - 0.1 / 0.504].entries())
+      expect(s.betas[i]).toBeCloseTo(b, 14);
+    expect(s.levelAtIndex(2)).toEqual({ alpha: Math.sqrt(0.504), sigma: Math.sqrt(1 - 0.504) });
+    expect(DiscreteSchedule.fromAlphasCumprod([0.5, 0]).alphasCumprod[1]).toBe(0);
+    expect(() => DiscreteSchedule.fromAlphasCumprod([0.5, 0.6])).toThrow(/alphasCumprod\[1\]/);
+    expect(() => DiscreteSchedule.fromAlphasCumprod([0.5, Number.NaN])).toThrow(ScheduleError);
+    expect(() => DiscreteSchedule.fromAlphasCumprod([0, 0])).toThrow(/alphasCumprod\[0\]/);
+    expect(() => DiscreteSchedule.fromAlphasCumprod([0.5])).toThrow(/integer >= 2/);
+  });
+});
+
 describe('discrete schedule closed forms', () => {
   it('cosine betas follow abar(t) = cos^2((t+s)/(1+s) pi/2) / cos^2(s/(1+s) pi/2), capped at 0.999', () => {
     const b = cosineBetas(1000);

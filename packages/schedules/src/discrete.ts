@@ -262,6 +262,38 @@ export class DiscreteSchedule {
   }
 
   /**
+   * A schedule from an explicit alphas_cumprod table, kept exactly as given (float64), for the classes
+   * that transform the table itself (CogVideoX's SNR shift abar / (s + (1 - s) abar) on a float64
+   * table). Each entry must be in (0, 1] and the table non-increasing; the last may be 0 (zero terminal
+   * SNR). betas are 1 - abar_i / abar_{i-1}.
+   *
+   * @example
+   * DiscreteSchedule.fromAlphasCumprod([0.9, 0.72, 0.504]).betas; // [0.1, 0.2, 0.3] (up to rounding)
+   */
+  static fromAlphasCumprod(alphasCumprod: ArrayLike<number>): DiscreteSchedule {
+    const n = alphasCumprod.length;
+    checkCount(n);
+    const ac = Float64Array.from(alphasCumprod);
+    for (let i = 0; i < n; i++) {
+      const a = ac[i]!;
+      const ok = (a > 0 && a <= 1) || (a === 0 && i === n - 1);
+      if (!ok || (i > 0 && !(a <= ac[i - 1]!)))
+        throw new ScheduleError(
+          `alphasCumprod[${i}] = ${a} must be in (0, 1] and at most the entry before it (only the last may be 0)`,
+        );
+    }
+    const betas = ac.map((a, i) => (i === 0 ? 1 - a : 1 - a / ac[i - 1]!));
+    return new DiscreteSchedule(betas, ac, {
+      numTrainTimesteps: n,
+      betaSchedule: 'linear',
+      betaStart: betas[0]!,
+      betaEnd: betas[n - 1]!,
+      rescaleBetasZeroSnr: false,
+      trainedBetas: betas,
+    });
+  }
+
+  /**
    * The same schedule with alphas_cumprod[T-1] replaced by `floor` (2^-24) when it is 0, as diffusers'
    * EulerDiscrete, DPMSolverMultistep and UniPCMultistep do under `rescale_betas_zero_snr`, so the
    * last VE sigma is finite (about 4096) instead of infinite.

@@ -4,7 +4,7 @@
  * which registered sampler runs the math, and with which options. No step math lives here.
  */
 import {
-  type DiscreteSchedule,
+  DiscreteSchedule,
   diffusersSetTimesteps,
   exponentialSigmas,
   karrasSigmas,
@@ -67,6 +67,8 @@ export interface ClassSpec {
   edm?: boolean;
   /** diffusers' step of this class ignores `clip_sample` (it takes the key but never clips). */
   noClip?: boolean;
+  /** The class's own alphas_cumprod table (default: `DiscreteSchedule.fromConfig` of the beta keys). */
+  schedule?(cfg: DiffusersConfig): DiscreteSchedule;
   /** Builds the plan for n steps; `stepOptions` are the first `step()` call's extra arguments. */
   plan(
     cfg: DiffusersConfig,
@@ -502,6 +504,40 @@ function cosineSigmas(cfg: DiffusersConfig, n: number): number[] {
     .reverse();
 }
 
+/**
+ * CogVideoX's alphas_cumprod (scheduling_ddim_cogvideox.py): the beta table's cumulative product with
+ * its SNR divided by `snr_shift_scale`, abar / (s + (1 - s) abar). `scaled_linear` betas are float64
+ * there (torch.linspace(sqrt(start), sqrt(end), T, float64) ** 2, the product in float64); the other
+ * tables are diffusers' float32 ones, shifted in float32.
+ */
+function cogvideoxSchedule(cfg: DiffusersConfig): DiscreteSchedule {
+  const T = num(cfg, 'num_train_timesteps');
+  const shift = num(cfg, 'snr_shift_scale');
+  let ac: number[];
+  if (cfg.trained_betas == null && cfg.beta_schedule === 'scaled_linear') {
+    const [a, b] = [Math.sqrt(num(cfg, 'beta_start')), Math.sqrt(num(cfg, 'beta_end'))];
+    const step = (b - a) / (T - 1);
+    const half = Math.floor(T / 2);
+    let p = 1;
+    ac = Array.from({ length: T }, (_, i) => {
+      const x = i < half ? a + step * i : b - step * (T - 1 - i);
+      p *= 1 - x * x;
+      return p;
+    }).map((v) => v / (shift + (1 - shift) * v));
+  } else {
+    const f = Math.fround;
+    const base = DiscreteSchedule.fromConfig({
+      numTrainTimesteps: T,
+      betaSchedule: cfg.beta_schedule as 'linear',
+      betaStart: num(cfg, 'beta_start'),
+      betaEnd: num(cfg, 'beta_end'),
+      trainedBetas: (cfg.trained_betas as number[] | null) ?? null,
+    }).alphasCumprod;
+    ac = Array.from(base, (v) => f(v / f(f(shift) + f(f(1 - shift) * v))));
+  }
+  return DiscreteSchedule.fromAlphasCumprod(ac);
+}
+
 /** Every supported `_class_name`. */
 export const CLASSES: Record<string, ClassSpec> = {
   DDIMScheduler: {
@@ -875,6 +911,21 @@ export const CLASSES: Record<string, ClassSpec> = {
         options: { eta },
         initNoiseSigma: 1,
       };
+    },
+  },
+  CogVideoXDDIMScheduler: {
+    defaults: {},
+    only: {
+      beta_schedule: ['linear', 'scaled_linear', 'squaredcos_cap_v2'],
+      rescale_betas_zero_snr: [false],
+    },
+    scaling: 'vp',
+    embedding: 'vp',
+    // diffusers' CogVideoX DDIM step neither clips nor takes eta: deterministic DDIM, t -> t - T // n
+    noClip: true,
+    schedule: cogvideoxSchedule,
+    plan(cfg, schedule, n) {
+      return CLASSES.DDIMScheduler!.plan(cfg, schedule, n, {});
     },
   },
   TCDScheduler: {

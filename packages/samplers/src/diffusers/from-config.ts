@@ -15,7 +15,7 @@
 import { describeValue, ScheduleError, validateDiffusersFields } from '@diffuse/schedules';
 import { SchedulerConfigError } from '../errors.js';
 import type { DiffusersConfig, SchedulerConfigOverrides } from './classes.js';
-import { KARRAS_COMPATIBLES, SIGNATURES } from './signatures.js';
+import { KARRAS_COMPATIBLE_OTHERS, KARRAS_COMPATIBLES, SIGNATURES } from './signatures.js';
 
 /** What `resolveDiffusersConfig` returns. */
 export interface ResolvedDiffusersConfig {
@@ -122,7 +122,7 @@ export function resolveDiffusersConfig(
   const expected = new Set(Object.keys(signature));
   // 2. keys of compatible classes and of the source class are dropped silently
   const silent = new Set<string>();
-  if (KARRAS_COMPATIBLES.includes(target)) {
+  if (KARRAS_COMPATIBLES.includes(target) || KARRAS_COMPATIBLE_OTHERS.includes(target)) {
     for (const c of KARRAS_COMPATIBLES)
       for (const k of Object.keys(SIGNATURES[c]!)) if (!expected.has(k)) silent.add(k);
   }

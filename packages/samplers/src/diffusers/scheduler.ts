@@ -121,6 +121,14 @@ export interface ResolvedClass extends ResolvedDiffusersConfig {
   cfg: DiffusersConfig;
 }
 
+/** Why the diffusers classes this package knows but does not implement are left out. */
+const UNIMPLEMENTED: Record<string, string> = {
+  DPMSolverSDEScheduler:
+    "its noise is torchsde's Brownian tree (BrownianInterval with its own generator splitting), which is neither replayable here nor available to check against; use sample() with 'dpmpp_sde' and injectable noise",
+  CogVideoXDPMScheduler:
+    "its step is not the scheduler contract: the pipeline passes the previous x0 estimate and the previous timestep (step(model_output, old_pred_original_sample, timestep, timestep_back, sample)); use DPMSolverMultistepScheduler with algorithm_type 'sde-dpmsolver++' on the same levels",
+};
+
 /**
  * Resolves a config (and overrides) with diffusers' `from_config` semantics, then checks the values
  * against what the class implements here. Every check runs before anything is allocated.
@@ -138,7 +146,7 @@ export function resolveConfig(
   const spec = CLASSES[className];
   if (spec === undefined) {
     throw new SchedulerConfigError(
-      `${className} is a diffusers class this package does not implement; supported: ${SCHEDULER_CLASSES.join(', ')}`,
+      `${className} is a diffusers class this package does not implement${UNIMPLEMENTED[className] ? ` (${UNIMPLEMENTED[className]})` : ''}; supported: ${SCHEDULER_CLASSES.join(', ')}`,
     );
   }
   const cfg: DiffusersConfig = {};
@@ -216,7 +224,11 @@ class AdapterScheduler implements Scheduler {
     this.cfg = cfg;
     this.planCfg = cfg;
     try {
-      this.schedule = 'beta_schedule' in cfg ? DiscreteSchedule.fromConfig(camel(cfg)) : null;
+      this.schedule = spec.schedule
+        ? spec.schedule(cfg)
+        : 'beta_schedule' in cfg
+          ? DiscreteSchedule.fromConfig(camel(cfg))
+          : null;
     } catch (e) {
       throw new SchedulerConfigError(`${className}: ${(e as Error).message}`);
     }

@@ -343,6 +343,38 @@ export const SIGNATURES: Record<string, DiffusersConfig> = {
     num_train_timesteps: 1000,
     shift: 1.0,
   },
+  CogVideoXDDIMScheduler: {
+    num_train_timesteps: 1000,
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    trained_betas: null,
+    clip_sample: true,
+    set_alpha_to_one: true,
+    steps_offset: 0,
+    prediction_type: 'epsilon',
+    clip_sample_range: 1.0,
+    sample_max_value: 1.0,
+    timestep_spacing: 'leading',
+    rescale_betas_zero_snr: false,
+    snr_shift_scale: 3.0,
+  },
+  CogVideoXDPMScheduler: {
+    num_train_timesteps: 1000,
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    trained_betas: null,
+    clip_sample: true,
+    set_alpha_to_one: true,
+    steps_offset: 0,
+    prediction_type: 'epsilon',
+    clip_sample_range: 1.0,
+    sample_max_value: 1.0,
+    timestep_spacing: 'leading',
+    rescale_betas_zero_snr: false,
+    snr_shift_scale: 3.0,
+  },
   TCDScheduler: {
     num_train_timesteps: 1000,
     beta_start: 0.00085,
@@ -388,4 +420,10 @@ export const KARRAS_COMPATIBLES: readonly string[] = [
   'UniPCMultistepScheduler',
   'DPMSolverSDEScheduler',
   'EDMEulerScheduler',
+];
+
+/** Classes outside `KarrasDiffusionSchedulers` whose `_compatibles` is that list (CogVideoX's). */
+export const KARRAS_COMPATIBLE_OTHERS: readonly string[] = [
+  'CogVideoXDDIMScheduler',
+  'CogVideoXDPMScheduler',
 ];
