@@ -1,6 +1,8 @@
 /**
  * diffusers' flow-matching scheduler classes: `FlowMatchEulerDiscreteScheduler` (SD 3.x, Flux-style
- * models; scheduling_flow_match_euler_discrete.py) and `MiniMaxH3Scheduler` (scheduling_minimax_h3.py),
+ * models; scheduling_flow_match_euler_discrete.py), `FlowMatchHeunDiscreteScheduler`
+ * (scheduling_flow_match_heun_discrete.py: Heun's trapezoid in t, `flowStep` with two velocities) and
+ * `MiniMaxH3Scheduler` (scheduling_minimax_h3.py),
  * on the flow path x_t = (1 - t) x0 + t eps with the velocity u = eps - x0 (`'flow'` of
  * `convertPrediction`). Their sigma schedules are reproduced in diffusers' float32 / float64 arithmetic.
  *

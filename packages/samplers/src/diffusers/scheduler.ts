@@ -628,8 +628,9 @@ class AdapterScheduler implements Scheduler {
  * EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, LMSDiscreteScheduler, KDPM2DiscreteScheduler,
  * KDPM2AncestralDiscreteScheduler, DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,
  * UniPCMultistepScheduler, DEISMultistepScheduler, EDMEulerScheduler, EDMDPMSolverMultistepScheduler,
- * FlowMatchEulerDiscreteScheduler,
- * DDPMWuerstchenScheduler, MiniMaxH3Scheduler. Other classes and unimplemented option values throw
+ * LCMScheduler, TCDScheduler, CosineDPMSolverMultistepScheduler, CogVideoXDDIMScheduler,
+ * FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler, DDPMWuerstchenScheduler,
+ * MiniMaxH3Scheduler (`SCHEDULER_CLASS_NAMES`). Other classes and unimplemented option values throw
  * `SchedulerConfigError`. To swap classes use `fromConfig`.
  *
  * @example

@@ -4,6 +4,7 @@
  *
  *   diffuse-train mnist   --out weights/mnist-unet --checkpoints runs/mnist --minutes 45
  *   diffuse-train mixture --out weights/mixture-mlp --checkpoints runs/mixture
+ *   diffuse-train flow-mixture --out weights/flow-mixture-mlp --checkpoints runs/flow-mixture
  *   diffuse-train mnist-judge --out weights/mnist-judge --steps 3000
  *   diffuse-train mnist-classifier --out weights/mnist-classifier
  *   diffuse-train mnist-noisy-classifier --out weights/mnist-noisy-classifier --minutes 20
@@ -16,7 +17,7 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@diffuse/backend';
 import type { CommonOptions } from './common.js';
 
-const USAGE = `usage: diffuse-train <mnist|mixture|mnist-judge|mnist-classifier|mnist-noisy-classifier|eval-mnist|probe-mnist> [options]
+const USAGE = `usage: diffuse-train <mnist|mixture|flow-mixture|mnist-judge|mnist-classifier|mnist-noisy-classifier|eval-mnist|probe-mnist> [options]
   --out PATH           output base (default weights/<command>)
   --checkpoints DIR    checkpoint directory, resumed if present (default runs/<command>)
   --steps N            training steps
@@ -87,6 +88,7 @@ async function main(): Promise<void> {
   const defaults: Record<string, { steps: number; batchSize: number; lr: number }> = {
     mnist: { steps: 2000, batchSize: 32, lr: 2e-3 },
     mixture: { steps: 4000, batchSize: 512, lr: 2e-3 },
+    'flow-mixture': { steps: 4000, batchSize: 256, lr: 2e-3 },
     'mnist-classifier': { steps: 600, batchSize: 64, lr: 2e-3 },
     'mnist-judge': { steps: 3000, batchSize: 64, lr: 2e-3 },
     'mnist-noisy-classifier': { steps: 3000, batchSize: 64, lr: 2e-3 },
@@ -148,6 +150,11 @@ async function main(): Promise<void> {
     case 'mixture': {
       const { trainMixture } = await import('./mixture.js');
       await trainMixture(common);
+      break;
+    }
+    case 'flow-mixture': {
+      const { trainFlowMixture } = await import('./flow-mixture.js');
+      await trainFlowMixture(common);
       break;
     }
     case 'eval-mnist': {
