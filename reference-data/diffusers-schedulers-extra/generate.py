@@ -28,6 +28,7 @@ import diffusers.schedulers.scheduling_tcd as tcd_module
 sys.modules.setdefault('torchsde', types.ModuleType('torchsde'))
 import diffusers.schedulers.scheduling_cosine_dpmsolver_multistep as cosine_module
 from diffusers.schedulers.scheduling_ddim_cogvideox import CogVideoXDDIMScheduler
+import diffusers.schedulers.scheduling_dpmsolver_sde as sde_module
 from diffusers.schedulers.scheduling_flow_match_heun_discrete import FlowMatchHeunDiscreteScheduler
 
 X0 = [1.0, -0.5, 0.25, 2.0, -1.5, 0.0]
@@ -83,6 +84,7 @@ class RecordingNoiseSampler:
         drawn.append([float(v) for v in z.flatten().tolist()])
         return z
 cosine_module.BrownianTreeNoiseSampler = RecordingNoiseSampler
+sde_module.BrownianTreeNoiseSampler = RecordingNoiseSampler
 
 
 def run(cls, cfg, n, kwargs, t_scale, make=None):
@@ -136,6 +138,14 @@ COGVIDEOX_CONFIGS = [
 for cfg in COGVIDEOX_CONFIGS:
     for n in (1, 4, 10, 50):
         classes.append(run(CogVideoXDDIMScheduler, cfg, n, {}, 1000))
+SDE_CONFIGS = [
+    {},  # diffusers' defaults: linear betas 0.00085-0.012, linspace (fractional timesteps)
+    {'beta_schedule': 'scaled_linear', 'use_karras_sigmas': True, 'timestep_spacing': 'leading', 'steps_offset': 1},
+    {'prediction_type': 'v_prediction', 'timestep_spacing': 'trailing'},
+]
+for cfg in SDE_CONFIGS:
+    for n in (1, 2, 4, 10, 25):
+        classes.append(run(sde_module.DPMSolverSDEScheduler, cfg, n, {}, 1000))
 TCD_CONFIGS = [
     {},  # diffusers' defaults (SD-style scaled_linear table)
     {'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02, 'prediction_type': 'v_prediction',
@@ -160,6 +170,7 @@ SWAPS = [
     ('pndm-runwayml-stable-diffusion-v1-5', tcd_module.TCDScheduler, {}),
     ('euler-stable-diffusion-xl-base-1.0', tcd_module.TCDScheduler, {'timestep_spacing': 'trailing'}),
     ('flow-euler-stable-diffusion-3.5-large', FlowMatchHeunDiscreteScheduler, {}),
+    ('pndm-runwayml-stable-diffusion-v1-5', sde_module.DPMSolverSDEScheduler, {'use_karras_sigmas': True}),
 ]
 swaps = []
 for source, cls, overrides in SWAPS:

@@ -88,6 +88,7 @@ export const SCHEDULER_CLASS_NAMES = [
   'TCDScheduler',
   'CosineDPMSolverMultistepScheduler',
   'CogVideoXDDIMScheduler',
+  'DPMSolverSDEScheduler',
 ] as const;
 
 /** A diffusers scheduler class this package implements (a `_class_name`). */

@@ -7,9 +7,13 @@ import {
   DiscreteSchedule,
   diffusersSetTimesteps,
   exponentialSigmas,
+  interp,
   karrasSigmas,
+  numpyArange,
+  numpyLinspace,
   type Prediction,
   predictionFromDiffusers,
+  roundHalfEven,
   type TimestepSpacing,
 } from '@diffuse/schedules';
 import { SamplerError, SchedulerConfigError } from '../errors.js';
@@ -538,6 +542,50 @@ function cogvideoxSchedule(cfg: DiffusersConfig): DiscreteSchedule {
   return DiscreteSchedule.fromAlphasCumprod(ac);
 }
 
+/**
+ * diffusers' `_sigma_to_t` as `DPMSolverSDEScheduler` evaluates it: a float64 sigma against the float32
+ * log-sigma table, the weight (low - log sigma) / (low - high) with a float32 denominator, in float64.
+ */
+function sigmaToTFloat64(schedule: DiscreteSchedule, sigma: number): number {
+  const ls = schedule.logSigmasFloat32;
+  const logSigma = Math.log(Math.max(sigma, 1e-10));
+  let low = 0;
+  for (let i = 0; i < ls.length; i++) if (logSigma - ls[i]! >= 0) low = i;
+  low = Math.min(low, ls.length - 2);
+  const w = Math.min(1, Math.max(0, (ls[low]! - logSigma) / Math.fround(ls[low]! - ls[low + 1]!)));
+  return (1 - w) * low + w * (low + 1);
+}
+
+/**
+ * `DPMSolverSDEScheduler.set_timesteps` (scheduling_dpmsolver_sde.py): float64 timesteps (numpy; kept
+ * fractional under `linspace`), sigmas by `np.interp` of the float32 table (or Karras between its ends,
+ * timesteps then from `_sigma_to_t`), and each step's midpoint sigma exp(-(t + (t' - t) / 2)),
+ * t = -log sigma, whose timestep is the step's second call.
+ */
+function sdeSetTimesteps(cfg: DiffusersConfig, s: DiscreteSchedule, n: number) {
+  const T = s.numTrainTimesteps;
+  const spacing = str(cfg, 'timestep_spacing');
+  let ts: number[];
+  if (spacing === 'linspace') ts = Array.from(numpyLinspace(0, T - 1, n)).reverse();
+  else if (spacing === 'leading') {
+    const ratio = Math.floor(T / n);
+    ts = Array.from({ length: n }, (_, i) => (n - 1 - i) * ratio + num(cfg, 'steps_offset'));
+  } else ts = Array.from(numpyArange(T, 0, -T / n), (t) => roundHalfEven(t) - 1);
+  const index = Array.from({ length: T }, (_, i) => i);
+  let sig = ts.map((t) => interp(t, index, s.sigmas));
+  if (cfg.use_karras_sigmas === true) {
+    const k = sig.length;
+    const [minInv, maxInv] = [sig[k - 1]! ** (1 / 7), sig[0]! ** (1 / 7)];
+    sig = Array.from(numpyLinspace(0, 1, k), (r) => (maxInv + r * (minInv - maxInv)) ** 7);
+    ts = sig.map((x) => sigmaToTFloat64(s, x));
+  }
+  const tOf = sig.map((x) => -Math.log(x));
+  const midTs = sig
+    .slice(0, -1)
+    .map((_, i) => sigmaToTFloat64(s, Math.exp(-(tOf[i]! + (tOf[i + 1]! - tOf[i]!) * 0.5))));
+  return { ts, midTs, sigmas: [...sig.map(Math.fround), 0] };
+}
+
 /** Every supported `_class_name`. */
 export const CLASSES: Record<string, ClassSpec> = {
   DDIMScheduler: {
@@ -692,6 +740,44 @@ export const CLASSES: Record<string, ClassSpec> = {
         exactLevels: new Map(),
         sampler: 'dpm_2_ancestral',
         options: { midpoint: 'geometric' },
+        initNoiseSigma: eulerInitSigma(cfg, sigmas),
+      };
+    },
+  },
+  DPMSolverSDEScheduler: {
+    defaults: {},
+    only: {
+      ...NOT_IMPLEMENTED,
+      prediction_type: ['epsilon', 'v_prediction'],
+      timestep_spacing: ['linspace', 'leading', 'trailing'],
+    },
+    scaling: 've',
+    embedding: 'vp',
+    plan(cfg, schedule, n) {
+      // k-diffusion's DPM-Solver++ SDE (r = 1/2, eta 1), the `dpmpp_sde` program: each step's first
+      // call is at sigma_i, its second at the midpoint exp(-(t_i + h / 2)); diffusers draws the noise
+      // of both stages from a torchsde Brownian tree, here it is the step's `noise` (or the seeded
+      // stream, i.i.d. per stage).
+      const { ts, midTs, sigmas } = sdeSetTimesteps(cfg, schedule!, n);
+      const timesteps: number[] = [];
+      const modelSigmas: number[] = [];
+      for (let i = 0; i + 1 < sigmas.length; i++) {
+        timesteps.push(ts[i]!);
+        modelSigmas.push(sigmas[i]!);
+        if (sigmas[i + 1]! > 0) {
+          // the program's intermediate level, from the float32 chain
+          const t = -Math.log(sigmas[i]!);
+          modelSigmas.push(Math.exp(-(t + (-Math.log(sigmas[i + 1]!) - t) * 0.5)));
+          timesteps.push(midTs[i]!);
+        }
+      }
+      return {
+        timesteps,
+        modelSigmas,
+        sigmas,
+        exactLevels: new Map(),
+        sampler: 'dpmpp_sde',
+        options: { eta: 1, sNoise: 1, r: 0.5 },
         initNoiseSigma: eulerInitSigma(cfg, sigmas),
       };
     },

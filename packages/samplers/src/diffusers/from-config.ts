@@ -92,7 +92,7 @@ export function resolveDiffusersConfig(
   if (signature === undefined) {
     throw new SchedulerConfigError(
       `unknown _class_name '${target}'; supported: ${Object.keys(SIGNATURES)
-        .filter((c) => c !== 'DPMSolverSDEScheduler')
+        .filter((c) => c !== 'CogVideoXDPMScheduler')
         .join(', ')}`,
     );
   }

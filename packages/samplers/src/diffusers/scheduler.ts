@@ -123,8 +123,6 @@ export interface ResolvedClass extends ResolvedDiffusersConfig {
 
 /** Why the diffusers classes this package knows but does not implement are left out. */
 const UNIMPLEMENTED: Record<string, string> = {
-  DPMSolverSDEScheduler:
-    "its noise is torchsde's Brownian tree (BrownianInterval with its own generator splitting), which is neither replayable here nor available to check against; use sample() with 'dpmpp_sde' and injectable noise",
   CogVideoXDPMScheduler:
     "its step is not the scheduler contract: the pipeline passes the previous x0 estimate and the previous timestep (step(model_output, old_pred_original_sample, timestep, timestep_back, sample)); use DPMSolverMultistepScheduler with algorithm_type 'sde-dpmsolver++' on the same levels",
 };
@@ -629,6 +627,7 @@ class AdapterScheduler implements Scheduler {
  * KDPM2AncestralDiscreteScheduler, DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,
  * UniPCMultistepScheduler, DEISMultistepScheduler, EDMEulerScheduler, EDMDPMSolverMultistepScheduler,
  * LCMScheduler, TCDScheduler, CosineDPMSolverMultistepScheduler, CogVideoXDDIMScheduler,
+ * DPMSolverSDEScheduler,
  * FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler, DDPMWuerstchenScheduler,
  * MiniMaxH3Scheduler (`SCHEDULER_CLASS_NAMES`). Other classes and unimplemented option values throw
  * `SchedulerConfigError`. To swap classes use `fromConfig`.
