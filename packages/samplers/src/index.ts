@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 
+export { type BrownianNoise, brownianNoise } from './brownian.js';
 export type { DiffusersConfig, SchedulerConfigOverrides } from './diffusers/classes.js';
 export { dynamicShiftMu } from './diffusers/flow.js';
 export { type ResolvedDiffusersConfig, resolveDiffusersConfig } from './diffusers/from-config.js';
@@ -32,6 +33,8 @@ export {
   ancestralStep,
   axpy,
   churnGamma,
+  flowStep,
+  flowVelocity,
   lagrangeIntegral,
   lincomb,
   lmsCoefficients,
@@ -80,6 +83,7 @@ export * from './samplers/dpm-solver-singlestep.js';
 export * from './samplers/dpm2.js';
 export * from './samplers/dpmpp-singlestep.js';
 export * from './samplers/euler.js';
+export * from './samplers/flow-heun.js';
 export * from './samplers/heun.js';
 export * from './samplers/lms.js';
 export * from './samplers/ode.js';

@@ -71,6 +71,11 @@ export interface ClassSpec {
   edm?: boolean;
   /** diffusers' step of this class ignores `clip_sample` (it takes the key but never clips). */
   noClip?: boolean;
+  /**
+   * diffusers draws this class's step noise from a Brownian tree: the default noise (no `noise` given
+   * to `step`) comes from `brownianNoise`, the same distribution.
+   */
+  brownian?: boolean;
   /** The class's own alphas_cumprod table (default: `DiscreteSchedule.fromConfig` of the beta keys). */
   schedule?(cfg: DiffusersConfig): DiscreteSchedule;
   /** Builds the plan for n steps; `stepOptions` are the first `step()` call's extra arguments. */
@@ -753,11 +758,12 @@ export const CLASSES: Record<string, ClassSpec> = {
     },
     scaling: 've',
     embedding: 'vp',
+    brownian: true,
     plan(cfg, schedule, n) {
       // k-diffusion's DPM-Solver++ SDE (r = 1/2, eta 1), the `dpmpp_sde` program: each step's first
       // call is at sigma_i, its second at the midpoint exp(-(t_i + h / 2)); diffusers draws the noise
       // of both stages from a torchsde Brownian tree, here it is the step's `noise` (or the seeded
-      // stream, i.i.d. per stage).
+      // Brownian path of `brownianNoise`, the same distribution).
       const { ts, midTs, sigmas } = sdeSetTimesteps(cfg, schedule!, n);
       const timesteps: number[] = [];
       const modelSigmas: number[] = [];
@@ -944,11 +950,12 @@ export const CLASSES: Record<string, ClassSpec> = {
     scaling: 've',
     embedding: 've',
     edm: true,
+    brownian: true,
     plan(cfg, _schedule, n) {
       // Stable Audio: EDM's sigmas and preconditioning (sigma_data), the arctangent noise input
       // t = atan(sigma) 2 / pi (float32), and SDE-DPM-Solver++ (order 1-2) on the VE levels, which is the
       // EDMDPMSolverMultistep program with eta 1. diffusers draws the noise from a torchsde Brownian
-      // tree; here it is the step's `noise` (or the seeded stream).
+      // tree; here it is the step's `noise` (or a seeded `brownianNoise` path).
       const f = Math.fround;
       const modelSigmas = cosineSigmas(cfg, n);
       const sigmas = [...modelSigmas, 0];

@@ -13,6 +13,7 @@ import {
   type NoiseLevel,
 } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
+import { type BrownianNoise, brownianNoise } from '../brownian.js';
 import { SamplerError, SchedulerConfigError } from '../errors.js';
 import { ancestralStep } from '../helpers.js';
 import { getSampler, resolveSamplerOptions } from '../registry.js';
@@ -209,6 +210,8 @@ class AdapterScheduler implements Scheduler {
   private counter = 0;
   private pndm: DiffusersPndm | null = null;
   private pendingNoise: tf.Tensor | null = null;
+  /** The run's Brownian path (classes whose diffusers noise is a Brownian tree). */
+  private brownian: BrownianNoise | null = null;
 
   private readonly resolved: ResolvedClass;
   /** The config the plan reads: `cfg`, plus `mu` of the last `setTimesteps`. */
@@ -353,16 +356,17 @@ class AdapterScheduler implements Scheduler {
     const x = scope.keep(tf.tidy(() => this.toVE(sample, chain[0]!)));
     const shape = x.shape;
     this.scope = scope;
+    this.brownian = this.spec.brownian ? brownianNoise(this.rng) : null;
     this.program = def.fn(
       scope.context(
         () => shape,
-        (_s, _n, sh) => {
+        (s, sn, sh) => {
           if (this.pendingNoise) {
             const z = this.pendingNoise;
             this.pendingNoise = null;
             return z;
           }
-          return this.rng.normal(sh);
+          return this.brownian ? this.brownian(s, sn, sh) : this.rng.normal(sh);
         },
       ),
       x,
@@ -600,6 +604,8 @@ class AdapterScheduler implements Scheduler {
 
   private releaseRun(): void {
     this.program?.return(undefined as unknown as tf.Tensor);
+    this.brownian?.dispose();
+    this.brownian = null;
     this.scope?.disposeAll();
     this.scope = null;
     this.program = null;
