@@ -9,6 +9,7 @@ import {
   type AdamUpdateConfig,
   adamUpdate,
   adamUpdateComposed,
+  adamUpdateInPlace,
   assertNoLeaks,
   InvalidArgumentError,
   initBackend,
@@ -159,5 +160,91 @@ describe('adamUpdate', () => {
     expect(() => adamUpdate(p, p, p, tf.zeros([4], 'int32'), null, base)).toThrow(/float32/);
     expect(() => adamUpdate(p, p, p, p, tf.zeros([2]), base)).toThrow(/scalar/);
     tf.disposeVariables();
+  });
+});
+
+describe('adamUpdateInPlace', () => {
+  /** p, m, v as variables holding the inputs, each the only holder of its buffer. */
+  function variables(i: ReturnType<typeof inputs>, shape: number[]) {
+    return [i.p, i.m, i.v].map((a) => {
+      const t = tf.tensor(a, shape);
+      const v = tf.variable(t, false);
+      t.dispose();
+      return v;
+    }) as [tf.Variable, tf.Variable, tf.Variable];
+  }
+
+  it.each([
+    { shape: [7], scale: null, wd: 0 },
+    { shape: [3, 3, 8, 16], scale: 0.37, wd: 0.01 },
+  ])(
+    'gives the bits of adamUpdate, the moments in their own buffers, over 3 steps: %o',
+    async (k) => {
+      await initBackend('wasm');
+      const n = k.shape.reduce((a, b) => a * b, 1);
+      const i = inputs(n, 7 * n);
+      const [p, m, v] = variables(i, k.shape);
+      let want = { p: i.p, m: i.m, v: i.v };
+      for (let step = 1; step <= 3; step++) {
+        const c = { ...base, weightDecay: k.wd, c1: 1 - 0.9 ** step, c2: 1 - 0.999 ** step };
+        const g = Float32Array.from(Random.seed(step).normalArray(n));
+        const ids = [m.dataId, v.dataId];
+        const pid = p.dataId;
+        const before = tf.memory().numTensors;
+        tf.tidy(() => {
+          const p2 = adamUpdateInPlace(
+            p,
+            m,
+            v,
+            tf.tensor(g, k.shape),
+            k.scale === null ? null : tf.scalar(k.scale),
+            c,
+          );
+          expect(p2).not.toBeNull();
+          p.assign(p2!);
+        });
+        expect([m.dataId, v.dataId]).toEqual(ids); // the same buffers, overwritten
+        expect(p.dataId).not.toBe(pid); // the parameter gets a new buffer
+        expect(tf.memory().numTensors).toBe(before);
+        const next = run(adamUpdate, { ...want, g }, k.scale, c, k.shape);
+        const got = [p, m, v].map((x) => Array.from(x.dataSync()));
+        for (let j = 0; j < 3; j++) expect(got[j]).toEqual(Array.from(next[j]!));
+        want = {
+          p: Float32Array.from(next[0]!),
+          m: Float32Array.from(next[1]!),
+          v: Float32Array.from(next[2]!),
+        };
+      }
+      tf.dispose([p, m, v]);
+    },
+  );
+
+  it('changes nothing and returns null where another tensor shares a moment, off wasm, or without the SIMD module', async () => {
+    await initBackend('wasm');
+    const i = inputs(10, 3);
+    const [p, m, v] = variables(i, [10]);
+    const g = tf.tensor(i.g);
+    const snapshot = tf.clone(m); // shares m's buffer on wasm
+    expect(adamUpdateInPlace(p, m, v, g, null, base)).toBeNull();
+    expect(Array.from(snapshot.dataSync())).toEqual(Array.from(Float32Array.from(i.m)));
+    snapshot.dispose();
+    expect(adamUpdateInPlace(p, m, m, g, null, base)).toBeNull(); // one buffer twice
+    setSimdKernelsEnabled(tf.backend(), false);
+    try {
+      expect(adamUpdateInPlace(p, m, v, g, null, base)).toBeNull();
+    } finally {
+      setSimdKernelsEnabled(tf.backend(), true);
+    }
+    expect(Array.from(m.dataSync())).toEqual(Array.from(Float32Array.from(i.m)));
+    expect(Array.from(v.dataSync())).toEqual(Array.from(Float32Array.from(i.v)));
+    expect(() => adamUpdateInPlace(p, m, v, tf.zeros([3]), null, base)).toThrow(
+      InvalidArgumentError,
+    );
+    tf.dispose([p, m, v, g]);
+    await initBackend('cpu');
+    const [pc, mc, vc] = variables(i, [10]);
+    const gc = tf.tensor(i.g);
+    expect(adamUpdateInPlace(pc, mc, vc, gc, null, base)).toBeNull();
+    tf.dispose([pc, mc, vc, gc]);
   });
 });

@@ -6,7 +6,8 @@
  * - On wasm, it adds the missing `Conv2DBackpropFilter` kernel and fast transposed matMuls.
  * - `groupNorm(x, gamma, beta, { groups, activation: 'silu' })`: GroupNorm (+ SiLU) as one kernel
  *   each way on wasm and cpu, with its analytic gradient.
- * - `adamUpdate(p, m, v, g, scale, config)`: one Adam(W) step of one parameter, one SIMD kernel on wasm.
+ * - `adamUpdate(p, m, v, g, scale, config)`: one Adam(W) step of one parameter, one SIMD kernel on wasm;
+ *   `adamUpdateInPlace` writes it into the variables' own buffers when nothing else can see them.
  * - `Random` gives seeded noise that is identical on every backend.
  * - Test helpers: `assertNoLeaks`, `readFloat32`, `maxAbsDiff`.
  *
@@ -20,6 +21,7 @@ export {
   type AdamUpdateConfig,
   adamUpdate,
   adamUpdateComposed,
+  adamUpdateInPlace,
 } from './adam.js';
 export {
   BackendUnavailableError,

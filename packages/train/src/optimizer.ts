@@ -4,7 +4,7 @@
  * checkpoint stores and restores it exactly.
  */
 
-import { adamUpdate, InvalidArgumentError } from '@diffuse/backend';
+import { adamUpdate, adamUpdateInPlace, InvalidArgumentError } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { TrainError } from './errors.js';
 
@@ -155,7 +155,8 @@ function zeroMoment(p: tf.Variable): tf.Variable {
  *
  * The moments are tf.Variables owned by the optimizer (`dispose()` frees them). Each parameter's
  * update is `adamUpdate` of `@diffuse/backend`: one SIMD kernel on wasm (bit-identical to the
- * composed tfjs ops it replaces, ~10x faster), the composed ops on other backends.
+ * composed tfjs ops it replaces, ~10x faster), the composed ops on other backends; on wasm the new
+ * moments are written into their own buffers (`inPlace`).
  *
  * @example
  * const adam = new Adam(params, { learningRate: 1e-3, warmupSteps: 100, clipNorm: 1 });
@@ -166,6 +167,12 @@ export class Adam {
   readonly config: AdamConfig;
   /** Steps taken so far. */
   step = 0;
+  /**
+   * Write the new moments into their own buffers where the backend allows it (`adamUpdateInPlace`
+   * of `@diffuse/backend`: wasm with its SIMD kernels, buffers no other tensor shares), with the same
+   * results; false always makes new tensors and assigns them (default true).
+   */
+  inPlace = true;
   private readonly params: tf.Variable[];
   private readonly m: tf.Variable[];
   private readonly v: tf.Variable[];
@@ -202,9 +209,15 @@ export class Adam {
       const { scale, norm } = clipScale(grads, this.config.clipNorm);
       const step = { learningRate: lr, beta1: b1, beta2: b2, epsilon, weightDecay, c1, c2 };
       this.params.forEach((p, i) => {
-        const next = adamUpdate(p, this.m[i]!, this.v[i]!, grads[i]!, scale, step);
-        this.m[i]!.assign(next.m);
-        this.v[i]!.assign(next.v);
+        const [m, v, g] = [this.m[i]!, this.v[i]!, grads[i]!];
+        const p2 = this.inPlace ? adamUpdateInPlace(p, m, v, g, scale, step) : null;
+        if (p2 !== null) {
+          p.assign(p2);
+          return;
+        }
+        const next = adamUpdate(p, m, v, g, scale, step);
+        m.assign(next.m);
+        v.assign(next.v);
         p.assign(next.p);
       });
       return tf.keep(norm);
