@@ -701,7 +701,12 @@ function withExplicitTranspose(original: KernelConfig): KernelConfig {
     }
     const temps: TensorInfo[] = [];
     try {
-      if (!fused && transposeA && !transposeB && b.size + outSize(a, b) < a.size) {
+      if (
+        !fused &&
+        transposeA &&
+        !transposeB &&
+        util.sizeFromShape(b.shape) + outSize(a, b) < util.sizeFromShape(a.shape)
+      ) {
         // A^T B = (B^T A)^T: transpose the small operand and the small result, not A (fix 11).
         const bT = transposeLast2(be, b);
         temps.push(bT);
