@@ -8,6 +8,7 @@
  *   each way on wasm and cpu, with its analytic gradient.
  * - `adamUpdate(p, m, v, g, scale, config)`: one Adam(W) step of one parameter, one SIMD kernel on wasm;
  *   `adamUpdateInPlace` writes it into the variables' own buffers when nothing else can see them.
+ * - `silu(x)`: x sigmoid(x), one kernel each way on wasm.
  * - `Random` gives seeded noise that is identical on every backend.
  * - Test helpers: `assertNoLeaks`, `readFloat32`, `maxAbsDiff`.
  *
@@ -54,6 +55,7 @@ export {
   provideBackendPackage,
 } from './packages.js';
 export { Random } from './random.js';
+export { SILU, SILU_GRAD, silu } from './silu.js';
 export { useSimdKernels } from './simd/index.js';
 export {
   assertNoLeaks,

@@ -8,6 +8,7 @@
  */
 
 import {
+  silu as backendSilu,
   groupNorm as fusedGroupNorm,
   type GroupNormActivation,
   type Random,
@@ -206,9 +207,13 @@ export function conv(
   return p.b ? tf.add(y, p.b) : y;
 }
 
-/** SiLU(x) = x sigmoid(x) (Elfwing et al. 2018; tfjs-core has no silu op). */
+/**
+ * SiLU(x) = x sigmoid(x) (Elfwing et al. 2018; tfjs-core has no silu op): `silu` of
+ * `@diffuse/backend`, one fused kernel each way on wasm, `tf.mul(x, tf.sigmoid(x))` elsewhere, with
+ * the same float32 results.
+ */
 export function silu(x: tf.Tensor): tf.Tensor {
-  return tf.mul(x, tf.sigmoid(x));
+  return backendSilu(x);
 }
 
 /** The activations diffusers' `get_activation` knows ('swish' is SiLU). */

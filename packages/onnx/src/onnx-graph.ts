@@ -14,7 +14,7 @@
  * when it is the only other one, and otherwise computed from `Shape(x)[0]` in the graph. One file
  * then serves every batch size.
  */
-import { GROUP_NORM } from '@diffuse/backend';
+import { GROUP_NORM, SILU } from '@diffuse/backend';
 import type * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { onnx as P } from 'onnx-proto';
@@ -655,6 +655,10 @@ const CONVERTERS: Record<string, Converter> = {
     ]);
     if (activation === 'silu') g.node('Mul', [z, g.op('Sigmoid', [z])], [out]);
     else g.node('Identity', [z], [out]);
+  },
+  // @diffuse/backend's fused SiLU: x sigmoid(x).
+  [SILU]: (g, _n, inp, out) => {
+    g.node('Mul', [inp('x'), g.op('Sigmoid', [inp('x')])], [out]);
   },
   ResizeNearestNeighbor: (g, n, inp, out) => {
     if (n.attrs.alignCorners)

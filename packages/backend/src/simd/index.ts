@@ -21,6 +21,7 @@ import { SIMD_KERNELS_BASE64 } from './kernels.generated.js';
 /** The module's exports. Every pointer is a byte offset into the backend's heap. */
 export interface SimdKernels {
   mul(y: number, w: number, len: number): void;
+  silu_grad(x: number, dy: number, s: number, len: number): void;
   gn_sums(x: number, n: number, s: number, c: number, sum: number, sq: number): void;
   gn_affine(
     x: number,
@@ -125,8 +126,9 @@ function decode(base64: string): Uint8Array {
 
 /**
  * Compiles the module ahead of use (`initBackend('wasm')` awaits this). Browsers refuse to compile
- * modules over 4 KB synchronously on the main thread; this one is just under, so `simdKernels`
- * compiles synchronously when this was not called.
+ * modules over 4 KB synchronously on the main thread, and this one is a little over: where this
+ * was not called, `simdKernels` compiles synchronously, which works in Node and in workers; on a
+ * page's main thread it fails and the kernels stay off (their callers keep their other paths).
  */
 export async function compileSimdKernels(): Promise<void> {
   if (compiled !== undefined) return;

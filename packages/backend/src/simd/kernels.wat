@@ -5,6 +5,7 @@
 ;; The math of each function is documented in the TypeScript module that calls it:
 ;;   group-norm.ts   gn_sums, gn_affine, gn_backward1, gn_backward2, mul
 ;;   adam.ts         adam
+;;   silu.ts         mul, silu_grad
 ;;   wasm-kernels.ts conv2d, conv2d_filter_grad_tap, pack8, pack8t (conv2d and matMul, fix 10)
 ;;
 ;; Layout of the GroupNorm functions: x is [n, s, c] (examples, spatial positions, channels, channels
@@ -36,6 +37,45 @@
         (f32.store (local.get $y) (f32.mul (f32.load (local.get $y)) (f32.load (local.get $w))))
         (local.set $y (i32.add (local.get $y) (i32.const 4)))
         (local.set $w (i32.add (local.get $w) (i32.const 4)))
+        (br $t))))
+
+  ;; SiLU's input gradient given s = sigmoid(x), in the float32 operations and order of tfjs's
+  ;; gradients of mul(x, sigmoid(x)): s[i] <- dy s + (dy x) (s (1 - s)), in place, for i < len.
+  (func (export "silu_grad") (param $x i32) (param $dy i32) (param $s i32) (param $len i32)
+    (local $vend i32) (local $end i32) (local $sv v128) (local $dv v128) (local $sf f32) (local $df f32)
+    (local.set $end (i32.add (local.get $s) (i32.shl (local.get $len) (i32.const 2))))
+    (local.set $vend
+      (i32.add (local.get $s) (i32.shl (i32.and (local.get $len) (i32.const -4)) (i32.const 2))))
+    (block $vdone
+      (loop $v
+        (br_if $vdone (i32.ge_u (local.get $s) (local.get $vend)))
+        (local.set $sv (v128.load (local.get $s)))
+        (local.set $dv (v128.load (local.get $dy)))
+        (v128.store (local.get $s)
+          (f32x4.add
+            (f32x4.mul (local.get $dv) (local.get $sv))
+            (f32x4.mul
+              (f32x4.mul (local.get $dv) (v128.load (local.get $x)))
+              (f32x4.mul (local.get $sv)
+                (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $sv))))))
+        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (local.set $dy (i32.add (local.get $dy) (i32.const 16)))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (br $v)))
+    (block $tdone
+      (loop $t
+        (br_if $tdone (i32.ge_u (local.get $s) (local.get $end)))
+        (local.set $sf (f32.load (local.get $s)))
+        (local.set $df (f32.load (local.get $dy)))
+        (f32.store (local.get $s)
+          (f32.add
+            (f32.mul (local.get $df) (local.get $sf))
+            (f32.mul
+              (f32.mul (local.get $df) (f32.load (local.get $x)))
+              (f32.mul (local.get $sf) (f32.sub (f32.const 1) (local.get $sf))))))
+        (local.set $s (i32.add (local.get $s) (i32.const 4)))
+        (local.set $dy (i32.add (local.get $dy) (i32.const 4)))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
         (br $t))))
 
   ;; Per example b and channel k: sum[b, k] = sum_p (x[b, p, k] - x[b, 0, k]) and
