@@ -129,9 +129,16 @@ describe('createScheduler(): bad input', () => {
     expect(() =>
       createScheduler({ _class_name: 'DDIMScheduler', beta_shedule: 'linear' }, { strict: true }),
     ).toThrow(/DDIMScheduler does not take 'beta_shedule'/);
-    expect(() => createScheduler({ _class_name: 'DDIMScheduler', thresholding: true })).toThrow(
-      /thresholding = true is not supported/,
-    );
+    expect(() =>
+      createScheduler({ _class_name: 'DDPMScheduler', variance_type: 'learned' }),
+    ).toThrow(/variance_type = "learned" is not supported/);
+    expect(() =>
+      createScheduler({
+        _class_name: 'DDIMScheduler',
+        thresholding: true,
+        dynamic_thresholding_ratio: 2,
+      }),
+    ).toThrow(/dynamic_thresholding_ratio/);
     expect(() =>
       createScheduler({ _class_name: 'DDIMScheduler', prediction_type: 'flow' }),
     ).toThrow(SchedulerConfigError);

@@ -197,3 +197,42 @@ export function addNoise(
   ctx.free(n, x);
   return next;
 }
+
+/**
+ * Dynamic thresholding of a predicted x0 (Saharia et al. 2022, "Photorealistic Text-to-Image Diffusion
+ * Models with Deep Language Understanding" (Imagen), sec. 2.3; diffusers' `_threshold_sample`): per batch
+ * element, s = the `ratio` quantile of |x0| over all its other dimensions (linear interpolation, as
+ * `torch.quantile`), clamped to [1, maxValue]; then x0 <- clip(x0, -s, s) / s. With s = 1 this is plain
+ * clipping to [-1, 1]. The first dimension is the batch and there must be at least one more (diffusers
+ * reads `batch, channels, *rest`). NaN entries stay NaN.
+ *
+ * @example
+ * const x0t = dynamicThreshold(x0, 0.995, 1.0); // x0: [batch, channels, height, width]
+ */
+export function dynamicThreshold(x0: tf.Tensor, ratio: number, maxValue: number): tf.Tensor {
+  if (x0.rank < 2)
+    throw new SamplerError(
+      `dynamic thresholding needs a batch dimension and at least one more, got shape [${x0.shape}]`,
+    );
+  if (!(ratio >= 0 && ratio <= 1))
+    throw new SamplerError(`dynamic_thresholding_ratio must be in [0, 1], got ${ratio}`);
+  if (!(maxValue >= 1) || !Number.isFinite(maxValue))
+    throw new SamplerError(`sample_max_value must be a finite number >= 1, got ${maxValue}`);
+  return tf.tidy(() => {
+    const b = x0.shape[0]!;
+    const n = x0.size / b;
+    const flat = tf.reshape(x0, [b, n]);
+    // ascending order statistics of |x0| per row (topk sorts descending)
+    const desc = tf.topk(tf.abs(flat), n, true).values;
+    const rank = Math.fround(ratio * (n - 1));
+    const lo = Math.floor(rank);
+    const hi = Math.min(lo + 1, n - 1);
+    const w = rank - lo;
+    const at = (i: number) => tf.slice(desc, [0, n - 1 - i], [b, 1]);
+    const below = at(lo);
+    const q = tf.add(below, tf.mul(tf.sub(at(hi), below), w));
+    const s = tf.minimum(tf.maximum(q, 1), maxValue);
+    const clipped = tf.div(tf.minimum(tf.maximum(flat, tf.neg(s)), s), s);
+    return tf.reshape(tf.where(tf.isNaN(flat), flat, clipped), x0.shape);
+  });
+}

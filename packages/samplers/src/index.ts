@@ -33,6 +33,7 @@ export {
   ancestralStep,
   axpy,
   churnGamma,
+  dynamicThreshold,
   flowStep,
   flowVelocity,
   lagrangeIntegral,

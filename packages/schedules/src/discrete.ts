@@ -423,7 +423,8 @@ export class DiscreteSchedule {
   /**
    * The fractional timestep of a VE noise level, as diffusers' `_sigma_to_t` computes it: linear
    * interpolation of log sigma between the two table entries that bracket it (float32 log table),
-   * clamped to [0, T-1].
+   * clamped to [0, T-1], with diffusers' float32 weight (NumPy casts the float64 log sigma to the
+   * table's float32 there).
    *
    * @example
    * const s = DiscreteSchedule.fromConfig();
@@ -433,16 +434,19 @@ export class DiscreteSchedule {
     if (!(sigma >= 0) || Number.isNaN(sigma))
       throw new ScheduleError(`sigma must be >= 0, got ${sigma}`);
     const ls = this.logSigmasFloat32;
-    const logSigma = Math.log(Math.max(sigma, 1e-10));
+    // diffusers subtracts the float64 log sigma from the float32 log table as a numpy scalar and a
+    // float32 array: NumPy's value-based casting does it in float32, so the weight w is float32 too
+    // (and the largest sigma of the table lands on T - 1, not on 998.99999...).
+    const logSigma = f32(Math.log(Math.max(sigma, 1e-10)));
     // low = the last index with ls[low] <= logSigma (0 if none), clipped to T-2
     let low = 0;
-    for (let i = 0; i < ls.length; i++) if (logSigma - ls[i]! >= 0) low = i;
+    for (let i = 0; i < ls.length; i++) if (f32(logSigma - ls[i]!) >= 0) low = i;
     low = Math.min(low, ls.length - 2);
     const lo = ls[low]!;
     const hi = ls[low + 1]!;
-    let w = (lo - logSigma) / (lo - hi);
+    let w = f32(f32(lo - logSigma) / f32(lo - hi));
     w = Math.min(1, Math.max(0, w));
-    return (1 - w) * low + w * (low + 1);
+    return f32(1 - w) * low + w * (low + 1);
   }
 
   private checkIndex(i: number): void {

@@ -77,9 +77,11 @@ export {
   vpLevelFromSigmaVE,
 } from './noise-level.js';
 export {
+  betaQuantile,
   interp,
   numpyArange,
   numpyLinspace,
+  regularizedIncompleteBeta,
   roundHalfEven,
   torchLinspace,
   torchLinspaceFloat32,
@@ -104,8 +106,10 @@ export {
   type ScheduleFactory,
 } from './registry.js';
 export {
+  betaSigmas,
   type DiffusersFamily,
   type DiffusersSetTimestepsOptions,
+  type DiffusersSigmaSpacing,
   type DiffusersTimestepOptions,
   type DiffusersTimesteps,
   diffusersSetTimesteps,
@@ -113,6 +117,7 @@ export {
   exponentialSigmas,
   karrasSigmas,
   polyexponentialSigmas,
+  respaceSigmas,
   TIMESTEP_SPACINGS,
   type TimestepSpacing,
   uniformLogSNR,

@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
+  betaQuantile,
+  betaSigmas,
   interp,
   numpyArange,
   numpyLinspace,
+  regularizedIncompleteBeta,
   roundHalfEven,
   ScheduleError,
   torchLinspace,
@@ -55,5 +58,33 @@ describe('NumPy / PyTorch building blocks', () => {
     expect(interp(2, xp, fp)).toBe(40);
     expect(interp(5, xp, fp)).toBe(40);
     expect(() => interp(0, [], [])).toThrow(ScheduleError);
+  });
+});
+
+describe('the Beta distribution (beta sigmas)', () => {
+  // scipy 1.10: scipy.stats.beta.cdf / .ppf
+  it("regularizedIncompleteBeta is SciPy's beta CDF", () => {
+    expect(regularizedIncompleteBeta(0.3, 0.6, 0.6)).toBeCloseTo(0.35252651177214367, 14);
+    expect(regularizedIncompleteBeta(0.01, 2.5, 0.7)).toBeCloseTo(5.631075838213447e-6, 18);
+    expect(regularizedIncompleteBeta(0.5, 0.6, 0.6)).toBeCloseTo(0.5, 14);
+    expect(() => regularizedIncompleteBeta(0.5, 0, 1)).toThrow(ScheduleError);
+  });
+  it("betaQuantile is SciPy's beta.ppf at 1 - linspace(0, 1, 10)", () => {
+    const scipy = [
+      1.0, 0.9529081824509575, 0.8543989028585846, 0.7245867092223766, 0.5768252368393632,
+      0.42317476316063685, 0.2754132907776235, 0.14560109714141556, 0.047091817549042465, 0.0,
+    ];
+    numpyLinspace(0, 1, 10).forEach((r, i) => {
+      expect(Math.abs(betaQuantile(1 - r, 0.6, 0.6) - scipy[i]!)).toBeLessThan(1e-13);
+    });
+    expect(() => betaQuantile(1.5, 0.6, 0.6)).toThrow(ScheduleError);
+  });
+  it('betaSigmas spans sigma_max to sigma_min with 0 appended', () => {
+    const s = betaSigmas(10, 0.03, 14.6);
+    expect(s.length).toBe(11);
+    expect(s[0]).toBeCloseTo(14.6, 12);
+    expect(s[9]).toBeCloseTo(0.03, 12);
+    expect(s[10]).toBe(0);
+    expect(s[1]).toBeCloseTo(0.03 + 0.9529081824509575 * (14.6 - 0.03), 12);
   });
 });

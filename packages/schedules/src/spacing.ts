@@ -13,7 +13,15 @@
 import type { ContinuousSchedule } from './continuous/schedule.js';
 import type { DiscreteSchedule } from './discrete.js';
 import { ScheduleError } from './errors.js';
-import { interp, numpyArange, numpyLinspace, roundHalfEven, torchLinspace } from './numeric.js';
+import {
+  betaQuantile,
+  interp,
+  numpyArange,
+  numpyLinspace,
+  roundHalfEven,
+  torchLinspace,
+  torchLinspaceFloat32,
+} from './numeric.js';
 
 const f32 = Math.fround;
 
@@ -129,10 +137,34 @@ export function diffusersTimesteps(
   return out;
 }
 
+/**
+ * diffusers' sigma spacings (`use_karras_sigmas`, `use_exponential_sigmas`, `use_beta_sigmas`,
+ * DPMSolverMultistep's `use_lu_lambdas`): n levels between two end sigmas, see `diffusersSetTimesteps`.
+ */
+export type DiffusersSigmaSpacing = 'karras' | 'exponential' | 'beta' | 'lu';
+
 /** Options of `diffusersSetTimesteps`. */
 export interface DiffusersSetTimestepsOptions extends Partial<DiffusersTimestepOptions> {
-  /** Karras et al. (2022) sigmas between the spaced endpoints, mapped back to timesteps. */
+  /** Karras et al. (2022) sigmas between the spaced endpoints, mapped back to timesteps (= `sigmaSpacing: 'karras'`). */
   useKarrasSigmas?: boolean;
+  /** Respace the sigmas between the endpoints (`euler` / `dpmsolver`), timesteps mapped back from them. */
+  sigmaSpacing?: DiffusersSigmaSpacing;
+  /** `euler`: explicit end sigmas of the respaced levels (diffusers' `sigma_min` / `sigma_max` config). */
+  sigmaMin?: number | null;
+  sigmaMax?: number | null;
+  /**
+   * `dpmsolver`: how the respaced levels' fractional timesteps become integers: `round` (half to even;
+   * diffusers' default for Karras and Lu) or `trunc` (numpy's astype(int64): diffusers' exponential and
+   * beta sigmas, and DPMSolverMultistep's Karras / Lu on `squaredcos_cap_v2`).
+   */
+  timestepRounding?: 'round' | 'trunc';
+  /**
+   * `euler`: diffusers' `interpolation_type`: `linear` (default: sigma interpolated linearly at the
+   * timesteps) or `log_linear` (n + 1 sigmas log-uniform over the whole table, from its largest to its
+   * smallest, the timesteps unchanged; the final sigma is appended after them, so the last step ends
+   * at the table's smallest sigma and the appended one is never reached).
+   */
+  interpolation?: 'linear' | 'log_linear';
   /** The sigma appended at the end: `zero` (default) or `sigma_min` (the table's smallest sigma). */
   finalSigmasType?: 'zero' | 'sigma_min';
   /** Custom descending timesteps in [0, T-1] instead of a spacing. */
@@ -230,26 +262,75 @@ export function diffusersSetTimesteps(
   if (family === 'euler') timesteps = timesteps.map(f32);
   const n = timesteps.length;
 
-  if (!options.useKarrasSigmas) {
-    const sig = timesteps.map((t) => interp(t, index, table));
-    return { timesteps, sigmas: appendFinal(sig, finalSigma(table[0]!)) };
-  }
-  // Karras sigmas between the endpoints diffusers uses, then back to timesteps.
-  let sigmaMax: number;
-  let sigmaMin: number;
-  if (family === 'euler') {
-    sigmaMax = interp(timesteps[0]!, index, table);
-    sigmaMin = interp(timesteps[n - 1]!, index, table);
-  } else {
-    sigmaMax = table[T - 1]!;
-    sigmaMin = table[0]!;
-  }
-  const sig = karrasFromRamp(numpyLinspace(0, 1, n), sigmaMin, sigmaMax, 7);
+  const spacing = options.sigmaSpacing ?? (options.useKarrasSigmas ? 'karras' : undefined);
+  if (spacing !== undefined && !['karras', 'exponential', 'beta', 'lu'].includes(spacing))
+    throw new ScheduleError(
+      `unknown sigmaSpacing '${String(spacing)}'; expected karras, exponential, beta or lu`,
+    );
+  const interpolation = options.interpolation ?? 'linear';
+  if (interpolation !== 'linear' && interpolation !== 'log_linear')
+    throw new ScheduleError(
+      `unknown interpolation '${String(interpolation)}'; expected linear or log_linear`,
+    );
+  if (interpolation === 'log_linear' && family !== 'euler')
+    throw new ScheduleError(`interpolation 'log_linear' needs the 'euler' family`);
+  // the sigmas at the timesteps (euler 'log_linear': n + 1 log-uniform over the table, in float32)
+  const base =
+    interpolation === 'log_linear'
+      ? torchLinspaceFloat32(Math.log(f32(table[T - 1]!)), Math.log(f32(table[0]!)), n + 1).map(
+          (l) => f32(Math.exp(l)),
+        )
+      : timesteps.map((t) => interp(t, index, table));
+  if (spacing === undefined) return { timesteps, sigmas: appendFinal(base, finalSigma(table[0]!)) };
+  // Respaced sigmas between the ends diffusers uses (euler: the spaced sigmas' ends or the config's
+  // sigma_min / sigma_max; dpmsolver: the whole table's), then back to timesteps.
+  const hi = family === 'euler' ? (options.sigmaMax ?? base[0]!) : table[T - 1]!;
+  const lo = family === 'euler' ? (options.sigmaMin ?? base[base.length - 1]!) : table[0]!;
+  const sig = respaceSigmas(spacing, n, lo, hi);
   const ts = sig.map((x) => s.timestepFromSigma(x));
   if (family === 'dpmsolver') {
-    return { timesteps: ts.map(roundHalfEven), sigmas: appendFinal(sig, finalSigma(sig[n - 1]!)) };
+    const rounding =
+      options.timestepRounding ?? (spacing === 'karras' || spacing === 'lu' ? 'round' : 'trunc');
+    return {
+      timesteps: ts.map(rounding === 'round' ? roundHalfEven : Math.trunc),
+      sigmas: appendFinal(sig, finalSigma(sig[n - 1]!)),
+    };
   }
   return { timesteps: ts.map(f32), sigmas: appendFinal(sig, finalSigma(table[0]!)) };
+}
+
+/**
+ * diffusers' respaced sigmas (`_convert_to_karras`, `_convert_to_exponential`, `_convert_to_beta`,
+ * `_convert_to_lu`), n levels from sigmaMax down to sigmaMin in float64 (NumPy):
+ * - `karras`: Karras et al. (2022, eq. 5), rho = 7, on np.linspace(0, 1, n);
+ * - `exponential`, `lu`: exp(np.linspace(log sigmaMax, log sigmaMin, n)) (Lu et al. 2022: uniform in
+ *   lambda = -log sigma, which is what diffusers' `use_lu_lambdas` computes on the table's log sigmas);
+ * - `beta`: sigmaMin + F^-1(1 - r) (sigmaMax - sigmaMin), r = np.linspace(0, 1, n), F the Beta(0.6, 0.6)
+ *   CDF (Lee et al. 2024, "Beta Sampling is All You Need", arXiv 2407.12173).
+ *
+ * No 0 is appended; the ends may be equal (n = 1 gives [sigmaMax]).
+ *
+ * @example
+ * respaceSigmas('beta', 10, 0.0292, 14.6146); // diffusers' use_beta_sigmas levels for SD's table
+ */
+export function respaceSigmas(
+  spacing: DiffusersSigmaSpacing,
+  n: number,
+  sigmaMin: number,
+  sigmaMax: number,
+): Float64Array {
+  if (!Number.isInteger(n) || n < 1)
+    throw new ScheduleError(`n must be a positive integer, got ${n}`);
+  if (!(sigmaMin >= 0) || !(sigmaMax >= sigmaMin) || !Number.isFinite(sigmaMax))
+    throw new ScheduleError(
+      `need 0 <= sigmaMin <= sigmaMax < infinity, got sigmaMin = ${sigmaMin}, sigmaMax = ${sigmaMax}`,
+    );
+  if (spacing === 'karras') return karrasFromRamp(numpyLinspace(0, 1, n), sigmaMin, sigmaMax, 7);
+  if (spacing === 'beta')
+    return numpyLinspace(0, 1, n).map(
+      (r) => sigmaMin + betaQuantile(1 - r, 0.6, 0.6) * (sigmaMax - sigmaMin),
+    );
+  return numpyLinspace(Math.log(sigmaMax), Math.log(sigmaMin), n).map(Math.exp);
 }
 
 /**
@@ -297,6 +378,30 @@ function karrasFromRamp(
   const minInv = sigmaMin ** (1 / rho);
   const maxInv = sigmaMax ** (1 / rho);
   return ramp.map((r) => (maxInv + r * (minInv - maxInv)) ** rho);
+}
+
+/**
+ * Beta-distributed sigmas (Lee et al. 2024, "Beta Sampling is All You Need", arXiv 2407.12173; diffusers'
+ * `use_beta_sigmas`): sigma_i = sigma_min + F^-1(1 - r_i) (sigma_max - sigma_min) on r = linspace(0, 1, n),
+ * F the CDF of Beta(alpha, beta) (default 0.6, 0.6: dense steps at both ends), then 0 appended
+ * (n + 1 entries, like `karrasSigmas`).
+ *
+ * @example
+ * betaSigmas(10, 0.03, 14.6)[1]; // 13.91... (F^-1(8/9) = 0.9529...)
+ */
+export function betaSigmas(
+  n: number,
+  sigmaMin: number,
+  sigmaMax: number,
+  alpha = 0.6,
+  beta = 0.6,
+): Float64Array {
+  checkSigmaRange(n, sigmaMin, sigmaMax);
+  return appendZero(
+    numpyLinspace(0, 1, n).map(
+      (r) => sigmaMin + betaQuantile(1 - r, alpha, beta) * (sigmaMax - sigmaMin),
+    ),
+  );
 }
 
 function checkSigmaRange(n: number, sigmaMin: number, sigmaMax: number): void {

@@ -4,6 +4,7 @@
  * which registered sampler runs the math, and with which options. No step math lives here.
  */
 import {
+  type DiffusersSigmaSpacing,
   DiscreteSchedule,
   diffusersSetTimesteps,
   exponentialSigmas,
@@ -112,13 +113,6 @@ const THRESHOLD_KEYS: DiffusersConfig = {
   sample_max_value: 1.0,
 };
 
-const NOT_IMPLEMENTED = {
-  thresholding: [false],
-  use_exponential_sigmas: [false],
-  use_beta_sigmas: [false],
-  rescale_betas_zero_snr: [false],
-} as const;
-
 const num = (cfg: DiffusersConfig, k: string) => cfg[k] as number;
 const str = (cfg: DiffusersConfig, k: string) => cfg[k] as string;
 const bool = (cfg: DiffusersConfig, k: string) => cfg[k] as boolean;
@@ -133,6 +127,15 @@ export function predictionOf(cfg: DiffusersConfig, fallback: Prediction = 'epsil
   }
 }
 
+/**
+ * The VE sigma that stands for the level alpha = 0 of a zero-terminal-SNR table (`rescale_betas_zero_snr`,
+ * Lin et al. 2024) in the DDIM / DDPM / LCM chains: sigma = infinity itself cannot be stepped from, but
+ * the ancestral step D + (sigma_down / sigma)(x - D) from this sigma is diffusers' step from alpha = 0
+ * to float32 accuracy (x / sigma is the VP sample, the noise); the model's output is still converted
+ * at the exact level (alpha 0, sigma 1), as diffusers does.
+ */
+export const ZERO_SNR_VE_SIGMA = 2 ** 40;
+
 /** sqrt((1 - abar)/abar) of the table entry t (float64 from the float32 table) and its exact level. */
 function tableLevel(
   schedule: DiscreteSchedule,
@@ -140,7 +143,7 @@ function tableLevel(
   exact: ClassPlan['exactLevels'],
 ): number {
   const l = schedule.levelAtIndex(t);
-  const s = l.sigma / l.alpha;
+  const s = l.alpha === 0 ? ZERO_SNR_VE_SIGMA : l.sigma / l.alpha;
   exact.set(s, l);
   return s;
 }
@@ -172,7 +175,20 @@ function ddimChain(
   return { ts, sigmas, exact };
 }
 
-/** Euler / DPMSolver-family chain from `diffusersSetTimesteps`. */
+/** Which of diffusers' sigma respacings the config asks for (`use_*_sigmas`, `use_lu_lambdas`). */
+function sigmaSpacingOf(cfg: DiffusersConfig): DiffusersSigmaSpacing | undefined {
+  if (cfg.use_karras_sigmas === true) return 'karras';
+  if (cfg.use_lu_lambdas === true) return 'lu';
+  if (cfg.use_exponential_sigmas === true) return 'exponential';
+  if (cfg.use_beta_sigmas === true) return 'beta';
+  return undefined;
+}
+
+/**
+ * Euler / DPMSolver-family chain from `diffusersSetTimesteps`: timesteps and the sampler's sigmas
+ * (`interpolation_type: 'log_linear'`: diffusers' n + 1 levels; its appended final sigma is never
+ * reached, so the chain stops at the table's smallest sigma).
+ */
 function sigmaChain(
   cfg: DiffusersConfig,
   schedule: DiscreteSchedule,
@@ -180,60 +196,36 @@ function sigmaChain(
   family: 'euler' | 'dpmsolver',
   finalType?: string,
 ) {
-  const explicitEnds = cfg.sigma_min != null || cfg.sigma_max != null;
-  if (
-    family === 'euler' &&
-    (cfg.use_exponential_sigmas === true || (cfg.use_karras_sigmas === true && explicitEnds))
-  ) {
-    return eulerConvertedSigmas(cfg, schedule, n, finalType);
-  }
+  const spacing = sigmaSpacingOf(cfg);
+  // DPMSolverMultistep rounds its Karras / Lu timesteps except on the cosine table (astype(int64))
+  const trunc =
+    family === 'dpmsolver' &&
+    'use_lu_lambdas' in cfg &&
+    cfg.beta_schedule === 'squaredcos_cap_v2' &&
+    (spacing === 'karras' || spacing === 'lu');
   const r = diffusersSetTimesteps(schedule, {
     family,
     numInferenceSteps: n,
-    spacing: str(cfg, 'timestep_spacing') as TimestepSpacing,
+    // DPMSolverSinglestep has no timestep_spacing key: it always spaces linearly
+    spacing: (cfg.timestep_spacing ?? 'linspace') as TimestepSpacing,
     stepsOffset: num(cfg, 'steps_offset'),
-    useKarrasSigmas: bool(cfg, 'use_karras_sigmas'),
-    finalSigmasType: (finalType ?? str(cfg, 'final_sigmas_type')) as 'zero' | 'sigma_min',
+    ...(spacing ? { sigmaSpacing: spacing } : {}),
+    ...(trunc ? { timestepRounding: 'trunc' as const } : {}),
+    ...(family === 'euler'
+      ? {
+          sigmaMin: (cfg.sigma_min as number | null) ?? null,
+          sigmaMax: (cfg.sigma_max as number | null) ?? null,
+          interpolation: (cfg.interpolation_type ?? 'linear') as 'linear' | 'log_linear',
+        }
+      : {}),
+    // classes without the key (Heun, LMS, KDPM2) end at 0
+    finalSigmasType: (finalType ?? cfg.final_sigmas_type ?? 'zero') as 'zero' | 'sigma_min',
     ...(family === 'dpmsolver' && typeof cfg.lambda_min_clipped === 'number'
       ? { lambdaMinClipped: num(cfg, 'lambda_min_clipped') }
       : {}),
   });
-  return { ts: Array.from(r.timesteps), sigmas: Array.from(r.sigmas!) };
-}
-
-/**
- * Euler-family `set_timesteps` with `use_exponential_sigmas`, or `use_karras_sigmas` between the
- * config's `sigma_min` / `sigma_max` (Stable Video Diffusion): the spaced sigmas' ends (or the
- * config's), Karras (rho 7) or log-uniform sigmas between them in float64 (numpy), timesteps from
- * diffusers' `_sigma_to_t`, then the final sigma; all in float32 as diffusers stores them.
- */
-function eulerConvertedSigmas(
-  cfg: DiffusersConfig,
-  schedule: DiscreteSchedule,
-  n: number,
-  finalType?: string,
-) {
-  const base = diffusersSetTimesteps(schedule, {
-    family: 'euler',
-    numInferenceSteps: n,
-    spacing: str(cfg, 'timestep_spacing') as TimestepSpacing,
-    stepsOffset: num(cfg, 'steps_offset'),
-  }).sigmas!;
-  const hi = (cfg.sigma_max as number | null) ?? base[0]!;
-  const lo = (cfg.sigma_min as number | null) ?? base[n - 1]!;
-  const ramp = Array.from({ length: n }, (_, i) => (n === 1 ? 0 : i === n - 1 ? 1 : i / (n - 1)));
-  let s: number[];
-  if (cfg.use_karras_sigmas === true) {
-    const [a, b] = [hi ** (1 / 7), lo ** (1 / 7)];
-    s = ramp.map((r) => (a + r * (b - a)) ** 7);
-  } else {
-    const [a, b] = [Math.log(hi), Math.log(lo)];
-    s = ramp.map((r) => Math.exp(a + r * (b - a)));
-  }
-  const floored = schedule.withTerminalFloor();
-  const ts = s.map((x) => Math.fround(floored.timestepFromSigma(x)));
-  const last = (finalType ?? str(cfg, 'final_sigmas_type')) === 'zero' ? 0 : floored.sigmas[0]!;
-  return { ts, sigmas: [...s, last].map(Math.fround) };
+  const sigmas = Array.from(r.sigmas!);
+  return { ts: Array.from(r.timesteps), sigmas: sigmas.slice(0, r.timesteps.length + 1) };
 }
 
 const eulerInitSigma = (cfg: DiffusersConfig, sigmas: number[]) => {
@@ -259,9 +251,7 @@ const euler = (
     ...extra,
   },
   only: {
-    ...NOT_IMPLEMENTED,
-    use_exponential_sigmas: [false, true],
-    interpolation_type: ['linear'],
+    interpolation_type: ['linear', 'log_linear'],
     timestep_type: ['discrete', 'continuous'],
     sigma_min: [],
     sigma_max: [],
@@ -330,9 +320,6 @@ const dpmsolverKeys: DiffusersConfig = {
   shift_terminal: null,
 };
 const dpmsolverOnly: Record<string, readonly unknown[]> = {
-  ...NOT_IMPLEMENTED,
-  use_lu_lambdas: [false],
-  use_flow_sigmas: [false],
   // learned variances need the model's extra channels; the fixed ones do not change DPM-Solver's math
   variance_type: [null, 'fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log'],
   solver_order: [1, 2, 3],
@@ -366,7 +353,7 @@ function dpmsolverPlan(
 export const MU_KEY = '__mu';
 
 /**
- * diffusers' `use_flow_sigmas` (DPMSolverMultistep, UniPCMultistep; Sana, Wan): flow-matching levels
+ * diffusers' `use_flow_sigmas` (DPMSolverMultistep / Singlestep, UniPCMultistep, DEIS; Sana, Wan): flow-matching levels
  * alpha = 1 - s, sigma = s with s = flow_shift u / (1 + (flow_shift - 1) u) on u = linspace(1, 1/T, n + 1)
  * (UniPC: the first n, with dynamic shifting by mu, `shift_terminal`, and s_0 = 1 - 1e-6), timesteps
  * int(s T). The solver runs on their VE view s / (1 - s); DPM-Solver and UniPC are exponential
@@ -410,10 +397,11 @@ function flowSigmasPlan(
       .slice(0, -1);
   }
   const timesteps = s.map((v) => Math.trunc(v * T));
+  // UniPC (final_sigmas_type 'sigma_min') and DEIS (always) repeat the last flow sigma
   const last =
-    str(cfg, 'final_sigmas_type') === 'zero'
+    cfg.final_sigmas_type === 'zero'
       ? 0
-      : unipc
+      : unipc || sampler === 'deis'
         ? s[s.length - 1]!
         : (() => {
             const a = schedule.alphasCumprod[0]!;
@@ -457,6 +445,9 @@ function edmSigmas(cfg: DiffusersConfig, n: number) {
       ? karrasSigmas(n, lo, hi, num(cfg, 'rho'))
       : exponentialSigmas(n, lo, hi);
   const sigmas = Array.from(base).map(Math.fround);
+  // final_sigmas_type 'sigma_min' ends on sigma_min itself: a last step of length zero after a Karras
+  // or exponential schedule that already reached it (diffusers appends it all the same)
+  if (cfg.final_sigmas_type === 'sigma_min') sigmas[sigmas.length - 1] = Math.fround(lo);
   const modelSigmas = sigmas.slice(0, -1);
   return {
     timesteps: modelSigmas.map((s) => Math.fround(0.25 * Math.log(s))),
@@ -601,7 +592,6 @@ export const CLASSES: Record<string, ClassSpec> = {
       set_alpha_to_one: true,
       clip_sample_range: 1.0,
     },
-    only: NOT_IMPLEMENTED,
     scaling: 'vp',
     embedding: 'vp',
     plan(cfg, schedule, n, step) {
@@ -639,7 +629,6 @@ export const CLASSES: Record<string, ClassSpec> = {
       clip_sample_range: 1.0,
     },
     only: {
-      ...NOT_IMPLEMENTED,
       variance_type: ['fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log'],
     },
     scaling: 'vp',
@@ -662,7 +651,6 @@ export const CLASSES: Record<string, ClassSpec> = {
   },
   PNDMScheduler: {
     defaults: { ...SCHEDULE_KEYS, skip_prk_steps: false, set_alpha_to_one: false },
-    only: NOT_IMPLEMENTED,
     scaling: 'vp',
     embedding: 'vp',
     plan(cfg, schedule, n) {
@@ -797,7 +785,6 @@ export const CLASSES: Record<string, ClassSpec> = {
     },
     only: {
       ...dpmsolverOnly,
-      use_flow_sigmas: [false, true],
       algorithm_type: Object.keys(ALGORITHMS),
       solver_type: ['midpoint', 'heun'],
     },
@@ -825,11 +812,15 @@ export const CLASSES: Record<string, ClassSpec> = {
     scaling: 'vp',
     embedding: 'vp',
     plan(cfg, schedule, n) {
+      // diffusers' set_timesteps turns lower_order_final on (with a warning) for a step count that is
+      // not a multiple of the order, and for final_sigmas_type 'zero'
+      const order = num(cfg, 'solver_order');
       return dpmsolverPlan(cfg, schedule!, n, 'dpm_solver_singlestep', {
-        order: num(cfg, 'solver_order'),
+        order,
         prediction: ALGORITHMS[str(cfg, 'algorithm_type')]!.prediction,
         solverType: str(cfg, 'solver_type'),
-        lowerOrderFinal: bool(cfg, 'lower_order_final'),
+        lowerOrderFinal:
+          bool(cfg, 'lower_order_final') || n % order !== 0 || cfg.final_sigmas_type === 'zero',
       });
     },
   },
@@ -843,7 +834,6 @@ export const CLASSES: Record<string, ClassSpec> = {
     },
     only: {
       ...dpmsolverOnly,
-      use_flow_sigmas: [false, true],
       shift_terminal: [],
       predict_x0: [true],
       solver_type: ['bh1', 'bh2'],
@@ -881,7 +871,7 @@ export const CLASSES: Record<string, ClassSpec> = {
     only: {
       sigma_schedule: ['karras', 'exponential'],
       prediction_type: ['epsilon', 'v_prediction'],
-      final_sigmas_type: ['zero'],
+      final_sigmas_type: ['zero', 'sigma_min'],
     },
     scaling: 've',
     embedding: 've',
@@ -904,9 +894,7 @@ export const CLASSES: Record<string, ClassSpec> = {
     only: {
       sigma_schedule: ['karras', 'exponential'],
       prediction_type: ['epsilon', 'v_prediction'],
-      // sigma_min would repeat the last level (a zero-length final step)
-      final_sigmas_type: ['zero'],
-      thresholding: [false],
+      final_sigmas_type: ['zero', 'sigma_min'],
       algorithm_type: ['dpmsolver++', 'sde-dpmsolver++'],
       solver_type: ['midpoint', 'heun'],
       solver_order: [1, 2, 3],
@@ -979,7 +967,6 @@ export const CLASSES: Record<string, ClassSpec> = {
   },
   LCMScheduler: {
     defaults: {},
-    only: NOT_IMPLEMENTED,
     scaling: 'vp',
     embedding: 'vp',
     plan(cfg, schedule, n) {

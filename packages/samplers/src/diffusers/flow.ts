@@ -12,7 +12,7 @@
  * because diffusers' flow schedules start at t = 1, where the VE view is infinite.
  */
 import { Random } from '@diffuse/backend';
-import { convertPrediction } from '@diffuse/schedules';
+import { convertPrediction, respaceSigmas } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
 import { SamplerError, SchedulerConfigError } from '../errors.js';
 import { flowStep } from '../helpers.js';
@@ -109,10 +109,6 @@ const flowMatchEuler: FlowSpec = {
       throw new SchedulerConfigError(
         `${className}: only one of use_beta_sigmas, use_exponential_sigmas, use_karras_sigmas can be used (got ${n.join(', ')})`,
       );
-    if (cfg.use_beta_sigmas === true)
-      throw new SchedulerConfigError(
-        `${className} option use_beta_sigmas = true is not supported here (supported: false)`,
-      );
     if (cfg.time_shift_type !== 'exponential' && cfg.time_shift_type !== 'linear')
       throw new SchedulerConfigError(
         `${className}: time_shift_type must be 'exponential' or 'linear', got ${JSON.stringify(cfg.time_shift_type)}`,
@@ -151,14 +147,15 @@ const flowMatchEuler: FlowSpec = {
     }
     const lo = typeof cfg.sigma_min === 'number' ? cfg.sigma_min : s[s.length - 1]!;
     const hi = typeof cfg.sigma_max === 'number' ? cfg.sigma_max : s[0]!;
-    if (cfg.use_karras_sigmas === true) {
-      const rho = 7;
-      const a = hi ** (1 / rho);
-      const b = lo ** (1 / rho);
-      s = npLinspace(0, 1, n).map((r) => (a + r * (b - a)) ** rho);
-    } else if (cfg.use_exponential_sigmas === true) {
-      s = npLinspace(Math.log(hi), Math.log(lo), n).map(Math.exp);
-    }
+    const spacing =
+      cfg.use_karras_sigmas === true
+        ? 'karras'
+        : cfg.use_exponential_sigmas === true
+          ? 'exponential'
+          : cfg.use_beta_sigmas === true
+            ? 'beta'
+            : undefined;
+    if (spacing) s = Array.from(respaceSigmas(spacing, n, lo, hi));
     let sig = s.map(f32);
     let timesteps = sig.map((t) => f32(t * T));
     if (cfg.invert_sigmas === true) {

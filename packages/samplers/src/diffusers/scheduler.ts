@@ -15,7 +15,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { type BrownianNoise, brownianNoise } from '../brownian.js';
 import { SamplerError, SchedulerConfigError } from '../errors.js';
-import { ancestralStep } from '../helpers.js';
+import { ancestralStep, dynamicThreshold } from '../helpers.js';
 import { getSampler, resolveSamplerOptions } from '../registry.js';
 import { RunScope } from '../run.js';
 import type { DenoiseRequest, SamplerProgram } from '../types.js';
@@ -189,6 +189,18 @@ export function resolveConfig(
         `${className}: use_flow_sigmas together with ${with_.join(', ')} is not supported here`,
       );
   }
+  if (cfg.thresholding === true) {
+    const ratio = cfg.dynamic_thresholding_ratio;
+    const max = cfg.sample_max_value;
+    if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1))
+      throw new SchedulerConfigError(
+        `${className}: dynamic_thresholding_ratio must be a number in [0, 1], got ${JSON.stringify(ratio)}`,
+      );
+    if (typeof max !== 'number' || !(max >= 1) || !Number.isFinite(max))
+      throw new SchedulerConfigError(
+        `${className}: sample_max_value must be a finite number >= 1 with thresholding, got ${JSON.stringify(max)}`,
+      );
+  }
   predictionOf(cfg, spec.prediction);
   return { ...r, spec, cfg };
 }
@@ -336,14 +348,20 @@ class AdapterScheduler implements Scheduler {
     return tf.clone(x);
   }
 
+  /** The alpha that scales VP samples to VE ones (the VP embedding's for zero SNR's stand-in sigma). */
+  private scaleAlpha(s: number): number {
+    const alpha = this.levelFor(s).alpha;
+    return alpha > 0 ? alpha : 1 / Math.sqrt(1 + s * s);
+  }
+
   private toVE(x: tf.Tensor, s: number): tf.Tensor {
     if (this.spec.scaling === 've') return tf.clone(x);
-    return tf.div(x, this.levelFor(s).alpha);
+    return tf.div(x, this.scaleAlpha(s));
   }
 
   private fromVE(x: tf.Tensor, s: number): tf.Tensor {
     if (this.spec.scaling === 've') return tf.clone(x);
-    return tf.mul(x, this.levelFor(s).alpha);
+    return tf.mul(x, this.scaleAlpha(s));
   }
 
   private start(sample: tf.Tensor, stepOptions: StepOptions, k: number): void {
@@ -513,10 +531,18 @@ class AdapterScheduler implements Scheduler {
     const x0 = this.toX0(modelOutput, sample, s);
     let predOriginalSample = x0;
     let denoised = x0;
-    if (this.cfg.clip_sample === true && !this.spec.noClip) {
+    const thresholding = this.cfg.thresholding === true;
+    if (!this.spec.noClip && (thresholding || this.cfg.clip_sample === true)) {
       const r = this.cfg.clip_sample_range as number;
-      // clipByValue(NaN) is -r on wasm: keep NaN visible (to the finiteness check and the caller).
-      predOriginalSample = tf.tidy(() => tf.where(tf.isNaN(x0), x0, tf.clipByValue(x0, -r, r)));
+      // diffusers: dynamic thresholding (Imagen) takes precedence over clip_sample; clipByValue(NaN)
+      // is -r on wasm: keep NaN visible (to the finiteness check and the caller).
+      predOriginalSample = thresholding
+        ? dynamicThreshold(
+            x0,
+            this.cfg.dynamic_thresholding_ratio as number,
+            this.cfg.sample_max_value as number,
+          )
+        : tf.tidy(() => tf.where(tf.isNaN(x0), x0, tf.clipByValue(x0, -r, r)));
       denoised = predOriginalSample;
       if (this.className === 'DDIMScheduler') {
         // diffusers' DDIM clips x0 but keeps the model's own eps (use_clipped_model_output = False):

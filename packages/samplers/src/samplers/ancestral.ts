@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SamplerError } from '../errors.js';
-import { addNoise, ancestralStep, toD } from '../helpers.js';
+import { addNoise, ancestralStep } from '../helpers.js';
 import {
   denoise,
   type SamplerContext,
@@ -54,7 +54,7 @@ export function betaNoiseVE(sigma: number, sigmaNext: number): number {
  * - DDPM's ancestral step (Ho et al. 2020, Algorithm 2) for eta = 1 (`fixed_small`, the posterior
  *   variance), or with `fixed_large` noise beta_t around the same posterior mean.
  *
- * x_{i+1} = x + (sigma_down - sigma_i) d + sigma_up S_noise z
+ * x_{i+1} = x + (sigma_down - sigma_i) d + sigma_up S_noise z = D + (sigma_down / sigma_i)(x - D) + sigma_up S_noise z
  *
  * @example
  * const x0 = await sample(denoiser, { sampler: 'euler_ancestral', steps: 30, shape: [16, 2], seed: 1 });
@@ -96,7 +96,9 @@ export function* sampleAncestral(
       sigmaUp = betaNoiseVE(sigma, sigmaNext);
     }
     if (i === sigmas.length - 2 && !o.lastStepNoise) sigmaUp = 0;
-    const next = ctx.tidy(() => tf.add(x, tf.mul(toD(x, sigma, denoised), sigmaDown - sigma)));
+    // x + (sigma_down - sigma) d, written as D + (sigma_down / sigma)(x - D): the same Euler step, and
+    // exact in float32 from a huge sigma too (zero terminal SNR's first level, where x - D ~ sigma eps)
+    const next = ctx.tidy(() => tf.add(denoised, tf.mul(tf.sub(x, denoised), sigmaDown / sigma)));
     ctx.free(x, denoised);
     x = sigmaUp > 0 ? addNoise(ctx, next, sigma, sigmaNext, o.sNoise * sigmaUp) : next;
   }
