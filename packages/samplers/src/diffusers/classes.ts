@@ -740,7 +740,9 @@ export const CLASSES: Record<string, ClassSpec> = {
   DPMSolverSDEScheduler: {
     defaults: {},
     only: {
-      ...NOT_IMPLEMENTED,
+      // its own set_timesteps (sdeSetTimesteps) has only the Karras respacing
+      use_exponential_sigmas: [false],
+      use_beta_sigmas: [false],
       prediction_type: ['epsilon', 'v_prediction'],
       timestep_spacing: ['linspace', 'leading', 'trailing'],
     },
