@@ -49,7 +49,7 @@ async function run(s: Scheduler, flow: boolean): Promise<number[]> {
 }
 
 describe('README: real SD 1.5, SDXL and SD 3.5 config swaps', () => {
-  it('SD 1.5 PNDM -> DPM++ 2M Karras; SDXL Euler -> Euler ancestral / DDIM trailing', async () => {
+  it('SD 1.5 PNDM -> DPM++ 2M Karras; SDXL Euler -> Euler ancestral / DDIM trailing / TCD', async () => {
     await assertNoLeaks(async () => {
       const sd15 = load('pndm-runwayml-stable-diffusion-v1-5');
       const dpm = fromConfig(sd15, {
@@ -63,8 +63,9 @@ describe('README: real SD 1.5, SDXL and SD 3.5 config swaps', () => {
       const ddim = fromConfig(sdxl, { _class_name: 'DDIMScheduler', timestep_spacing: 'trailing' });
       ddim.setTimesteps(4);
       expect(ddim.timesteps).toEqual([999, 749, 499, 249]);
+      const tcd = fromConfig(sdxl, { _class_name: 'TCDScheduler' });
       // every swap runs a whole loop and ends near a mode of the data (+-1)
-      for (const s of [dpm, ddim, eulerA]) {
+      for (const s of [dpm, ddim, eulerA, tcd]) {
         const v = await run(s, false);
         for (const xi of v) expect(Math.min(Math.abs(xi - 1), Math.abs(xi + 1))).toBeLessThan(0.8);
         s.dispose();
