@@ -134,6 +134,11 @@ COGVIDEOX_CONFIGS = [
     {'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02, 'timestep_spacing': 'linspace',
      'set_alpha_to_one': False, 'prediction_type': 'sample'},
     {'beta_schedule': 'squaredcos_cap_v2', 'steps_offset': 1, 'snr_shift_scale': 2.0},
+    # CogVideoX-style: zero terminal SNR on the shifted float64 table, trailing, v-prediction
+    {'rescale_betas_zero_snr': True, 'timestep_spacing': 'trailing', 'prediction_type': 'v_prediction',
+     'clip_sample': False},
+    {'rescale_betas_zero_snr': True, 'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02,
+     'timestep_spacing': 'linspace', 'prediction_type': 'v_prediction', 'set_alpha_to_one': False},
 ]
 for cfg in COGVIDEOX_CONFIGS:
     for n in (1, 4, 10, 50):
@@ -151,6 +156,7 @@ TCD_CONFIGS = [
     {'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02, 'prediction_type': 'v_prediction',
      'original_inference_steps': 100, 'clip_sample': True},
     {'prediction_type': 'sample', 'set_alpha_to_one': False, 'num_train_timesteps': 500, 'original_inference_steps': 20},
+    {'rescale_betas_zero_snr': True, 'prediction_type': 'v_prediction'},  # the first level has alpha = 0
 ]
 for cfg in TCD_CONFIGS:
     for n in (1, 4, 10, 60):

@@ -524,6 +524,7 @@ function cogvideoxSchedule(cfg: DiffusersConfig): DiscreteSchedule {
       p *= 1 - x * x;
       return p;
     }).map((v) => v / (shift + (1 - shift) * v));
+    if (cfg.rescale_betas_zero_snr === true) ac = rescaleZeroSnrAlphasCumprod(ac, (v) => v);
   } else {
     const f = Math.fround;
     const base = DiscreteSchedule.fromConfig({
@@ -534,8 +535,24 @@ function cogvideoxSchedule(cfg: DiffusersConfig): DiscreteSchedule {
       trainedBetas: (cfg.trained_betas as number[] | null) ?? null,
     }).alphasCumprod;
     ac = Array.from(base, (v) => f(v / f(f(shift) + f(f(1 - shift) * v))));
+    if (cfg.rescale_betas_zero_snr === true) ac = rescaleZeroSnrAlphasCumprod(ac, f);
   }
   return DiscreteSchedule.fromAlphasCumprod(ac);
+}
+
+/**
+ * CogVideoX's `rescale_zero_terminal_snr(alphas_cumprod)` (Lin et al. 2024, Algorithm 1, on the table
+ * itself): sqrt(abar) shifted so its last entry is 0 and scaled so its first is unchanged, squared; each
+ * operation rounded by `round` (float32 tables) or not (float64).
+ */
+function rescaleZeroSnrAlphasCumprod(ac: number[], round: (v: number) => number): number[] {
+  const r = ac.map((v) => round(Math.sqrt(v)));
+  const [first, last] = [r[0]!, r[r.length - 1]!];
+  const scale = round(first / round(first - last));
+  return r.map((v) => {
+    const w = round(round(v - last) * scale);
+    return round(w * w);
+  });
 }
 
 /**
@@ -997,10 +1014,7 @@ export const CLASSES: Record<string, ClassSpec> = {
   },
   CogVideoXDDIMScheduler: {
     defaults: {},
-    only: {
-      beta_schedule: ['linear', 'scaled_linear', 'squaredcos_cap_v2'],
-      rescale_betas_zero_snr: [false],
-    },
+    only: { beta_schedule: ['linear', 'scaled_linear', 'squaredcos_cap_v2'] },
     scaling: 'vp',
     embedding: 'vp',
     // diffusers' CogVideoX DDIM step neither clips nor takes eta: deterministic DDIM, t -> t - T // n
@@ -1012,7 +1026,6 @@ export const CLASSES: Record<string, ClassSpec> = {
   },
   TCDScheduler: {
     defaults: {},
-    only: { rescale_betas_zero_snr: [false] },
     scaling: 'vp',
     embedding: 'vp',
     // diffusers' TCD step neither clips nor thresholds (the keys are accepted and unused)
@@ -1022,6 +1035,7 @@ export const CLASSES: Record<string, ClassSpec> = {
       // timesteps; each step goes deterministically (DDIM) from t to s = floor((1 - gamma) t_next) and
       // re-noises forward to t_next (strategic stochastic sampling, gamma = step's eta, default 0.3):
       // the ancestral step with sigma_down at s. The last step goes to the level of t = 0, no noise.
+      // Zero terminal SNR: the first level alpha = 0 is the ZERO_SNR_VE_SIGMA stand-in of the chain.
       const s = schedule!;
       const gamma = (step.eta as number | undefined) ?? 0.3;
       if (!(gamma >= 0 && gamma <= 1))
