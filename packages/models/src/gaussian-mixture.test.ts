@@ -17,6 +17,7 @@ interface KRun {
 }
 const refs = JSON.parse(readFileSync(REFS, 'utf8')) as {
   mixtures: Record<string, { weights: number[]; means: number[][]; covs: number[][][] }>;
+  noise: Record<string, { data: number[][] }>;
   runs: (KRun & { mixture: string; schedule: string | null })[];
 };
 
@@ -169,6 +170,38 @@ describe('GaussianMixture: k-diffusion reference denoiser', () => {
         x.dispose();
       }
     }
+  });
+});
+
+describe('GaussianMixture: accuracy at large sigma', () => {
+  // At sigma = 80 every component's Mahalanobis term is ~|eps|^2 while they differ by ~|eps| R / sigma:
+  // formed directly in float32, the responsibilities (and so x0) were off by up to 4.1e-7 (measured
+  // 2.6e-7 .. 4.1e-7 at VE sigma 20..80; now 1.2e-7 .. 1.8e-7, about 1 ulp of |x0| ~ 1).
+  it('float32 x0 (VE sigma 20..80, scalar and per-example levels) within 2.2e-7 of float64', () => {
+    const gm = new GaussianMixture(A);
+    const noise = refs.noise.A!.data.flat();
+    const B = noise.length / 2;
+    let worst = 0;
+    for (const sve of [80, 40, 20]) {
+      const { alpha, sigma } = vpLevelFromSigmaVE(sve);
+      const xs = noise.map((v) => v * sve * alpha);
+      const ref = gm.x0Array(xs, alpha, sigma);
+      const x = tf.tensor2d(xs, [B, 2]);
+      worst = Math.max(worst, expectClose(data(gm.x0(x, { alpha, sigma })), ref, 2.2e-7));
+      // the same level as a per-example tensor, half of the batch at a small level (the other form)
+      const small = vpLevelFromSigmaVE(0.05);
+      const aT = tf.tensor1d(Array.from({ length: B }, (_, b) => (b % 2 ? small.alpha : alpha)));
+      const sT = tf.tensor1d(Array.from({ length: B }, (_, b) => (b % 2 ? small.sigma : sigma)));
+      const got = data(gm.x0(x, { alpha: aT, sigma: sT }));
+      const lp = data(gm.logProb(x, { alpha: aT, sigma: sT }));
+      for (let b = 0; b < B; b += 2) {
+        expectClose(got.subarray(2 * b, 2 * b + 2), ref.subarray(2 * b, 2 * b + 2), 2.2e-7);
+        const lpRef = gm.logProbArray(xs.slice(2 * b, 2 * b + 2), alpha, sigma)[0]!;
+        expectClose([lp[b]!], [lpRef], 1e-5, 1e-6);
+      }
+      tf.dispose([x, aT, sT]);
+    }
+    expect(worst).toBeLessThan(2.2e-7);
   });
 });
 

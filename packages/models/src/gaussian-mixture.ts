@@ -115,6 +115,7 @@ export class GaussianMixture {
   // float32 copies of the constants uploaded by the tensor path
   private readonly muF: Float32Array;
   private eigen: { vectors: Float32Array; values: Float32Array } | null = null; // computed on first tensor use
+  private centre: { mean: Float32Array; delta: Float32Array; radius2: number } | null = null;
   /** Label tensors already read and validated: a sampling loop passes the same one every step. */
   private readonly labelCache = new WeakMap<tf.Tensor, Int32Array>();
   private readonly logWF: Float32Array;
@@ -335,10 +336,10 @@ export class GaussianMixture {
     const z = tf.matMul(diff, U); // U_k^T (x - alpha mu_k), as rows
     const dk = tf.add(tf.mul(tf.square(a), lam), tf.square(s)); // eigenvalues of C_k
     const zOverD = tf.div(z, dk);
-    const maha = tf.sum(tf.mul(z, zOverD), -1); // [K, B]
-    const logDet = tf.sum(tf.log(dk), -1); // [K, B] or [K, 1]
-    const logN = tf.mul(-0.5, tf.add(tf.add(maha, logDet), d * LOG_2PI));
-    let logits: tf.Tensor = tf.add(tf.tensor2d(this.logWF, [K, 1]), logN); // [K, B]
+    // log w_k + log N(x; alpha mu_k, C_k) up to a term shared by all components (`shared`, [B] or
+    // scalar), in whichever of two exact forms is accurate at this noise level (see `centredLogits`).
+    const { logits: unmasked, shared } = this.logits(xf, z, zOverD, dk, a, s, level);
+    let logits: tf.Tensor = unmasked; // [K, B]
     let logPy: tf.Tensor | number = 0;
     if (labels !== undefined) {
       const { mask, logPrior } = this.labelMask(labels, B);
@@ -354,7 +355,7 @@ export class GaussianMixture {
       sigmaB,
       /** [B, d] back to the input's shape. */
       restore: (t: tf.Tensor) => (x.rank === 2 ? t : tf.reshape(t, x.shape)),
-      logProb: () => tf.sub(lse, logPy),
+      logProb: () => tf.add(tf.sub(lse, logPy), shared),
       // sum_k r_k U_k (z_k / d_k) = sum_k r_k C_k^{-1} (x - alpha mu_k)
       cinvDiff: () => tf.sum(tf.mul(r, tf.matMul(zOverD, U, false, true)), 0),
       // sum_k r_k (mu_k + U_k (alpha lambda_k / d_k) z_k)
@@ -363,6 +364,115 @@ export class GaussianMixture {
         return tf.sum(tf.mul(r, tf.add(mu, shrink)), 0);
       },
     };
+  }
+
+  /**
+   * The component logits log w_k + log N(x; alpha mu_k, C_k) - `shared`, where `shared` is common to
+   * every component (so the responsibilities softmax_k and log p_t(y | x) are unchanged and log p_t(x)
+   * = logsumexp_k + shared). Two exact forms:
+   *
+   * - direct: -1/2 (sum_j z_kj^2 / d_kj + sum_j log d_kj + d log 2 pi), shared = 0, with z_k = U_k^T
+   *   (x - alpha mu_k) and d_kj = alpha^2 lambda_kj + sigma^2;
+   * - centred: with m the weighted mean of the mu_k, x_c = x - alpha m, delta_k = mu_k - m and
+   *   C_k^{-1} = sigma^{-2} (I - alpha^2 S_k C_k^{-1}),
+   *
+   *       l_k = [alpha delta_k . x_c - alpha^2 |delta_k|^2 / 2 + (alpha^2 / 2) sum_j lambda_kj z_kj^2 / d_kj] / sigma^2
+   *             - 1/2 sum_j log1p(alpha^2 lambda_kj / sigma^2),
+   *       shared = -|x_c|^2 / (2 sigma^2) - (d / 2) log(2 pi sigma^2).
+   *
+   * At large sigma every Mahalanobis term of the direct form is ~|x_c|^2 / sigma^2 = O(|eps|^2), and
+   * the components differ by only ~alpha R |eps| / sigma (R the spread of the mixture): in float32
+   * their differences, and so the responsibilities and E[x0 | x], lose a factor ~sigma / (alpha R)
+   * (6e-6 absolute at sigma = 80 on the k-diffusion mixture). The centred form computes those small
+   * differences directly. It is used where sigma^2 >= alpha^2 R^2, R^2 = max lambda + max |delta_k|^2
+   * (there each of its terms is at most the direct form's), the direct form elsewhere (at small sigma
+   * the centred terms would cancel). Per example when the level is a tensor.
+   */
+  private logits(
+    xf: tf.Tensor,
+    z: tf.Tensor,
+    zOverD: tf.Tensor,
+    dk: tf.Tensor,
+    a: tf.Tensor,
+    s: tf.Tensor,
+    level: NoiseLevel<Scalar>,
+  ): { logits: tf.Tensor; shared: tf.Tensor | number } {
+    const K = this.numComponents;
+    const d = this.dim;
+    const logW = tf.tensor2d(this.logWF, [K, 1]);
+    const direct = () =>
+      tf.add(
+        logW,
+        tf.mul(
+          -0.5,
+          tf.add(tf.add(tf.sum(tf.mul(z, zOverD), -1), tf.sum(tf.log(dk), -1)), d * LOG_2PI),
+        ),
+      ); // [K, B]
+    const c = this.centring();
+    if (typeof level.alpha === 'number' && typeof level.sigma === 'number') {
+      if (level.sigma ** 2 < level.alpha ** 2 * c.radius2) return { logits: direct(), shared: 0 };
+    }
+    // Where a tensor level is below the threshold, sigma is replaced by 1 in the (then unused) centred
+    // form, so it stays finite and so do its gradients through tf.where.
+    const useCentred = tf.greaterEqual(tf.square(s), tf.mul(tf.square(a), c.radius2)); // scalar or [1, B, 1]
+    const sc = tf.where(useCentred, s, tf.onesLike(s));
+    const s2 = tf.square(sc);
+    const a2 = tf.square(a);
+    const xc = tf.sub(xf, tf.mul(tf.reshape(a, a.rank === 0 ? [] : [-1, 1]), c.mean)); // [B, d]
+    const delta = tf.tensor3d(c.delta, [K, 1, d]);
+    const lam = tf.tensor3d(this.eigenbasis().values, [K, 1, d]);
+    const inner = tf.add(
+      tf.sub(
+        tf.mul(a, tf.sum(tf.mul(delta, tf.expandDims(xc, 0)), -1, true)), // alpha delta_k . x_c
+        tf.mul(tf.mul(0.5, a2), tf.sum(tf.square(delta), -1, true)),
+      ),
+      tf.mul(tf.mul(0.5, a2), tf.sum(tf.mul(lam, tf.mul(z, zOverD)), -1, true)),
+    ); // [K, B, 1]
+    const logDet = tf.mul(-0.5, tf.sum(tf.log1p(tf.div(tf.mul(a2, lam), s2)), -1, true)); // [K, B|1, 1]
+    const centred = tf.add(logW, tf.squeeze(tf.add(tf.div(inner, s2), logDet), [2])); // [K, B]
+    const s2B = tf.reshape(s2, s2.rank === 0 ? [] : [-1]);
+    const shared = tf.sub(
+      tf.div(tf.mul(-0.5, tf.sum(tf.square(xc), -1)), s2B),
+      tf.mul(0.5 * d, tf.log(tf.mul(2 * Math.PI, s2B))),
+    ); // [B]
+    if (typeof level.alpha === 'number' && typeof level.sigma === 'number')
+      return { logits: centred, shared };
+    const mask = tf.reshape(useCentred, useCentred.rank === 0 ? [] : [1, -1]);
+    return {
+      logits: tf.where(tf.broadcastTo(mask, centred.shape), centred, direct()),
+      shared: tf.where(
+        tf.broadcastTo(tf.reshape(mask, [-1]), shared.shape),
+        shared,
+        tf.zerosLike(shared),
+      ),
+    };
+  }
+
+  /** The weighted mean m of the means, delta_k = mu_k - m (float32, K*d) and R^2 (cached). */
+  private centring(): { mean: tf.Tensor; delta: Float32Array; radius2: number } {
+    if (this.centre === null) {
+      const K = this.numComponents;
+      const d = this.dim;
+      const m = new Float64Array(d);
+      for (let k = 0; k < K; k++)
+        for (let i = 0; i < d; i++) m[i]! += this.w[k]! * this.mu[k * d + i]!;
+      const delta = new Float32Array(K * d);
+      let spread = 0;
+      for (let k = 0; k < K; k++) {
+        let n2 = 0;
+        for (let i = 0; i < d; i++) {
+          const v = this.mu[k * d + i]! - m[i]!;
+          delta[k * d + i] = v;
+          n2 += v * v;
+        }
+        spread = Math.max(spread, n2);
+      }
+      let lamMax = 0;
+      for (const v of this.eigenbasis().values) lamMax = Math.max(lamMax, v);
+      this.centre = { mean: Float32Array.from(m), delta, radius2: lamMax + spread };
+    }
+    const c = this.centre;
+    return { mean: tf.tensor1d(c.mean), delta: c.delta, radius2: c.radius2 };
   }
 
   /** Each component's eigendecomposition S_k = U_k diag(lambda_k) U_k^T, as float32 (cached). */

@@ -65,17 +65,20 @@ const KEYS: Record<string, string> = {
 };
 const TOL = 1e-4;
 /**
- * dpm_adaptive chooses its step sizes from an error estimate x_low - x_high that starts near 1e-7. It
- * is formed from differences of denoised values and normed in float64 on the host, so what is left is
- * the float32 oracle itself: at sigma = 80 its D is accurate to 6e-6 (the reference's step-0
- * `denoised`), against D - D1 ~ 1e-3, so the estimate (and through the PID controller the step
- * sizes) agree to ~3e-3 relative, while every accept/reject decision, the number of attempts and the
- * end point are the same. The states, at those slightly different levels, get 1e-2 and the final
- * sample 1e-4 (before: the estimate was x_low - x_high in float32, mostly rounding; step sizes were
- * off by 2% and the final sample by 1.4e-3).
+ * dpm_adaptive chooses its step sizes from an error estimate x_low - x_high, formed from differences
+ * of denoised values (D - D1, D - D2) and normed in float64 on the host. On its first steps that
+ * estimate is 7e-9 .. 2e-7 of the tolerance (a few 1e-8 absolute), below the resolution of a float32
+ * D ~ 0.2 (half an ulp: 7e-9): there the estimate is 10-40% rounding. While the PID factor saturates
+ * (1 + atan(f - 1), f ~ 60..400) a relative error e in the estimate moves h by only ~e / (3 f), but
+ * the factor multiplies h, so that ~1e-4 stays in every later step size; summed over the steps of
+ * size 1..3 in log sigma it moves the levels by ~3e-4. Measured (wasm): with the exact float64
+ * oracle rounded to float32 the levels agree to 2.1e-4 (order 3) and 3.9e-4 (rtol 1e-3), so this is
+ * the floor for any float32 denoiser; with the float32 GaussianMixture 3.5e-4 and 3.3e-4 (before its
+ * centred logits: 2.6e-3 and 3.2e-3); order 2 and eta 1 agree to 2e-5. Every accept/reject decision
+ * and the number of model calls are the same, and the final samples agree to 1.1e-5.
  */
-const ADAPTIVE_TOL = 1e-2;
-const ADAPTIVE_FINAL_TOL = 1e-4;
+const ADAPTIVE_TOL = 5e-4;
+const ADAPTIVE_FINAL_TOL = 3e-5;
 
 const refs = loadRef<KRefs>('kdiffusion/trajectories.json');
 const runs = refs.runs.filter((r) => NAMES[r.sampler]);
@@ -126,8 +129,8 @@ describe('k-diffusion trajectories (mixture A, float32 wasm)', () => {
       },
       onStep: async (info) => {
         const ref = run.steps[info.i]!;
-        // dpm_adaptive's step sizes come from an error estimate made of the float32 oracle's
-        // denoised values (see ADAPTIVE_TOL), so its levels agree to ~3e-3 rather than 1e-10.
+        // dpm_adaptive's step sizes come from an error estimate made of float32 denoised values
+        // (see ADAPTIVE_TOL), so its levels agree to ~3e-4 rather than 1e-10.
         expect(Math.abs(info.sigmaHat / ref.sigma_hat - 1)).toBeLessThan(
           run.sampler === 'sample_dpm_adaptive' ? ADAPTIVE_TOL : 1e-10,
         );
