@@ -4,6 +4,8 @@
  *
  * @packageDocumentation
  */
+
+export type { BudgetOptions } from './budget.js';
 export type { AsyncDenoiser, Conditioning, Denoiser } from './denoiser.js';
 export {
   type AutoencoderKLConfig,
@@ -25,8 +27,10 @@ export {
 } from './diffusers/denoiser.js';
 export {
   createDiffusersModel,
+  type DiffusersBuildOptions,
   type DiffusersFiles,
   diffusersModelFromFiles,
+  largestDiffusersActivation,
 } from './diffusers/load.js';
 export {
   type AddedCondKwargs,

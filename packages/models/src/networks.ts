@@ -18,6 +18,7 @@ import { Random } from '@diffuse/backend';
 import type { NoiseLevel, Prediction, Scalar } from '@diffuse/schedules';
 import { PREDICTIONS } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
+import { type BudgetOptions, checkActivationBudget, paramBudget } from './budget.js';
 import type { Conditioning, Denoiser } from './denoiser.js';
 import { ModelConfigError, ModelError } from './errors.js';
 import {
@@ -28,11 +29,9 @@ import {
   conv,
   type Dense,
   dense,
-  formatBytes,
   groupNorm,
   type Norm,
   noiseFeatures,
-  type ParamBudget,
   ParamStore,
   selfAttention,
   silu,
@@ -136,24 +135,7 @@ export interface CreateOptions {
   maxActivationBytes?: number;
 }
 
-/** The default activation budget: 1 GiB for the largest tensor of one example. */
-export const DEFAULT_MAX_ACTIVATION_BYTES = 2 ** 30;
-
-/** The default parameter budget of `createModel` and `loadModel`: 100 M parameters (400 MB float32). */
-export const DEFAULT_MAX_PARAMS = 100_000_000;
-/** Most parameter tensors a config may imply (a deep U-Net has a few hundred). */
-const MAX_PARAM_TENSORS = 20_000;
-
-function budgetOf(kind: string, options: { maxParams?: number }): ParamBudget {
-  const maxParams = options.maxParams ?? DEFAULT_MAX_PARAMS;
-  if (!(Number.isSafeInteger(maxParams) && maxParams > 0))
-    throw new ModelConfigError(
-      'maxParams',
-      maxParams,
-      `maxParams must be a positive integer, got ${show(maxParams)}`,
-    );
-  return { maxParams, maxTensors: MAX_PARAM_TENSORS, what: kind };
-}
+export { DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS } from './budget.js';
 
 /**
  * The largest single activation of one example of a conv network, in float32 elements, from the
@@ -202,21 +184,16 @@ function largestActivation(c: ModelConfig): { elements: number; field: string } 
   return best;
 }
 
-function checkActivations(c: ModelConfig, options: { maxActivationBytes?: number }): void {
-  const limit = options.maxActivationBytes ?? DEFAULT_MAX_ACTIVATION_BYTES;
-  if (!(Number.isSafeInteger(limit) && limit > 0))
-    throw new ModelConfigError(
-      'maxActivationBytes',
-      limit,
-      `maxActivationBytes must be a positive integer, got ${show(limit)}`,
-    );
+function checkActivations(c: ModelConfig, options: BudgetOptions): void {
   const { elements, field } = largestActivation(c);
-  if (elements * 4 > limit)
-    throw new ModelConfigError(
+  checkActivationBudget(
+    {
+      elements,
       field,
-      (c as unknown as Record<string, unknown>)[field.slice(field.indexOf('.') + 1)],
-      `${field}: one example needs a ${formatBytes(elements * 4)} activation (feature map or attention scores), over maxActivationBytes = ${limit}; pass a larger maxActivationBytes to build it`,
-    );
+      value: (c as unknown as Record<string, unknown>)[field.slice(field.indexOf('.') + 1)],
+    },
+    options,
+  );
 }
 
 /**
@@ -239,7 +216,7 @@ function buildParams<C extends ModelConfig, P>(
   if (options.initialize !== undefined && typeof options.initialize !== 'boolean')
     throw new ModelConfigError('initialize', options.initialize, 'initialize must be a boolean');
   checkActivations(c, options);
-  layout(new ParamStore(undefined, { allocate: false, budget: budgetOf(c.kind, options) }), c);
+  layout(new ParamStore(undefined, { allocate: false, budget: paramBudget(c.kind, options) }), c);
   const store = new ParamStore(
     options.initialize === false ? undefined : Random.seed(options.seed ?? 0),
   );
@@ -491,7 +468,10 @@ export function modelParameterShapes(
 ): [string, number[]][] {
   const c = validateModelConfig(config);
   checkActivations(c, options);
-  const store = new ParamStore(undefined, { allocate: false, budget: budgetOf(c.kind, options) });
+  const store = new ParamStore(undefined, {
+    allocate: false,
+    budget: paramBudget(c.kind, options),
+  });
   (LAYOUTS[c.kind] as (store: ParamStore, c: ModelConfig) => unknown)(store, c);
   return store.shapeList();
 }

@@ -14,17 +14,10 @@ import {
   type Random,
 } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
-import { ModelConfigError, ModelError } from './errors.js';
+import { type ParamBudget, ParamTally } from './budget.js';
+import { ModelError } from './errors.js';
 
-/** Limits of a `ParamStore`: what it may hold before it refuses (see `ParamStore.add`). */
-export interface ParamBudget {
-  /** Most scalar parameters in all. */
-  maxParams: number;
-  /** Most parameter tensors. */
-  maxTensors: number;
-  /** What is being built, for error messages ("mlp"). */
-  what: string;
-}
+export { formatBytes, type ParamBudget } from './budget.js';
 
 /**
  * Named, ordered trainable parameters. Names are dotted paths ("blocks.0.dense.weight"); the order of
@@ -39,35 +32,18 @@ export interface ParamBudget {
 export class ParamStore {
   private readonly vars = new Map<string, tf.Variable>();
   private readonly shapes = new Map<string, number[]>();
-  private total = 0;
+  private readonly tally: ParamTally;
   constructor(
     private readonly rng: Random | undefined,
     private readonly options: { allocate?: boolean; budget?: ParamBudget } = {},
-  ) {}
+  ) {
+    this.tally = new ParamTally(options.budget);
+  }
 
   /** A new parameter: `zeros`, `ones`, or normal with standard deviation `std`. */
   add(name: string, shape: number[], init: 'zeros' | 'ones' | { std: number }): tf.Variable {
     if (this.shapes.has(name)) throw new ModelError(`parameter '${name}' defined twice`);
-    let size = 1;
-    for (const d of shape) size *= d;
-    const budget = this.options.budget;
-    if (budget !== undefined) {
-      if (!(this.total + size <= budget.maxParams)) {
-        throw new ModelConfigError(
-          'maxParams',
-          budget.maxParams,
-          `${budget.what} config needs more than ${budget.maxParams} parameters (${formatBytes(budget.maxParams * 4)} as float32; at '${name}' [${shape.join(', ')}]), over the budget maxParams = ${budget.maxParams}; pass a larger maxParams to build it`,
-        );
-      }
-      if (this.shapes.size >= budget.maxTensors) {
-        throw new ModelConfigError(
-          'maxParams',
-          budget.maxTensors,
-          `${budget.what} config needs more than ${budget.maxTensors} parameter tensors (at '${name}')`,
-        );
-      }
-    }
-    this.total += size;
+    const size = this.tally.add(name, shape);
     this.shapes.set(name, [...shape]);
     // Layout code only passes the handles around while building; a shape-only store has none.
     if (this.options.allocate === false) return undefined as unknown as tf.Variable;
@@ -90,7 +66,7 @@ export class ParamStore {
 
   /** Total scalar parameters added so far. */
   get size(): number {
-    return this.total;
+    return this.tally.size;
   }
 
   /** Frees every variable made so far (a constructor that fails half-way calls this). */
@@ -128,13 +104,6 @@ export class ParamStore {
   entries(): [string, tf.Variable][] {
     return [...this.vars.entries()];
   }
-}
-
-/** "54.6 MB". */
-export function formatBytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  return `${(n / 1e3).toFixed(1)} kB`;
 }
 
 export interface Dense {

@@ -15,8 +15,12 @@
  */
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { ConfigOptions } from './diffusers/config.js';
-import { diffusersModelFromFiles } from './diffusers/load.js';
+import { type ConfigOptions, parseDiffusersConfig } from './diffusers/config.js';
+import {
+  createDiffusersModel,
+  type DiffusersBuildOptions,
+  diffusersModelFromFiles,
+} from './diffusers/load.js';
 import type { DiffusersModel } from './diffusers/models.js';
 import { DiffusersWeightsError, ModelError } from './errors.js';
 import { type LoadOptions, loadModel, saveModel } from './model-io.js';
@@ -205,8 +209,8 @@ function withFile(e: unknown, path: string): unknown {
   return e;
 }
 
-/** Options of `loadDiffusersModel`. */
-export interface LoadDiffusersOptions extends ConfigOptions {
+/** Options of `loadDiffusersModel`: the parser's, the size budget's (see `createDiffusersModel`), and: */
+export interface LoadDiffusersOptions extends ConfigOptions, DiffusersBuildOptions {
   /**
    * A weights variant such as 'fp16' (`diffusion_pytorch_model.fp16.safetensors`, or the sharded
    * `diffusion_pytorch_model.safetensors.index.fp16.json`). Without it the plain file is read, and
@@ -235,6 +239,12 @@ export async function loadDiffusersModel(
 ): Promise<DiffusersModel> {
   const names = new Set(await readdir(folder));
   const config = await readFile(join(folder, 'config.json'), 'utf8');
+  const budget = { maxParams: options.maxParams, maxActivationBytes: options.maxActivationBytes };
+  // The config's size budget, checked before any weights file is read (an empty shape tree).
+  createDiffusersModel(
+    parseDiffusersConfig(config, { strict: options.strict, onWarning: () => {} }),
+    budget,
+  ).dispose();
   const pick = (variant: string | undefined) => {
     const v = variant ? `.${variant}` : '';
     const single = `${WEIGHTS}${v}.safetensors`;
@@ -255,6 +265,7 @@ export async function loadDiffusersModel(
       weights: asBytes(await readFile(join(folder, found.single))),
       strict: options.strict,
       onWarning: options.onWarning,
+      ...budget,
     });
   const indexText = await readFile(join(folder, found.index!), 'utf8');
   let map: Record<string, unknown>;
@@ -284,5 +295,6 @@ export async function loadDiffusersModel(
     index: indexText,
     strict: options.strict,
     onWarning: options.onWarning,
+    ...budget,
   });
 }

@@ -10,9 +10,13 @@ import { initBackend } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  createDiffusersModel,
+  DEFAULT_MAX_PARAMS,
   DiffusersConfigError,
   DiffusersWeightsError,
   diffusersModelFromFiles,
+  largestDiffusersActivation,
+  parseDiffusersConfig,
   parseSafetensors,
   type RawTensor,
   serializeSafetensors,
@@ -260,7 +264,7 @@ describe('diffusers configs', () => {
     const before = tf.memory().numTensors;
     const e = err({ layers_per_block: 1_000_000, block_out_channels: [1 << 20, 1 << 20] });
     expect(e).toBeInstanceOf(DiffusersConfigError);
-    expect(e.key).toBe('config');
+    expect(e.key).toBe('maxParams');
     expect(e.message).toContain('far larger network than the weights hold');
     expect(tf.memory().numTensors).toBe(before);
     expect(performance.now() - t0).toBeLessThan(1000);
@@ -296,5 +300,114 @@ describe('diffusers configs', () => {
     expect(() => fromTensors(tensors, { ...config, add_attention: false })).toThrow(
       /mid_block\.attentions\.0/,
     );
+  });
+});
+
+/** Stable Diffusion 1.5's `unet/config.json` and `vae/config.json` (runwayml/stable-diffusion-v1-5). */
+const SD15_UNET = {
+  _class_name: 'UNet2DConditionModel',
+  act_fn: 'silu',
+  attention_head_dim: 8,
+  block_out_channels: [320, 640, 1280, 1280],
+  center_input_sample: false,
+  cross_attention_dim: 768,
+  down_block_types: [
+    'CrossAttnDownBlock2D',
+    'CrossAttnDownBlock2D',
+    'CrossAttnDownBlock2D',
+    'DownBlock2D',
+  ],
+  downsample_padding: 1,
+  flip_sin_to_cos: true,
+  freq_shift: 0,
+  in_channels: 4,
+  layers_per_block: 2,
+  mid_block_scale_factor: 1,
+  norm_eps: 1e-5,
+  norm_num_groups: 32,
+  out_channels: 4,
+  sample_size: 64,
+  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
+};
+const SD15_VAE = {
+  _class_name: 'AutoencoderKL',
+  act_fn: 'silu',
+  block_out_channels: [128, 256, 512, 512],
+  down_block_types: Array(4).fill('DownEncoderBlock2D'),
+  in_channels: 3,
+  latent_channels: 4,
+  layers_per_block: 2,
+  norm_num_groups: 32,
+  out_channels: 3,
+  sample_size: 512,
+  up_block_types: Array(4).fill('UpDecoderBlock2D'),
+};
+
+describe("diffusers size budget (the toolkit models' maxParams / maxActivationBytes)", () => {
+  const build = (raw: object, options?: { maxParams?: number; maxActivationBytes?: number }) => {
+    const before = tf.memory().numTensors;
+    const t0 = performance.now();
+    let e: unknown;
+    try {
+      createDiffusersModel(parseDiffusersConfig(raw, { onWarning: () => {} }), options).dispose();
+    } catch (x) {
+      e = x;
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    return e as DiffusersConfigError | undefined;
+  };
+
+  it('real configs fit the default activation budget; SD 1.5 UNet (859,520,964 parameters) needs maxParams raised', () => {
+    expect(build(SD15_VAE)).toBeUndefined();
+    const e = build(SD15_UNET);
+    expect(e).toBeInstanceOf(DiffusersConfigError);
+    expect(e!.key).toBe('maxParams');
+    expect(e!.value).toBe(DEFAULT_MAX_PARAMS);
+    expect(e!.message).toContain('pass a larger maxParams');
+    const unet = createDiffusersModel(parseDiffusersConfig(SD15_UNET), { maxParams: 1e9 });
+    expect(unet.numParameters).toBe(859_520_964);
+    unet.dispose();
+    // 8 heads x (64 x 64)^2 attention scores at the first level: 537 MB, under the default 1 GiB
+    expect(largestDiffusersActivation(parseDiffusersConfig(SD15_UNET)).elements).toBe(
+      8 * 4096 ** 2,
+    );
+  });
+
+  it('a hostile config is refused from the config alone: typed error naming the key, no tensor, < 1 s', () => {
+    // attention at 2048 x 2048: (2048^2)^2 scores = 70 TB per example
+    const huge = build({ ...config, sample_size: 2048 });
+    expect(huge).toBeInstanceOf(DiffusersConfigError);
+    expect(huge!.key).toBe('sample_size');
+    expect(huge!.value).toBe(2048);
+    expect(huge!.message).toMatch(/over maxActivationBytes = 1073741824/);
+    // a million layers: stops at the tensor limit after a few thousand shapes
+    const deep = build({ ...config, layers_per_block: 1_000_000 });
+    expect(deep).toBeInstanceOf(DiffusersConfigError);
+    expect(deep!.key).toBe('maxParams');
+    const wide = build({ ...config, block_out_channels: [1 << 20, 1 << 20] });
+    expect(wide!.key).toBe('maxParams');
+    // the same budget through diffusersModelFromFiles (and loadDiffusersModel), and the options raise it
+    expect(() =>
+      diffusersModelFromFiles({ config: { ...config, sample_size: 2048 }, weights }),
+    ).toThrow(/sample_size/);
+    expect(build({ ...config, sample_size: 64 }, { maxActivationBytes: 2 ** 20 })?.key).toBe(
+      'sample_size',
+    );
+    expect(build(config, { maxParams: 1000 })?.key).toBe('maxParams');
+    expect(build(config, { maxParams: -1 })?.key).toBe('maxParams');
+    expect(
+      build({ ...config, sample_size: 2048 }, { maxActivationBytes: 2 ** 50 }),
+    ).toBeUndefined();
+  });
+
+  it('loadDiffusersModel checks the budget before reading the weights', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'diffuse-budget-'));
+    await writeFile(join(folder, 'config.json'), JSON.stringify(SD15_UNET));
+    // an unreadable "weights file": reaching it would be a SafetensorsError, not the budget's error
+    await writeFile(join(folder, 'diffusion_pytorch_model.safetensors'), new Uint8Array(16));
+    const e = await loadDiffusersModel(folder).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(DiffusersConfigError);
+    expect((e as DiffusersConfigError).key).toBe('maxParams');
   });
 });

@@ -8,14 +8,18 @@
  * float32, transposed to tfjs' layout), so no second copy of the whole file is ever made.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DiffusersWeightsError } from '../errors.js';
+import { type BudgetOptions, checkActivationBudget, paramBudget } from '../budget.js';
+import { DiffusersConfigError, DiffusersWeightsError } from '../errors.js';
 import { parseSafetensors, type RawTensor, rawToTensor } from '../safetensors.js';
 import { type ConfigOptions, type DiffusersConfig, parseDiffusersConfig } from './config.js';
 import { AutoencoderKL, type DiffusersModel, UNet2DConditionModel, UNet2DModel } from './models.js';
-import type { RegistryLimits, Slot } from './modules.js';
+import { diffusersBudgetError, type Slot } from './modules.js';
 
-/** What `diffusersModelFromFiles` takes: the `config.json` (text or parsed) and the weights. */
-export interface DiffusersFiles extends ConfigOptions {
+/**
+ * What `diffusersModelFromFiles` takes: the `config.json` (text or parsed) and the weights, with the
+ * parser's options and the size budget (`maxParams`, `maxActivationBytes`; see `createDiffusersModel`).
+ */
+export interface DiffusersFiles extends ConfigOptions, BudgetOptions {
   config: object | string;
   /** The `.safetensors` bytes, or the bytes of every shard of a sharded checkpoint. */
   weights: Uint8Array | Uint8Array[];
@@ -26,24 +30,102 @@ export interface DiffusersFiles extends ConfigOptions {
   index?: object | string;
 }
 
+/** Options of `createDiffusersModel`: the toolkit's size budget (`maxParams`, `maxActivationBytes`). */
+export type DiffusersBuildOptions = BudgetOptions;
+
+const sides = (size: number | [number, number]): [number, number] =>
+  typeof size === 'number' ? [size, size] : size;
+
 /**
- * Builds the (empty) model a parsed config describes.
+ * The largest single activation of one example a diffusers config implies at its `sample_size`, in
+ * float32 elements (0 without a `sample_size`: the input then fixes it), with the key that drives it.
+ * Per resolution level l (side ceil(H / 2^l)): the feature map (a UNet's up path concatenates the
+ * skip: ch_l + ch_{l+1} channels) and, where the level has self-attention (an Attn / CrossAttn block
+ * or the mid block), the heads x (H_l W_l)^2 attention scores. Cross-attention (tokens x H_l W_l)
+ * and the heads of blocks without a head count (1) are left out: this is a lower bound, tight for
+ * the largest terms.
+ */
+export function largestDiffusersActivation(parsed: DiffusersConfig): {
+  elements: number;
+  field: string;
+  value: unknown;
+} {
+  const c = parsed.config;
+  if (c.sample_size === null) return { elements: 0, field: 'sample_size', value: null };
+  const [H, W] = sides(c.sample_size);
+  const ch = c.block_out_channels;
+  const n = ch.length;
+  const unet = parsed.className !== 'AutoencoderKL';
+  const downTypes = c.down_block_types as readonly string[];
+  const upTypes = c.up_block_types as readonly string[];
+  // self-attention heads at level l (0: none)
+  const heads = (l: number): number => {
+    const attended = downTypes[l]?.includes('Attn') || upTypes[n - 1 - l]?.includes('Attn') ? 1 : 0;
+    const mid =
+      l === n - 1 &&
+      (parsed.className === 'UNet2DModel'
+        ? parsed.config.mid_block_type !== null && parsed.config.add_attention
+        : parsed.className === 'UNet2DConditionModel'
+          ? parsed.config.mid_block_type === 'UNetMidBlock2DCrossAttn'
+          : parsed.config.mid_block_add_attention);
+    if (!attended && !mid) return 0;
+    if (parsed.className === 'UNet2DModel') {
+      const dim = parsed.config.attention_head_dim;
+      return dim === null ? 1 : Math.max(1, Math.floor(ch[l]! / dim));
+    }
+    if (parsed.className === 'UNet2DConditionModel') {
+      const h = parsed.config.attention_head_dim; // diffusers' quirk: the number of heads
+      return Array.isArray(h) ? (h[l] ?? 1) : h;
+    }
+    return 1;
+  };
+  let best = { elements: 0, field: 'sample_size', value: c.sample_size as unknown };
+  for (let l = 0; l < n; l++) {
+    const hw = Math.ceil(H / 2 ** l) * Math.ceil(W / 2 ** l);
+    const map = hw * (unet ? ch[l]! + ch[Math.min(l + 1, n - 1)]! : ch[l]!);
+    if (map > best.elements) best = { elements: map, field: 'sample_size', value: c.sample_size };
+    const scores = heads(l) * hw * hw;
+    if (scores > best.elements)
+      best = { elements: scores, field: 'sample_size', value: c.sample_size };
+  }
+  return best;
+}
+
+function buildDiffusersModel(
+  parsed: DiffusersConfig,
+  options: DiffusersBuildOptions,
+  cap?: { maxParams: number; maxTensors: number; source: string },
+): DiffusersModel {
+  if (options === null || typeof options !== 'object')
+    throw new DiffusersConfigError('options', options, 'build options must be an object');
+  checkActivationBudget(largestDiffusersActivation(parsed), options, diffusersBudgetError);
+  const budget = paramBudget(parsed.className, options, cap, diffusersBudgetError);
+  switch (parsed.className) {
+    case 'UNet2DModel':
+      return new UNet2DModel(parsed.config, budget);
+    case 'UNet2DConditionModel':
+      return new UNet2DConditionModel(parsed.config, budget);
+    case 'AutoencoderKL':
+      return new AutoencoderKL(parsed.config, budget);
+  }
+}
+
+/**
+ * Builds the (empty) model a parsed config describes, within the toolkit's size budget checked from
+ * the config alone (`maxParams`, default `DEFAULT_MAX_PARAMS` = 100 M; `maxActivationBytes`, default
+ * 1 GiB for the largest activation of one example at the config's `sample_size`, see
+ * `largestDiffusersActivation`): over either, a `DiffusersConfigError` whose key names the option
+ * or `sample_size`, before the module tree grows. Raise them for large checkpoints (SD 1.x: 860 M).
  *
  * @example
  * const unet = createDiffusersModel(parseDiffusersConfig(configJson)); // no weights yet
+ * const sd = createDiffusersModel(parseDiffusersConfig(sdJson), { maxParams: 1e9 });
  */
 export function createDiffusersModel(
   parsed: DiffusersConfig,
-  limits?: RegistryLimits,
+  options: DiffusersBuildOptions = {},
 ): DiffusersModel {
-  switch (parsed.className) {
-    case 'UNet2DModel':
-      return new UNet2DModel(parsed.config, limits);
-    case 'UNet2DConditionModel':
-      return new UNet2DConditionModel(parsed.config, limits);
-    case 'AutoencoderKL':
-      return new AutoencoderKL(parsed.config, limits);
-  }
+  return buildDiffusersModel(parsed, options);
 }
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
@@ -179,11 +261,15 @@ export function diffusersModelFromFiles(files: DiffusersFiles): DiffusersModel {
       maxParams += raw.shape.reduce((a, b) => a * b, 1);
       maxTensors += 1;
     }
-  const model = createDiffusersModel(parsed, {
-    maxParams: 2 * maxParams + 1_000_000,
-    maxTensors: 2 * maxTensors + 1_000,
-    why: 'the weights hold',
-  });
+  const model = buildDiffusersModel(
+    parsed,
+    { maxParams: files.maxParams, maxActivationBytes: files.maxActivationBytes },
+    {
+      maxParams: 2 * maxParams + 1_000_000,
+      maxTensors: 2 * maxTensors + 1_000,
+      source: 'the weights hold',
+    },
+  );
   const slots = model.registry.slots;
   const tensors = matchTensors(slots, parsedShards, parsed.className);
   if (files.index !== undefined) {

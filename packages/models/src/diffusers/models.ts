@@ -8,6 +8,7 @@
  * `autoencoders/autoencoder_kl.py`, `autoencoders/vae.py` (commit 58eb52c0).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { ParamBudget } from '../budget.js';
 import { ModelError } from '../errors.js';
 import { activation } from '../nn.js';
 import type {
@@ -28,7 +29,6 @@ import {
   linear,
   MidBlock,
   Registry,
-  type RegistryLimits,
   readSlot,
   Scope,
   SkipDownBlock,
@@ -74,8 +74,8 @@ abstract class DiffusersModelBase {
   readonly registry: Registry;
   protected readonly root: Scope;
 
-  constructor(limits?: RegistryLimits) {
-    this.registry = new Registry(limits);
+  constructor(budget?: ParamBudget) {
+    this.registry = new Registry(budget);
     this.root = new Scope(this.registry);
   }
 
@@ -160,12 +160,12 @@ export class UNet2DModel extends DiffusersModelBase {
   readonly convOut: Conv2d;
   private readonly timeInputDim: number;
 
-  /** Builds the module tree (no tensors); `limits` stops a config larger than the weights early. */
+  /** Builds the module tree (no tensors); a `budget` stops a config over it early (see `createDiffusersModel`). */
   constructor(
     readonly config: UNet2DConfig,
-    limits?: RegistryLimits,
+    budget?: ParamBudget,
   ) {
-    super(limits);
+    super(budget);
     const c = config;
     const s = this.root;
     const ch = c.block_out_channels;
@@ -380,12 +380,12 @@ export class UNet2DConditionModel extends DiffusersModelBase {
   readonly convOut: Conv2d;
   private readonly timeInputDim: number;
 
-  /** Builds the module tree (no tensors); `limits` stops a config larger than the weights early. */
+  /** Builds the module tree (no tensors); a `budget` stops a config over it early (see `createDiffusersModel`). */
   constructor(
     readonly config: UNet2DConditionConfig,
-    limits?: RegistryLimits,
+    budget?: ParamBudget,
   ) {
-    super(limits);
+    super(budget);
     const c = config;
     const s = this.root;
     const ch = c.block_out_channels;
@@ -683,12 +683,12 @@ export class AutoencoderKL extends DiffusersModelBase {
   readonly quantConv: Conv2d | null;
   readonly postQuantConv: Conv2d | null;
 
-  /** Builds the module tree (no tensors); `limits` stops a config larger than the weights early. */
+  /** Builds the module tree (no tensors); a `budget` stops a config over it early (see `createDiffusersModel`). */
   constructor(
     readonly config: AutoencoderKLConfig,
-    limits?: RegistryLimits,
+    budget?: ParamBudget,
   ) {
-    super(limits);
+    super(budget);
     const c = config;
     const ch = c.block_out_channels;
     const n = ch.length;

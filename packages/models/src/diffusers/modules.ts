@@ -18,6 +18,7 @@
  * TimestepEmbedding, GaussianFourierProjection).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { type BudgetError, type ParamBudget, ParamTally } from '../budget.js';
 import { DiffusersConfigError } from '../errors.js';
 import {
   type Activation,
@@ -33,6 +34,10 @@ import type { DownBlockType, UpBlockType } from './config.js';
 
 // ------------------------------------------------------------------------------ parameters
 
+/** The budget's refusals as the diffusers port's typed error (`key` = the budget option). */
+export const diffusersBudgetError: BudgetError = (field, value, message) =>
+  new DiffusersConfigError(field, value, message);
+
 /** How a PyTorch tensor is laid out in tfjs: Linear [out, in] -> [in, out]; Conv2d [o, i, kh, kw] -> [kh, kw, i, o]. */
 export type Layout = 'linear' | 'conv' | 'plain';
 
@@ -44,45 +49,31 @@ export interface Slot {
   value: tf.Tensor | null;
 }
 
-/** Most parameters / parameter tensors a model may have while it is being built (see `Registry`). */
-export interface RegistryLimits {
-  maxParams: number;
-  maxTensors: number;
-  /** Says what the limits come from, for the error. */
-  why: string;
-}
-
 /**
- * Every parameter of a model, in creation order, keyed by state-dict name. With `limits` (the
- * loader passes what the weight files hold), building stops with a typed error as soon as the
+ * Every parameter of a model, in creation order, keyed by state-dict name. With a `budget` (the
+ * toolkit's one parameter budget, `../budget.ts`: the caller's `maxParams`, lowered to what the
+ * weight files hold when the loader has them), building stops with a typed error as soon as the
  * config implies more, so a hostile config cannot make a huge tree of shapes.
  */
 export class Registry {
   readonly slots = new Map<string, Slot>();
-  private count = 0;
+  private readonly tally: ParamTally;
 
-  constructor(private readonly limits?: RegistryLimits) {}
+  constructor(budget?: ParamBudget) {
+    this.tally = new ParamTally(budget, diffusersBudgetError);
+  }
 
   add(name: string, shape: number[], layout: Layout): Slot {
     if (this.slots.has(name)) throw new Error(`internal: parameter '${name}' defined twice`);
     const slot: Slot = { name, shape, layout, value: null };
-    this.count += shape.reduce((a, b) => a * b, 1);
-    if (
-      this.limits &&
-      (this.count > this.limits.maxParams || this.slots.size + 1 > this.limits.maxTensors)
-    )
-      throw new DiffusersConfigError(
-        'config',
-        `>= ${this.count} parameters in >= ${this.slots.size + 1} tensors`,
-        `the config describes a far larger network than ${this.limits.why} (limit ${this.limits.maxParams} parameters in ${this.limits.maxTensors} tensors); stopped at '${name}'`,
-      );
+    this.tally.add(name, shape);
     this.slots.set(name, slot);
     return slot;
   }
 
   /** Number of scalar parameters (PyTorch's `sum(p.numel())`). */
   get numParameters(): number {
-    return this.count;
+    return this.tally.size;
   }
 
   dispose(): void {
