@@ -10,7 +10,7 @@
  *   `adamUpdateInPlace` writes it into the variables' own buffers when nothing else can see them.
  * - `silu(x)`: x sigmoid(x), one kernel each way on wasm.
  * - `Random` gives seeded noise that is identical on every backend.
- * - Test helpers: `assertNoLeaks`, `readFloat32`, `maxAbsDiff`.
+ * - Test helpers: `assertNoLeaks`, `readFloat32`, `maxAbsDiff`, and the seeded fuzz harness `Fuzzer`.
  *
  * @packageDocumentation
  */
@@ -60,6 +60,9 @@ export { useSimdKernels } from './simd/index.js';
 export {
   assertNoLeaks,
   assertNoLeaksSync,
+  Fuzzer,
+  type FuzzerOptions,
+  type FuzzOutcome,
   liveTensors,
   maxAbsDiff,
   readArray,

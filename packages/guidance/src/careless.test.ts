@@ -3,7 +3,7 @@
  * themselves, and a seeded fuzz of malformed option objects through every guidance wrapper and
  * `repaint` gives typed errors, no hang and no leaked tensors.
  */
-import { DiffuseError, initBackend } from '@diffuse/backend';
+import { Fuzzer, initBackend } from '@diffuse/backend';
 import type { Denoiser } from '@diffuse/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -74,18 +74,6 @@ describe('one guidance convention per call', () => {
   });
 });
 
-/** mulberry32: a tiny seeded uniform generator. */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const HOSTILE: unknown[] = [
   Number.NaN,
   Number.POSITIVE_INFINITY,
@@ -112,9 +100,11 @@ const SEED = 20261209;
 const CASES = 600;
 
 describe(`fuzz (seed ${SEED})`, () => {
-  it(`${CASES} malformed option objects through the guidance wrappers: typed, < 1 s, no leaks`, async () => {
-    const rand = uniform(SEED);
-    const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
+  it(`${CASES} malformed option objects through the guidance wrappers: typed, < 1 s of CPU, no leaks`, async () => {
+    // the project's seeded harness (Random.seed; typed error, CPU time and leak check per call)
+    const fuzz = new Fuzzer(SEED);
+    const rand = () => fuzz.uniform();
+    const pick = <T>(a: readonly T[]): T => fuzz.pick(a);
     const d = gm.denoiser('epsilon');
     const classifier = mixtureClassifier(gm);
     const wrappers: [string, string[], (o: unknown) => unknown][] = [
@@ -151,8 +141,6 @@ describe(`fuzz (seed ${SEED})`, () => {
     ]);
     const labels = tf.tensor1d([0, 2], 'int32');
     const before = tf.memory().numTensors;
-    const counts = { typed: 0, ok: 0 };
-    let slowest = 0;
     for (let c = 0; c < CASES; c++) {
       const [name, keys, wrap] = pick(wrappers);
       const options: Record<string, unknown> =
@@ -169,34 +157,32 @@ describe(`fuzz (seed ${SEED})`, () => {
       const what = `case ${c}: ${name}(${Object.entries(options)
         .map(([k, v]) => `${k}=${String(v)}`)
         .join(', ')})`;
-      const t0 = performance.now();
-      let r: 'typed' | 'ok';
-      try {
-        const guided = wrap(options) as Denoiser;
-        // A wrapper that accepted its options must also run (one call) and give finite numbers.
-        const out = guided.predict(x, { alpha: 0.8, sigma: 0.6 }, { labels });
-        const finite = (await out.data()).every(Number.isFinite);
-        out.dispose();
-        expect(finite, what).toBe(true);
-        r = 'ok';
-      } catch (e) {
-        expect(e, `${what}: ${(e as Error).message}`).toBeInstanceOf(DiffuseError);
-        r = 'typed';
-      }
-      const dt = performance.now() - t0;
-      slowest = Math.max(slowest, dt);
-      expect(dt, what).toBeLessThan(1000);
-      expect(tf.memory().numTensors, what).toBe(before);
-      counts[r]++;
+      await fuzz.probe(
+        what,
+        () => what,
+        () => {
+          const guided = wrap(options) as Denoiser;
+          // A wrapper that accepted its options must also run (one call) and give finite numbers.
+          return guided.predict(x, { alpha: 0.8, sigma: 0.6 }, { labels });
+        },
+        {
+          check: (outcome, out) =>
+            outcome === 'ok' && !(out as tf.Tensor).dataSync().every(Number.isFinite)
+              ? 'accepted options gave a non-finite result'
+              : undefined,
+        },
+      );
     }
+    expect(fuzz.failures, fuzz.report()).toEqual([]);
+    expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, labels]);
-    expect(counts.typed).toBeGreaterThan(CASES * 0.5);
-    console.log(`fuzz guidance: ${JSON.stringify(counts)}, slowest ${slowest.toFixed(0)} ms`);
+    expect(fuzz.counts.rejected).toBeGreaterThan(CASES * 0.5);
+    console.log(`fuzz guidance: ${fuzz.summary()}`);
   }, 60_000);
 
   it('repaint with malformed options: typed errors, no leaks', async () => {
-    const rand = uniform(SEED + 1);
-    const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
+    const fuzz = new Fuzzer(SEED + 1);
+    const pick = <T>(a: readonly T[]): T => fuzz.pick(a);
     const d = gm.denoiser('epsilon');
     const image = tf.zeros([2, 2]);
     const mask = tf.tensor2d([
@@ -220,7 +206,6 @@ describe(`fuzz (seed ${SEED})`, () => {
       'jump_length',
     ];
     const before = tf.memory().numTensors;
-    let typed = 0;
     for (let c = 0; c < 60; c++) {
       const options: Record<string, unknown> = {
         image,
@@ -230,19 +215,17 @@ describe(`fuzz (seed ${SEED})`, () => {
         resampleCount: 1,
         seed: 1,
       };
-      options[pick(keys)] = pick(HOSTILE);
-      const t0 = performance.now();
-      try {
-        const out = await repaint(d, options as never);
-        out.dispose();
-      } catch (e) {
-        expect(e, `case ${c}: ${(e as Error).message}`).toBeInstanceOf(DiffuseError);
-        typed++;
-      }
-      expect(performance.now() - t0).toBeLessThan(1000);
-      expect(tf.memory().numTensors, `case ${c}`).toBe(before);
+      const key = pick(keys);
+      options[key] = pick(HOSTILE);
+      await fuzz.probe(
+        `case ${c}`,
+        () => `${key} = ${String(options[key])}`,
+        () => repaint(d, options as never),
+      );
     }
+    expect(fuzz.failures, fuzz.report()).toEqual([]);
+    expect(tf.memory().numTensors).toBe(before);
     tf.dispose([image, mask]);
-    expect(typed).toBeGreaterThan(30);
+    expect(fuzz.counts.rejected).toBeGreaterThan(30);
   });
 });

@@ -2,7 +2,7 @@
  * Seeded fuzzing of every public loader and constructor of @diffuse/models (issue 17): 1,200 mutated
  * safetensors files (at least 1,000 of them malformed for `loadModel`) and 600 mutated configs per
  * run, plus 300 mutated diffusers checkpoints, 60 diffusers folders and 300 diffusers configs. Every call must either succeed (a mutation can leave a file or config valid) or throw a typed
- * `DiffuseError`; none may take over a second; a rejected call must not grow the wasm heap (nothing is
+ * `DiffuseError`; none may use over a second of CPU (the shared `Fuzzer` of @diffuse/backend); a rejected call must not grow the wasm heap (nothing is
  * allocated before the input is checked) or leave a tensor alive; the whole run must keep the wasm
  * heap and the process RSS bounded. Change SEED to explore; failures print the input that broke.
  */
@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DiffuseError, initBackend, liveTensors } from '@diffuse/backend';
+import { Fuzzer, initBackend } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -49,33 +49,15 @@ const DIFFUSERS_FOLDERS = 60;
 /** Parameter budget of the constructor calls: a mutant that is valid builds, but stays small. */
 const FUZZ_MAX_PARAMS = 300_000;
 
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = mulberry32(SEED);
-const int = (n: number) => Math.floor(rand() * n);
-const pick = <T>(a: readonly T[]): T => a[int(a.length)]!;
+/** The project's seeded harness: every random choice below comes from `Random.seed(SEED)`. */
+const fuzz = new Fuzzer(SEED);
+const int = (n: number) => fuzz.int(n);
+const pick = <T>(a: readonly T[]): T => fuzz.pick(a);
 
 function wasmHeapBytes(): number {
   return (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer
     .byteLength;
 }
-
-interface Failure {
-  what: string;
-  input: string;
-  problem: string;
-}
-const failures: Failure[] = [];
-const errorKinds = new Map<string, number>();
-let slowest = 0;
 
 function dispose(result: unknown): void {
   if (result instanceof Map) for (const t of result.values()) (t as tf.Tensor).dispose?.();
@@ -84,38 +66,19 @@ function dispose(result: unknown): void {
     dispose((result as { tensors: unknown }).tensors);
 }
 
-/** One call on hostile input: 'ok' or 'rejected'; anything else is recorded as a failure. */
-async function probe(
-  what: string,
-  input: () => string,
-  fn: () => unknown,
-): Promise<'ok' | 'rejected'> {
-  const live = liveTensors();
+/**
+ * One call on hostile input through the shared harness (typed error, < 1 s of CPU, no tensor left):
+ * 'ok' or 'rejected'. A rejected call must not have grown the wasm heap either.
+ */
+function probe(what: string, input: () => string, fn: () => unknown): Promise<'ok' | 'rejected'> {
   const heap = wasmHeapBytes();
-  const t0 = performance.now();
-  let result: unknown;
-  let error: unknown;
-  try {
-    result = await fn();
-  } catch (e) {
-    error = e;
-  }
-  const ms = performance.now() - t0;
-  slowest = Math.max(slowest, ms);
-  const fail = (problem: string) => failures.push({ what, input: input(), problem });
-  if (ms > 1000) fail(`took ${ms.toFixed(0)} ms`);
-  if (error === undefined) {
-    dispose(result);
-    if (liveTensors() !== live) fail(`left ${liveTensors() - live} tensors alive after dispose`);
-    return 'ok';
-  }
-  const name = (error as Error)?.constructor?.name ?? typeof error;
-  errorKinds.set(name, (errorKinds.get(name) ?? 0) + 1);
-  if (!(error instanceof DiffuseError)) fail(`untyped ${name}: ${(error as Error)?.message}`);
-  if (liveTensors() !== live) fail(`rejected but left ${liveTensors() - live} tensors alive`);
-  if (wasmHeapBytes() !== heap)
-    fail(`rejected but grew the wasm heap by ${wasmHeapBytes() - heap}`);
-  return 'rejected';
+  return fuzz.probe(what, input, fn, {
+    dispose,
+    check: (outcome) =>
+      outcome === 'rejected' && wasmHeapBytes() !== heap
+        ? `rejected but grew the wasm heap by ${wasmHeapBytes() - heap}`
+        : undefined,
+  });
 }
 
 const clip = (s: string) => (s.length > 300 ? `${s.slice(0, 300)}...` : s);
@@ -427,12 +390,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const report = () =>
-  failures
-    .slice(0, 8)
-    .map((f) => `${f.what}: ${f.problem}\n    input: ${f.input}`)
-    .join('\n');
-
 describe(`fuzz (seed ${SEED})`, () => {
   it(`${FILES} mutated safetensors files through parseSafetensors, loadTensors, loadModel and loadModelFiles`, async () => {
     const files: { bytes: Uint8Array; config: ModelConfig }[] = [];
@@ -458,10 +415,8 @@ describe(`fuzz (seed ${SEED})`, () => {
       if (i % 2 === 0) await writeFile(`${path}.json`, JSON.stringify(base.config));
       await probe('loadModelFiles', input, () => loadModelFiles(path));
     }
-    console.log(
-      `files: ${malformed} of ${FILES} rejected by loadModel; errors ${JSON.stringify(Object.fromEntries(errorKinds))}; slowest call ${slowest.toFixed(1)} ms`,
-    );
-    expect(failures, report()).toEqual([]);
+    console.log(`files: ${malformed} of ${FILES} rejected by loadModel; ${fuzz.summary()}`);
+    expect(fuzz.failures, fuzz.report()).toEqual([]);
     expect(malformed).toBeGreaterThanOrEqual(1000);
   });
 
@@ -541,9 +496,9 @@ describe(`fuzz (seed ${SEED})`, () => {
     }
     net.dispose();
     console.log(
-      `configs: ${rejected} of ${CONFIGS} rejected by validateModelConfig, ${rejectedSpecs} of ${SPECS} mixture specs; slowest call ${slowest.toFixed(1)} ms`,
+      `configs: ${rejected} of ${CONFIGS} rejected by validateModelConfig, ${rejectedSpecs} of ${SPECS} mixture specs; ${fuzz.summary()}`,
     );
-    expect(failures, report()).toEqual([]);
+    expect(fuzz.failures, fuzz.report()).toEqual([]);
     expect(rejected).toBeGreaterThanOrEqual(500);
   });
 
@@ -595,9 +550,9 @@ describe(`fuzz (seed ${SEED})`, () => {
       );
     }
     console.log(
-      `diffusers: ${rejectedFiles} of ${DIFFUSERS_FILES} files and ${rejectedConfigs} of ${DIFFUSERS_CONFIGS} configs rejected; slowest call ${slowest.toFixed(1)} ms`,
+      `diffusers: ${rejectedFiles} of ${DIFFUSERS_FILES} files and ${rejectedConfigs} of ${DIFFUSERS_CONFIGS} configs rejected; ${fuzz.summary()}`,
     );
-    expect(failures, report()).toEqual([]);
+    expect(fuzz.failures, fuzz.report()).toEqual([]);
     expect(rejectedFiles).toBeGreaterThanOrEqual(DIFFUSERS_FILES * 0.8);
   });
 

@@ -120,18 +120,6 @@ describe('Node model files', () => {
   });
 });
 
-/** mulberry32: a tiny seeded generator for the kill times. */
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Generation g's model: width alternates, so weights of one and config of the other never fit. */
 const generation = (g: number): MlpConfig =>
   mlpConfig({ dim: 2, width: g % 2 ? 8 : 16, depth: 1, embedDim: 8 });
@@ -182,7 +170,8 @@ describe('saveModelFiles survives kill -9 at any moment', () => {
     const root = await mkdtemp(join(tmpdir(), 'diffuse-kill-'));
     const script = join(root, 'child.mjs');
     await writeFile(script, CHILD);
-    const rand = mulberry32(17);
+    const rng = Random.seed(17); // the kill times
+    const rand = () => rng.uniform01();
     const KILLS = 8;
     const PARALLEL = 8;
     const children: ChildProcess[] = [];

@@ -2,10 +2,10 @@
  * Seeded fuzz of the sampling entry points (issue 17's fuzz suite): malformed option objects through
  * `sample()`, `resolveSamplerOptions` and a scheduler's `step`, and malformed denoisers. Every case
  * must end in a typed `DiffuseError` (or, when the mutation happens to be valid, a finite sample),
- * within 1 s, leaving no tensor behind. The seed is fixed, so a failure reproduces; the failing case
+ * within 1 s of CPU, leaving no tensor behind (the shared `Fuzzer` of @diffuse/backend). The seed is fixed, so a failure reproduces; the failing case
  * is printed in the assertion message.
  */
-import { DiffuseError, initBackend } from '@diffuse/backend';
+import { DiffuseError, Fuzzer, initBackend, Random } from '@diffuse/backend';
 import { type Denoiser, GaussianMixture } from '@diffuse/models';
 import { DiscreteSchedule } from '@diffuse/schedules';
 import * as tf from '@tensorflow/tfjs-core';
@@ -22,18 +22,6 @@ import { SAMPLE_OPTION_KEYS } from './sample.js';
 
 const SEED = 20261208;
 const CASES = 600;
-
-/** mulberry32: a tiny seeded uniform generator. */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Values a careless caller or a hostile JSON might put anywhere. */
 const HOSTILE: unknown[] = [
@@ -111,28 +99,13 @@ function hostileDenoiser(pick: <T>(a: readonly T[]) => T): unknown {
   ]);
 }
 
-/** The outcome of one case: 'typed' (a DiffuseError), 'ok' (valid by chance), or the stray error. */
-async function outcome(run: () => Promise<unknown> | unknown): Promise<'typed' | 'ok' | Error> {
-  try {
-    const r = await run();
-    if (r instanceof tf.Tensor) {
-      const finite = (await r.data()).every(Number.isFinite);
-      r.dispose();
-      if (!finite) return new Error('a NaN result came back silently');
-    }
-    return 'ok';
-  } catch (e) {
-    return e instanceof DiffuseError ? 'typed' : (e as Error);
-  }
-}
-
 describe(`fuzz (seed ${SEED})`, () => {
-  it(`${CASES} malformed sample() calls: typed errors, < 1 s each, no leaks`, async () => {
-    const rand = uniform(SEED);
-    const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
+  it(`${CASES} malformed sample() calls: typed errors, < 1 s of CPU each, no leaks`, async () => {
+    // the project's seeded harness (Random.seed; typed error, CPU time and leak check per call)
+    const fuzz = new Fuzzer(SEED);
+    const rand = () => fuzz.uniform();
+    const pick = <T>(a: readonly T[]): T => fuzz.pick(a);
     const samplers = listSamplers();
-    const counts = { typed: 0, ok: 0 };
-    let slowest = 0;
     const before = tf.memory().numTensors;
     for (let c = 0; c < CASES; c++) {
       const def = pick(samplers);
@@ -172,22 +145,24 @@ describe(`fuzz (seed ${SEED})`, () => {
           described.push('schedule');
         }
       }
-      const t0 = performance.now();
-      const r = await outcome(() => sample(denoiser as Denoiser, options as SampleOptions));
-      const dt = performance.now() - t0;
-      slowest = Math.max(slowest, dt);
-      const what = `case ${c}: ${def.name} ${described.join(', ')}`;
-      expect(r instanceof Error ? `${what}: ${r.name}: ${r.message}` : r, what).not.toMatch(
-        /^case/,
+      await fuzz.probe(
+        `case ${c}`,
+        () => `${def.name} ${described.join(', ')}`,
+        () => sample(denoiser as Denoiser, options as SampleOptions),
+        {
+          check: (outcome, r) =>
+            outcome === 'ok' && !(r as tf.Tensor).dataSync().every(Number.isFinite)
+              ? 'a NaN result came back silently'
+              : undefined,
+        },
       );
-      expect(dt, what).toBeLessThan(1000);
-      expect(tf.memory().numTensors, what).toBe(before);
-      counts[r as 'typed' | 'ok']++;
     }
+    expect(fuzz.failures, fuzz.report()).toEqual([]);
+    expect(tf.memory().numTensors).toBe(before);
     // Most mutations are invalid: the typed-error path is what is exercised.
-    expect(counts.typed).toBeGreaterThan(CASES * 0.6);
-    expect(counts.typed + counts.ok).toBe(CASES);
-    console.log(`fuzz sample(): ${JSON.stringify(counts)}, slowest ${slowest.toFixed(0)} ms`);
+    expect(fuzz.counts.rejected).toBeGreaterThan(CASES * 0.6);
+    expect(fuzz.counts.rejected + fuzz.counts.ok).toBe(CASES);
+    console.log(`fuzz sample(): ${fuzz.summary()}`);
   }, 60_000);
 
   it('resolveSamplerOptions: every sampler x every option x every hostile value is typed', () => {
@@ -208,8 +183,9 @@ describe(`fuzz (seed ${SEED})`, () => {
   });
 
   it("every scheduler's step with hostile arguments is typed and leaks nothing", () => {
-    const rand = uniform(SEED + 1);
-    const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
+    const rng = Random.seed(SEED + 1);
+    const rand = () => rng.uniform01();
+    const pick = <T>(a: readonly T[]): T => a[rng.int(a.length)]!;
     const before = tf.memory().numTensors;
     let n = 0;
     for (const name of SCHEDULER_CLASSES) {

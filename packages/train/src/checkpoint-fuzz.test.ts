@@ -2,11 +2,11 @@
  * Seeded fuzzing of checkpoint loading and resume (issue 17): 1,200 mutated weights files (with the
  * manifest's size and SHA-256 recomputed, so they reach the parser and the trainer) and 600 mutated
  * manifests per run, through `loadCheckpoint` and `Trainer.restore`. Every call must succeed (a
- * mutation can leave a checkpoint valid) or throw a typed `DiffuseError`, within a second, without
+ * mutation can leave a checkpoint valid) or throw a typed `DiffuseError`, within a second of CPU (the shared `Fuzzer`), without
  * leaving a tensor alive; a rejected restore must leave the trainer exactly as it was (parameters,
  * moments, step, losses); the wasm heap and RSS stay bounded over the run.
  */
-import { DiffuseError, initBackend, liveTensors } from '@diffuse/backend';
+import { Fuzzer, initBackend } from '@diffuse/backend';
 import { type ArrayDataset, ShuffledBatches } from '@diffuse/data';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -22,18 +22,9 @@ const SEED = 20261208;
 const WEIGHT_FILES = 1200;
 const MANIFESTS = 600;
 
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = mulberry32(SEED);
-const int = (n: number) => Math.floor(rand() * n);
+/** The project's seeded harness: every random choice below comes from `Random.seed(SEED)`. */
+const fuzz = new Fuzzer(SEED);
+const int = (n: number) => fuzz.int(n);
 const pick = <T>(a: readonly T[]): T => a[int(a.length)]!;
 
 function wasmHeapBytes(): number {
@@ -266,37 +257,22 @@ describe(`checkpoint fuzz (seed ${SEED})`, () => {
         trainer.losses,
         trainer.evaluations,
       ]);
-    const failures: string[] = [];
-    const kinds = new Map<string, number>();
-    let slowest = 0;
     const rss0 = process.memoryUsage().rss;
     const heap0 = wasmHeapBytes();
 
-    const probe = async (what: string, input: string, fn: () => Promise<unknown>) => {
-      const live = liveTensors();
+    /** One call through the shared harness; a rejected restore must leave the trainer as it was. */
+    const probe = (what: string, input: string, fn: () => Promise<unknown>) => {
       const before = what === 'restore' ? snapshot() : '';
-      const t0 = performance.now();
-      let error: unknown;
-      let result: unknown;
-      try {
-        result = await fn();
-      } catch (e) {
-        error = e;
-      }
-      const ms = performance.now() - t0;
-      slowest = Math.max(slowest, ms);
-      const fail = (p: string) => failures.push(`${what}: ${p}\n    input: ${input.slice(0, 300)}`);
-      if (ms > 1000) fail(`took ${ms.toFixed(0)} ms`);
-      const loaded = result as { tensors?: Map<string, tf.Tensor> } | null | undefined;
-      if (loaded?.tensors) for (const t of loaded.tensors.values()) t.dispose();
-      if (liveTensors() !== live) fail(`left ${liveTensors() - live} tensors alive`);
-      if (error === undefined) return 'ok';
-      const name = (error as Error)?.constructor?.name ?? typeof error;
-      kinds.set(name, (kinds.get(name) ?? 0) + 1);
-      if (!(error instanceof DiffuseError)) fail(`untyped ${name}: ${(error as Error)?.message}`);
-      if (what === 'restore' && snapshot() !== before)
-        fail('a rejected restore changed the trainer');
-      return 'rejected';
+      return fuzz.probe(what, () => input, fn, {
+        dispose: (r) => {
+          const loaded = r as { tensors?: Map<string, tf.Tensor> } | null | undefined;
+          if (loaded?.tensors) for (const t of loaded.tensors.values()) t.dispose();
+        },
+        check: (outcome) =>
+          what === 'restore' && outcome === 'rejected' && snapshot() !== before
+            ? 'a rejected restore changed the trainer'
+            : undefined,
+      });
     };
 
     const install = async (manifest: string | Uint8Array, w: Uint8Array) => {
@@ -333,9 +309,9 @@ describe(`checkpoint fuzz (seed ${SEED})`, () => {
     const heapGrowth = wasmHeapBytes() - heap0;
     const rssGrowth = process.memoryUsage().rss - rss0;
     console.log(
-      `checkpoints: ${badWeights}/${WEIGHT_FILES} weights files and ${badManifests}/${MANIFESTS} manifests rejected; errors ${JSON.stringify(Object.fromEntries(kinds))}; slowest ${slowest.toFixed(1)} ms; wasm heap +${(heapGrowth / 1e6).toFixed(1)} MB, RSS +${(rssGrowth / 1e6).toFixed(1)} MB`,
+      `checkpoints: ${badWeights}/${WEIGHT_FILES} weights files and ${badManifests}/${MANIFESTS} manifests rejected; ${fuzz.summary()}; wasm heap +${(heapGrowth / 1e6).toFixed(1)} MB, RSS +${(rssGrowth / 1e6).toFixed(1)} MB`,
     );
-    expect(failures.slice(0, 8), failures.slice(0, 8).join('\n')).toEqual([]);
+    expect(fuzz.failures, fuzz.report()).toEqual([]);
     expect(badWeights).toBeGreaterThanOrEqual(1000);
     expect(badManifests).toBeGreaterThanOrEqual(500);
     expect(heapGrowth).toBeLessThan(16e6);
