@@ -173,7 +173,7 @@ describe('GaussianMixture: k-diffusion reference denoiser', () => {
   });
 });
 
-describe('GaussianMixture: accuracy at large sigma', () => {
+describe('GaussianMixture: float32 accuracy at both ends of the noise range', () => {
   // At sigma = 80 every component's Mahalanobis term is ~|eps|^2 while they differ by ~|eps| R / sigma:
   // formed directly in float32, the responsibilities (and so x0) were off by up to 4.1e-7 (measured
   // 2.6e-7 .. 4.1e-7 at VE sigma 20..80; now 1.2e-7 .. 1.8e-7, about 1 ulp of |x0| ~ 1).
@@ -202,6 +202,41 @@ describe('GaussianMixture: accuracy at large sigma', () => {
       tf.dispose([x, aT, sT]);
     }
     expect(worst).toBeLessThan(2.2e-7);
+  });
+});
+
+describe('GaussianMixture: small sigma', () => {
+  // Below every data scale x0 ~ x / alpha: as sum_k r_k (mu_k + ...) each term costs rounding of the
+  // size of x (measured 1.1e-5 from float64 at VE sigma 0.002, 2.4e-6 between wasm and cpu); in
+  // Tweedie's form (x - sigma^2 sum_k r_k C_k^{-1} (x - alpha mu_k)) / alpha, 2.9e-7 and 0.
+  it('float32 x0 at VE sigma 0.002 .. 0.1 within 2e-6 of float64, and the same on wasm and cpu', async () => {
+    const gm = new GaussianMixture(A);
+    const noise = Random.seed(5).normalArray(512);
+    const B = 256;
+    const small = vpLevelFromSigmaVE(0.05);
+    const runs: Record<string, Float32Array[]> = {};
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await initBackend(backend);
+      runs[backend] = [0.002, 0.02, 0.1].map((sve) => {
+        const { alpha, sigma } = vpLevelFromSigmaVE(sve);
+        const x = tf.tensor2d(
+          Float32Array.from(noise, (v) => v * alpha),
+          [B, 2],
+        );
+        const got = data(gm.x0(x, { alpha, sigma }));
+        expectClose(got, gm.x0Array(x.dataSync(), alpha, sigma), 2e-6);
+        // per-example levels, every other one at VE 0.05: the same numbers
+        const aT = tf.tensor1d(Array.from({ length: B }, (_, b) => (b % 2 ? small.alpha : alpha)));
+        const sT = tf.tensor1d(Array.from({ length: B }, (_, b) => (b % 2 ? small.sigma : sigma)));
+        const mixed = data(gm.x0(x, { alpha: aT, sigma: sT }));
+        for (let b = 0; b < B; b += 2)
+          expectClose(mixed.subarray(2 * b, 2 * b + 2), got.subarray(2 * b, 2 * b + 2), 1e-7);
+        tf.dispose([x, aT, sT]);
+        return got;
+      });
+    }
+    // measured 0, 1.2e-7, 4.2e-7 (the direct form: 2.4e-6, 2.2e-6, 9.5e-7)
+    [1e-7, 5e-7, 6e-7].forEach((tol, k) => expectClose(runs.wasm![k]!, runs.cpu![k]!, tol));
   });
 });
 
