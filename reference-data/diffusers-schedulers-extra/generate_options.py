@@ -49,6 +49,11 @@ SVD = {'beta_end': 0.012, 'beta_schedule': 'scaled_linear', 'beta_start': 0.0008
 # Wan 2.1's UniPC config (flow sigmas)
 WAN = {'prediction_type': 'flow_prediction', 'use_flow_sigmas': True, 'flow_shift': 3.0,
        'num_train_timesteps': 1000, 'solver_order': 2, 'solver_type': 'bh2', 'final_sigmas_type': 'zero'}
+# CogVideoX-2b's scheduler_config.json (zero terminal SNR, v-prediction, trailing)
+COGVIDEOX = {'beta_end': 0.012, 'beta_schedule': 'scaled_linear', 'beta_start': 0.00085, 'clip_sample': False,
+             'clip_sample_range': 1.0, 'num_train_timesteps': 1000, 'prediction_type': 'v_prediction',
+             'rescale_betas_zero_snr': True, 'sample_max_value': 1.0, 'set_alpha_to_one': True,
+             'snr_shift_scale': 3.0, 'steps_offset': 0, 'timestep_spacing': 'trailing', 'trained_betas': None}
 THRESH = {'thresholding': True, 'dynamic_thresholding_ratio': 0.9, 'sample_max_value': 1.5}
 ZSNR = {'rescale_betas_zero_snr': True, 'prediction_type': 'v_prediction', 'timestep_spacing': 'trailing'}
 
@@ -137,6 +142,13 @@ def option_cases():
         add(cls, dict(SD, **ZSNR), (4, 10))
         add(cls, dict(SD, **dict(ZSNR, timestep_spacing='leading')), (10,))
     add('DDIMScheduler', dict(SD, **ZSNR, set_alpha_to_one=False), (10,))
+    add('CogVideoXDDIMScheduler', COGVIDEOX, (4, 10, 50))
+    add('TCDScheduler', dict(SD, **ZSNR), (4, 10))
+    # UniPC's respaced sigmas between the config's sigma_min / sigma_max
+    for extra in ({'use_karras_sigmas': True}, {'use_exponential_sigmas': True}, {'use_beta_sigmas': True}):
+        add('UniPCMultistepScheduler', dict(SD_OFF, sigma_min=0.05, sigma_max=10.0, **extra), (10,))
+    add('UniPCMultistepScheduler', dict(SD_OFF, sigma_min=0.05, sigma_max=10.0, use_karras_sigmas=True,
+                                        final_sigmas_type='sigma_min'), (10,))
     return c
 
 

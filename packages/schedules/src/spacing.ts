@@ -149,7 +149,7 @@ export interface DiffusersSetTimestepsOptions extends Partial<DiffusersTimestepO
   useKarrasSigmas?: boolean;
   /** Respace the sigmas between the endpoints (`euler` / `dpmsolver`), timesteps mapped back from them. */
   sigmaSpacing?: DiffusersSigmaSpacing;
-  /** `euler`: explicit end sigmas of the respaced levels (diffusers' `sigma_min` / `sigma_max` config). */
+  /** Explicit end sigmas of the respaced levels (diffusers' `sigma_min` / `sigma_max` config: Euler family, UniPC). */
   sigmaMin?: number | null;
   sigmaMax?: number | null;
   /**
@@ -282,10 +282,10 @@ export function diffusersSetTimesteps(
         )
       : timesteps.map((t) => interp(t, index, table));
   if (spacing === undefined) return { timesteps, sigmas: appendFinal(base, finalSigma(table[0]!)) };
-  // Respaced sigmas between the ends diffusers uses (euler: the spaced sigmas' ends or the config's
-  // sigma_min / sigma_max; dpmsolver: the whole table's), then back to timesteps.
-  const hi = family === 'euler' ? (options.sigmaMax ?? base[0]!) : table[T - 1]!;
-  const lo = family === 'euler' ? (options.sigmaMin ?? base[base.length - 1]!) : table[0]!;
+  // Respaced sigmas between the ends diffusers uses (the config's sigma_min / sigma_max, else euler:
+  // the spaced sigmas' ends; dpmsolver: the whole table's), then back to timesteps.
+  const hi = options.sigmaMax ?? (family === 'euler' ? base[0]! : table[T - 1]!);
+  const lo = options.sigmaMin ?? (family === 'euler' ? base[base.length - 1]! : table[0]!);
   const sig = respaceSigmas(spacing, n, lo, hi);
   const ts = sig.map((x) => s.timestepFromSigma(x));
   if (family === 'dpmsolver') {

@@ -211,12 +211,11 @@ function sigmaChain(
     stepsOffset: num(cfg, 'steps_offset'),
     ...(spacing ? { sigmaSpacing: spacing } : {}),
     ...(trunc ? { timestepRounding: 'trunc' as const } : {}),
+    // explicit ends of the respaced sigmas (Euler family, UniPC: the classes with the keys)
+    sigmaMin: (cfg.sigma_min as number | null | undefined) ?? null,
+    sigmaMax: (cfg.sigma_max as number | null | undefined) ?? null,
     ...(family === 'euler'
-      ? {
-          sigmaMin: (cfg.sigma_min as number | null) ?? null,
-          sigmaMax: (cfg.sigma_max as number | null) ?? null,
-          interpolation: (cfg.interpolation_type ?? 'linear') as 'linear' | 'log_linear',
-        }
+      ? { interpolation: (cfg.interpolation_type ?? 'linear') as 'linear' | 'log_linear' }
       : {}),
     // classes without the key (Heun, LMS, KDPM2) end at 0
     finalSigmasType: (finalType ?? cfg.final_sigmas_type ?? 'zero') as 'zero' | 'sigma_min',
@@ -323,8 +322,6 @@ const dpmsolverOnly: Record<string, readonly unknown[]> = {
   // learned variances need the model's extra channels; the fixed ones do not change DPM-Solver's math
   variance_type: [null, 'fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log'],
   solver_order: [1, 2, 3],
-  sigma_min: [null],
-  sigma_max: [null],
   shift_terminal: [null],
 };
 
