@@ -191,8 +191,8 @@ describe('wasm Conv2DBackpropFilter', () => {
 
 describe('wasm transposed matMul', () => {
   // m, k, n = 17, 9, 13: XNNPACK (k < 16); 17, 20, 13: the SIMD module with overlapping channel
-  // blocks, XNNPACK for A^T B (m % 4 > 0); 12, 70, 16: the SIMD module throughout, A^T B in a
-  // 64-row chunk plus 6 rows; 40, 70, 2: A^T B as (B^T A)^T (a small B and result, fix 11)
+  // blocks, for A^T B on M and N zero-padded (fix 11); 12, 70, 16: the SIMD module throughout, A^T B in a
+  // 64-row chunk plus 6 rows; 40, 70, 2: A^T B on N zero-padded to 8 (fix 11)
   const shapes = [false, true].flatMap((ta) =>
     [false, true].flatMap((tb) => [
       { ta, tb, m: 17, k: 9, n: 13 },

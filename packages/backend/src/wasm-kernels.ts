@@ -70,10 +70,12 @@
  *    transposes), 16-30 GFLOP/s on the same shapes. The U-Net's training step at batch 4 went from
  *    ~965 to ~620-690 CPU ms. Other shapes and strides keep the paths above.
  *
- * 11. A^T B with a small B and a small result (a weight gradient with few outputs, e.g.
- *    [4096, 256]^T [4096, 2]) is computed as (B^T A)^T, so that only B and the result are
- *    transposed, not A (measured: 7.5 against 0.3 ms for that example, which the SIMD product cannot
- *    take with N < 8).
+ * 11. The SIMD A^T B product (fix 10) needs M a multiple of 4 and N of 8. A weight gradient with
+ *    2 inputs or 2 outputs ([4096, 2]^T [4096, 256], [4096, 256]^T [4096, 2] in the bench MLP)
+ *    otherwise took XNNPACK after an explicit transpose, which packs the fresh activation matrix
+ *    as its right operand on every call: 6-11 and 8 CPU ms in an MLP training step. Such products
+ *    run on the SIMD module with the operands zero-padded to those multiples and the result
+ *    sliced: 0.7 and 1.1 CPU ms.
  */
 import {
   backend_util,
@@ -460,13 +462,6 @@ function batchSize(x: TensorInfo): number {
   return x.shape.slice(0, -2).reduce((p, d) => p * d, 1);
 }
 
-/** Size of A^T B for a [..., K, M] and b [..., K, N] (batch dims broadcast). */
-function outSize(a: TensorInfo, b: TensorInfo): number {
-  const m = a.shape[a.shape.length - 1]!;
-  const n = b.shape[b.shape.length - 1]!;
-  return Math.max(batchSize(a), batchSize(b)) * m * n;
-}
-
 /** The wasm backend's memory, as the heap-level kernels below use it. */
 interface WasmMemory extends KernelBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
@@ -676,6 +671,53 @@ function simdMatMul(
   }
 }
 
+/** x zero-padded by `extra` at the end of axis `axis` (the wasm `PadV2` kernel). */
+function padAxis(be: KernelBackend, x: TensorInfo, axis: number, extra: number): TensorInfo {
+  const paddings = x.shape.map((_, i) => [0, i === axis ? extra : 0]);
+  return run('PadV2', be, { x }, { paddings, constantValue: 0 });
+}
+
+/**
+ * `simdMatMul`, and where its shape rules refuse an A^T B product with M not a multiple of 4 or N
+ * not of 8 (a weight gradient with 2 outputs or 2 inputs, e.g. [4096, 256]^T [4096, 2]), the same
+ * product on operands zero-padded to those multiples, its result sliced (fix 11). The padding adds
+ * exact zeros to no sum of the kept outputs, so the values are those of the unpadded product. Null
+ * where neither applies.
+ */
+function simdMatMulPadded(
+  backend: unknown,
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+): TensorInfo | null {
+  const direct = simdMatMul(backend, a, b, transposeA, transposeB);
+  if (direct !== null || !transposeA || transposeB || simdKernels(backend) === null) return direct;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  const be = backend as KernelBackend;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const [kd, m] = a.shape.slice(-2) as [number, number];
+  const n = b.shape[rb - 1]!;
+  if (kd < MIN_REDUCTION || m === 0 || n === 0) return null;
+  const m4 = 4 * Math.ceil(m / 4);
+  const n8 = 8 * Math.ceil(n / 8);
+  const temps: TensorInfo[] = [];
+  try {
+    const a2 = m4 === m ? a : padAxis(be, a, ra - 1, m4 - m);
+    if (a2 !== a) temps.push(a2);
+    const b2 = n8 === n ? b : padAxis(be, b, rb - 1, n8 - n);
+    if (b2 !== b) temps.push(b2);
+    const y = simdMatMul(backend, a2, b2, true, false);
+    if (y === null) return null;
+    temps.push(y);
+    const size = [...y.shape.slice(0, -2), m, n];
+    return run('Slice', be, { x: y }, { begin: size.map(() => 0), size });
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+}
+
 /**
  * Wraps a matMul kernel (`BatchMatMul` or `_FusedMatMul`) so that transposed operands are
  * transposed explicitly before the untransposed fast path runs.
@@ -687,7 +729,7 @@ function withExplicitTranspose(original: KernelConfig): KernelConfig {
     const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
     const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
     if (!fused) {
-      const fast = simdMatMul(backend, a, b, transposeA, transposeB);
+      const fast = simdMatMulPadded(backend, a, b, transposeA, transposeB);
       if (fast !== null) return fast;
     }
     const batched = Math.max(batchSize(a), batchSize(b)) > 1;
@@ -701,23 +743,6 @@ function withExplicitTranspose(original: KernelConfig): KernelConfig {
     }
     const temps: TensorInfo[] = [];
     try {
-      if (
-        !fused &&
-        transposeA &&
-        !transposeB &&
-        util.sizeFromShape(b.shape) + outSize(a, b) < util.sizeFromShape(a.shape)
-      ) {
-        // A^T B = (B^T A)^T: transpose the small operand and the small result, not A (fix 11).
-        const bT = transposeLast2(be, b);
-        temps.push(bT);
-        const y = inner({
-          inputs: { a: bT, b: a },
-          backend,
-          attrs: { ...attrs, transposeA: false, transposeB: false },
-        }) as TensorInfo;
-        temps.push(y);
-        return transposeLast2(be, y);
-      }
       const a2 = transposeA ? transposeLast2(be, a) : a;
       if (transposeA) temps.push(a2);
       const b2 = transposeB ? transposeLast2(be, b) : b;
