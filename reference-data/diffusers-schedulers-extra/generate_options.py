@@ -13,7 +13,7 @@ tensor a step drew. (generate.py makes pndm.json and classes.json the same way.)
 
 Usage: python3 generate_options.py options.json   (with diffusers' src/ at /tmp/dsrc/src)
 """
-import inspect, json, os, sys
+import inspect, json, os, sys, types
 import numpy as np
 import torch
 
@@ -21,6 +21,10 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'diffusers-models-options'))
 import stubs  # noqa: F401,E402
 import diffusers.schedulers as S  # noqa: E402
+# torchsde (DPMSolverSDE's Brownian tree) is not on Debian: a stand-in module lets the class import, its
+# steps then fail, so its cases compare set_timesteps only
+sys.modules.setdefault('torchsde', types.ModuleType('torchsde'))
+from diffusers.schedulers.scheduling_dpmsolver_sde import DPMSolverSDEScheduler  # noqa: E402
 
 A, B, C = 0.3, -0.7, 0.05  # as generate.py
 
@@ -142,6 +146,20 @@ def option_cases():
         add(cls, dict(SD, **ZSNR), (4, 10))
         add(cls, dict(SD, **dict(ZSNR, timestep_spacing='leading')), (10,))
     add('DDIMScheduler', dict(SD, **ZSNR, set_alpha_to_one=False), (10,))
+    # a learned variance's extra channels (DeepFloyd IF's pixel models: 3 + 3), dropped by DPM-Solver
+    IF = {'beta_schedule': 'squaredcos_cap_v2', 'variance_type': 'learned_range', 'thresholding': True,
+          'dynamic_thresholding_ratio': 0.95, 'sample_max_value': 1.5}
+    for cls, extra in (('DPMSolverMultistepScheduler', {}),
+                       ('DPMSolverMultistepScheduler', {'variance_type': 'learned'}),
+                       # (not on the cosine table: the noise-prediction algorithm's x0 -> threshold -> eps round
+                       # trip at its first level, alpha_bar 2.4e-9, is so ill-conditioned that diffusers' float32
+                       # step is 1.3e-3 from its own float64 one; this package's is 7e-5 from it)
+                       ('DPMSolverMultistepScheduler', {'algorithm_type': 'dpmsolver', 'final_sigmas_type': 'sigma_min',
+                                                        'beta_schedule': 'linear'}),
+                       ('DPMSolverSinglestepScheduler', {})):
+        add(cls, dict(IF, **extra), (10,), shape=[2, 3, 2], learned_variance=True)
+    for extra in ({'use_exponential_sigmas': True}, {'use_beta_sigmas': True}):
+        add('DPMSolverSDEScheduler', dict(SD_OFF, **extra), (4, 10))
     add('CogVideoXDDIMScheduler', COGVIDEOX, (4, 10, 50))
     add('TCDScheduler', dict(SD, **ZSNR), (4, 10))
     # UniPC's respaced sigmas between the config's sigma_min / sigma_max
@@ -153,7 +171,7 @@ def option_cases():
 
 
 def run_case(case):
-    cls = getattr(S, case['class'])
+    cls = DPMSolverSDEScheduler if case['class'] == 'DPMSolverSDEScheduler' else getattr(S, case['class'])
     mod = sys.modules[cls.__module__]
     draws = []
     orig = getattr(mod, 'randn_tensor', None)
@@ -177,7 +195,7 @@ def run_case(case):
         out['init_noise_sigma'] = float(ins)
         takes_generator = 'generator' in inspect.signature(s.step).parameters
         g = torch.Generator().manual_seed(SEED)
-        x = torch.tensor(X0S, dtype=torch.float32) * ins
+        x = torch.tensor(X0S, dtype=torch.float32).reshape(case.get('shape', [2, 2, 3])) * ins
         out['x_init'] = x.tolist()
         samples = []
         for t in s.timesteps:
@@ -185,6 +203,8 @@ def run_case(case):
             xin = s.scale_model_input(x, t)
             tt = float(t)
             mo = (A * xin + B * (tt / 1000) + C).to(torch.float32)
+            if case.get('learned_variance'):  # the model's variance channels (values in [-1, 1])
+                mo = torch.cat([mo, torch.tanh(0.5 * xin)], dim=1)
             x = s.step(mo, t, x, **({'generator': g} if takes_generator else {})).prev_sample
             samples.append(x.tolist())
         out['samples'] = samples

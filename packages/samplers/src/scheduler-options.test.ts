@@ -3,7 +3,9 @@
  * (`reference-data/diffusers-schedulers-extra/options.json`, see its README): LCMScheduler,
  * EDMDPMSolverMultistepScheduler, `use_flow_sigmas` (DPM-Solver / UniPC), Stable Video Diffusion's
  * Euler options, every `timestep_spacing` and `interpolation_type`, Karras / exponential / beta sigmas,
- * `use_lu_lambdas`, `final_sigmas_type`, dynamic thresholding and zero-terminal-SNR betas.
+ * `use_lu_lambdas`, `final_sigmas_type`, dynamic thresholding, zero-terminal-SNR betas, UniPC's
+ * `sigma_min` / `sigma_max`, a learned variance's extra channels (DeepFloyd IF) and DPMSolverSDE's
+ * exponential / beta sigmas (set_timesteps only: diffusers' step needs torchsde).
  *
  * Per case: timesteps exact; sigmas and init_noise_sigma within 1e-6 + 1e-5 |ref|; the sample after
  * every step within 1e-4 + 1e-4 |ref| under the closed-form model out = A x_in + B t / 1000 + C
@@ -28,6 +30,10 @@ interface Case {
   x_init?: unknown;
   samples?: unknown[];
   noise_draws?: unknown[][];
+  /** The sample's shape (default [2, 2, 3]). */
+  shape?: number[];
+  /** The model also outputs a learned variance, tanh(x_in / 2), as extra channels (DeepFloyd IF). */
+  learned_variance?: boolean;
   /** diffusers failed while stepping (its step index runs off repeated timesteps): no trajectory. */
   trajectory_error?: string;
 }
@@ -50,10 +56,14 @@ function close(
   }
 }
 
-/** diffusers' sigmas as the sampler chain: Heun / KDPM2 repeat the interleaved levels. */
+/** diffusers' sigmas as the sampler chain: Heun / KDPM2 / DPMSolverSDE repeat the interleaved levels. */
 function refChain(c: Case): number[] {
   let s = c.sigmas!;
-  if (c.class.startsWith('Heun') || c.class.startsWith('KDPM2'))
+  if (
+    c.class.startsWith('Heun') ||
+    c.class.startsWith('KDPM2') ||
+    c.class === 'DPMSolverSDEScheduler'
+  )
     s = s.filter((v, k) => k === 0 || v !== s[k - 1]);
   return s;
 }
@@ -91,14 +101,18 @@ describe('scheduler options against diffusers', () => {
       close([s.initNoiseSigma], [c.init_noise_sigma], 1e-6, 1e-5, 'init_noise_sigma');
       if (c.trajectory_error) return;
       const { A, B, C } = ref.model;
-      const shape = [2, 2, 3];
+      const shape = c.shape ?? [2, 2, 3];
       const got = await assertNoLeaks(async () => {
         let x = tf.tensor(flat(c.x_init), shape);
         const out: number[][] = [];
         for (const [i, t] of s.timesteps.entries()) {
           const draws = c.noise_draws?.[i] ?? [];
           const noise = draws.length > 0 ? tf.tensor(flat(draws[0]), shape) : undefined;
-          const mo = tf.tidy(() => tf.add(tf.mul(s.scaleModelInput(x, t), A), B * (t / 1000) + C));
+          const mo = tf.tidy(() => {
+            const xin = s.scaleModelInput(x, t);
+            const out = tf.add(tf.mul(xin, A), B * (t / 1000) + C);
+            return c.learned_variance ? tf.concat([out, tf.tanh(tf.mul(xin, 0.5))], 1) : out;
+          });
           const { prevSample, predOriginalSample } = s.step(mo, t, x, noise ? { noise } : {});
           tf.dispose([mo, x, predOriginalSample, noise]);
           x = prevSample;

@@ -14,6 +14,7 @@ import {
   numpyLinspace,
   type Prediction,
   predictionFromDiffusers,
+  respaceSigmas,
   roundHalfEven,
   type TimestepSpacing,
 } from '@diffuse/schedules';
@@ -319,8 +320,16 @@ const dpmsolverKeys: DiffusersConfig = {
   shift_terminal: null,
 };
 const dpmsolverOnly: Record<string, readonly unknown[]> = {
-  // learned variances need the model's extra channels; the fixed ones do not change DPM-Solver's math
-  variance_type: [null, 'fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log'],
+  // DPM-Solver needs the mean only: a learned variance's extra channels are dropped (see step)
+  variance_type: [
+    null,
+    'fixed_small',
+    'fixed_small_log',
+    'fixed_large',
+    'fixed_large_log',
+    'learned',
+    'learned_range',
+  ],
   solver_order: [1, 2, 3],
   shift_terminal: [null],
 };
@@ -588,6 +597,10 @@ function sdeSetTimesteps(cfg: DiffusersConfig, s: DiscreteSchedule, n: number) {
     const [minInv, maxInv] = [sig[k - 1]! ** (1 / 7), sig[0]! ** (1 / 7)];
     sig = Array.from(numpyLinspace(0, 1, k), (r) => (maxInv + r * (minInv - maxInv)) ** 7);
     ts = sig.map((x) => sigmaToTFloat64(s, x));
+  } else if (cfg.use_exponential_sigmas === true || cfg.use_beta_sigmas === true) {
+    const spacing = cfg.use_beta_sigmas === true ? 'beta' : 'exponential';
+    sig = Array.from(respaceSigmas(spacing, sig.length, sig[sig.length - 1]!, sig[0]!));
+    ts = sig.map((x) => sigmaToTFloat64(s, x));
   }
   const tOf = sig.map((x) => -Math.log(x));
   const midTs = sig
@@ -754,9 +767,6 @@ export const CLASSES: Record<string, ClassSpec> = {
   DPMSolverSDEScheduler: {
     defaults: {},
     only: {
-      // its own set_timesteps (sdeSetTimesteps) has only the Karras respacing
-      use_exponential_sigmas: [false],
-      use_beta_sigmas: [false],
       prediction_type: ['epsilon', 'v_prediction'],
       timestep_spacing: ['linspace', 'leading', 'trailing'],
     },

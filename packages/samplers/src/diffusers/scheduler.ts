@@ -442,6 +442,24 @@ class AdapterScheduler implements Scheduler {
     const plan = this.requirePlan();
     const k = this.counter;
     checkStepArguments(this.className, modelOutput, sample, options, k, t);
+    const learned =
+      this.cfg.variance_type === 'learned' || this.cfg.variance_type === 'learned_range';
+    if (
+      learned &&
+      this.cfg.prediction_type === 'epsilon' &&
+      modelOutput.rank >= 2 &&
+      sample.rank === modelOutput.rank &&
+      modelOutput.shape[1] === 2 * sample.shape[1]!
+    ) {
+      // DPM-Solver needs the mean only: diffusers drops a learned variance's channels (DeepFloyd IF),
+      // model_output[:, :C] (it writes :3, the pixel models' C)
+      const mean = tf.slice(modelOutput, 0, [-1, sample.shape[1]!]);
+      try {
+        return this.step(mean, t, sample, options);
+      } finally {
+        mean.dispose();
+      }
+    }
     if (k >= plan.timesteps.length || this.finished) {
       throw new SamplerError(
         `${this.className}: step called ${k + 1} times but there are ${plan.timesteps.length} timesteps; call setTimesteps again`,
