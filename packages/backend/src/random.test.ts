@@ -85,5 +85,9 @@ describe('Random', () => {
     expect(() => Random.seed(1.5)).toThrow(InvalidArgumentError);
     expect(() => Random.seed(1).normal([2, -1])).toThrow(/non-negative integers/);
     expect(() => Random.seed(1).int(0)).toThrow(InvalidArgumentError);
+    // values a template literal cannot print (found by the guidance fuzz with another seed)
+    expect(() => Random.seed(Symbol('s') as never)).toThrow(/got Symbol\(s\)/);
+    expect(() => Random.seed(1).int(Symbol('n') as never)).toThrow(InvalidArgumentError);
+    expect(() => Random.seed(10n as never)).toThrow(InvalidArgumentError);
   });
 });

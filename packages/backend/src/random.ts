@@ -54,7 +54,7 @@ export class Random {
   /** A stream from an integer seed (any safe integer; the low 32 bits and the high bits both count). */
   static seed(seed: number): Random {
     if (!Number.isSafeInteger(seed)) {
-      throw new InvalidArgumentError(`seed must be a safe integer, got ${seed}`);
+      throw new InvalidArgumentError(`seed must be a safe integer, got ${String(seed)}`);
     }
     const hi = Math.floor(seed / 2 ** 32);
     const gen = xoroshiro128plus(mix32(seed | 0) ^ mix32(hi + 0x9e3779b9));
@@ -133,7 +133,7 @@ export class Random {
   /** A uniform integer in [0, n). */
   int(n: number): number {
     if (!Number.isInteger(n) || n <= 0)
-      throw new InvalidArgumentError(`int(n) needs n >= 1, got ${n}`);
+      throw new InvalidArgumentError(`int(n) needs n >= 1, got ${String(n)}`);
     return Math.floor(this.uniform01() * n);
   }
 

@@ -3,7 +3,7 @@
  * themselves, and a seeded fuzz of malformed option objects through every guidance wrapper and
  * `repaint` gives typed errors, no hang and no leaked tensors.
  */
-import { Fuzzer, initBackend } from '@diffuse/backend';
+import { DiffuseError, Fuzzer, initBackend } from '@diffuse/backend';
 import type { Denoiser } from '@diffuse/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +179,19 @@ describe(`fuzz (seed ${SEED})`, () => {
     expect(fuzz.counts.rejected).toBeGreaterThan(CASES * 0.5);
     console.log(`fuzz guidance: ${fuzz.summary()}`);
   }, 60_000);
+
+  it('repaint: a symbol as seed or batch is a typed error naming it (found by the fuzz with seed 12)', async () => {
+    const d = gm.denoiser('epsilon');
+    const image = tf.zeros([2, 2]);
+    const mask = tf.ones([2, 2]);
+    const base = { image, mask, steps: 2, jumpLength: 1, resampleCount: 1, seed: 1 };
+    for (const patch of [{ seed: Symbol('s') }, { batch: Symbol('b') }]) {
+      const e = await repaint(d, { ...base, ...patch } as never).catch((x: unknown) => x);
+      expect(e, Object.keys(patch)[0]).toBeInstanceOf(DiffuseError);
+      expect((e as Error).message).toMatch(/Symbol\([sb]\)/);
+    }
+    tf.dispose([image, mask]);
+  });
 
   it('repaint with malformed options: typed errors, no leaks', async () => {
     const fuzz = new Fuzzer(SEED + 1);

@@ -42,7 +42,11 @@ export {
 } from './classifier.js';
 export { GuidanceError } from './errors.js';
 export { type RepaintOptions, type RepaintProgress, renoise, repaint } from './repaint.js';
-export { type RepaintScheduleOptions, repaintWalk } from './repaint-schedule.js';
+export {
+  REPAINT_MAX_WALK,
+  type RepaintScheduleOptions,
+  repaintWalk,
+} from './repaint-schedule.js';
 export {
   type ClipOptions,
   type DynamicThresholdOptions,

@@ -11,6 +11,9 @@
  */
 import { GuidanceError } from './errors.js';
 
+/** The longest RePaint walk (states visited, so model calls) `repaintWalk` builds. */
+export const REPAINT_MAX_WALK = 10_000_000;
+
 /** Options of the RePaint walk. */
 export interface RepaintScheduleOptions {
   /** J: how many states each jump goes back up (RePaint's `jump_length`, default 10). */
@@ -33,15 +36,23 @@ export function repaintWalk(numSteps: number, options: RepaintScheduleOptions = 
   const resampleCount = options.resampleCount ?? 10;
   if (!Number.isInteger(numSteps) || numSteps < 1) {
     throw new GuidanceError(
-      `the number of denoising steps must be an integer >= 1, got ${numSteps}`,
+      `the number of denoising steps must be an integer >= 1, got ${String(numSteps)}`,
     );
   }
   if (!Number.isInteger(jumpLength) || jumpLength < 1) {
-    throw new GuidanceError(`jumpLength must be an integer >= 1, got ${jumpLength}`);
+    throw new GuidanceError(`jumpLength must be an integer >= 1, got ${String(jumpLength)}`);
   }
   if (!Number.isInteger(resampleCount) || resampleCount < 1) {
-    throw new GuidanceError(`resampleCount must be an integer >= 1, got ${resampleCount}`);
+    throw new GuidanceError(`resampleCount must be an integer >= 1, got ${String(resampleCount)}`);
   }
+  // 1 + N states down, and 2 J more for each of the r - 1 resamplings at each jump point: refuse a
+  // walk no run could finish before building it (1e12 steps or resamplings would fill the heap).
+  const jumpPoints = numSteps > jumpLength ? Math.ceil((numSteps - jumpLength) / jumpLength) : 0;
+  const length = 1 + numSteps + 2 * jumpLength * (resampleCount - 1) * jumpPoints;
+  if (!(length <= REPAINT_MAX_WALK))
+    throw new GuidanceError(
+      `RePaint's walk would take ${length} steps (steps ${numSteps}, jumpLength ${jumpLength}, resampleCount ${resampleCount}); at most ${REPAINT_MAX_WALK}`,
+    );
   const jumps = new Map<number, number>();
   for (let j = 0; j < numSteps - jumpLength; j += jumpLength) jumps.set(j, resampleCount - 1);
   const walk = [numSteps];

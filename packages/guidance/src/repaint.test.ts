@@ -1,7 +1,7 @@
 import { assertNoLeaks, initBackend, Random, readFloat32 } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GuidanceError, repaint, repaintWalk } from './index.js';
+import { GuidanceError, REPAINT_MAX_WALK, repaint, repaintWalk } from './index.js';
 import { gaussianConditional, imageGaussian } from './test-fixtures.js';
 
 beforeAll(async () => {
@@ -43,6 +43,20 @@ describe('repaintWalk (RePaint sec. 4.2, diffusers RePaintScheduler.set_timestep
     expect(() => repaintWalk(0)).toThrow(GuidanceError);
     expect(() => repaintWalk(10, { jumpLength: 0 })).toThrow(/jumpLength/);
     expect(() => repaintWalk(10, { resampleCount: 1.5 })).toThrow(/resampleCount/);
+  });
+
+  it('refuses a walk longer than REPAINT_MAX_WALK before building it (a fuzz seed filled the heap with r = 1e12)', () => {
+    const t0 = performance.now();
+    expect(() => repaintWalk(2, { jumpLength: 1, resampleCount: 1e12 })).toThrow(
+      /RePaint's walk would take 2000000000001 steps/,
+    );
+    expect(() => repaintWalk(1e12, { jumpLength: 1, resampleCount: 1 })).toThrow(GuidanceError);
+    expect(performance.now() - t0).toBeLessThan(100);
+    // the limit is exact: the walk's length is 1 + N + 2 J (r - 1) (#jump points)
+    expect(repaintWalk(1000, { jumpLength: 10, resampleCount: 3 }).length).toBe(
+      1 + 1000 + 2 * 10 * 2 * 99,
+    );
+    expect(REPAINT_MAX_WALK).toBe(10_000_000);
   });
 });
 

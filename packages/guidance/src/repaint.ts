@@ -118,7 +118,7 @@ function sampleShape(image: tf.Tensor, mask: tf.Tensor, batch: number | undefine
     );
   const b = batch ?? Math.max(image.shape[0]!, mask.shape[0] ?? 1);
   if (!Number.isInteger(b) || b < 1)
-    throw new GuidanceError(`batch must be an integer >= 1, got ${b}`);
+    throw new GuidanceError(`batch must be an integer >= 1, got ${String(b)}`);
   const shape = [b, ...image.shape.slice(1)];
   assertBroadcasts('image', image, shape);
   if (image.shape.slice(1).some((d, k) => d !== shape[k + 1])) {

@@ -118,7 +118,7 @@ export function dynamicThreshold(x0: tf.Tensor, options: DynamicThresholdOptions
   const p = options.percentile ?? 0.995;
   const maxValue = options.maxValue ?? Number.POSITIVE_INFINITY;
   assertInRange('percentile', p, 0, 1);
-  if (!(maxValue >= 1)) throw new GuidanceError(`maxValue must be >= 1, got ${maxValue}`);
+  if (!(maxValue >= 1)) throw new GuidanceError(`maxValue must be >= 1, got ${String(maxValue)}`);
   if (x0.rank < 2)
     throw new GuidanceError(`x0 must have shape [batch, ...], got [${x0.shape.join(', ')}]`);
   return tf.tidy(() => {

@@ -58,7 +58,7 @@ export function assertInRange(
 ): asserts value is number {
   assertFinite(name, value);
   if (value < lo || value > hi) {
-    throw new GuidanceError(`${name} must lie in [${lo}, ${hi}], got ${value}`);
+    throw new GuidanceError(`${name} must lie in [${lo}, ${hi}], got ${String(value)}`);
   }
 }
 
