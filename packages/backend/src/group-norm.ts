@@ -726,7 +726,9 @@ function resolve(x: Tensor, gamma: Tensor, beta: Tensor, options: GroupNormOptio
     }
   }
   if (!(epsilon >= 0) || !Number.isFinite(epsilon)) {
-    throw new InvalidArgumentError(`groupNorm: epsilon must be finite and >= 0, got ${String(epsilon)}`);
+    throw new InvalidArgumentError(
+      `groupNorm: epsilon must be finite and >= 0, got ${String(epsilon)}`,
+    );
   }
   if (activation !== 'none' && activation !== 'silu') {
     throw new InvalidArgumentError(
