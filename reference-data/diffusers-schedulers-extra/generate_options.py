@@ -158,6 +158,11 @@ def option_cases():
                                                         'beta_schedule': 'linear'}),
                        ('DPMSolverSinglestepScheduler', {})):
         add(cls, dict(IF, **extra), (10,), shape=[2, 3, 2], learned_variance=True)
+    # DeepFloyd IF-I's own DDPMScheduler config: learned_range variance from the model's extra channels
+    IF_DDPM = dict(IF, clip_sample=True, clip_sample_range=1.0, timestep_spacing='leading', steps_offset=0)
+    add('DDPMScheduler', IF_DDPM, (4, 10), shape=[2, 3, 2], learned_variance=True)
+    add('DDPMScheduler', dict(IF_DDPM, variance_type='learned', thresholding=False), (10,), shape=[2, 3, 2],
+        learned_variance='positive')
     for extra in ({'use_exponential_sigmas': True}, {'use_beta_sigmas': True}):
         add('DPMSolverSDEScheduler', dict(SD_OFF, **extra), (4, 10))
     add('CogVideoXDDIMScheduler', COGVIDEOX, (4, 10, 50))
@@ -203,7 +208,9 @@ def run_case(case):
             xin = s.scale_model_input(x, t)
             tt = float(t)
             mo = (A * xin + B * (tt / 1000) + C).to(torch.float32)
-            if case.get('learned_variance'):  # the model's variance channels (values in [-1, 1])
+            if case.get('learned_variance') == 'positive':  # 'learned': the variance itself, in (0, 0.5)
+                mo = torch.cat([mo, 0.5 * torch.sigmoid(xin)], dim=1)
+            elif case.get('learned_variance'):  # 'learned_range': values in [-1, 1]
                 mo = torch.cat([mo, torch.tanh(0.5 * xin)], dim=1)
             x = s.step(mo, t, x, **({'generator': g} if takes_generator else {})).prev_sample
             samples.append(x.tolist())

@@ -130,8 +130,8 @@ describe('createScheduler(): bad input', () => {
       createScheduler({ _class_name: 'DDIMScheduler', beta_shedule: 'linear' }, { strict: true }),
     ).toThrow(/DDIMScheduler does not take 'beta_shedule'/);
     expect(() =>
-      createScheduler({ _class_name: 'DDPMScheduler', variance_type: 'learned' }),
-    ).toThrow(/variance_type = "learned" is not supported/);
+      createScheduler({ _class_name: 'UniPCMultistepScheduler', predict_x0: false }),
+    ).toThrow(/predict_x0 = false is not supported/);
     expect(() =>
       createScheduler({
         _class_name: 'DDIMScheduler',

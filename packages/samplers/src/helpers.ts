@@ -236,3 +236,36 @@ export function dynamicThreshold(x0: tf.Tensor, ratio: number, maxValue: number)
     return tf.reshape(tf.where(tf.isNaN(flat), flat, clipped), x0.shape);
   });
 }
+
+/**
+ * The noise scale of DDPM's step with a learned variance (Nichol & Dhariwal 2021, "Improved Denoising
+ * Diffusion Probabilistic Models", eq. 15; diffusers' `DDPMScheduler._get_variance`), elementwise from the
+ * model's variance output v, between the levels alphaBar (now) and alphaBarPrev (next):
+ * beta = 1 - alphaBar / alphaBarPrev, the posterior variance betaTilde = (1 - alphaBarPrev) / (1 - alphaBar) beta;
+ * - `learned_range`: log Sigma = f log beta + (1 - f) log max(betaTilde, 1e-20), f = (v + 1) / 2;
+ * - `learned`: Sigma = v itself.
+ * Returns the standard deviation sqrt(Sigma) in VP units (the noise is sqrt(Sigma) z around the posterior mean).
+ *
+ * @example
+ * const std = learnedVarianceStd(v, 0.5, 0.6, 'learned_range'); // between sqrt(betaTilde) and sqrt(beta)
+ */
+export function learnedVarianceStd(
+  v: tf.Tensor,
+  alphaBar: number,
+  alphaBarPrev: number,
+  kind: 'learned' | 'learned_range',
+): tf.Tensor {
+  if (kind !== 'learned' && kind !== 'learned_range')
+    throw new SamplerError(
+      `learned variance kind must be learned or learned_range, got ${String(kind)}`,
+    );
+  return tf.tidy(() => {
+    if (kind === 'learned') return tf.sqrt(v);
+    const beta = 1 - alphaBar / alphaBarPrev;
+    const betaTilde = ((1 - alphaBarPrev) / (1 - alphaBar)) * beta;
+    const minLog = Math.log(Math.max(betaTilde, 1e-20));
+    const maxLog = Math.log(beta);
+    const frac = tf.div(tf.add(v, 1), 2);
+    return tf.exp(tf.mul(tf.add(tf.mul(frac, maxLog - minLog), minLog), 0.5));
+  });
+}

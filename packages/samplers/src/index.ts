@@ -37,6 +37,7 @@ export {
   flowStep,
   flowVelocity,
   lagrangeIntegral,
+  learnedVarianceStd,
   lincomb,
   lmsCoefficients,
   phi2,

@@ -32,8 +32,11 @@ interface Case {
   noise_draws?: unknown[][];
   /** The sample's shape (default [2, 2, 3]). */
   shape?: number[];
-  /** The model also outputs a learned variance, tanh(x_in / 2), as extra channels (DeepFloyd IF). */
-  learned_variance?: boolean;
+  /**
+   * The model also outputs a learned variance as extra channels (DeepFloyd IF): tanh(x_in / 2)
+   * (`learned_range`), or sigmoid(x_in) / 2 (`'positive'`, the variance itself for `learned`).
+   */
+  learned_variance?: boolean | 'positive';
   /** diffusers failed while stepping (its step index runs off repeated timesteps): no trajectory. */
   trajectory_error?: string;
 }
@@ -111,6 +114,8 @@ describe('scheduler options against diffusers', () => {
           const mo = tf.tidy(() => {
             const xin = s.scaleModelInput(x, t);
             const out = tf.add(tf.mul(xin, A), B * (t / 1000) + C);
+            if (c.learned_variance === 'positive')
+              return tf.concat([out, tf.mul(tf.sigmoid(xin), 0.5)], 1);
             return c.learned_variance ? tf.concat([out, tf.tanh(tf.mul(xin, 0.5))], 1) : out;
           });
           const { prevSample, predOriginalSample } = s.step(mo, t, x, noise ? { noise } : {});

@@ -656,7 +656,14 @@ export const CLASSES: Record<string, ClassSpec> = {
       clip_sample_range: 1.0,
     },
     only: {
-      variance_type: ['fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log'],
+      variance_type: [
+        'fixed_small',
+        'fixed_small_log',
+        'fixed_large',
+        'fixed_large_log',
+        'learned',
+        'learned_range',
+      ],
     },
     scaling: 'vp',
     embedding: 'vp',

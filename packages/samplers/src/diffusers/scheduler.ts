@@ -15,7 +15,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { type BrownianNoise, brownianNoise } from '../brownian.js';
 import { SamplerError, SchedulerConfigError } from '../errors.js';
-import { ancestralStep, dynamicThreshold } from '../helpers.js';
+import { ancestralStep, dynamicThreshold, learnedVarianceStd } from '../helpers.js';
 import { getSampler, resolveSamplerOptions } from '../registry.js';
 import { RunScope } from '../run.js';
 import type { DenoiseRequest, SamplerProgram } from '../types.js';
@@ -222,6 +222,8 @@ class AdapterScheduler implements Scheduler {
   private counter = 0;
   private pndm: DiffusersPndm | null = null;
   private pendingNoise: tf.Tensor | null = null;
+  /** Inside `learnedDdpmStep`: the model output is already split from its variance channels. */
+  private learnedSplit = false;
   /** The run's Brownian path (classes whose diffusers noise is a Brownian tree). */
   private brownian: BrownianNoise | null = null;
 
@@ -444,6 +446,8 @@ class AdapterScheduler implements Scheduler {
     checkStepArguments(this.className, modelOutput, sample, options, k, t);
     const learned =
       this.cfg.variance_type === 'learned' || this.cfg.variance_type === 'learned_range';
+    if (learned && this.className === 'DDPMScheduler' && !this.learnedSplit)
+      return this.learnedDdpmStep(modelOutput, t, sample, options);
     if (
       learned &&
       this.cfg.prediction_type === 'epsilon' &&
@@ -616,6 +620,55 @@ class AdapterScheduler implements Scheduler {
       }
     }
     return { prevSample, predOriginalSample };
+  }
+
+  /**
+   * DDPM with a learned variance (DeepFloyd IF): the model's output holds the prediction and, in as many
+   * more channels, the variance (diffusers splits it at the sample's channel count). The step is the
+   * posterior mean of the prediction (the `ddpm` program) plus learnedVarianceStd(v) z, given to the
+   * program as its noise rescaled by its own posterior sigma_up.
+   */
+  private learnedDdpmStep(
+    modelOutput: tf.Tensor,
+    t: number,
+    sample: tf.Tensor,
+    options: StepOptions,
+  ): StepOutput {
+    const c = sample.shape[1];
+    if (sample.rank < 2 || modelOutput.rank !== sample.rank || modelOutput.shape[1] !== 2 * c!)
+      throw new SamplerError(
+        `${this.className} with variance_type ${JSON.stringify(this.cfg.variance_type)} needs a model output with twice the sample's channels (dimension 1), got [${modelOutput.shape}] for a sample [${sample.shape}]`,
+        this.counter,
+      );
+    const plan = this.requirePlan();
+    const k = this.counter;
+    const [mean, v] = tf.split(modelOutput, 2, 1) as [tf.Tensor, tf.Tensor];
+    let noise: tf.Tensor | undefined;
+    try {
+      const last = k === plan.timesteps.length - 1;
+      if (k < plan.timesteps.length && (!last || plan.options.lastStepNoise !== false)) {
+        const s = plan.modelSigmas[k]!;
+        const next = plan.sigmas[k + 1]!;
+        const [now, prev] = [this.levelFor(s), this.levelFor(next)];
+        const z = options.noise ?? this.rng.normal(sample.shape);
+        const std = learnedVarianceStd(
+          v,
+          now.alpha * now.alpha,
+          prev.alpha * prev.alpha,
+          this.cfg.variance_type as 'learned' | 'learned_range',
+        );
+        // the ddpm program adds sigma_up (its posterior std, VE) times this noise
+        const sigmaUp = ancestralStep(s, next, 1).sigmaUp;
+        noise = tf.tidy(() => tf.mul(z, tf.div(std, prev.alpha * sigmaUp)));
+        std.dispose();
+        if (z !== options.noise) z.dispose();
+      }
+      this.learnedSplit = true;
+      return this.step(mean, t, sample, { ...options, ...(noise ? { noise } : {}) });
+    } finally {
+      this.learnedSplit = false;
+      tf.dispose([mean, v, ...(noise ? [noise] : [])]);
+    }
   }
 
   addNoise(x0: tf.Tensor, noise: tf.Tensor, t: number | readonly number[]): tf.Tensor {
