@@ -35,6 +35,11 @@ describe('modeOf', () => {
       method: 'classifier',
       scale: 4,
     });
+    expect(modeOf('conditionalClassifierGuidance3')).toEqual({
+      label: 'conditional + classifier guidance, s = 3',
+      method: 'classifier',
+      scale: 3,
+    });
     expect(modeOf('unconditional').method).toBe('unconditional');
     expect(modeOf('guidanceX')).toEqual({ label: 'guidanceX', method: 'other' });
   });

@@ -54,20 +54,24 @@ const numArray = (v: unknown): number[] | undefined =>
 
 /**
  * Names a mode key of `eval-mnist`: `guidance<s>` (classifier-free at scale s),
- * `classifierGuidance<s>` (classifier guidance at scale s), `unconditional` (the null class); any
- * other key is shown as it is.
+ * `classifierGuidance<s>` (classifier guidance of the null-class model at scale s),
+ * `conditionalClassifierGuidance<s>` (the class-conditional model, classifier-guided as well),
+ * `unconditional` (the null class); any other key is shown as it is.
  *
  * @example
  * modeOf('guidance3'); // { label: 'classifier-free, s = 3', method: 'cfg', scale: 3 }
  */
 export function modeOf(key: string): Pick<EvalMode, 'label' | 'method' | 'scale'> {
   if (key === 'unconditional') return { label: 'unconditional', method: 'unconditional' };
-  const m = /^(guidance|classifierGuidance)(\d+(?:\.\d+)?)$/.exec(key);
+  const m = /^(guidance|classifierGuidance|conditionalClassifierGuidance)(\d+(?:\.\d+)?)$/.exec(
+    key,
+  );
   if (!m) return { label: key, method: 'other' };
   const scale = Number(m[2]);
-  return m[1] === 'guidance'
-    ? { label: `classifier-free, s = ${scale}`, method: 'cfg', scale }
-    : { label: `classifier guidance, s = ${scale}`, method: 'classifier', scale };
+  if (m[1] === 'guidance') return { label: `classifier-free, s = ${scale}`, method: 'cfg', scale };
+  return m[1] === 'classifierGuidance'
+    ? { label: `classifier guidance, s = ${scale}`, method: 'classifier', scale }
+    : { label: `conditional + classifier guidance, s = ${scale}`, method: 'classifier', scale };
 }
 
 const ORDER: Record<EvalMode['method'], number> = {

@@ -207,7 +207,8 @@ export async function noisyAccuracy(
 /**
  * The classifier `mnist-noisy-classifier` trains: the MLP trunk on flattened digits (width 256, depth
  * 3; on a shared 2-core machine a step of it costs ~45 ms of CPU against ~375 ms for the smallest conv
- * trunk, 8 channels) or the conv trunk (U-Net encoder with global pooling) on [28, 28, 1] images.
+ * trunk, 8 channels) or the conv trunk (U-Net encoder at 28, 14 and 7 pixels with global pooling) on
+ * [28, 28, 1] images.
  */
 export function noisyMnistClassifierConfig(
   trunk: 'mlp' | 'conv',
@@ -219,7 +220,8 @@ export function noisyMnistClassifierConfig(
         inputShape: [28, 28, 1],
         numClasses: 10,
         channels,
-        channelMults: [1, 2],
+        // Three levels (28, 14, 7): the 7x7 level lets the receptive field span the whole digit.
+        channelMults: [1, 2, 2],
         groups: 8,
         embedDim: 32,
       });
@@ -398,9 +400,10 @@ export async function loadClassifier(base: string): Promise<NoiseConditionalClas
 /**
  * `diffuse-train eval-mnist`: the U-Net's samples read by the judge (`mnist-judge`, trained on
  * digits the U-Net never saw): class accuracy unguided, with classifier-free guidance at scale
- * `guidance`, and, given a noise-conditional classifier `guide`, with classifier guidance at the same
- * scale (the U-Net's null-class prediction shifted by -sigma s grad_x log p(y | x_t),
- * `classifierGuidance` of `@diffuse/guidance`); the null-class (unconditional) samples' spread over
+ * `guidance`, and, given a noise-conditional classifier `guide`, with classifier guidance at scale
+ * `guideScale` (default the same; the U-Net's null-class prediction shifted by
+ * -sigma s grad_x log p(y | x_t), `classifierGuidance` of `@diffuse/guidance`; and its
+ * class-conditional prediction shifted the same way); the null-class (unconditional) samples' spread over
  * the ten digits; and for each, the Fréchet distance of the judge's penultimate features to held-out
  * digits next to its floor (`frechetReference`). Results go to `sampleEvaluation` of
  * `<model>.metrics.json` (or `out`), one entry per sample set: runs of other `modes` with the same
@@ -413,10 +416,16 @@ export async function evalMnist(o: {
   perClass: number;
   steps: number;
   guidance: number;
+  /** Classifier guidance's scale (default `guidance`). */
+  guideScale?: number;
   backend: CommonOptions['backend'];
   seed: number;
   out?: string;
-  /** Which sample sets to make (default all): unconditional, guidance1, guidance<s>, classifierGuidance<s>. */
+  /**
+   * Which sample sets to make (default all): unconditional, guidance1, guidance<s>,
+   * classifierGuidance<g> (the null-class model guided by the classifier) and
+   * conditionalClassifierGuidance<g> (the class-conditional model guided by it as well).
+   */
   modes?: string[];
 }): Promise<Record<string, unknown>> {
   await setUp(o.backend);
@@ -462,11 +471,17 @@ export async function evalMnist(o: {
       logits: (x: tf.Tensor, level: NoiseLevel<Scalar>) =>
         tf.tidy(() => guide.logits(tf.reshape(x, [x.shape[0]!, ...inputShape]), level)),
     };
-    runs.push([
-      `classifierGuidance${o.guidance}`,
-      classifierGuidance(model, onImages, { scale: o.guidance }),
-      false,
-    ]);
+    const g = o.guideScale ?? o.guidance;
+    runs.push(
+      [`classifierGuidance${g}`, classifierGuidance(model, onImages, { scale: g }), false],
+      // Dhariwal & Nichol 2021, sec. 4 and table 4: a class-conditional model guided by the
+      // classifier as well (`conditionDenoiser`: the U-Net gets the label too).
+      [
+        `conditionalClassifierGuidance${g}`,
+        classifierGuidance(model, onImages, { scale: g, conditionDenoiser: true }),
+        false,
+      ],
+    );
   }
   for (const [name, denoiser, unconditional] of runs) {
     if (o.modes !== undefined && !o.modes.includes(name)) continue;

@@ -34,8 +34,10 @@ const USAGE = `usage: diffuse-train <mnist|mixture|flow-mixture|mnist-judge|mnis
   --workers N          gradient worker threads, one batch shard each (mnist, mixture; default 0: main thread)
   eval-mnist: --model BASE --classifier BASE (the judge, default weights/mnist-judge) --per-class N
               --sample-steps N --guidance S [--guide BASE: also classifier guidance with this
-              noise-conditional classifier] [--out FILE: metrics file to update]
-              [--modes unconditional,guidance1,guidance3,classifierGuidance3: only these]
+              noise-conditional classifier, of the null-class model and of the class-conditional one]
+              [--guide-scale S: classifier guidance's scale (default: --guidance)]
+              [--out FILE: metrics file to update] [--modes unconditional,guidance1,guidance3,
+              classifierGuidance3,conditionalClassifierGuidance3: only these]
   probe-mnist: --model BASE: held-out x0 error at logSNR -4..4, right and null label (trials)`;
 
 async function main(): Promise<void> {
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
       'per-class': { type: 'string' },
       'sample-steps': { type: 'string' },
       guidance: { type: 'string' },
+      'guide-scale': { type: 'string' },
       modes: { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -166,6 +169,9 @@ async function main(): Promise<void> {
         perClass: num('per-class', values['per-class'], 10),
         steps: num('sample-steps', values['sample-steps'], 20),
         guidance: num('guidance', values.guidance, 3),
+        ...(values['guide-scale'] !== undefined
+          ? { guideScale: num('guide-scale', values['guide-scale'], 3) }
+          : {}),
         backend: common.backend,
         seed: common.seed,
         ...(values.out !== undefined ? { out: values.out } : {}),
