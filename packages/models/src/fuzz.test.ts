@@ -81,6 +81,19 @@ function probe(what: string, input: () => string, fn: () => unknown): Promise<'o
   });
 }
 
+/** JSON of a hostile value for a message or a file; one that JSON cannot hold (circular, BigInt) as String(). */
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    try {
+      return String(v);
+    } catch {
+      return Object.prototype.toString.call(v);
+    }
+  }
+}
+
 const clip = (s: string) => (s.length > 300 ? `${s.slice(0, 300)}...` : s);
 const describeBytes = (b: Uint8Array) => {
   const n = Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true));
@@ -352,7 +365,7 @@ function mutateFile(bytes: Uint8Array): Uint8Array {
       return withHeader(json, data);
     case 10:
     case 11:
-      meta!['diffuse.config'] = JSON.stringify(mutateConfig(JSON.parse(meta!['diffuse.config']!)));
+      meta!['diffuse.config'] = safeJson(mutateConfig(JSON.parse(meta!['diffuse.config']!)));
       return withHeader(json, data);
     case 12:
       meta!['diffuse.config'] = pick(['{"kind":', '', 'null', '[]', '"mlp"', '{}']);
@@ -437,12 +450,7 @@ describe(`fuzz (seed ${SEED})`, () => {
     for (let i = 0; i < CONFIGS; i++) {
       const base = BASES[i % BASES.length]!;
       const config = mutateConfig(base);
-      let text: string;
-      try {
-        text = JSON.stringify(config) ?? String(config);
-      } catch {
-        text = String(config);
-      }
+      const text = safeJson(config);
       const input = () => clip(text);
       const v = await probe('validateModelConfig', input, () => validateModelConfig(config));
       if (v === 'rejected') rejected++;
@@ -480,7 +488,7 @@ describe(`fuzz (seed ${SEED})`, () => {
     const net = createModel(BASES[0]!);
     for (let i = 0; i < SPECS; i++) {
       const s = mutateSpec(spec);
-      const text = JSON.stringify(s) ?? String(s);
+      const text = safeJson(s);
       const input = () => clip(text);
       if (
         (await probe('new GaussianMixture', input, () => new GaussianMixture(s as never))) ===
@@ -490,7 +498,7 @@ describe(`fuzz (seed ${SEED})`, () => {
       const options = pick([{ decay: pick(HOSTILE) }, { warmup: pick(HOSTILE) }, pick(HOSTILE)]);
       await probe(
         'new Ema',
-        () => clip(JSON.stringify(options) ?? String(options)),
+        () => clip(safeJson(options)),
         () => new Ema(net.params, options as never),
       );
     }
@@ -535,7 +543,7 @@ describe(`fuzz (seed ${SEED})`, () => {
     let rejectedConfigs = 0;
     for (let i = 0; i < DIFFUSERS_CONFIGS; i++) {
       const c = mutateDiffusersConfig(config);
-      const text = JSON.stringify(c) ?? String(c);
+      const text = safeJson(c);
       const input = () => clip(text);
       if (
         (await probe('parseDiffusersConfig', input, () => parseDiffusersConfig(c as object))) ===
