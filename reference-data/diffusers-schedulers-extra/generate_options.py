@@ -165,6 +165,11 @@ def option_cases():
         learned_variance='positive')
     for extra in ({'use_exponential_sigmas': True}, {'use_beta_sigmas': True}):
         add('DPMSolverSDEScheduler', dict(SD_OFF, **extra), (4, 10))
+    # UniPC on the noise prediction (predict_x0 false; with final_sigmas_type 'zero' diffusers' last step
+    # is NaN: its noise-form step to sigma = 0 has h = inf)
+    for extra in ({}, {'solver_type': 'bh1'}, {'solver_order': 3}, {'use_karras_sigmas': True}):
+        add('UniPCMultistepScheduler', dict(SD_OFF, predict_x0=False, final_sigmas_type='sigma_min', **extra),
+            (1, 4, 10))
     add('CogVideoXDDIMScheduler', COGVIDEOX, (4, 10, 50))
     add('TCDScheduler', dict(SD, **ZSNR), (4, 10))
     # UniPC's respaced sigmas between the config's sigma_min / sigma_max

@@ -868,7 +868,7 @@ export const CLASSES: Record<string, ClassSpec> = {
     only: {
       ...dpmsolverOnly,
       shift_terminal: [],
-      predict_x0: [true],
+
       solver_type: ['bh1', 'bh2'],
       solver_p: [null],
     },
@@ -880,6 +880,7 @@ export const CLASSES: Record<string, ClassSpec> = {
         variant: str(cfg, 'solver_type'),
         lowerOrderFinal: bool(cfg, 'lower_order_final'),
         disableCorrector: cfg.disable_corrector as number[],
+        prediction: cfg.predict_x0 === false ? 'epsilon' : 'x0',
       });
     },
   },

@@ -201,6 +201,15 @@ export function resolveConfig(
         `${className}: sample_max_value must be a finite number >= 1 with thresholding, got ${JSON.stringify(max)}`,
       );
   }
+  if (
+    className === 'UniPCMultistepScheduler' &&
+    cfg.predict_x0 === false &&
+    cfg.final_sigmas_type === 'zero' &&
+    cfg.use_flow_sigmas !== true
+  )
+    throw new SchedulerConfigError(
+      `${className}: predict_x0 = false with final_sigmas_type 'zero' ends in NaN in diffusers (the noise-prediction step to sigma = 0 has h = infinity); use final_sigmas_type 'sigma_min'`,
+    );
   predictionOf(cfg, spec.prediction);
   return { ...r, spec, cfg };
 }

@@ -21,6 +21,11 @@ export type UniPcOptions = {
   disableCorrector: readonly number[];
   /** Skip every corrector (UniP only). */
   predictorOnly: boolean;
+  /**
+   * What the solver extrapolates: the data prediction (`x0`, diffusers' `predict_x0: true`, default) or
+   * the noise prediction (`epsilon`, `predict_x0: false`: UniPC's exponential integrator in e^{h}).
+   */
+  prediction: 'x0' | 'epsilon';
 };
 
 /** Solves the small dense system A w = b (Gaussian elimination with partial pivoting). */
@@ -47,12 +52,19 @@ function solve(A: number[][], b: number[]): number[] {
 
 /**
  * UniPC's coefficients (Zhao et al. 2023, "UniPC", Algorithm 2 / the B(h) variants; diffusers
- * `multistep_uni_p_bh_update` / `multistep_uni_c_bh_update`, data prediction): with hh = -h,
+ * `multistep_uni_p_bh_update` / `multistep_uni_c_bh_update`): with hh = -h (data prediction; h for the
+ * noise prediction),
  * rows R_k = r^(k-1) and b_k = k! h phi_{k+1}(hh) / B(h), the predictor uses rho_p = R[:-1,:-1]^{-1} b[:-1]
  * (1/2 for order 2) and the corrector rho_c = R^{-1} b (1/2 for order 1).
  */
-function unipcRhos(rks: readonly number[], h: number, order: number, variant: 'bh1' | 'bh2') {
-  const hh = -h;
+function unipcRhos(
+  rks: readonly number[],
+  h: number,
+  order: number,
+  variant: 'bh1' | 'bh2',
+  predictX0 = true,
+) {
+  const hh = predictX0 ? -h : h;
   const hPhi1 = Math.expm1(hh);
   const Bh = variant === 'bh1' ? hh : Math.expm1(hh);
   let hPhiK = hPhi1 / hh - 1;
@@ -87,6 +99,10 @@ function unipcRhos(rks: readonly number[], h: number, order: number, variant: 'b
  *
  *   x' = (sigma'/sigma) x - (e^{-h} - 1) m_0 - B(h) sum_k rho_k D_k,   D_k = (m_k - m_0) / r_k
  *
+ * and with the noise prediction (m = eps = (x - D) / sigma, `prediction: 'epsilon'`, hh = h):
+ *
+ *   x' = x - sigma' (e^{h} - 1) m_0 - sigma' B(h) sum_k rho_k D_k
+ *
  * @example
  * const x0 = await sample(denoiser, { sampler: 'unipc', steps: 10, shape: [16, 2], seed: 1 });
  */
@@ -100,6 +116,7 @@ export function* sampleUniPc(
     throw new SamplerError(`UniPC order must be 1, 2 or 3, got ${o.order}`);
   if (o.variant !== 'bh1' && o.variant !== 'bh2')
     throw new SamplerError(`UniPC variant must be bh1 or bh2, got '${o.variant}'`);
+  const predictX0 = (o.prediction ?? 'x0') === 'x0';
   const n = sigmas.length - 1;
   const lam = (k: number) => -Math.log(sigmas[k]!);
   const ms: tf.Tensor[] = []; // converted outputs, newest first
@@ -117,20 +134,22 @@ export function* sampleUniPc(
     const rks: number[] = [];
     const terms: [number, tf.Tensor][] = [];
     for (let k = 1; k < order; k++) rks.push((lam(s0 - k) - lam(s0)) / h);
-    const { hPhi1, Bh, rhosP, rhosC } = unipcRhos(rks, h, order, o.variant);
+    const { hPhi1, Bh, rhosP, rhosC } = unipcRhos(rks, h, order, o.variant, predictX0);
     const m0 = ms[0]!;
-    terms.push([sigmas[t]! / sigmas[s0]!, xs], [-hPhi1, m0]);
+    // the noise prediction's terms carry the target's sigma (VE: alpha_t / alpha_s = 1)
+    const g = predictX0 ? 1 : sigmas[t]!;
+    terms.push([predictX0 ? sigmas[t]! / sigmas[s0]! : 1, xs], [-g * hPhi1, m0]);
     const rhos = mt ? rhosC : rhosP;
     for (let k = 1; k < order; k++) {
       const w = rhos[k - 1];
       if (w === undefined) continue;
       // -Bh * w * (m_k - m0) / r_k
-      const c = (-Bh * w) / rks[k - 1]!;
+      const c = (-g * Bh * w) / rks[k - 1]!;
       terms.push([c, ms[k]!], [-c, m0]);
     }
     if (mt) {
       const w = rhosC[rhosC.length - 1]!;
-      terms.push([-Bh * w, mt], [Bh * w, m0]);
+      terms.push([-g * Bh * w, mt], [g * Bh * w, m0]);
     }
     return lincomb(terms);
   };
@@ -138,14 +157,30 @@ export function* sampleUniPc(
     const s = sigmas[i]!;
     const denoised = yield* denoise(x, s, i);
     yield stepEvent(i, s, s, x, denoised);
+    // the solver's quantity: D itself, or the noise (x - D) / sigma at the uncorrected state
+    let m = denoised;
+    if (!predictX0) {
+      const xi = x;
+      m = ctx.tidy(() =>
+        lincomb([
+          [1 / s, xi],
+          [-1 / s, denoised],
+        ]),
+      );
+    }
     if (i > 0 && !o.predictorOnly && !o.disableCorrector.includes(i - 1) && lastX) {
       // UniC: correct x_i from x_{i-1} with the new output (ms[0] is still the output at step i-1).
       const lx = lastX;
-      const corrected = ctx.tidy(() => update(lx, i - 1, i, thisOrder, denoised));
+      const mt = m;
+      const corrected = ctx.tidy(() => update(lx, i - 1, i, thisOrder, mt));
       ctx.free(x);
       x = corrected;
     }
-    ms.unshift(denoised);
+    // the last step to sigma = 0 lands on D, as the data form's (the noise form's limit x - sigma eps)
+    const last0 =
+      sigmas[i + 1] === 0 && !predictX0 ? ctx.tidy(() => lincomb([[1, denoised]])) : null;
+    if (m !== denoised) ctx.free(denoised);
+    ms.unshift(m);
     if (ms.length > o.order) ctx.free(ms.pop());
     thisOrder = Math.min(o.lowerOrderFinal ? Math.min(o.order, n - i) : o.order, i + 1);
     ctx.free(lastX);
@@ -153,7 +188,7 @@ export function* sampleUniPc(
     const xi = x;
     const next =
       sigmas[i + 1] === 0
-        ? ctx.tidy(() => lincomb([[1, ms[0]!]]))
+        ? (last0 ?? ctx.tidy(() => lincomb([[1, ms[0]!]])))
         : ctx.tidy(() => update(xi, i, i + 1, thisOrder, null));
     x = next;
   }
@@ -172,11 +207,13 @@ export const unipc: SamplerDefinition<UniPcOptions> = {
     lowerOrderFinal: true,
     disableCorrector: [],
     predictorOnly: false,
+    prediction: 'x0',
   },
   rules: {
     order: ORDER_1_3,
     variant: { oneOf: ['bh1', 'bh2'] },
     disableCorrector: { integer: true, min: 0 },
+    prediction: { oneOf: ['x0', 'epsilon'] },
   },
   stochastic: false,
   order: 3,
