@@ -290,7 +290,7 @@ class AdapterScheduler implements Scheduler {
   }
 
   setTimesteps(n: number, options: SetTimestepsOptions = {}): void {
-    // mu only shifts flow sigmas (use_flow_sigmas, not implemented here); diffusers still checks it
+    // mu shifts the flow sigmas (use_flow_sigmas with use_dynamic_shifting); diffusers checks it as here
     const mu = options.mu;
     if (mu !== undefined && !('use_dynamic_shifting' in this.cfg))
       throw new SamplerError(`${this.className}.setTimesteps takes no mu (no dynamic shifting)`);
