@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { initBackend, Random } from './index.js';
+import { initBackend, Random, useSimdKernels } from './index.js';
 
 type Run = (backend: 'wasm' | 'cpu') => Promise<Float32Array[]>;
 
@@ -350,6 +350,33 @@ describe('wasm Sum over leading axes', () => {
     });
     expectClose(wasm, cpu, 1e-5);
   });
+
+  it.each([
+    [150, 7],
+    [4096, 256],
+    [3 * 9 * 7, 6],
+    [1, 9],
+  ])(
+    'the SIMD column sums equal the JavaScript ones bit for bit: [%i, %i]',
+    async (outer, inner) => {
+      await initBackend('wasm');
+      const x = tf.tensor2d(Random.seed(outer + inner).normalArray(outer * inner), [outer, inner]);
+      const sum = async () => {
+        const y = tf.sum(x, 0);
+        const values = Array.from(await y.data());
+        y.dispose();
+        return values;
+      };
+      const simd = await sum();
+      useSimdKernels(false);
+      try {
+        expect(simd).toEqual(await sum()); // columnSums, the JavaScript path
+      } finally {
+        useSimdKernels(true);
+        x.dispose();
+      }
+    },
+  );
 
   it('the bias gradient of a dense layer agrees with cpu, with no buffers left behind', async () => {
     const rng = Random.seed(37);

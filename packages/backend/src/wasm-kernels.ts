@@ -52,7 +52,9 @@
  *    whole input with the wasm `Transpose` kernel (4.1 ms for a 2048x256 matrix). Every bias
  *    gradient is a sum over the leading (batch, spatial) axes, sum_i dy[i, j]: 5.2 ms for
  *    [2048, 256] over axis 0, 10% of an MLP training step. A reduction over a leading run of axes is
- *    one pass over the heap here (column sums in float64): 0.4-0.9 ms for that case.
+ *    one pass over the heap here (column sums in float64): 0.4-0.9 ms for that case; on the SIMD
+ *    module (`col_sums`, the same sums in the same order) 0.40 against 0.65 CPU ms (median) for the
+ *    MLP's [4096, 256].
  *
  * 9. The wasm `Identity` kernel (and `Cast` to the same dtype) copies the whole buffer, and tfjs
  *    clones every tensor it saves for a gradient (`saveTensorsForBackwardMode`): 35 full copies of
@@ -1003,7 +1005,8 @@ function columnSums(x: Float32Array, outer: number, inner: number): Float64Array
 
 /**
  * `Sum` over a leading run of axes (fix 8): out[j] = sum_i x[i, j] with x viewed as
- * [outer, inner], in one pass with float64 accumulators; the original kernel otherwise.
+ * [outer, inner], in one pass with float64 accumulators (`col_sums` of the SIMD module, or
+ * `columnSums` without it: the same sums in the same order); the original kernel otherwise.
  */
 function withLeadingAxesSum(original: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
@@ -1019,7 +1022,21 @@ function withLeadingAxesSum(original: KernelConfig): KernelConfig {
     const rest = x.shape.slice(axes.length);
     const inner = rest.reduce((p, d) => p * d, 1);
     const out = be.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32');
-    be.typedArrayFromHeap(out).set(columnSums(be.typedArrayFromHeap(x), outer, inner));
+    const k = simdKernels(backend);
+    if (k === null) {
+      be.typedArrayFromHeap(out).set(columnSums(be.typedArrayFromHeap(x), outer, inner));
+      return out;
+    }
+    // the same sums on the SIMD module (col_sums: the blocks, order and float64 sums above)
+    const heap = new Heap(backend as unknown as WasmHeapBackend);
+    try {
+      const acc = heap.f64(inner);
+      heap.view64(acc, inner).fill(0);
+      k.col_sums(heap.ptr(x), acc, outer, inner);
+      be.typedArrayFromHeap(out).set(heap.view64(acc, inner));
+    } finally {
+      heap.free();
+    }
     return out;
   };
   return { ...original, kernelFunc };

@@ -76,6 +76,7 @@ export interface SimdKernels {
     xsh: number,
     accumulate: number,
   ): void;
+  col_sums(x: number, acc: number, outer: number, inner: number): void;
   pack8(w: number, out: number, rows: number, co: number): void;
   pack8t(w: number, out: number, rows: number, co: number): void;
   conv2d(

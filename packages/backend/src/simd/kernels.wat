@@ -6,7 +6,8 @@
 ;;   group-norm.ts   gn_sums, gn_affine, gn_backward1, gn_backward2, mul
 ;;   adam.ts         adam
 ;;   silu.ts         mul, silu_grad
-;;   wasm-kernels.ts conv2d, conv2d_filter_grad_tap, pack8, pack8t (conv2d and matMul, fix 10)
+;;   wasm-kernels.ts conv2d, conv2d_filter_grad_tap, pack8, pack8t (conv2d and matMul, fix 10),
+;;                   col_sums (Sum over leading axes, fix 8)
 ;;
 ;; Layout of the GroupNorm functions: x is [n, s, c] (examples, spatial positions, channels, channels
 ;; last), c a multiple of 4. Per-(example, channel) coefficients are float32 arrays [n, c]; sums are
@@ -600,6 +601,61 @@
             (br $ql)))
         (local.set $o (i32.add (local.get $o) (i32.const 32)))
         (br $ol))))
+
+  ;; Column sums of x [outer, inner] in float64, added into acc [inner] (float64, 8-byte aligned):
+  ;; acc[j] += sum_i x[i, j], accumulated per block of 64 rows (the block's sum, in row order, then
+  ;; added to acc[j]), 4 columns at a time in f64x2 pairs; columns past a multiple of 4 one by one.
+  (func (export "col_sums") (param $x i32) (param $acc i32) (param $outer i32) (param $inner i32)
+    (local $rowb i32) (local $wide i32) (local $i0 i32) (local $i1 i32) (local $j i32)
+    (local $p i32) (local $end i32) (local $v v128) (local $s01 v128) (local $s23 v128)
+    (local $pa i32) (local $sf f64)
+    (local.set $rowb (i32.shl (local.get $inner) (i32.const 2)))
+    (local.set $wide (i32.shl (i32.and (local.get $inner) (i32.const -4)) (i32.const 2)))
+    (local.set $i0 (i32.const 0))
+    (block $bdone
+      (loop $bl
+        (br_if $bdone (i32.ge_u (local.get $i0) (local.get $outer)))
+        (local.set $i1 (select (local.get $outer) (i32.add (local.get $i0) (i32.const 64))
+          (i32.lt_u (local.get $outer) (i32.add (local.get $i0) (i32.const 64)))))
+        (local.set $end (i32.add (local.get $x) (i32.mul (local.get $i1) (local.get $rowb))))
+        (local.set $j (i32.const 0))
+        (block $jdone
+          (loop $jl
+            (br_if $jdone (i32.ge_u (local.get $j) (local.get $wide)))
+            (local.set $s01 (v128.const i64x2 0 0))
+            (local.set $s23 (v128.const i64x2 0 0))
+            (local.set $p (i32.add (i32.add (local.get $x) (i32.mul (local.get $i0) (local.get $rowb))) (local.get $j)))
+            (block $pdone
+              (loop $pl
+                (br_if $pdone (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $v (v128.load (local.get $p)))
+                (local.set $s01 (f64x2.add (local.get $s01) (f64x2.promote_low_f32x4 (local.get $v))))
+                (local.set $s23 (f64x2.add (local.get $s23) (f64x2.promote_low_f32x4
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+                (local.set $p (i32.add (local.get $p) (local.get $rowb)))
+                (br $pl)))
+            (local.set $pa (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 1))))
+            (v128.store (local.get $pa) (f64x2.add (v128.load (local.get $pa)) (local.get $s01)))
+            (v128.store offset=16 (local.get $pa) (f64x2.add (v128.load offset=16 (local.get $pa)) (local.get $s23)))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br $jl)))
+        (block $tdone
+          (loop $tl
+            (br_if $tdone (i32.ge_u (local.get $j) (local.get $rowb)))
+            (local.set $sf (f64.const 0))
+            (local.set $p (i32.add (i32.add (local.get $x) (i32.mul (local.get $i0) (local.get $rowb))) (local.get $j)))
+            (block $qdone
+              (loop $ql
+                (br_if $qdone (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $sf (f64.add (local.get $sf) (f64.promote_f32 (f32.load (local.get $p)))))
+                (local.set $p (i32.add (local.get $p) (local.get $rowb)))
+                (br $ql)))
+            (local.set $pa (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 1))))
+            (f64.store (local.get $pa) (f64.add (f64.load (local.get $pa)) (local.get $sf)))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $tl)))
+        (local.set $i0 (local.get $i1))
+        (br $bl))))
 
   ;; out[b, r, 0:8] = w[r, s_b : s_b + 8], s_b = min(8 b, co - 8): a [rows, co] matrix as ceil(co / 8)
   ;; contiguous column blocks [rows, 8] (the filter layout of conv2d). co >= 8.
