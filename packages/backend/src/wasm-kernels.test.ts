@@ -463,3 +463,73 @@ describe('wasm OneHot and UnsortedSegmentSum', () => {
     expectClose(wasm, cpu, 1e-6);
   });
 });
+
+describe('wasm Concat by rows on the SIMD module', () => {
+  const cases = [
+    {
+      name: 'channels of two NHWC maps',
+      shapes: [
+        [2, 5, 5, 3],
+        [2, 5, 5, 7],
+      ],
+      axis: -1,
+    },
+    {
+      name: 'three inputs along axis 1',
+      shapes: [
+        [3, 2, 4],
+        [3, 1, 4],
+        [3, 5, 4],
+      ],
+      axis: 1,
+    },
+    {
+      name: 'axis 0',
+      shapes: [
+        [2, 3],
+        [4, 3],
+      ],
+      axis: 0,
+    },
+    {
+      name: 'an empty input among them',
+      shapes: [
+        [2, 3],
+        [2, 0],
+        [2, 1],
+      ],
+      axis: 1,
+    },
+    {
+      name: 'int32',
+      shapes: [
+        [4, 2],
+        [4, 3],
+      ],
+      axis: 1,
+      dtype: 'int32',
+    },
+  ] as const;
+  it.each(cases)('$name: values equal cpu exactly, and the gradient too', async (c) => {
+    const rng = Random.seed(41);
+    const dtype = 'dtype' in c ? c.dtype : 'float32';
+    const values = c.shapes.map((s) => {
+      const v = rng.normalArray(s.reduce((p: number, d: number) => p * d, 1));
+      return dtype === 'int32' ? Int32Array.from(v, (x) => Math.round(10 * x)) : v;
+    });
+    const { wasm, cpu } = await onBoth(async () => {
+      const xs = values.map((v, i) => tf.tensor(v, [...c.shapes[i]!], dtype));
+      const y = tf.concat(xs, c.axis);
+      const out = [Float32Array.from(await y.data())];
+      if (dtype === 'float32') {
+        const w = tf.tidy(() => tf.reshape(tf.range(0, y.size), y.shape));
+        const grads = tf.grads((...t: tf.Tensor[]) => tf.sum(tf.mul(tf.concat(t, c.axis), w)))(xs);
+        for (const g of grads) out.push(Float32Array.from(await g.data()));
+        tf.dispose([w, ...grads]);
+      }
+      tf.dispose([...xs, y]);
+      return out;
+    });
+    expectClose(wasm, cpu, 0);
+  });
+});

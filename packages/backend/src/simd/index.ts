@@ -77,6 +77,7 @@ export interface SimdKernels {
     accumulate: number,
   ): void;
   col_sums(x: number, acc: number, outer: number, inner: number): void;
+  copy_rows(src: number, dst: number, rows: number, row: number, stride: number): void;
   pack8(w: number, out: number, rows: number, co: number): void;
   pack8t(w: number, out: number, rows: number, co: number): void;
   conv2d(

@@ -7,7 +7,7 @@
 ;;   adam.ts         adam
 ;;   silu.ts         mul, silu_grad
 ;;   wasm-kernels.ts conv2d, conv2d_filter_grad_tap, pack8, pack8t (conv2d and matMul, fix 10),
-;;                   col_sums (Sum over leading axes, fix 8)
+;;                   col_sums (Sum over leading axes, fix 8), copy_rows (Concat, fix 12)
 ;;
 ;; Layout of the GroupNorm functions: x is [n, s, c] (examples, spatial positions, channels, channels
 ;; last), c a multiple of 4. Per-(example, channel) coefficients are float32 arrays [n, c]; sums are
@@ -656,6 +656,19 @@
             (br $tl)))
         (local.set $i0 (local.get $i1))
         (br $bl))))
+
+  ;; rows rows of row bytes each, from src (contiguous) to dst with a row stride of stride bytes:
+  ;; one input's part of a concatenation (memory.copy per row).
+  (func (export "copy_rows") (param $src i32) (param $dst i32) (param $rows i32) (param $row i32)
+    (param $stride i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get $rows)))
+        (memory.copy (local.get $dst) (local.get $src) (local.get $row))
+        (local.set $src (i32.add (local.get $src) (local.get $row)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $stride)))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $l))))
 
   ;; out[b, r, 0:8] = w[r, s_b : s_b + 8], s_b = min(8 b, co - 8): a [rows, co] matrix as ceil(co / 8)
   ;; contiguous column blocks [rows, 8] (the filter layout of conv2d). co >= 8.
