@@ -52,7 +52,7 @@ function maxRelDiff(a: number[], b: number[]): number {
 }
 
 describe('the fast wasm training step follows the plain tfjs step', () => {
-  it('MLP, 100 Adam steps: every loss within 1e-5 relative (measured: equal), and it learns', async () => {
+  it('MLP, 100 Adam steps: every loss within 1e-5 relative (measured: 2e-7), and it learns', async () => {
     const make = () => new Mlp(mlpConfig({ dim: 2, width: 64, depth: 2 }), { seed: 3 });
     const fast = await curve(make, 256, true);
     const plain = await curve(make, 256, false);
