@@ -66,8 +66,11 @@ function positiveInteger(name: string, v: number, error: BudgetError): number {
 }
 
 /**
- * The parameter budget of one build: the caller's `maxParams` (validated; default
- * `DEFAULT_MAX_PARAMS`), lowered to `cap` where a smaller bound is known (a weights file's size).
+ * The parameter budget of one build: the caller's `maxParams` (validated), lowered to `cap` where a
+ * smaller bound is known (what a weights file holds). Without the caller's `maxParams` the budget is
+ * `cap` itself when there is one (the weights at hand are the evidence of the network's size: a real
+ * 860 M-parameter checkpoint loads without options, a 192-byte file cannot claim a large network),
+ * else `DEFAULT_MAX_PARAMS`.
  *
  * @example
  * const budget = paramBudget('mlp', { maxParams: 1e6 });
@@ -79,7 +82,7 @@ export function paramBudget(
   error: BudgetError = configError,
 ): ParamBudget {
   const maxParams = positiveInteger('maxParams', options.maxParams ?? DEFAULT_MAX_PARAMS, error);
-  if (cap !== undefined && cap.maxParams < maxParams)
+  if (cap !== undefined && (options.maxParams === undefined || cap.maxParams < maxParams))
     return {
       maxParams: cap.maxParams,
       maxTensors: Math.min(cap.maxTensors, MAX_PARAM_TENSORS),

@@ -13,8 +13,9 @@
  *
  * @packageDocumentation
  */
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { DEFAULT_MAX_PARAMS } from './budget.js';
 import { type ConfigOptions, parseDiffusersConfig } from './diffusers/config.js';
 import {
   createDiffusersModel,
@@ -241,9 +242,19 @@ export async function loadDiffusersModel(
   const config = await readFile(join(folder, 'config.json'), 'utf8');
   const budget = { maxParams: options.maxParams, maxActivationBytes: options.maxActivationBytes };
   // The config's size budget, checked before any weights file is read (an empty shape tree).
+  // Without the caller's maxParams the folder's safetensors bytes bound it (at least one byte per
+  // parameter in any safetensors dtype): a real checkpoint loads as it is, a config claiming more
+  // than the files could hold stops here.
+  let preflightMax = options.maxParams;
+  if (preflightMax === undefined) {
+    let bytes = 0;
+    for (const name of names)
+      if (name.endsWith('.safetensors')) bytes += (await stat(join(folder, name))).size;
+    preflightMax = Math.max(DEFAULT_MAX_PARAMS, bytes + 1_000_000);
+  }
   createDiffusersModel(
     parseDiffusersConfig(config, { strict: options.strict, onWarning: () => {} }),
-    budget,
+    { ...budget, maxParams: preflightMax },
   ).dispose();
   const pick = (variant: string | undefined) => {
     const v = variant ? `.${variant}` : '';
