@@ -124,7 +124,7 @@ Default run (about 3 minutes on an idle 2-core machine): every suite on wasm, cp
               (torch threads 1, 2 x OPENBLAS_NUM_THREADS 1, 2); ratios ours / PyTorch's best.
   goals       (REPORT.md's first table) issue 9's goals from this run: sampling ms per model call <= PyTorch,
               Adam step <= 2x PyTorch, sampler overhead < 5% of the U-Net time per step; pass/fail/n/a.
-Timings are medians of 3 repeats after 1 warm-up. --full: U-Net batch 64 and MLP 4096 everywhere, 7 repeats.`,
+Timings are medians of 5 repeats after 1 warm-up (PyTorch: 15 after 3, per thread setting). --full: U-Net batch 64 and MLP 4096 everywhere, 7 repeats.`,
     );
 }
 
