@@ -25,7 +25,7 @@ import type {
   StepOptions,
   StepOutput,
 } from './scheduler.js';
-import { assertFiniteSync, checkStepArguments } from './step-checks.js';
+import { assertFinalStepFinite, assertFiniteSync, checkStepArguments } from './step-checks.js';
 
 const f32 = Math.fround;
 
@@ -405,18 +405,8 @@ export class FlowScheduler implements Scheduler {
       throw e;
     }
     this.counter++;
-    if (this.checkFinite && last) {
-      named.push([
-        `${this.className}: prevSample, the final state after timestep ${t}`,
-        prevSample,
-      ]);
-      try {
-        assertFiniteSync(named, k);
-      } catch (e) {
-        tf.dispose([prevSample, x0]);
-        throw e;
-      }
-    }
+    if (this.checkFinite && last)
+      assertFinalStepFinite(this.className, named, prevSample, [prevSample, x0], t, k);
     return { prevSample, predOriginalSample: x0 };
   }
 

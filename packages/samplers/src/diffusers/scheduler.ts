@@ -31,7 +31,7 @@ import {
 import { FLOW_CLASSES, FlowScheduler } from './flow.js';
 import { type ResolvedDiffusersConfig, resolveDiffusersConfig } from './from-config.js';
 import { DiffusersPndm } from './pndm.js';
-import { assertFiniteSync, checkStepArguments } from './step-checks.js';
+import { assertFinalStepFinite, assertFiniteSync, checkStepArguments } from './step-checks.js';
 
 /** Extra arguments of `step`. */
 export interface StepOptions {
@@ -521,18 +521,15 @@ class AdapterScheduler implements Scheduler {
       );
       const [prevSample, predOriginalSample] = this.pndm.step(modelOutput, t, sample);
       this.counter++;
-      if (this.checkFinite && last) {
-        named.push([
-          `${this.className}: prevSample, the final state after timestep ${t}`,
+      if (this.checkFinite && last)
+        assertFinalStepFinite(
+          this.className,
+          named,
           prevSample,
-        ]);
-        try {
-          assertFiniteSync(named, k);
-        } catch (e) {
-          tf.dispose([prevSample, predOriginalSample]);
-          throw e;
-        }
-      }
+          [prevSample, predOriginalSample],
+          t,
+          k,
+        );
       if (last) {
         // the run is over: free its history, as the program runs free theirs
         this.finished = true;
@@ -616,18 +613,15 @@ class AdapterScheduler implements Scheduler {
       const r = this.request!;
       prevSample = tf.tidy(() => this.fromVE(r.x, r.sigma));
     }
-    if (this.checkFinite && last) {
-      named.push([
-        `${this.className}: prevSample, the final state after timestep ${t}`,
+    if (this.checkFinite && last)
+      assertFinalStepFinite(
+        this.className,
+        named,
         prevSample,
-      ]);
-      try {
-        assertFiniteSync(named, k);
-      } catch (e) {
-        tf.dispose([prevSample, predOriginalSample]);
-        throw e;
-      }
-    }
+        [prevSample, predOriginalSample],
+        t,
+        k,
+      );
     return { prevSample, predOriginalSample };
   }
 

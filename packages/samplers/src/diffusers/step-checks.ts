@@ -2,7 +2,7 @@
  * The argument and finiteness checks every scheduler's `step` shares: typed errors for wrong
  * arguments, and one readback per step for NaN / infinity in the tensors it is given (and returns).
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { NonFiniteError, SamplerError } from '../errors.js';
 import { finiteFlags } from '../finite.js';
 
@@ -79,4 +79,26 @@ export function assertFiniteSync(
   flags.dispose();
   const bad = named.findIndex((_, j) => !v[j]);
   if (bad >= 0) throw new NonFiniteError(named[bad]![0], step);
+}
+
+/**
+ * The last step's check (`checkFinite`): the step's inputs in `named` and the returned `prevSample`,
+ * the final state, all finite in one readback; on a `NonFiniteError` the step's `outputs` are disposed
+ * first, as the caller never receives them.
+ */
+export function assertFinalStepFinite(
+  className: string,
+  named: [string, tf.Tensor][],
+  prevSample: tf.Tensor,
+  outputs: readonly tf.Tensor[],
+  t: number,
+  step: number,
+): void {
+  named.push([`${className}: prevSample, the final state after timestep ${t}`, prevSample]);
+  try {
+    assertFiniteSync(named, step);
+  } catch (e) {
+    tf.dispose([...outputs]);
+    throw e;
+  }
 }
