@@ -22,7 +22,7 @@ import {
   type SchedulerClassName,
   SchedulerConfigError,
 } from './index.js';
-import { repoRoot } from './testing/refs.js';
+import { expectClose, repoRoot } from './testing/refs.js';
 
 type Matrix = number[][];
 interface Trajectory {
@@ -104,16 +104,6 @@ function warnedKeys(warnings: readonly string[]): string[] {
   return warnings.flatMap((w) => [...w.matchAll(/'([A-Za-z0-9_]+)': /g)].map((m) => m[1]!)).sort();
 }
 
-function close(got: readonly number[], want: readonly number[], atol: number, rtol: number) {
-  expect(got.length).toBe(want.length);
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i]! - want[i]!) - (atol + rtol * Math.abs(want[i]!));
-    if (!(e <= worst)) worst = Number.isNaN(e) ? Number.POSITIVE_INFINITY : e;
-  }
-  expect(worst, `max excess over ${atol} + ${rtol}|ref|`).toBeLessThanOrEqual(0);
-}
-
 /** The exact posterior of the 2-D mixture at x = alpha x0 + sigma eps (refs README), float64. */
 function mixtureModel(x: Matrix, alpha: number, sigma: number, kind: Trajectory['output_kind']) {
   const { weights, means, covariances } = refs.mixture;
@@ -183,8 +173,8 @@ function checkSetTimesteps(s: Scheduler, n: number, ref: SetTimestepsRef) {
   }
   s.setTimesteps(n, mu === undefined ? {} : { mu });
   expect(s.timesteps, `timesteps at n = ${n}`).toEqual(want);
-  if (ref.sigmas) close(s.sigmas, ref.sigmas, 1e-6, 1e-5);
-  close([s.initNoiseSigma], [ref.init_noise_sigma ?? 1], 1e-6, 1e-5);
+  if (ref.sigmas) expectClose(s.sigmas, ref.sigmas, 1e-6, 1e-5);
+  expectClose([s.initNoiseSigma], [ref.init_noise_sigma ?? 1], 1e-6, 1e-5);
 }
 
 async function checkTrajectory(s: Scheduler, traj: Trajectory) {
@@ -202,9 +192,9 @@ async function checkTrajectory(s: Scheduler, traj: Trajectory) {
     const { prevSample, predOriginalSample } = s.step(out, ts[i]!, x, noise ? { noise } : {});
     tf.dispose([xin, out, noise, predOriginalSample, x].filter((t) => t !== undefined));
     x = prevSample;
-    close(Array.from(x.dataSync()), traj.samples_after_step[i]!.flat(), 1e-4, 1e-4);
+    expectClose(Array.from(x.dataSync()), traj.samples_after_step[i]!.flat(), 1e-4, 1e-4);
   }
-  close(Array.from(x.dataSync()), traj.final.flat(), 1e-4, 1e-4);
+  expectClose(Array.from(x.dataSync()), traj.final.flat(), 1e-4, 1e-4);
   x.dispose();
   s.dispose();
 }
@@ -262,7 +252,7 @@ describe('real diffusers configs: the four class swaps, as diffusers swaps them'
       expect(s.className).toBe(w.class_name);
       expect(warnedKeys(warnings)).toEqual(warnedKeys(w.warnings));
       expect(pythonConfig(s.toConfig())).toEqual(pythonConfig(w.resolved_config));
-      close([s.initNoiseSigma], [w.init_noise_sigma ?? 1], 1e-6, 1e-5);
+      expectClose([s.initNoiseSigma], [w.init_noise_sigma ?? 1], 1e-6, 1e-5);
       for (const [n, ref] of Object.entries(w.set_timesteps)) checkSetTimesteps(s, Number(n), ref);
       await checkTrajectory(s, w.trajectory);
     }, w.name);

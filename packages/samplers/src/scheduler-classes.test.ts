@@ -19,7 +19,7 @@ import {
   type SchedulerClassName,
   SchedulerConfigError,
 } from './index.js';
-import { loadRef, repoRoot } from './testing/refs.js';
+import { expectClose, loadRef, repoRoot } from './testing/refs.js';
 
 interface Case {
   class: string;
@@ -72,22 +72,14 @@ const TWO_STAGE = new Set(['DPMSolverSDEScheduler']);
 async function replay(s: Scheduler, c: Omit<Case, 'config'>): Promise<void> {
   s.setTimesteps(c.num_inference_steps);
   if (CONTINUOUS.has(s.className)) {
-    expect(s.timesteps.length).toBe(c.timesteps!.length);
-    for (const [k, r] of c.timesteps!.entries())
-      expect(Math.abs(s.timesteps[k]! - r), `timestep ${k}`).toBeLessThanOrEqual(
-        1e-6 + 1e-5 * Math.abs(r),
-      );
+    expectClose(s.timesteps, c.timesteps!, 1e-6, 1e-5, 'timesteps');
   } else expect(s.timesteps).toEqual(c.timesteps!.map(Math.fround));
   if (c.sigmas) {
     // two-stage classes: diffusers repeats each inner sigma; `sigmas` here is the chain
     const want = TWO_STAGE.has(s.className)
       ? c.sigmas.filter((v, k) => k === 0 || v !== c.sigmas![k - 1])
       : c.sigmas;
-    expect(s.sigmas.length).toBe(want.length);
-    for (const [k, r] of want.entries())
-      expect(Math.abs(s.sigmas[k]! - r), `sigma ${k}`).toBeLessThanOrEqual(
-        1e-6 + 1e-5 * Math.abs(r),
-      );
+    expectClose(s.sigmas, want, 1e-6, 1e-5, 'sigmas');
   }
   const { A, B, C } = ref.model;
   const got = await assertNoLeaks(async () => {
@@ -110,12 +102,7 @@ async function replay(s: Scheduler, c: Omit<Case, 'config'>): Promise<void> {
   });
   expect(got.length).toBe(c.samples!.length);
   for (let k = 0; k < got.length; k++)
-    for (let j = 0; j < got[k]!.length; j++) {
-      const r = c.samples![k]![j]!;
-      expect(Math.abs(got[k]![j]! - r), `step ${k} [${j}]`).toBeLessThanOrEqual(
-        1e-4 + 1e-4 * Math.abs(r),
-      );
-    }
+    expectClose(got[k]!, c.samples![k]!, 1e-4, 1e-4, `step ${k}`);
 }
 
 beforeAll(async () => {

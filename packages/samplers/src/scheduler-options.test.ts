@@ -16,7 +16,7 @@ import { assertNoLeaks, initBackend } from '@diffuse/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createScheduler } from './index.js';
-import { flat, loadRef } from './testing/refs.js';
+import { expectClose, flat, loadRef } from './testing/refs.js';
 
 interface Case {
   class: string;
@@ -43,21 +43,6 @@ interface Case {
 const ref = loadRef<{ model: { A: number; B: number; C: number }; cases: Case[] }>(
   'diffusers-schedulers-extra/options.json',
 );
-
-function close(
-  got: readonly number[],
-  want: readonly number[],
-  atol: number,
-  rtol: number,
-  what: string,
-) {
-  expect(got.length, `${what}: length`).toBe(want.length);
-  for (let k = 0; k < want.length; k++) {
-    const err = Math.abs(got[k]! - want[k]!);
-    if (!(err <= atol + rtol * Math.abs(want[k]!)))
-      expect.fail(`${what}[${k}]: got ${got[k]}, diffusers ${want[k]} (error ${err})`);
-  }
-}
 
 /** diffusers' sigmas as the sampler chain: Heun / KDPM2 / DPMSolverSDE repeat the interleaved levels. */
 function refChain(c: Case): number[] {
@@ -90,7 +75,7 @@ describe('scheduler options against diffusers', () => {
       // log table, EDM's and SVD's c_noise = log(sigma) / 4 in torch float32) are compared to within
       // 4 float32 ulps: numpy's SIMD float32 log is not correctly rounded (it differs from the rounded
       // float64 log in 190 of the 1000 entries of SD's table) and depends on the CPU's vector unit.
-      else close(s.timesteps, c.timesteps, 2e-7, 5e-7, 'timesteps');
+      else expectClose(s.timesteps, c.timesteps, 2e-7, 5e-7, 'timesteps');
       if (c.sigmas) {
         let got = s.sigmas;
         // DPM-Solver / UniPC with use_flow_sigmas run on the VE view v = s / (1 - s) of diffusers' s
@@ -99,9 +84,9 @@ describe('scheduler options against diffusers', () => {
         // interpolation_type 'log_linear': diffusers appends the final sigma after n + 1 levels that
         // already end at the table's smallest sigma; the last step lands there, never on the extra one
         if (c.config.interpolation_type === 'log_linear') want = want.slice(0, got.length);
-        close(got, want, 1e-6, 1e-5, 'sigmas');
+        expectClose(got, want, 1e-6, 1e-5, 'sigmas');
       }
-      close([s.initNoiseSigma], [c.init_noise_sigma], 1e-6, 1e-5, 'init_noise_sigma');
+      expectClose([s.initNoiseSigma], [c.init_noise_sigma], 1e-6, 1e-5, 'init_noise_sigma');
       if (c.trajectory_error) return;
       const { A, B, C } = ref.model;
       const shape = c.shape ?? [2, 2, 3];
@@ -129,7 +114,7 @@ describe('scheduler options against diffusers', () => {
       });
       expect(got.length, 'steps').toBe(c.samples!.length);
       for (let k = 0; k < got.length; k++)
-        close(got[k]!, flat(c.samples![k]), 1e-4, 1e-4, `sample after step ${k}`);
+        expectClose(got[k]!, flat(c.samples![k]), 1e-4, 1e-4, `sample after step ${k}`);
     });
   }
 });

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (packages/samplers/src/testing -> ../../../..). */
@@ -29,4 +30,23 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     if (!(e <= m)) m = Number.isNaN(e) ? Number.POSITIVE_INFINITY : Math.max(m, e);
   }
   return m;
+}
+
+/**
+ * Asserts |got_k - want_k| <= atol + rtol |want_k| for every k (NaN fails), and equal lengths; the
+ * failure names `what`, the index, both values and the error.
+ */
+export function expectClose(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  atol: number,
+  rtol: number,
+  what = 'value',
+): void {
+  expect(got.length, `${what}: length`).toBe(want.length);
+  for (let k = 0; k < want.length; k++) {
+    const err = Math.abs(got[k]! - want[k]!);
+    if (!(err <= atol + rtol * Math.abs(want[k]!)))
+      expect.fail(`${what}[${k}]: got ${got[k]}, reference ${want[k]} (error ${err})`);
+  }
 }
