@@ -1,6 +1,6 @@
 // A tiny static file server on 127.0.0.1 and a random free port, for the browser tests: what a page
 // is served by, as a user would open a built `dist/` from any file server. One server for the demo's
-// end-to-end test and the consumer check.
+// end-to-end test, the consumer check and the onnx package's browser test.
 import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { extname, join, normalize, resolve } from 'node:path';
@@ -8,6 +8,7 @@ import { extname, join, normalize, resolve } from 'node:path';
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.wasm': 'application/wasm',
   '.json': 'application/json',

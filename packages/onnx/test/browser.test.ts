@@ -9,24 +9,15 @@
  * is skipped saying why the page has no WebGPU adapter. Every request must stay on 127.0.0.1: the
  * demo has to work offline.
  */
-import {
-  copyFileSync,
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, Random } from '@diffuse/backend';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@diffuse/config/chromium';
+import { serveStatic } from '@diffuse/config/static-server';
 import {
   type AutoencoderKL,
   createModel,
@@ -53,37 +44,6 @@ import { randomize } from './fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.wasm': 'application/wasm',
-};
-
-/** Serves `root` on 127.0.0.1 (random port), recording every path asked for. */
-async function serve(root: string): Promise<{ server: Server; url: string; paths: string[] }> {
-  const paths: string[] = [];
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    paths.push(path);
-    let file = normalize(join(root, path));
-    if (!file.startsWith(root)) return void res.writeHead(403).end();
-    try {
-      if (statSync(file).isDirectory()) file = join(file, 'index.html');
-      res.writeHead(200, {
-        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
-        'content-length': statSync(file).size,
-      });
-      createReadStream(file).pipe(res);
-    } catch {
-      res.writeHead(404).end('not found');
-    }
-  });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}/`, paths };
-}
 
 const haveBrowser = existsSync(CHROMIUM_PATH) || process.env.CI === 'true';
 if (!haveBrowser) console.warn(`skipping the browser test: ${CHROMIUM_PATH} is missing`);
@@ -194,7 +154,7 @@ describe.skipIf(!haveBrowser)('onnxruntime-web in chromium', () => {
     for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
       copyFileSync(join(tfDist, 'dist', f), join(root, 'tfwasm', f));
     }
-    ({ server, url, paths } = await serve(root));
+    ({ server, url, requests: paths } = await serveStatic(root));
     profile = mkdtempSync(join(tmpdir(), 'diffuse-onnx-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM_PATH,
